@@ -1,0 +1,1 @@
+//! rvsd's daemon configuration file.

@@ -1,0 +1,13 @@
+//! rvs: Linux IPVS rebuilt as a DPDK poll-mode load balancer.
+//!
+//! Modules follow the data flow, and depend only downwards:
+//! `wire` <- `lb` <- `dataplane` <- daemon (`control`, binaries).
+//! Everything except `dataplane` builds without DPDK
+//! (`cargo test --no-default-features`).
+
+pub mod config;
+pub mod lb;
+pub mod wire;
+
+#[cfg(feature = "dpdk")]
+pub mod dataplane;
