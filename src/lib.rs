@@ -11,3 +11,6 @@ pub mod wire;
 
 #[cfg(feature = "dpdk")]
 pub mod dataplane;
+
+#[cfg(feature = "dpdk")]
+pub mod daemon;

@@ -1,1 +1,49 @@
-//! Safe wrappers over the DPDK FFI crate.
+//! Safe wrappers over the DPDK FFI crate (`dpdk-sys`) and the worker loop.
+//!
+//! `unsafe` in rvs lives only here and in `ffi/`; every block says why it is
+//! sound. Everything above this module sees safe types: [`Eal`], [`Mempool`],
+//! [`Mbuf`], [`Port`], [`Burst`], lcore launch.
+
+mod error;
+mod ids;
+
+pub mod eal;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod port;
+pub mod ring;
+pub mod worker;
+
+pub use eal::Eal;
+pub use error::{DpdkError, Result};
+pub use ids::{LcoreId, PortId, QueueId};
+pub use mbuf::{Burst, Mbuf, BURST_SIZE};
+pub use mempool::Mempool;
+pub use port::{LinkStatus, Port, PortConfig, PortStats, RssConfig};
+
+/// Read the CPU's time-stamp counter (cheap; the worker clock).
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: rte_rdtsc only reads the TSC register; no memory is touched.
+    unsafe { dpdk_sys::rvs_rdtsc() }
+}
+
+/// TSC ticks per second, as calibrated by the EAL.
+pub fn tsc_hz() -> u64 {
+    // SAFETY: reads a value the EAL computed at init; no arguments.
+    unsafe { dpdk_sys::rvs_tsc_hz() }
+}
+
+/// The DPDK version string of the library rvs runs against.
+pub fn version() -> String {
+    // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
+    let p = unsafe { dpdk_sys::rvs_version() };
+    if p.is_null() {
+        return String::from("unknown");
+    }
+    // SAFETY: non-null, static and NUL-terminated (see above).
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}

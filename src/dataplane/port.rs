@@ -1,0 +1,501 @@
+//! Ethernet ports: configuration (queues, RSS), start/stop, MAC, link,
+//! counters, and the per-queue rx/tx handles that workers own.
+
+use std::ffi::{CStr, CString};
+
+use dpdk_sys as sys;
+
+use super::{Burst, DpdkError, Mempool, PortId, QueueId, Result};
+
+/// Toeplitz RSS settings for a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RssConfig {
+    /// The 40-byte Toeplitz key.
+    pub key: [u8; 40],
+    /// `RTE_ETH_RSS_*` hash-type bits (see [`rss_types`]).
+    pub hash_types: u64,
+    /// Queue for each redirection-table entry; empty = spread round robin.
+    /// Shorter than the device's table: repeated to fill it.
+    pub reta: Vec<u16>,
+}
+
+/// RSS hash-type bits, read from DPDK (they are macros in C).
+pub mod rss_types {
+    pub fn ip() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_ip() }
+    }
+    pub fn tcp() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_tcp() }
+    }
+    pub fn udp() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_udp() }
+    }
+    pub fn l3_src_only() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_l3_src_only() }
+    }
+    pub fn l3_dst_only() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_l3_dst_only() }
+    }
+    pub fn l4_src_only() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_l4_src_only() }
+    }
+    pub fn l4_dst_only() -> u64 {
+        // SAFETY: returns a constant.
+        unsafe { dpdk_sys::rvs_rss_l4_dst_only() }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub rss: Option<RssConfig>,
+    pub promiscuous: bool,
+    pub mtu: Option<u16>,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            rss: None,
+            promiscuous: true,
+            mtu: None,
+        }
+    }
+}
+
+/// What the driver says it can do.
+#[derive(Clone, Debug, Default)]
+pub struct DevInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub reta_size: u16,
+    pub hash_key_size: u8,
+    pub rss_offloads: u64,
+    pub socket: i32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// A probed ethdev port. Configuration calls belong to the main thread;
+/// packet I/O goes through the [`RxQueue`]/[`TxQueue`] handles that
+/// [`Port::start`] hands out, one owner each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Port {
+    id: PortId,
+}
+
+fn check(ret: i32, what: impl FnOnce() -> String) -> Result<()> {
+    if ret < 0 {
+        Err(DpdkError::new(what(), ret))
+    } else {
+        Ok(())
+    }
+}
+
+impl Port {
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// Every port DPDK probed, in id order.
+    pub fn all() -> Vec<Port> {
+        let mut out = Vec::new();
+        let mut id: u16 = 0;
+        loop {
+            // SAFETY: plain iterator over the ethdev table; owner 0 = unowned.
+            let next = unsafe { sys::rte_eth_find_next_owned_by(id, 0) };
+            if next >= sys::RTE_MAX_ETHPORTS as u64 {
+                break;
+            }
+            out.push(Port {
+                id: PortId(next as u16),
+            });
+            id = next as u16 + 1;
+        }
+        out
+    }
+
+    /// The port of a device by name (a vdev name like `net_ring0`, or a PCI
+    /// address like `0000:01:00.0`).
+    pub fn by_name(name: &str) -> Result<Port> {
+        let c = CString::new(name).map_err(|_| DpdkError::new("port name contains NUL", 0))?;
+        let mut id: u16 = 0;
+        // SAFETY: c is NUL-terminated; id is a valid out-pointer.
+        let ret = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        check(ret, || format!("no DPDK port named {name}"))?;
+        Ok(Port { id: PortId(id) })
+    }
+
+    /// Create a virtual device after EAL init (`net_null0`, or
+    /// `net_af_packet0,iface=veth1`: name, then comma-separated arguments).
+    pub fn attach_vdev(spec: &str) -> Result<Port> {
+        let (name, args) = spec.split_once(',').unwrap_or((spec, ""));
+        let cn = CString::new(name).map_err(|_| DpdkError::new("vdev name contains NUL", 0))?;
+        let ca = CString::new(args).map_err(|_| DpdkError::new("vdev args contain NUL", 0))?;
+        // SAFETY: both strings are NUL-terminated and outlive the call.
+        let ret = unsafe { sys::rte_vdev_init(cn.as_ptr(), ca.as_ptr()) };
+        check(ret, || format!("rte_vdev_init({spec})"))?;
+        Port::by_name(name)
+    }
+
+    /// A port over DPDK rings (`net_ring`): packets enqueued on `rx[i]` are
+    /// received on queue i; packets sent on queue i land on `tx[i]`.
+    pub fn from_rings(
+        name: &str,
+        rx: &[&super::ring::Ring],
+        tx: &[&super::ring::Ring],
+    ) -> Result<Port> {
+        let c = CString::new(name).map_err(|_| DpdkError::new("port name contains NUL", 0))?;
+        let rxp: Vec<*mut sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let txp: Vec<*mut sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: the ring pointers are live rings; DPDK copies the arrays.
+        let ret = unsafe {
+            sys::rte_eth_from_rings(
+                c.as_ptr(),
+                rxp.as_ptr(),
+                rxp.len() as u32,
+                txp.as_ptr(),
+                txp.len() as u32,
+                0,
+            )
+        };
+        check(ret, || format!("rte_eth_from_rings({name})"))?;
+        Ok(Port {
+            id: PortId(ret as u16),
+        })
+    }
+
+    pub fn name(&self) -> String {
+        let mut buf = [0 as std::ffi::c_char; 64];
+        // SAFETY: buf is a writable 64-byte buffer (RTE_ETH_NAME_MAX_LEN).
+        let ret = unsafe { sys::rte_eth_dev_get_name_by_port(self.id.0, buf.as_mut_ptr()) };
+        if ret < 0 {
+            return format!("port{}", self.id.0);
+        }
+        // SAFETY: DPDK wrote a NUL-terminated name into buf.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    pub fn info(&self) -> Result<DevInfo> {
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: info is a valid out-struct for this call.
+        let ret = unsafe { sys::rte_eth_dev_info_get(self.id.0, &mut info) };
+        check(ret, || format!("rte_eth_dev_info_get({})", self.id))?;
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name points at the driver's static name string.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: plain getter.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(self.id.0) };
+        Ok(DevInfo {
+            driver,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
+            rss_offloads: info.flow_type_rss_offloads,
+            socket,
+        })
+    }
+
+    /// Configure queues and RSS, start the port, and hand out one rx and one
+    /// tx handle per queue.
+    pub fn start(&self, cfg: &PortConfig, pool: &Mempool) -> Result<(Vec<RxQueue>, Vec<TxQueue>)> {
+        let info = self.info()?;
+        if cfg.rx_queues == 0 || cfg.rx_queues > info.max_rx_queues.max(1) {
+            return Err(DpdkError::new(
+                format!(
+                    "{}: {} rx queues requested, the device has {}",
+                    self.id, cfg.rx_queues, info.max_rx_queues
+                ),
+                0,
+            ));
+        }
+        if cfg.tx_queues == 0 || cfg.tx_queues > info.max_tx_queues.max(1) {
+            return Err(DpdkError::new(
+                format!(
+                    "{}: {} tx queues requested, the device has {}",
+                    self.id, cfg.tx_queues, info.max_tx_queues
+                ),
+                0,
+            ));
+        }
+        let mut conf = sys::rte_eth_conf::default();
+        // The key must outlive rte_eth_dev_configure, which copies it.
+        let mut key = cfg.rss.as_ref().map(|r| r.key).unwrap_or([0; 40]);
+        if let Some(rss) = &cfg.rss {
+            let hf = rss.hash_types & info.rss_offloads;
+            if hf == 0 {
+                return Err(DpdkError::new(
+                    format!(
+                        "{}: driver {} supports none of the requested RSS hash types",
+                        self.id, info.driver
+                    ),
+                    0,
+                ));
+            }
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = 40;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        }
+        if let Some(mtu) = cfg.mtu {
+            conf.rxmode.mtu = mtu as u32;
+        }
+        // SAFETY: conf is fully initialised; the key pointer is valid for the call.
+        let ret =
+            unsafe { sys::rte_eth_dev_configure(self.id.0, cfg.rx_queues, cfg.tx_queues, &conf) };
+        check(ret, || format!("rte_eth_dev_configure({})", self.id))?;
+        for q in 0..cfg.rx_queues {
+            // SAFETY: queue index within what was configured; pool is live and
+            // outlives the port (rvsd stops ports before freeing pools).
+            let ret = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    self.id.0,
+                    q,
+                    cfg.rx_desc,
+                    info.socket.max(0) as u32,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
+            check(ret, || format!("rte_eth_rx_queue_setup({}, {q})", self.id))?;
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: queue index within what was configured; default txconf.
+            let ret = unsafe {
+                sys::rte_eth_tx_queue_setup(
+                    self.id.0,
+                    q,
+                    cfg.tx_desc,
+                    info.socket.max(0) as u32,
+                    std::ptr::null(),
+                )
+            };
+            check(ret, || format!("rte_eth_tx_queue_setup({}, {q})", self.id))?;
+        }
+        // SAFETY: the port is configured with its queues set up.
+        let ret = unsafe { sys::rte_eth_dev_start(self.id.0) };
+        check(ret, || format!("rte_eth_dev_start({})", self.id))?;
+        if let Some(rss) = &cfg.rss {
+            if info.reta_size > 0 {
+                self.set_reta(&rss.reta, cfg.rx_queues, info.reta_size)?;
+            }
+        }
+        if cfg.promiscuous {
+            // SAFETY: plain control call on a started port. Some vdevs do not
+            // implement it; that is not fatal for them.
+            let _ = unsafe { sys::rte_eth_promiscuous_enable(self.id.0) };
+        }
+        let rx = (0..cfg.rx_queues)
+            .map(|q| RxQueue {
+                port: self.id,
+                queue: QueueId(q),
+            })
+            .collect();
+        let tx = (0..cfg.tx_queues)
+            .map(|q| TxQueue {
+                port: self.id,
+                queue: QueueId(q),
+            })
+            .collect();
+        Ok((rx, tx))
+    }
+
+    fn set_reta(&self, reta: &[u16], queues: u16, size: u16) -> Result<()> {
+        let groups = (size as usize).div_ceil(64);
+        let mut conf = vec![sys::rte_eth_rss_reta_entry64::default(); groups];
+        for i in 0..size as usize {
+            let q = if reta.is_empty() {
+                (i % queues as usize) as u16
+            } else {
+                reta[i % reta.len()]
+            };
+            if q >= queues {
+                return Err(DpdkError::new(
+                    format!(
+                        "{}: RSS table names queue {q}, the port has {queues}",
+                        self.id
+                    ),
+                    0,
+                ));
+            }
+            conf[i / 64].mask |= 1u64 << (i % 64);
+            conf[i / 64].reta[i % 64] = q;
+        }
+        // SAFETY: conf holds ceil(size/64) groups, as DPDK requires for size.
+        let ret = unsafe { sys::rte_eth_dev_rss_reta_update(self.id.0, conf.as_mut_ptr(), size) };
+        check(ret, || format!("rte_eth_dev_rss_reta_update({})", self.id))
+    }
+
+    /// The redirection table as the device reports it.
+    pub fn reta(&self) -> Result<Vec<u16>> {
+        let size = self.info()?.reta_size;
+        let groups = (size as usize).div_ceil(64);
+        let mut conf = vec![sys::rte_eth_rss_reta_entry64::default(); groups];
+        for g in conf.iter_mut() {
+            g.mask = u64::MAX;
+        }
+        // SAFETY: conf holds ceil(size/64) groups with every entry requested.
+        let ret = unsafe { sys::rte_eth_dev_rss_reta_query(self.id.0, conf.as_mut_ptr(), size) };
+        check(ret, || format!("rte_eth_dev_rss_reta_query({})", self.id))?;
+        Ok((0..size as usize)
+            .map(|i| conf[i / 64].reta[i % 64])
+            .collect())
+    }
+
+    /// The RSS key and hash types in force.
+    pub fn rss_hash_conf(&self) -> Result<(Vec<u8>, u64)> {
+        let mut key = [0u8; 64];
+        let mut conf = sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: 64,
+            rss_hf: 0,
+        };
+        // SAFETY: rss_key points at 64 writable bytes, as rss_key_len says.
+        let ret = unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.id.0, &mut conf) };
+        check(ret, || {
+            format!("rte_eth_dev_rss_hash_conf_get({})", self.id)
+        })?;
+        let n = (conf.rss_key_len as usize).min(64);
+        Ok((key[..n].to_vec(), conf.rss_hf))
+    }
+
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let mut a = sys::rte_ether_addr::default();
+        // SAFETY: a is a valid out-struct.
+        let ret = unsafe { sys::rte_eth_macaddr_get(self.id.0, &mut a) };
+        check(ret, || format!("rte_eth_macaddr_get({})", self.id))?;
+        Ok(a.addr_bytes)
+    }
+
+    pub fn link(&self) -> Result<LinkStatus> {
+        let mut l = sys::rte_eth_link::default();
+        // SAFETY: l is a valid out-struct; the nowait variant never blocks.
+        let ret = unsafe { sys::rte_eth_link_get_nowait(self.id.0, &mut l) };
+        check(ret, || format!("rte_eth_link_get_nowait({})", self.id))?;
+        Ok(LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+            full_duplex: l.link_duplex() != 0,
+        })
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: s is a valid out-struct.
+        let ret = unsafe { sys::rte_eth_stats_get(self.id.0, &mut s) };
+        check(ret, || format!("rte_eth_stats_get({})", self.id))?;
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Stop the port: no more rx/tx. Queue handles must not be used after.
+    pub fn stop(&self) -> Result<()> {
+        // SAFETY: control call; workers are joined before rvsd stops ports.
+        let ret = unsafe { sys::rte_eth_dev_stop(self.id.0) };
+        check(ret, || format!("rte_eth_dev_stop({})", self.id))
+    }
+
+    /// Release the port (after stop).
+    pub fn close(&self) -> Result<()> {
+        // SAFETY: control call on a stopped port.
+        let ret = unsafe { sys::rte_eth_dev_close(self.id.0) };
+        check(ret, || format!("rte_eth_dev_close({})", self.id))
+    }
+}
+
+/// The receive side of one queue. Not `Clone`: one owner polls it.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: PortId,
+    queue: QueueId,
+}
+
+/// The transmit side of one queue. Not `Clone`: one owner sends on it.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: PortId,
+    queue: QueueId,
+}
+
+impl RxQueue {
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+    pub fn queue(&self) -> QueueId {
+        self.queue
+    }
+
+    /// Receive into the free part of `burst`; returns how many arrived.
+    #[inline]
+    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        let (p, q) = (self.port.0, self.queue.0);
+        // SAFETY: we own this queue (one RxQueue per queue exists, and
+        // &mut self excludes concurrent use); dst has room for n pointers.
+        burst.fill_from(|dst, n| unsafe { sys::rvs_rx_burst(p, q, dst, n) })
+    }
+}
+
+impl TxQueue {
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+    pub fn queue(&self) -> QueueId {
+        self.queue
+    }
+
+    /// Send what the queue accepts; unsent packets stay in `burst`.
+    #[inline]
+    pub fn tx_burst(&mut self, burst: &mut Burst) -> usize {
+        let (p, q) = (self.port.0, self.queue.0);
+        // SAFETY: we own this queue; DPDK takes ownership of the first
+        // `sent` mbufs, which drain_into forgets.
+        burst.drain_into(|src, n| unsafe { sys::rvs_tx_burst(p, q, src, n) })
+    }
+}

@@ -1,0 +1,225 @@
+//! The per-lcore worker loop: rx burst -> a verdict per packet from a
+//! [`Pipeline`] -> per-port tx buffers -> tx burst. The load balancer plugs in
+//! as a `Pipeline`; the loop itself knows nothing about packets.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::mbuf::{Burst, Mbuf, BURST_SIZE};
+use super::port::{RxQueue, TxQueue};
+
+/// Why a packet was dropped; one counter each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The tx queue was full after the flush retries.
+    TxFull = 0,
+    /// No rule for the packet (not ours, unknown protocol...).
+    NoRoute = 1,
+    /// The packet could not be parsed.
+    Malformed = 2,
+    /// The hand-off ring to the owning lcore was full.
+    HandoffFull = 3,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 4;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::TxFull,
+        DropReason::NoRoute,
+        DropReason::Malformed,
+        DropReason::HandoffFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TxFull => "tx-full",
+            DropReason::NoRoute => "no-route",
+            DropReason::Malformed => "malformed",
+            DropReason::HandoffFull => "handoff-full",
+        }
+    }
+}
+
+/// What to do with one received packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on the worker's queue of port `n` (index in its port list).
+    Tx(u16),
+    Drop(DropReason),
+}
+
+/// Packet processing plugged into the worker loop.
+pub trait Pipeline {
+    /// Decide every packet of a burst received on port index `port`,
+    /// writing `verdicts[i]` for `pkts[i]`; packets may be rewritten in place.
+    fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]);
+
+    /// Called once per loop iteration, after tx (timers, config pickup).
+    fn tick(&mut self, _now_tsc: u64) {}
+}
+
+/// Plain L2 forwarding: everything received on port i leaves on `peer[i]`.
+pub struct L2Forward {
+    pub peer: Vec<u16>,
+}
+
+impl Pipeline for L2Forward {
+    #[inline]
+    fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]) {
+        let v = match self.peer.get(port as usize) {
+            Some(&p) => Verdict::Tx(p),
+            None => Verdict::Drop(DropReason::NoRoute),
+        };
+        for slot in verdicts.iter_mut().take(pkts.len()) {
+            *slot = v;
+        }
+    }
+}
+
+/// Counters of one worker. Single writer (its lcore), relaxed stores once
+/// per burst; readers sum them from any thread.
+#[derive(Default, Debug)]
+pub struct WorkerStats {
+    pub rx: AtomicU64,
+    pub tx: AtomicU64,
+    pub loops: AtomicU64,
+    pub idle_loops: AtomicU64,
+    pub drops: [AtomicU64; DropReason::COUNT],
+}
+
+/// A plain copy of [`WorkerStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerCounts {
+    pub rx: u64,
+    pub tx: u64,
+    pub loops: u64,
+    pub idle_loops: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl WorkerStats {
+    pub fn snapshot(&self) -> WorkerCounts {
+        let mut drops = [0; DropReason::COUNT];
+        for (d, a) in drops.iter_mut().zip(&self.drops) {
+            *d = a.load(Ordering::Relaxed);
+        }
+        WorkerCounts {
+            rx: self.rx.load(Ordering::Relaxed),
+            tx: self.tx.load(Ordering::Relaxed),
+            loops: self.loops.load(Ordering::Relaxed),
+            idle_loops: self.idle_loops.load(Ordering::Relaxed),
+            drops,
+        }
+    }
+}
+
+/// Single-writer add: a load and a store, no locked instruction.
+#[inline]
+fn bump(a: &AtomicU64, n: u64) {
+    if n != 0 {
+        a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+}
+
+/// One worker's queues: rx and tx queue `i` belong to port index `i`.
+pub struct Worker<P: Pipeline> {
+    pub rx: Vec<RxQueue>,
+    pub tx: Vec<TxQueue>,
+    pub pipeline: P,
+    pub stats: Arc<WorkerStats>,
+    pending: Vec<Burst>,
+}
+
+/// How many times a full tx queue is retried before its packets are dropped.
+const TX_RETRIES: usize = 4;
+
+impl<P: Pipeline> Worker<P> {
+    pub fn new(rx: Vec<RxQueue>, tx: Vec<TxQueue>, pipeline: P, stats: Arc<WorkerStats>) -> Self {
+        let pending = tx.iter().map(|_| Burst::new()).collect();
+        Worker {
+            rx,
+            tx,
+            pipeline,
+            stats,
+            pending,
+        }
+    }
+
+    /// Poll until `stop` is set, then flush and return.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            self.poll_once(super::tsc());
+        }
+        for p in 0..self.pending.len() {
+            self.flush(p);
+        }
+    }
+
+    /// One pass over every rx queue. Returns the packets received.
+    pub fn poll_once(&mut self, now_tsc: u64) -> usize {
+        let mut verdicts = [Verdict::Drop(DropReason::NoRoute); BURST_SIZE];
+        let mut burst = Burst::new();
+        let mut received = 0;
+        let mut drops = [0u64; DropReason::COUNT];
+        for port in 0..self.rx.len() {
+            let n = self.rx[port].rx_burst(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            self.pipeline
+                .process(port as u16, burst.as_mut_slice(), &mut verdicts);
+            for (m, v) in burst.drain().zip(verdicts.iter()) {
+                match *v {
+                    Verdict::Tx(out) => {
+                        let out = out as usize;
+                        if out >= self.pending.len() {
+                            drops[DropReason::NoRoute as usize] += 1;
+                            continue;
+                        }
+                        if self.pending[out].is_full() {
+                            drops[DropReason::TxFull as usize] += self.flush(out);
+                        }
+                        if self.pending[out].push(m).is_err() {
+                            drops[DropReason::TxFull as usize] += 1;
+                        }
+                    }
+                    Verdict::Drop(r) => drops[r as usize] += 1,
+                }
+            }
+        }
+        for p in 0..self.pending.len() {
+            drops[DropReason::TxFull as usize] += self.flush(p);
+        }
+        bump(&self.stats.rx, received as u64);
+        for (a, d) in self.stats.drops.iter().zip(drops) {
+            bump(a, d);
+        }
+        bump(&self.stats.loops, 1);
+        if received == 0 {
+            bump(&self.stats.idle_loops, 1);
+        }
+        self.pipeline.tick(now_tsc);
+        received
+    }
+
+    /// Send port `p`'s pending packets; returns how many had to be dropped.
+    fn flush(&mut self, p: usize) -> u64 {
+        let burst = &mut self.pending[p];
+        if burst.is_empty() {
+            return 0;
+        }
+        let mut sent = 0;
+        for _ in 0..TX_RETRIES {
+            sent += self.tx[p].tx_burst(burst);
+            if burst.is_empty() {
+                break;
+            }
+        }
+        bump(&self.stats.tx, sent as u64);
+        let dropped = burst.len() as u64;
+        burst.drain().for_each(drop);
+        dropped
+    }
+}
