@@ -26,6 +26,12 @@ fn main() {
         }
     };
     println!("cargo:version={}", dpdk.version);
+    // rte_eth_from_rings lives in the net_ring driver, which pkg-config does
+    // not list (drivers are plugins). Linking it is harmless: the EAL's
+    // plugin loader finds the same, already loaded, library.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+    // rte_vdev_init (hot-plugging a vdev after init) is in the vdev bus library.
+    println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
 
     // The C compiler flags pkg-config gives (-include rte_config.h, -march=...),
     // verbatim: the pkg-config crate splits them into paths and defines only.

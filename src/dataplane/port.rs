@@ -115,6 +115,11 @@ pub struct Port {
     id: PortId,
 }
 
+/// ENOTSUP on Linux: a driver without the operation.
+const fn libc_enotsup() -> i32 {
+    95
+}
+
 fn check(ret: i32, what: impl FnOnce() -> String) -> Result<()> {
     if ret < 0 {
         Err(DpdkError::new(what(), ret))
@@ -315,6 +320,21 @@ impl Port {
         let ret = unsafe { sys::rte_eth_dev_start(self.id.0) };
         check(ret, || format!("rte_eth_dev_start({})", self.id))?;
         if let Some(rss) = &cfg.rss {
+            // Some drivers (net_null among them) ignore the key given at
+            // configure time; set it again explicitly.
+            let mut conf = sys::rte_eth_rss_conf {
+                rss_key: key.as_mut_ptr(),
+                rss_key_len: 40,
+                rss_hf: rss.hash_types & info.rss_offloads,
+            };
+            // SAFETY: conf points at our 40-byte key for the duration of the call.
+            let ret = unsafe { sys::rte_eth_dev_rss_hash_update(self.id.0, &mut conf) };
+            if ret < 0 && ret != -(libc_enotsup()) {
+                return Err(DpdkError::new(
+                    format!("rte_eth_dev_rss_hash_update({})", self.id),
+                    ret,
+                ));
+            }
             if info.reta_size > 0 {
                 self.set_reta(&rss.reta, cfg.rx_queues, info.reta_size)?;
             }
@@ -394,7 +414,9 @@ impl Port {
         check(ret, || {
             format!("rte_eth_dev_rss_hash_conf_get({})", self.id)
         })?;
-        let n = (conf.rss_key_len as usize).min(64);
+        let size = self.info()?.hash_key_size as usize;
+        // Drivers that do not report a key size use the standard 40 bytes.
+        let n = if size > 0 { size } else { 40 }.min(64);
         Ok((key[..n].to_vec(), conf.rss_hf))
     }
 

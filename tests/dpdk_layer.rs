@@ -1,0 +1,228 @@
+//! DPDK layer on virtual devices, in one process (the EAL is once per
+//! process, so this file holds a single test walking through every check).
+#![cfg(feature = "dpdk")]
+
+use std::net::IpAddr;
+
+use rvs::dataplane::lcore::{self, Exit};
+use rvs::dataplane::port::rss_types;
+use rvs::dataplane::ring::Ring;
+use rvs::dataplane::worker::{L2Forward, Worker, WorkerStats};
+use rvs::dataplane::{Burst, Eal, LcoreId, Mbuf, Mempool, Port, PortConfig, RssConfig};
+use rvs::rss::Toeplitz;
+
+/// The EAL's runtime directory for our file prefix, removed on drop.
+struct RuntimeDir(String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.0));
+    }
+}
+
+fn frame(i: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14..18].copy_from_slice(&i.to_be_bytes());
+    for (k, b) in f.iter_mut().enumerate().skip(18) {
+        *b = (k as u32 ^ i) as u8;
+    }
+    f
+}
+
+#[test]
+fn dpdk_layer_on_virtual_devices() {
+    let prefix = format!("rvs-test-{}", std::process::id());
+    let _dir = RuntimeDir(prefix.clone());
+    let eal = Eal::init(&[
+        "rvs-test",
+        "-l",
+        "0,1",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "256",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "*:warning",
+    ])
+    .expect("EAL init");
+    assert!(
+        Eal::init(&["again"]).is_err(),
+        "a second EAL init is refused"
+    );
+    assert_eq!(eal.worker_lcores(), vec![LcoreId(1)]);
+
+    let pool = Mempool::new("test_pool", 4095, 0, 2048 + 128, -1).expect("mempool");
+    let start_avail = pool.avail_count();
+
+    // --- RAII mbuf: prepend/append/adj/trim, freed exactly once.
+    {
+        let mut m = Mbuf::from_bytes(&pool, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(pool.avail_count(), start_avail - 1);
+        let room = m.headroom();
+        m.prepend(20).unwrap().fill(0xee);
+        assert_eq!(m.len(), 24);
+        assert_eq!(m.headroom(), room - 20);
+        assert_eq!(&m.data()[20..], &[1, 2, 3, 4]);
+        assert!(
+            m.prepend(room).is_none(),
+            "more than the headroom is refused"
+        );
+        m.append(2).unwrap().copy_from_slice(&[5, 6]);
+        assert!(m.adj(20));
+        assert!(m.trim(1));
+        assert_eq!(m.data(), &[1, 2, 3, 4, 5]);
+        assert!(!m.adj(100));
+        let raw = m.into_raw();
+        // SAFETY: raw came from into_raw just above and is owned by nobody else.
+        let m = unsafe { Mbuf::from_raw(raw) };
+        drop(m);
+        assert_eq!(pool.avail_count(), start_avail);
+    }
+
+    // --- Two ring-backed ports, L2 forwarding: frames come out unchanged.
+    let rings: Vec<Ring> = ["a_in", "a_out", "b_in", "b_out"]
+        .iter()
+        .map(|n| Ring::new(n, 1024).unwrap())
+        .collect();
+    let pa = Port::from_rings("net_ring_a", &[&rings[0]], &[&rings[1]]).unwrap();
+    let pb = Port::from_rings("net_ring_b", &[&rings[2]], &[&rings[3]]).unwrap();
+    let (rxa, txa) = pa.start(&PortConfig::default(), &pool).unwrap();
+    let (rxb, txb) = pb.start(&PortConfig::default(), &pool).unwrap();
+    assert_eq!(Port::by_name(&pa.name()).unwrap(), pa, "{}", pa.name());
+
+    let to_a: Vec<Vec<u8>> = (0..100)
+        .map(|i| frame(i, 60 + (i as usize % 1400)))
+        .collect();
+    let to_b: Vec<Vec<u8>> = (1000..1050).map(|i| frame(i, 64)).collect();
+    let inject = |ring: &Ring, frames: &[Vec<u8>]| {
+        for chunk in frames.chunks(32) {
+            let mut b = Burst::new();
+            for f in chunk {
+                b.push(Mbuf::from_bytes(&pool, f).unwrap()).ok().unwrap();
+            }
+            assert_eq!(ring.enqueue(&mut b), chunk.len());
+        }
+    };
+    inject(&rings[0], &to_a);
+    inject(&rings[2], &to_b);
+
+    let stats = std::sync::Arc::new(WorkerStats::default());
+    let mut rx = rxa;
+    rx.extend(rxb);
+    let mut tx = txa;
+    tx.extend(txb);
+    let mut worker = Worker::new(rx, tx, L2Forward { peer: vec![1, 0] }, stats.clone());
+    for _ in 0..20 {
+        worker.poll_once(0);
+    }
+    let collect = |ring: &Ring| {
+        let mut out = Vec::new();
+        let mut b = Burst::new();
+        while ring.dequeue(&mut b) > 0 {
+            out.extend(b.drain().map(|m| m.data().to_vec()));
+        }
+        out
+    };
+    assert_eq!(
+        collect(&rings[3]),
+        to_a,
+        "port a's frames leave port b unchanged"
+    );
+    assert_eq!(
+        collect(&rings[1]),
+        to_b,
+        "port b's frames leave port a unchanged"
+    );
+    let c = stats.snapshot();
+    assert_eq!((c.rx, c.tx), (150, 150));
+    assert_eq!(c.drops.iter().sum::<u64>(), 0);
+    let sa = pa.stats().unwrap();
+    assert_eq!((sa.ipackets, sa.opackets), (100, 50));
+    drop(worker);
+
+    // --- RSS on a multi-queue vdev: key, hash types and RETA accepted and read back.
+    let pn = Port::attach_vdev("net_null7,copy=0").unwrap();
+    let info = pn.info().unwrap();
+    assert!(info.reta_size >= 4, "net_null offers a redirection table");
+    let key: [u8; 40] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let rss = RssConfig {
+        key,
+        hash_types: rss_types::ip() | rss_types::tcp() | rss_types::udp(),
+        reta: vec![3, 2, 1, 0],
+    };
+    let cfg = PortConfig {
+        rx_queues: 4,
+        tx_queues: 4,
+        rss: Some(rss),
+        ..PortConfig::default()
+    };
+    let (rxn, txn) = pn.start(&cfg, &pool).unwrap();
+    assert_eq!((rxn.len(), txn.len()), (4, 4));
+    let reta = pn.reta().unwrap();
+    assert_eq!(reta.len(), info.reta_size as usize);
+    assert!(reta.chunks(4).all(|c| c == [3, 2, 1, 0]), "{reta:?}");
+    let (got_key, hf) = pn.rss_hash_conf().unwrap();
+    assert_eq!(got_key, key);
+    assert_ne!(hf & rss_types::ip(), 0);
+    let bad = PortConfig {
+        rx_queues: 2,
+        tx_queues: 2,
+        rss: Some(RssConfig {
+            key,
+            hash_types: rss_types::ip(),
+            reta: vec![0, 5],
+        }),
+        ..PortConfig::default()
+    };
+    pn.stop().unwrap();
+    assert!(
+        pn.start(&bad, &pool).is_err(),
+        "a RETA naming a missing queue is refused"
+    );
+    pn.stop().ok();
+    pn.close().unwrap();
+
+    // --- rvs's software Toeplitz agrees with DPDK's rte_softrss.
+    let t = Toeplitz::new(key);
+    let mut seed = 0x1234_5678_u32;
+    for _ in 0..1000 {
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let (s, d, p) = (next(), next(), next());
+        let mut words = [s, d, p];
+        // SAFETY: words is 3 host-order u32s, the key 40 bytes.
+        let want = unsafe { dpdk_sys::rvs_softrss(words.as_mut_ptr(), 3, key.as_ptr()) };
+        let got = t.hash_tuple(
+            IpAddr::from(s.to_be_bytes()),
+            IpAddr::from(d.to_be_bytes()),
+            Some(((p >> 16) as u16, p as u16)),
+        );
+        assert_eq!(got, want);
+    }
+
+    // --- A panicking worker is caught at the lcore entry and reported.
+    let h = lcore::launch(LcoreId(1), || panic!("boom on purpose")).unwrap();
+    assert_eq!(h.join(), Exit::Panicked("boom on purpose".into()));
+    let h = lcore::launch(LcoreId(1), || ()).unwrap();
+    assert_eq!(h.join(), Exit::Returned);
+
+    // --- Nothing leaked: every mbuf is back in the pool.
+    for p in [pa, pb] {
+        p.stop().unwrap();
+        p.close().unwrap();
+    }
+    drop(rings);
+    assert_eq!(pool.avail_count(), start_avail, "mbufs leaked");
+    assert_eq!(pool.in_use_count(), 0);
+    drop(pool);
+    drop(eal);
+}
