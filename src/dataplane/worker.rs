@@ -188,9 +188,11 @@ impl<P: Pipeline> Worker<P> {
                     Verdict::Drop(r) => drops[r as usize] += 1,
                 }
             }
-        }
-        for p in 0..self.pending.len() {
-            drops[DropReason::TxFull as usize] += self.flush(p);
+            // Transmit before the next rx: the mbufs freed by tx go back to
+            // the lcore's mempool cache and are reused hot by the next rx.
+            for p in 0..self.pending.len() {
+                drops[DropReason::TxFull as usize] += self.flush(p);
+            }
         }
         bump(&self.stats.rx, received as u64);
         for (a, d) in self.stats.drops.iter().zip(drops) {

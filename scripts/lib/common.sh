@@ -1,0 +1,85 @@
+# Shared helpers for rvs scripts: unique names, cleanup of what we create,
+# bounded waits. Source it; do not run it.
+
+RVS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# A short unique id for names (interfaces are limited to 15 characters).
+rvs_uid() {
+    printf '%04x%02x' $(( $$ & 0xffff )) $(( RANDOM & 0xff ))
+}
+
+# Everything registered here is undone by rvs_cleanup, in reverse order.
+RVS_CLEANUP=()
+rvs_on_exit() { RVS_CLEANUP+=("$*"); }
+
+rvs_cleanup() {
+    local i
+    for ((i=${#RVS_CLEANUP[@]}-1; i>=0; i--)); do
+        eval "${RVS_CLEANUP[$i]}" >/dev/null 2>&1 || true
+    done
+    RVS_CLEANUP=()
+}
+
+# Stop a process we started, by pid: SIGINT, then SIGKILL after a grace period.
+rvs_stop_pid() {
+    local pid=$1 grace=${2:-10}
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq $((grace * 10))); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# Make sure the build dependencies are there (scripts/deps does nothing when they are).
+rvs_deps() {
+    if ! command -v cargo >/dev/null 2>&1 || ! pkg-config --exists libdpdk 2>/dev/null \
+        || ! command -v dpdk-testpmd >/dev/null 2>&1 || ! command -v ethtool >/dev/null 2>&1 \
+        || ! command -v socat >/dev/null 2>&1 || ! command -v tshark >/dev/null 2>&1; then
+        "$RVS_ROOT/scripts/deps"
+    fi
+}
+
+# Wait until a command succeeds, at most $1 seconds.
+rvs_wait_for() {
+    local secs=$1; shift
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < end)) || return 1
+        sleep 0.2
+    done
+}
+
+# A veth pair: $1 stays in the root namespace (for rvsd), $2 goes into
+# namespace $3 with address $4. Offloads are off on both ends so that the
+# kernel hands whole frames with full checksums to AF_PACKET.
+rvs_veth_to_ns() {
+    local host=$1 peer=$2 ns=$3 addr=$4
+    ip link add "$host" type veth peer name "$peer"
+    rvs_on_exit "ip link del $host"
+    ip link set "$peer" netns "$ns"
+    ip link set "$host" up
+    ip link set "$host" promisc on
+    ethtool -K "$host" tx off tso off gso off gro off >/dev/null 2>&1 || true
+    sysctl -qw "net.ipv6.conf.$host.disable_ipv6=1" || true
+    ip -n "$ns" link set "$peer" up
+    ip -n "$ns" addr add "$addr" dev "$peer"
+    ip netns exec "$ns" ethtool -K "$peer" tx off tso off gso off gro off >/dev/null 2>&1 || true
+}
+
+rvs_netns_add() {
+    ip netns add "$1"
+    rvs_on_exit "ip netns del $1"
+    ip -n "$1" link set lo up
+}
+
+# EAL arguments for a run without NICs and hugepages, with a unique file
+# prefix, into the array RVS_EAL; the prefix's runtime directory is removed
+# at exit. (Not a $(...) function: cleanup must be registered in this shell.)
+rvs_eal_args() {
+    local prefix=$1
+    rvs_on_exit "rm -rf /var/run/dpdk/$prefix"
+    RVS_EAL=(--no-huge --no-pci -m 512 --file-prefix "$prefix" --log-level '*:warning')
+}
