@@ -70,7 +70,11 @@ mod tests {
             let dst = Ipv4Addr::from(0x0A14_0000 + d);
             let k = key_to(dst);
             let a = s.schedule(&set, &k, Instant::ZERO).unwrap();
-            let k2 = FlowKey { src: "172.16.0.9".parse().unwrap(), sport: 999, ..k };
+            let k2 = FlowKey {
+                src: "172.16.0.9".parse().unwrap(),
+                sport: 999,
+                ..k
+            };
             assert_eq!(s.schedule(&set, &k2, Instant::ZERO), Some(a));
             let want = s.table[(u32::from(dst).wrapping_mul(0x61C8_8647) >> 24) as usize];
             assert_eq!(a as u32, want);

@@ -30,8 +30,7 @@ pub const DEFAULT_EXPIRATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// weight, while some server in the list (any, the kernel does not filter)
 /// has `2 * activeconns < weight`.
 pub(crate) fn is_overloaded(d: &dyn DestSet, i: usize) -> bool {
-    d.active(i) > d.weight(i)
-        && (0..d.len()).any(|j| (d.active(j) as u64) * 2 < d.weight(j) as u64)
+    d.active(i) > d.weight(i) && (0..d.len()).any(|j| (d.active(j) as u64) * 2 < d.weight(j) as u64)
 }
 
 #[derive(Debug)]

@@ -43,7 +43,9 @@ struct ServerSet {
 
 impl ServerSet {
     fn members(&self) -> impl Iterator<Item = usize> + '_ {
-        self.members[..self.len as usize].iter().map(|&m| m as usize)
+        self.members[..self.len as usize]
+            .iter()
+            .map(|&m| m as usize)
     }
 
     /// Weighted least-connection member (`ip_vs_dest_set_min`).

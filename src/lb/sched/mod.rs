@@ -219,9 +219,14 @@ pub(crate) fn ids(d: &dyn DestSet) -> Vec<DestId> {
 /// For each index of `old`, the index the same server has in `new`, or
 /// [`NO_DEST`] when it was removed.
 pub(crate) fn remap(old: &[DestId], new: &[DestId]) -> Vec<u32> {
-    let pos: std::collections::HashMap<DestId, u32> =
-        new.iter().enumerate().map(|(i, id)| (*id, i as u32)).collect();
-    old.iter().map(|id| pos.get(id).copied().unwrap_or(NO_DEST)).collect()
+    let pos: std::collections::HashMap<DestId, u32> = new
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
+    old.iter()
+        .map(|id| pos.get(id).copied().unwrap_or(NO_DEST))
+        .collect()
 }
 
 #[cfg(test)]
@@ -261,7 +266,11 @@ mod tests {
                 let mut s = new(n, flags).unwrap();
                 s.update(&set);
                 for k in 0..200 {
-                    assert_eq!(s.schedule(&set, &key(k), Instant::ZERO), None, "{n} {flags:?}");
+                    assert_eq!(
+                        s.schedule(&set, &key(k), Instant::ZERO),
+                        None,
+                        "{n} {flags:?}"
+                    );
                 }
             }
         }
@@ -280,7 +289,11 @@ mod tests {
                 let mut s = new(n, flags).unwrap();
                 s.update(&set);
                 for k in 0..200 {
-                    assert_eq!(s.schedule(&set, &key(k), Instant::ZERO), None, "{n} {flags:?}");
+                    assert_eq!(
+                        s.schedule(&set, &key(k), Instant::ZERO),
+                        None,
+                        "{n} {flags:?}"
+                    );
                 }
             }
         }
@@ -327,14 +340,17 @@ mod tests {
         assert_eq!(hash_32(0, 8), 0);
         assert_eq!(hash_32(1, 8), 0x61);
         assert_eq!(hash_32(2, 8), 0xC3);
-        assert_eq!(hash_32(0x0A00_0001, 8), (0x0A00_0001u32.wrapping_mul(0x61C8_8647)) >> 24);
+        assert_eq!(
+            hash_32(0x0A00_0001, 8),
+            (0x0A00_0001u32.wrapping_mul(0x61C8_8647)) >> 24
+        );
     }
 
     #[test]
     fn addr_fold_v4_and_v6() {
         assert_eq!(addr_fold(&"10.1.2.3".parse().unwrap()), 0x0A01_0203);
         let v6: IpAddr = "2001:db8::1:0:0:7".parse().unwrap();
-        assert_eq!(addr_fold(&v6), 0x2001_0db8 ^ 0 ^ 0x0001_0000 ^ 0x0000_0007);
+        assert_eq!(addr_fold(&v6), 0x2001_0db8 ^ 0x0001_0000 ^ 0x0000_0007);
     }
 
     #[test]
@@ -344,7 +360,10 @@ mod tests {
         assert_eq!(weighted_least(&set, |_| 0), Some(1));
         let set = TestSet::weights(&[2, 1]);
         // 4/2 == 2/1 -> tie keeps index 0
-        assert_eq!(weighted_least(&set, |i| if i == 0 { 4 } else { 2 }), Some(0));
+        assert_eq!(
+            weighted_least(&set, |i| if i == 0 { 4 } else { 2 }),
+            Some(0)
+        );
     }
 
     #[test]

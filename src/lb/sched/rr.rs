@@ -42,7 +42,10 @@ impl Scheduler for Rr {
                 new_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
             // The server itself if it survived, else the nearest earlier
             // survivor, else the head.
-            self.pos = self.ids[..=p].iter().rev().find_map(|id| index.get(id).copied());
+            self.pos = self.ids[..=p]
+                .iter()
+                .rev()
+                .find_map(|id| index.get(id).copied());
         } else {
             self.pos = None;
         }
@@ -73,7 +76,9 @@ mod tests {
     use super::*;
 
     fn run(s: &mut Rr, set: &TestSet, n: usize) -> Vec<Option<usize>> {
-        (0..n).map(|k| s.schedule(set, &key(k as u32), Instant::ZERO)).collect()
+        (0..n)
+            .map(|k| s.schedule(set, &key(k as u32), Instant::ZERO))
+            .collect()
     }
 
     #[test]

@@ -127,7 +127,10 @@ mod tests {
         let k = key_from(Ipv4Addr::new(192, 168, 1, 77), 1234);
         let want = (0xC0A8_014Du32.wrapping_mul(0x61C8_8647) >> 24) as usize;
         assert_eq!(s.bucket(&k), want);
-        let s = Sh::new(SchedFlags { port: true, fallback: false });
+        let s = Sh::new(SchedFlags {
+            port: true,
+            fallback: false,
+        });
         let want = ((0xC0A8_014Du32 + 1234).wrapping_mul(0x61C8_8647) >> 24) as usize;
         assert_eq!(s.bucket(&k), want);
     }
@@ -151,7 +154,13 @@ mod tests {
     #[test]
     fn port_flag_spreads_one_source() {
         let set = TestSet::weights(&[1, 1, 1, 1]);
-        let mut s = sh(SchedFlags { port: true, fallback: false }, &set);
+        let mut s = sh(
+            SchedFlags {
+                port: true,
+                fallback: false,
+            },
+            &set,
+        );
         let mut seen = [false; 4];
         for port in 0..64 {
             let k = key_from(Ipv4Addr::new(1, 2, 3, 4), port);
@@ -179,10 +188,16 @@ mod tests {
         let mut s = sh(SchedFlags::default(), &set);
         let mut g = Gen(3);
         let flows: Vec<FlowKey> = (0..300).map(|_| g.flow()).collect();
-        let before: Vec<_> = flows.iter().map(|k| s.schedule(&set, k, Instant::ZERO)).collect();
+        let before: Vec<_> = flows
+            .iter()
+            .map(|k| s.schedule(&set, k, Instant::ZERO))
+            .collect();
         // Connection counts do not matter.
         set.0[0].active = 1000;
-        let again: Vec<_> = flows.iter().map(|k| s.schedule(&set, k, Instant::ZERO)).collect();
+        let again: Vec<_> = flows
+            .iter()
+            .map(|k| s.schedule(&set, k, Instant::ZERO))
+            .collect();
         assert_eq!(before, again);
         // Unavailable server: its sources get nothing, others unchanged.
         set.0[1].weight = 0;
@@ -201,7 +216,13 @@ mod tests {
         let mut set = TestSet::weights(&[1, 1, 1]);
         set.0[2].overloaded = true;
         let mut plain = sh(SchedFlags::default(), &set);
-        let mut fb = sh(SchedFlags { fallback: true, port: false }, &set);
+        let mut fb = sh(
+            SchedFlags {
+                fallback: true,
+                port: false,
+            },
+            &set,
+        );
         let mut g = Gen(11);
         let mut hit = 0;
         for _ in 0..2000 {

@@ -129,9 +129,21 @@ impl Gen {
 
 pub fn all_flags() -> [SchedFlags; 4] {
     [
-        SchedFlags { fallback: false, port: false },
-        SchedFlags { fallback: true, port: false },
-        SchedFlags { fallback: false, port: true },
-        SchedFlags { fallback: true, port: true },
+        SchedFlags {
+            fallback: false,
+            port: false,
+        },
+        SchedFlags {
+            fallback: true,
+            port: false,
+        },
+        SchedFlags {
+            fallback: false,
+            port: true,
+        },
+        SchedFlags {
+            fallback: true,
+            port: true,
+        },
     ]
 }

@@ -44,7 +44,10 @@ impl Scheduler for Wrr {
 
     fn update(&mut self, dests: &dyn DestSet) {
         let n = dests.len();
-        let g = (0..n).map(|i| dests.weight(i)).filter(|&w| w > 0).fold(0, gcd);
+        let g = (0..n)
+            .map(|i| dests.weight(i))
+            .filter(|&w| w > 0)
+            .fold(0, gcd);
         let max = (0..n).map(|i| dests.weight(i)).max().unwrap_or(0);
         self.cl = None;
         self.di = if g == 0 { 1 } else { g as i64 };
