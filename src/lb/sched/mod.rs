@@ -376,3 +376,153 @@ mod tests {
         assert_eq!(remap(&old, &ids(&b)), vec![1, NO_DEST, 2]);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::testutil::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_set() -> impl Strategy<Value = TestSet> {
+        prop::collection::vec(
+            (0u32..6, 0u32..5, 0u32..300, prop::bool::weighted(0.2)),
+            0..12,
+        )
+        .prop_map(|v| {
+            TestSet(
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, (w, a, ina, ov))| {
+                        let mut d = TestDest::new(i as u32 + 1, w).conns(a, ina);
+                        d.overloaded = ov;
+                        d
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// The first available index with the least cost/weight, found by
+    /// comparing every pair (a brute-force reference).
+    fn first_min_ratio(set: &TestSet, cost: impl Fn(usize) -> u64) -> Option<usize> {
+        let avail: Vec<usize> = (0..set.len()).filter(|&i| available(set, i)).collect();
+        avail.iter().copied().find(|&i| {
+            avail.iter().all(|&j| {
+                (cost(i) as u128) * (set.weight(j) as u128)
+                    <= (cost(j) as u128) * (set.weight(i) as u128)
+            })
+        })
+    }
+
+    fn pick(name: &str, set: &TestSet) -> Option<usize> {
+        let mut s = new(name, SchedFlags::default()).unwrap();
+        s.update(set);
+        s.schedule(set, &key(0), Instant::ZERO)
+    }
+
+    proptest! {
+        #[test]
+        fn wlc_is_first_least_overhead_per_weight(set in arb_set()) {
+            prop_assert_eq!(pick("wlc", &set), first_min_ratio(&set, |i| overhead(&set, i)));
+        }
+
+        #[test]
+        fn sed_is_first_least_expected_delay(set in arb_set()) {
+            let want = first_min_ratio(&set, |i| set.active(i) as u64 + 1);
+            prop_assert_eq!(pick("sed", &set), want);
+        }
+
+        #[test]
+        fn nq_is_first_idle_else_sed(set in arb_set()) {
+            let idle = (0..set.len()).find(|&i| available(&set, i) && set.active(i) == 0);
+            let want = idle.or_else(|| first_min_ratio(&set, |i| set.active(i) as u64 + 1));
+            prop_assert_eq!(pick("nq", &set), want);
+        }
+
+        #[test]
+        fn lc_is_first_least_overhead(set in arb_set()) {
+            let avail = (0..set.len()).filter(|&i| available(&set, i));
+            let min = avail.clone().map(|i| overhead(&set, i)).min();
+            let want = avail.clone().find(|&i| Some(overhead(&set, i)) == min);
+            prop_assert_eq!(pick("lc", &set), want);
+        }
+
+        #[test]
+        fn fo_and_ovf_are_first_highest_weight(set in arb_set()) {
+            let best = |ok: &dyn Fn(usize) -> bool| {
+                let c: Vec<usize> = (0..set.len()).filter(|&i| available(&set, i) && ok(i)).collect();
+                let hw = c.iter().map(|&i| set.weight(i)).max();
+                c.into_iter().find(|&i| Some(set.weight(i)) == hw)
+            };
+            prop_assert_eq!(pick("fo", &set), best(&|_| true));
+            prop_assert_eq!(pick("ovf", &set), best(&|i| set.active(i) <= set.weight(i)));
+        }
+
+        /// Every available server exactly once per n picks, in list order.
+        #[test]
+        fn rr_visits_each_available_once_per_round(set in arb_set()) {
+            let mut s = new("rr", SchedFlags::default()).unwrap();
+            s.update(&set);
+            let avail: Vec<usize> = (0..set.len()).filter(|&i| available(&set, i)).collect();
+            for _ in 0..3 {
+                let got: Vec<Option<usize>> =
+                    (0..avail.len().max(1)).map(|_| s.schedule(&set, &key(0), Instant::ZERO)).collect();
+                if avail.is_empty() {
+                    prop_assert_eq!(got, vec![None]);
+                } else {
+                    prop_assert_eq!(got, avail.iter().map(|&i| Some(i)).collect::<Vec<_>>());
+                }
+            }
+        }
+
+        /// Over one period (sum of weights / gcd picks, from a fresh
+        /// update) wrr gives each server exactly weight / gcd picks.
+        #[test]
+        fn wrr_period_counts_are_exact(ws in prop::collection::vec(0u32..8, 1..8), scale in 1u32..4) {
+            let ws: Vec<u32> = ws.iter().map(|w| w * scale).collect();
+            let set = TestSet::weights(&ws);
+            let g = ws.iter().copied().fold(0, gcd);
+            let mut s = new("wrr", SchedFlags::default()).unwrap();
+            s.update(&set);
+            if g == 0 {
+                prop_assert_eq!(s.schedule(&set, &key(0), Instant::ZERO), None);
+                return Ok(());
+            }
+            let period: u32 = ws.iter().map(|w| w / g).sum();
+            for _ in 0..2 {
+                let mut count = vec![0u32; ws.len()];
+                for _ in 0..period {
+                    count[s.schedule(&set, &key(0), Instant::ZERO).unwrap()] += 1;
+                }
+                prop_assert_eq!(count, ws.iter().map(|w| w / g).collect::<Vec<_>>());
+            }
+        }
+
+        /// Hashing schedulers: deterministic per key, and never a server
+        /// that cannot take connections.
+        #[test]
+        fn hashing_schedulers_deterministic_and_available(set in arb_set(), seed in any::<u64>()) {
+            let mut g = Gen(seed);
+            for name in ["sh", "dh", "mh"] {
+                for flags in all_flags() {
+                    let mut a = new(name, flags).unwrap();
+                    let mut b = new(name, flags).unwrap();
+                    a.update(&set);
+                    b.update(&set);
+                    for _ in 0..20 {
+                        let k = g.flow();
+                        let x = a.schedule(&set, &k, Instant::ZERO);
+                        prop_assert_eq!(x, b.schedule(&set, &k, Instant::ZERO));
+                        if let Some(i) = x {
+                            prop_assert!(available(&set, i));
+                        }
+                        // With fallback, None only if nothing is available.
+                        if flags.fallback && name != "dh" && x.is_none() {
+                            prop_assert!((0..set.len()).all(|i| !available(&set, i)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
