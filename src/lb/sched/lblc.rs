@@ -3,7 +3,7 @@
 //! A cache maps a flow's destination address to the server last chosen for
 //! it. On a hit (the entry's last use is refreshed) the server is reused if
 //! it is still in the list, has a weight above zero and is not overloaded
-//! in the lblc sense ([`is_overloaded`]: more active connections than its
+//! in the lblc sense (`is_overloaded`: more active connections than its
 //! weight while some server has fewer than half its weight). Otherwise a
 //! server is picked as wlc does and the entry points to it from then on.
 //!
@@ -13,13 +13,14 @@
 //!
 //! Entries expire when unused for the expiration time (the kernel's
 //! `lblc_expiration` sysctl, default 24 h); the cache is bounded (see
-//! [`super::cache`]). A server deleted from the list drops the entries that
+//! `sched/cache.rs`). A server deleted from the list drops the entries that
 //! point to it at the next `update()` (the kernel would keep the entry and
 //! revive it if the same server were re-added while the entry lives).
 
 use std::time::Duration;
 
-use super::cache::{Cache, DEFAULT_CAPACITY};
+use super::cache::Cache;
+pub use super::cache::DEFAULT_CAPACITY;
 use super::{ids, overhead, remap, weighted_least, DestId, DestSet, FlowKey, Scheduler, NO_DEST};
 use crate::lb::time::Instant;
 

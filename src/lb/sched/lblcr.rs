@@ -10,7 +10,7 @@
 //!    the expiration ago, its weighted *most*-loaded member (weight above
 //!    zero) is removed, to shrink sets that are no longer needed;
 //! 3. if there is a candidate and it is not overloaded in the lblc sense
-//!    ([`super::lblc::is_overloaded`]) it is used (even if step 2 just
+//!    (`is_overloaded` in lblc.rs) it is used (even if step 2 just
 //!    removed it, as the kernel does);
 //! 4. otherwise a server is picked as wlc does over the whole list and
 //!    added to the set (if not already in it).
@@ -18,15 +18,15 @@
 //! On a miss the wlc pick starts a new one-member set. Adding or removing
 //! a member stamps the set's modification time.
 //!
-//! Bounded memory: the cache is the bounded table of [`super::cache`] and a
+//! Bounded memory: the cache is the bounded table of `sched/cache.rs` and a
 //! set holds at most [`MAX_SET`] members; adding to a full set first drops
 //! its most-loaded member (the kernel's sets are unbounded lists). Servers
 //! deleted from the list leave every set at the next `update()`.
 
 use std::time::Duration;
 
-use super::cache::{Cache, DEFAULT_CAPACITY};
-use super::lblc::{is_overloaded, DEFAULT_EXPIRATION};
+use super::cache::Cache;
+use super::lblc::{is_overloaded, DEFAULT_CAPACITY, DEFAULT_EXPIRATION};
 use super::{ids, overhead, remap, DestId, DestSet, FlowKey, Scheduler, NO_DEST};
 use crate::lb::time::Instant;
 

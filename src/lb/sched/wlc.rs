@@ -1,6 +1,6 @@
 //! Weighted least-connection (`ip_vs_wlc.c`), the default scheduler: the
 //! least overhead/weight, compared by cross-multiplication; the first in
-//! list order wins a tie. See [`super::weighted_least`].
+//! list order wins a tie. See `weighted_least` in mod.rs.
 
 use super::{overhead, weighted_least, DestSet, FlowKey, Scheduler};
 use crate::lb::time::Instant;
