@@ -170,6 +170,19 @@ impl<P: Pipeline> Worker<P> {
             received += n;
             self.pipeline
                 .process(port as u16, burst.as_mut_slice(), &mut verdicts);
+            // Common case: the whole burst leaves on one port whose buffer is
+            // empty; hand the burst over as is, with no per-packet work.
+            if let Verdict::Tx(out) = verdicts[0] {
+                let out = out as usize;
+                if out < self.pending.len()
+                    && self.pending[out].is_empty()
+                    && verdicts[1..n].iter().all(|v| *v == verdicts[0])
+                {
+                    std::mem::swap(&mut self.pending[out], &mut burst);
+                    drops[DropReason::TxFull as usize] += self.flush(out);
+                    continue;
+                }
+            }
             for (m, v) in burst.drain().zip(verdicts.iter()) {
                 match *v {
                     Verdict::Tx(out) => {
