@@ -245,8 +245,11 @@ impl Repr {
         ETHERNET_IPV4_LEN
     }
 
-    /// Writes the message; the buffer must be at least `buffer_len()` long.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    /// Writes the message (`Truncated` if shorter than `buffer_len()`).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        if p.buffer.as_ref().len() < ETHERNET_IPV4_LEN {
+            return Err(Error::Truncated);
+        }
         p.set_hardware_type(HTYPE_ETHERNET);
         p.set_protocol_type(EtherType::IPV4);
         p.set_hardware_len(6);
@@ -256,6 +259,7 @@ impl Repr {
         p.set_source_protocol_addr(&self.source_protocol_addr.octets());
         p.set_target_hardware_addr(&self.target_hardware_addr.0);
         p.set_target_protocol_addr(&self.target_protocol_addr.octets());
+        Ok(())
     }
 
     /// The reply a host owning `target_protocol_addr` at `our_mac` sends to
@@ -305,7 +309,11 @@ mod tests {
     #[test]
     fn emit() {
         let mut buf = [0xaau8; 28];
-        repr().emit(&mut Packet::new_unchecked(&mut buf[..]));
+        repr().emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        assert_eq!(
+            repr().emit(&mut Packet::new_unchecked(&mut buf[..27])),
+            Err(Error::Truncated)
+        );
         assert_eq!(buf, REQUEST);
     }
 

@@ -212,12 +212,14 @@ impl Repr {
         HEADER_LEN
     }
 
-    /// Writes the header; the frame must be at least `HEADER_LEN` long.
+    /// Writes the header (`Truncated` if the frame is shorter than it).
     #[inline]
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        p.check_len()?;
         p.set_src_addr(self.src_addr);
         p.set_dst_addr(self.dst_addr);
         p.set_ethertype(self.ethertype);
+        Ok(())
     }
 }
 
@@ -254,7 +256,7 @@ mod tests {
         };
         let mut buf = [0u8; 18];
         let mut p = Packet::new_unchecked(&mut buf[..]);
-        r.emit(&mut p);
+        r.emit(&mut p).unwrap();
         p.payload_mut().copy_from_slice(&[0x00, 0x01, 0x08, 0x00]);
         assert_eq!(buf, FRAME);
     }

@@ -48,6 +48,26 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// For the datagram quoted in an ICMP error, which is cut short: only
+    /// the header (options included) must fit. `payload()` then returns the
+    /// bytes present, up to the total length.
+    #[inline]
+    pub fn new_checked_truncated(buffer: T) -> Result<Self> {
+        let p = Self::new_unchecked(buffer);
+        let len = p.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let hl = p.header_len() as usize;
+        if hl < HEADER_LEN {
+            Err(Error::Malformed)
+        } else if hl > len {
+            Err(Error::Truncated)
+        } else {
+            Ok(p)
+        }
+    }
+
     /// Header (with options) and the total length must fit the buffer, and
     /// the total length must cover the header. Bytes after the total length
     /// (link padding) are allowed. The version is not checked here (see
@@ -180,10 +200,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
         checksum::verify(self.header(), 0)
     }
 
-    /// Header through `total_len`: excludes trailing link padding.
+    /// After the header, up to `total_len`: excludes trailing link padding
+    /// (and is cut short in a truncated view).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len() as usize..self.total_len() as usize]
+        let d = self.buffer.as_ref();
+        let end = (self.total_len() as usize).min(d.len());
+        d.get(self.header_len() as usize..end).unwrap_or(&[])
     }
 }
 
@@ -306,7 +329,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (hl, tl) = (self.header_len() as usize, self.total_len() as usize);
-        &mut self.buffer.as_mut()[hl..tl]
+        let d = self.buffer.as_mut();
+        let end = tl.min(d.len());
+        d.get_mut(hl..end).unwrap_or(&mut [])
     }
 }
 
@@ -370,9 +395,15 @@ impl Repr {
     }
 
     /// Writes the header and its checksum into the first 20 bytes of `p`
-    /// (the payload is not touched). `payload_len` is taken modulo 2^16 if a
-    /// caller passes more than IPv4 can carry.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    /// (the payload is not touched). `Truncated` if `p` is shorter than the
+    /// header, `Unsupported` if the payload is more than IPv4 can carry.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        if p.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if self.payload_len > u16::MAX as usize - HEADER_LEN {
+            return Err(Error::Unsupported);
+        }
         let d = p.buffer.as_mut();
         d[field::VER_IHL] = 0x45;
         p.set_tos(self.tos);
@@ -384,6 +415,7 @@ impl Repr {
         p.set_src_addr(self.src_addr);
         p.set_dst_addr(self.dst_addr);
         p.fill_checksum();
+        Ok(())
     }
 }
 
@@ -434,7 +466,7 @@ mod tests {
     fn emit() {
         let mut buf = [0u8; 32];
         let mut p = Packet::new_unchecked(&mut buf[..]);
-        repr().emit(&mut p);
+        repr().emit(&mut p).unwrap();
         p.payload_mut().copy_from_slice(&PACKET[20..]);
         assert_eq!(buf, PACKET);
     }
@@ -492,6 +524,22 @@ mod tests {
         let mut b = PACKET;
         b[3] = 19; // total < header
         assert_eq!(Packet::new_checked(&b[..]), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn truncated_view() {
+        // An ICMP quote: header plus 8 bytes of a 32-byte datagram.
+        let p = Packet::new_checked_truncated(&PACKET[..28]).unwrap();
+        assert_eq!(p.payload(), &PACKET[20..28]);
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(
+            Packet::new_checked_truncated(&PACKET[..19]),
+            Err(Error::Truncated)
+        );
+        let mut b = PACKET;
+        b[3] = 3; // total < header: payload is empty, no panic
+        let p = Packet::new_checked_truncated(&b[..]).unwrap();
+        assert!(p.payload().is_empty());
     }
 
     #[test]

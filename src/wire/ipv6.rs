@@ -39,6 +39,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// For the datagram quoted in an ICMP error: only the fixed header must
+    /// fit; `payload()` returns the bytes present.
+    #[inline]
+    pub fn new_checked_truncated(buffer: T) -> Result<Self> {
+        let p = Self::new_unchecked(buffer);
+        if p.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(p)
+        }
+    }
+
     /// The fixed header and `payload_len` bytes must fit (trailing link
     /// padding allowed). Jumbograms (payload length 0 plus a hop-by-hop
     /// option) are read as an empty payload.
@@ -108,10 +120,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ipv6Addr::from(super::rd_array::<16>(self.buffer.as_ref(), field::DST_ADDR))
     }
 
-    /// Everything after the fixed header, extension headers included.
+    /// Everything after the fixed header up to the payload length,
+    /// extension headers included (cut short in a truncated view).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..self.total_len()]
+        let d = self.buffer.as_ref();
+        let end = self.total_len().min(d.len());
+        d.get(HEADER_LEN..end).unwrap_or(&[])
     }
 
     /// Walks the extension headers: the upper-layer protocol and where it
@@ -183,7 +198,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = self.total_len();
-        &mut self.buffer.as_mut()[HEADER_LEN..end]
+        let d = self.buffer.as_mut();
+        let end = end.min(d.len());
+        d.get_mut(HEADER_LEN..end).unwrap_or(&mut [])
     }
 }
 
@@ -234,8 +251,15 @@ impl Repr {
         HEADER_LEN + self.payload_len
     }
 
-    /// Writes the 40-byte header (payload untouched).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    /// Writes the 40-byte header (payload untouched). `Truncated` if `p` is
+    /// shorter, `Unsupported` for a payload over 65535 bytes (no jumbograms).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        if p.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if self.payload_len > u16::MAX as usize {
+            return Err(Error::Unsupported);
+        }
         p.set_word0(
             (6 << 28) | ((self.traffic_class as u32) << 20) | (self.flow_label & 0x000f_ffff),
         );
@@ -244,6 +268,7 @@ impl Repr {
         p.set_hop_limit(self.hop_limit);
         p.set_src_addr(self.src_addr);
         p.set_dst_addr(self.dst_addr);
+        Ok(())
     }
 }
 
@@ -480,7 +505,7 @@ mod tests {
     fn emit() {
         let mut buf = [0u8; 48];
         let mut p = Packet::new_unchecked(&mut buf[..]);
-        repr().emit(&mut p);
+        repr().emit(&mut p).unwrap();
         p.payload_mut().copy_from_slice(&PACKET[40..]);
         assert_eq!(buf, PACKET);
         let mut p = Packet::new_unchecked(&mut buf[..]);
@@ -499,6 +524,16 @@ mod tests {
         b[0] = 0x40;
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!(Repr::parse(&p), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn truncated_view() {
+        let p = Packet::new_checked_truncated(&PACKET[..44]).unwrap();
+        assert_eq!(p.payload(), &PACKET[40..44]);
+        assert_eq!(
+            Packet::new_checked_truncated(&PACKET[..39]),
+            Err(Error::Truncated)
+        );
     }
 
     #[test]

@@ -371,7 +371,11 @@ impl Repr {
 
     /// Writes the 20-byte header with a zero checksum; the payload is not
     /// touched. Follow with `fill_checksum` once the payload is in place.
-    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    /// `Truncated` if `p` is shorter than the header.
+    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        if p.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);
         p.set_seq_number(self.seq_number);
@@ -381,13 +385,20 @@ impl Repr {
         p.set_window_len(self.window_len);
         p.set_checksum(0);
         p.set_urgent_at(self.urgent_at);
+        Ok(())
     }
 
     /// `emit_header`, then the checksum over the segment as it is in `p`
     /// (the payload must already be there).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>, src: &IpAddr, dst: &IpAddr) {
-        self.emit_header(p);
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut Packet<T>,
+        src: &IpAddr,
+        dst: &IpAddr,
+    ) -> Result<()> {
+        self.emit_header(p)?;
         p.fill_checksum(src, dst);
+        Ok(())
     }
 }
 
@@ -463,7 +474,7 @@ mod tests {
         let mut buf = [0u8; 24];
         buf[20..].copy_from_slice(b"GET ");
         let mut p = Packet::new_unchecked(&mut buf[..]);
-        r.emit(&mut p, &SRC, &DST);
+        r.emit(&mut p, &SRC, &DST).unwrap();
         let p = Packet::new_checked(&buf[..]).unwrap();
         assert!(p.verify_checksum(&SRC, &DST));
         assert_eq!(Repr::parse(&p, &SRC, &DST, ChecksumMode::Verify).unwrap(), r);

@@ -221,18 +221,33 @@ impl Repr {
     }
 
     /// Writes ports and length with a zero checksum; payload untouched.
-    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    /// `Truncated` if `p` is shorter than `buffer_len()`, `Unsupported` if
+    /// the length does not fit the 16-bit field.
+    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        if p.buffer.as_ref().len() < self.buffer_len() {
+            return Err(Error::Truncated);
+        }
+        if self.buffer_len() > u16::MAX as usize {
+            return Err(Error::Unsupported);
+        }
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);
         p.set_len((HEADER_LEN + self.payload_len) as u16);
         p.set_checksum(0);
+        Ok(())
     }
 
     /// `emit_header`, then the checksum (payload must already be in `p`,
     /// which must hold `buffer_len()` bytes).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>, src: &IpAddr, dst: &IpAddr) {
-        self.emit_header(p);
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut Packet<T>,
+        src: &IpAddr,
+        dst: &IpAddr,
+    ) -> Result<()> {
+        self.emit_header(p)?;
         p.fill_checksum(src, dst);
+        Ok(())
     }
 }
 
@@ -278,7 +293,8 @@ mod tests {
             dst_port: 53,
             payload_len: 4,
         };
-        r.emit(&mut Packet::new_unchecked(&mut buf[..]), &SRC, &DST);
+        r.emit(&mut Packet::new_unchecked(&mut buf[..]), &SRC, &DST)
+            .unwrap();
         assert_eq!(buf, DGRAM);
     }
 

@@ -137,10 +137,13 @@ impl Repr {
         ((self.pcp as u16 & 0x7) << 13) | ((self.dei as u16) << 12) | (self.vid & 0x0fff)
     }
 
+    /// Writes TCI and ethertype (`Truncated` if shorter than 4 bytes).
     #[inline]
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) -> Result<()> {
+        p.check_len()?;
         p.set_tci(self.tci());
         p.set_ethertype(self.ethertype);
+        Ok(())
     }
 }
 
@@ -186,7 +189,7 @@ mod tests {
             ethertype: EtherType::IPV4,
         };
         let mut buf = [0u8; 4];
-        r.emit(&mut Packet::new_unchecked(&mut buf[..]));
+        r.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(buf, FRAME[14..18]);
         let mut p = Packet::new_unchecked(&mut buf[..]);
         p.set_vid(0xfff);
