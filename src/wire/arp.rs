@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{rd16, wr16, EtherType, EthernetAddress, Error, Field, Result};
+use super::{rd16, wr16, Error, EtherType, EthernetAddress, Field, Result};
 
 /// ARP operation codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -309,7 +309,9 @@ mod tests {
     #[test]
     fn emit() {
         let mut buf = [0xaau8; 28];
-        repr().emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        repr()
+            .emit(&mut Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
         assert_eq!(
             repr().emit(&mut Packet::new_unchecked(&mut buf[..27])),
             Err(Error::Truncated)

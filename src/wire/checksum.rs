@@ -107,10 +107,7 @@ pub fn verify(bytes: &[u8], extra: u16) -> bool {
 /// Sum of the IPv4 pseudo-header (RFC 793/768): addresses, protocol, L4 length.
 #[inline]
 pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, protocol: IpProtocol, length: u16) -> u16 {
-    let s = u32::from(*src) as u64
-        + u32::from(*dst) as u64
-        + protocol.0 as u64
-        + length as u64;
+    let s = u32::from(*src) as u64 + u32::from(*dst) as u64 + protocol.0 as u64 + length as u64;
     fold(s)
 }
 

@@ -334,7 +334,9 @@ impl<'a> Repr<'a> {
         };
         let mut q = Packet::new_unchecked(buf);
         let (ty, code, rest) = match *self {
-            Repr::EchoRequest { ident, seq_no, .. } => (Message::ECHO_REQUEST, 0, echo(ident, seq_no)),
+            Repr::EchoRequest { ident, seq_no, .. } => {
+                (Message::ECHO_REQUEST, 0, echo(ident, seq_no))
+            }
             Repr::EchoReply { ident, seq_no, .. } => (Message::ECHO_REPLY, 0, echo(ident, seq_no)),
             Repr::DstUnreachable {
                 code, next_hop_mtu, ..
@@ -409,7 +411,9 @@ mod tests {
             data,
         };
         let mut buf = [0u8; 12];
-        reply.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        reply
+            .emit(&mut Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
         // Only the type and checksum change: 0x0800 less in the sum.
         let mut want = ECHO;
         want[0] = 0;
@@ -437,7 +441,8 @@ mod tests {
             more_frags: false,
             frag_offset: 0,
         };
-        r.emit(&mut ipv4::Packet::new_unchecked(&mut orig[..])).unwrap();
+        r.emit(&mut ipv4::Packet::new_unchecked(&mut orig[..]))
+            .unwrap();
         orig[20..24].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
         orig[24..28].copy_from_slice(&[0, 0, 0, 1]);
         let e = Repr::DstUnreachable {

@@ -387,10 +387,7 @@ impl<'a> Repr<'a> {
         let target = || p.target_addr().ok_or(Error::Truncated);
         match p.msg_type() {
             Message::DST_UNREACHABLE => Ok(Repr::DstUnreachable { code, data }),
-            Message::PKT_TOO_BIG => Ok(Repr::PktTooBig {
-                mtu: p.mtu(),
-                data,
-            }),
+            Message::PKT_TOO_BIG => Ok(Repr::PktTooBig { mtu: p.mtu(), data }),
             Message::TIME_EXCEEDED => Ok(Repr::TimeExceeded { code, data }),
             Message::PARAM_PROBLEM => Ok(Repr::ParamProblem {
                 code,

@@ -458,7 +458,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> FragmentHeader<T> {
         let d = self.buffer.as_mut();
         d[frag_field::NEXT_HEADER] = next_header.0;
         d[1] = 0;
-        wr16(d, frag_field::OFF_M, (info.offset & !0x7) | info.more as u16);
+        wr16(
+            d,
+            frag_field::OFF_M,
+            (info.offset & !0x7) | info.more as u16,
+        );
         wr32(d, frag_field::IDENT, info.ident);
     }
 }

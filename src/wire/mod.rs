@@ -34,7 +34,7 @@ pub mod udp;
 pub mod vlan;
 
 pub use ethernet::EthernetAddress;
-// pub use parse::{parse_frame, Headers};
+pub use parse::{parse_frame, Headers};
 
 /// Why bytes could not be read as a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

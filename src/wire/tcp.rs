@@ -477,7 +477,10 @@ mod tests {
         r.emit(&mut p, &SRC, &DST).unwrap();
         let p = Packet::new_checked(&buf[..]).unwrap();
         assert!(p.verify_checksum(&SRC, &DST));
-        assert_eq!(Repr::parse(&p, &SRC, &DST, ChecksumMode::Verify).unwrap(), r);
+        assert_eq!(
+            Repr::parse(&p, &SRC, &DST, ChecksumMode::Verify).unwrap(),
+            r
+        );
         // Same bytes as the captured segment minus its option.
         let s = segment();
         assert_eq!(&buf[..12], &s[..12]);
