@@ -101,7 +101,7 @@ pub fn checksum(bytes: &[u8]) -> u16 {
 /// `extra`, e.g. a pseudo-header sum) sums to 0xffff, i.e. verifies.
 #[inline]
 pub fn verify(bytes: &[u8], extra: u16) -> bool {
-    fold(sum64(bytes) + extra as u64) == 0xffff
+    fold(add64(sum64(bytes), extra as u64)) == 0xffff
 }
 
 /// Sum of the IPv4 pseudo-header (RFC 793/768): addresses, protocol, L4 length.
