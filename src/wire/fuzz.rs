@@ -228,11 +228,9 @@ fn cross_check(f: &[u8], h: &Headers) {
             assert_eq!((t.src_port(), t.dst_port()), (h.src_port, h.dst_port));
             assert_eq!(t.flags(), h.tcp_flags);
         }
-        IpProtocol::UDP => {
-            if h.frag.is_none() {
-                let u = udp::Packet::new_checked(l4).expect("udp view");
-                assert_eq!((u.src_port(), u.dst_port()), (h.src_port, h.dst_port));
-            }
+        IpProtocol::UDP if h.frag.is_none() => {
+            let u = udp::Packet::new_checked(l4).expect("udp view");
+            assert_eq!((u.src_port(), u.dst_port()), (h.src_port, h.dst_port));
         }
         IpProtocol::ICMP => {
             let p = icmpv4::Packet::new_checked(l4).expect("icmp view");
