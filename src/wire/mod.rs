@@ -33,6 +33,9 @@ pub mod tcp;
 pub mod udp;
 pub mod vlan;
 
+#[cfg(test)]
+mod proptests;
+
 pub use ethernet::EthernetAddress;
 pub use parse::{parse_frame, Headers};
 
