@@ -15,7 +15,8 @@ use std::net::IpAddr;
 
 use super::parse::{parse_frame, Headers, L3};
 use super::{
-    arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, vlan, ChecksumMode, IpProtocol,
+    arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, rewrite, tcp, udp, vlan, ChecksumMode,
+    IpProtocol,
 };
 
 /// A small deterministic PRNG (xorshift64*).
@@ -278,6 +279,17 @@ fn cross_check(f: &[u8], h: &Headers) {
 
 /// NAT-style rewrites through the views must keep a valid checksum valid.
 fn nat_rewrite(f: &[u8], h: &Headers) {
+    // The frame-level helpers, too.
+    let mut c = f.to_vec();
+    let tcp_ok = h.protocol == IpProtocol::TCP
+        && h.l4_parsed
+        && tcp::Packet::new_checked(h.l4_bytes(f)).is_ok_and(|t| t.verify_checksum(&h.src, &h.dst));
+    let res = rewrite::set_endpoint(&mut c, h, rewrite::Side::Dst, h.src, 4242);
+    black_box(rewrite::decrement_ttl(&mut c, h).is_ok());
+    if tcp_ok && res.is_ok() {
+        let t = tcp::Packet::new_unchecked(h.l4_bytes(&c));
+        assert!(t.verify_checksum(&h.src, &h.src));
+    }
     if !h.l4_parsed || h.is_fragment() {
         return;
     }

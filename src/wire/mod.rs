@@ -15,7 +15,9 @@
 //! `verify_checksum` where it matters.
 //!
 //! [`parse::parse_frame`] is the data path's one-shot summary of a frame;
-//! [`checksum`] holds the full and incremental (RFC 1624) Internet checksums.
+//! [`rewrite`] changes addresses, ports and TTL in place on a parsed frame;
+//! [`checksum`] holds the full and incremental (RFC 1624) Internet checksums;
+//! [`fuzz`] is the in-tree fuzz harness.
 
 use core::fmt;
 use core::ops::{Range, RangeFrom};
@@ -29,6 +31,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod parse;
+pub mod rewrite;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;

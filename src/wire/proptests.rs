@@ -343,3 +343,28 @@ proptest! {
         fuzz::fuzz_one(&f);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The frame-level helper gives the same bytes as a full recompute.
+    #[test]
+    fn rewrite_set_endpoint_equals_full_recompute(
+        (src, dst, new_addr) in addrs(),
+        use_udp in any::<bool>(),
+        zero_udp in any::<bool>(),
+        on_src in any::<bool>(),
+        new_port in any::<u16>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..100),
+    ) {
+        let zero_udp = zero_udp && use_udp && src.is_ipv4();
+        let f = build(src, dst, use_udp, 1234, 80, 99, &payload, zero_udp);
+        let mut a = f.clone();
+        let full = rewrite_both_ways(&mut a, on_src, new_addr, new_port);
+        let mut b = f.clone();
+        let h = parse_frame(&b).unwrap();
+        let side = if on_src { super::rewrite::Side::Src } else { super::rewrite::Side::Dst };
+        super::rewrite::set_endpoint(&mut b, &h, side, new_addr, new_port).unwrap();
+        prop_assert_eq!(&b, &full);
+    }
+}
