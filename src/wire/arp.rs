@@ -176,33 +176,42 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         wr16(self.buffer.as_mut(), field::OPER, v.0);
     }
 
-    /// Copies `a`, which must be `hardware_len()` bytes.
+    /// Copies `a`; `Malformed` unless it is `hardware_len()` bytes.
     #[inline]
-    pub fn set_source_hardware_addr(&mut self, a: &[u8]) {
+    pub fn set_source_hardware_addr(&mut self, a: &[u8]) -> Result<()> {
         let (h, p) = self.lens();
-        self.buffer.as_mut()[field::sha(h, p)].copy_from_slice(a);
+        copy_exact(&mut self.buffer.as_mut()[field::sha(h, p)], a)
     }
 
-    /// Copies `a`, which must be `protocol_len()` bytes.
+    /// Copies `a`; `Malformed` unless it is `protocol_len()` bytes.
     #[inline]
-    pub fn set_source_protocol_addr(&mut self, a: &[u8]) {
+    pub fn set_source_protocol_addr(&mut self, a: &[u8]) -> Result<()> {
         let (h, p) = self.lens();
-        self.buffer.as_mut()[field::spa(h, p)].copy_from_slice(a);
+        copy_exact(&mut self.buffer.as_mut()[field::spa(h, p)], a)
     }
 
-    /// Copies `a`, which must be `hardware_len()` bytes.
+    /// Copies `a`; `Malformed` unless it is `hardware_len()` bytes.
     #[inline]
-    pub fn set_target_hardware_addr(&mut self, a: &[u8]) {
+    pub fn set_target_hardware_addr(&mut self, a: &[u8]) -> Result<()> {
         let (h, p) = self.lens();
-        self.buffer.as_mut()[field::tha(h, p)].copy_from_slice(a);
+        copy_exact(&mut self.buffer.as_mut()[field::tha(h, p)], a)
     }
 
-    /// Copies `a`, which must be `protocol_len()` bytes.
+    /// Copies `a`; `Malformed` unless it is `protocol_len()` bytes.
     #[inline]
-    pub fn set_target_protocol_addr(&mut self, a: &[u8]) {
+    pub fn set_target_protocol_addr(&mut self, a: &[u8]) -> Result<()> {
         let (h, p) = self.lens();
-        self.buffer.as_mut()[field::tpa(h, p)].copy_from_slice(a);
+        copy_exact(&mut self.buffer.as_mut()[field::tpa(h, p)], a)
     }
+}
+
+#[inline]
+fn copy_exact(dst: &mut [u8], src: &[u8]) -> Result<()> {
+    if dst.len() != src.len() {
+        return Err(Error::Malformed);
+    }
+    dst.copy_from_slice(src);
+    Ok(())
 }
 
 /// An Ethernet/IPv4 ARP message.
@@ -255,11 +264,10 @@ impl Repr {
         p.set_hardware_len(6);
         p.set_protocol_len(4);
         p.set_operation(self.operation);
-        p.set_source_hardware_addr(&self.source_hardware_addr.0);
-        p.set_source_protocol_addr(&self.source_protocol_addr.octets());
-        p.set_target_hardware_addr(&self.target_hardware_addr.0);
-        p.set_target_protocol_addr(&self.target_protocol_addr.octets());
-        Ok(())
+        p.set_source_hardware_addr(&self.source_hardware_addr.0)?;
+        p.set_source_protocol_addr(&self.source_protocol_addr.octets())?;
+        p.set_target_hardware_addr(&self.target_hardware_addr.0)?;
+        p.set_target_protocol_addr(&self.target_protocol_addr.octets())
     }
 
     /// The reply a host owning `target_protocol_addr` at `our_mac` sends to
@@ -350,5 +358,11 @@ mod tests {
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.target_protocol_addr().len(), 2);
         assert_eq!(Repr::parse(&p), Err(Error::Unsupported));
+        let mut m = Packet::new_unchecked(&mut b[..]);
+        assert_eq!(
+            m.set_target_protocol_addr(&[1, 2, 3, 4]),
+            Err(Error::Malformed)
+        );
+        assert_eq!(m.set_target_protocol_addr(&[1, 2]), Ok(()));
     }
 }

@@ -405,7 +405,7 @@ fn views(d: &[u8]) {
         let mut c = d.to_vec();
         let mut m = arp::Packet::new_unchecked(&mut c[..]);
         let sha = m.source_hardware_addr().to_vec();
-        m.set_target_hardware_addr(&sha);
+        m.set_target_hardware_addr(&sha).expect("same length");
     }
     ipv4_view(d);
     ipv6_view(d);
