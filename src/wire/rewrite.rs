@@ -1,0 +1,236 @@
+//! In-place header rewrites on a parsed frame, with incremental (RFC 1624)
+//! checksum fixups: the primitives NAT and every forwarding method use.
+//!
+//! Each takes the frame and the [`Headers`] that `parse_frame` returned for
+//! it (unchanged since). Only the bytes being changed and the checksums
+//! covering them are touched.
+
+use std::net::IpAddr;
+
+use super::checksum;
+use super::parse::{Headers, L3};
+use super::{Error, IpProtocol, Result};
+
+/// Which endpoint of the datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    Src,
+    Dst,
+}
+
+/// Where the L4 checksum sits, if the L4 header has one that covers the
+/// pseudo-header.
+#[inline]
+fn l4_checksum_at(h: &Headers) -> Option<usize> {
+    let at = h.l4_offset as usize;
+    match h.protocol {
+        IpProtocol::TCP => Some(at + 16),
+        IpProtocol::UDP => Some(at + 6),
+        IpProtocol::ICMPV6 if h.l3 == L3::Ipv6 => Some(at + 2),
+        _ => None,
+    }
+}
+
+#[inline]
+fn rd16(f: &[u8], at: usize) -> Result<u16> {
+    match f.get(at..at + 2) {
+        Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
+        _ => Err(Error::Truncated),
+    }
+}
+
+#[inline]
+fn wr16(f: &mut [u8], at: usize, v: u16) -> Result<()> {
+    match f.get_mut(at..at + 2) {
+        Some(s) => {
+            s.copy_from_slice(&v.to_be_bytes());
+            Ok(())
+        }
+        None => Err(Error::Truncated),
+    }
+}
+
+/// Sets the source or destination address and, for TCP/UDP, the port.
+/// Fixes the IPv4 header checksum and the TCP/UDP/ICMPv6 checksum (a zero
+/// UDP checksum stays zero). `port` is ignored for protocols without ports.
+///
+/// `Unsupported` for non-IP frames, a family mismatch, fragments (the L4
+/// checksum is in the first fragment only: reassemble first), and SCTP port
+/// changes (its CRC32c would need recomputing).
+pub fn set_endpoint(
+    frame: &mut [u8],
+    h: &Headers,
+    side: Side,
+    addr: IpAddr,
+    port: u16,
+) -> Result<()> {
+    if h.is_fragment() || !h.is_ip() {
+        return Err(Error::Unsupported);
+    }
+    let l3 = h.l3_offset as usize;
+    let ck = l4_checksum_at(h);
+    let is_udp = h.protocol == IpProtocol::UDP;
+    let l4_check = match ck {
+        Some(at) => Some(rd16(frame, at)?),
+        None => None,
+    };
+    // Fix the L4 checksum through `upd`, honouring UDP's zero.
+    let fix = |c: u16, upd: &dyn Fn(u16) -> u16| -> u16 {
+        if is_udp {
+            if c == 0 && h.l3 == L3::Ipv4 {
+                0
+            } else {
+                checksum::udp_wire(upd(c))
+            }
+        } else {
+            upd(c)
+        }
+    };
+    let mut l4c = l4_check;
+    match (h.l3, addr) {
+        (L3::Ipv4, IpAddr::V4(new)) => {
+            let at = l3 + if side == Side::Src { 12 } else { 16 };
+            let old_b: [u8; 4] = match frame.get(at..at + 4) {
+                Some(&[a, b, c, d]) => [a, b, c, d],
+                _ => return Err(Error::Truncated),
+            };
+            let (old, new) = (u32::from_be_bytes(old_b), u32::from(new));
+            let ipc = checksum::update_u32(rd16(frame, l3 + 10)?, old, new);
+            frame[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            wr16(frame, l3 + 10, ipc)?;
+            l4c = l4c.map(|c| fix(c, &|c| checksum::update_u32(c, old, new)));
+        }
+        (L3::Ipv6, IpAddr::V6(new)) => {
+            let at = l3 + if side == Side::Src { 8 } else { 24 };
+            let Some(slot) = frame.get_mut(at..at + 16) else {
+                return Err(Error::Truncated);
+            };
+            let mut old = [0u8; 16];
+            old.copy_from_slice(slot);
+            let new = new.octets();
+            slot.copy_from_slice(&new);
+            l4c = l4c.map(|c| fix(c, &|c| checksum::update_bytes(c, &old, &new)));
+        }
+        _ => return Err(Error::Unsupported),
+    }
+    if h.protocol.has_ports() && h.l4_parsed {
+        if h.protocol == IpProtocol::SCTP {
+            return Err(Error::Unsupported);
+        }
+        let at = h.l4_offset as usize + if side == Side::Src { 0 } else { 2 };
+        let old = rd16(frame, at)?;
+        wr16(frame, at, port)?;
+        l4c = l4c.map(|c| fix(c, &|c| checksum::update_u16(c, old, port)));
+    }
+    if let (Some(at), Some(c)) = (ck, l4c) {
+        wr16(frame, at, c)?;
+    }
+    Ok(())
+}
+
+/// Decrements the TTL / hop limit (fixing the IPv4 header checksum) and
+/// returns the new value; a packet that arrives with 0 or 1 must be answered
+/// with time-exceeded instead of forwarded. `Unsupported` for non-IP.
+pub fn decrement_ttl(frame: &mut [u8], h: &Headers) -> Result<u8> {
+    let l3 = h.l3_offset as usize;
+    match h.l3 {
+        L3::Ipv4 => {
+            let old = rd16(frame, l3 + 8)?;
+            let ttl = ((old >> 8) as u8).saturating_sub(1);
+            let new = ((ttl as u16) << 8) | (old & 0xff);
+            let c = checksum::update_u16(rd16(frame, l3 + 10)?, old, new);
+            wr16(frame, l3 + 8, new)?;
+            wr16(frame, l3 + 10, c)?;
+            Ok(ttl)
+        }
+        L3::Ipv6 => {
+            let Some(b) = frame.get_mut(l3 + 7) else {
+                return Err(Error::Truncated);
+            };
+            *b = b.saturating_sub(1);
+            Ok(*b)
+        }
+        _ => Err(Error::Unsupported),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::parse::parse_frame;
+    use crate::wire::parse::tests::{icmp4_error_frame, tcp4_frame, udp6_vlan_frame};
+    use crate::wire::{ipv4, tcp, udp};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn nat_tcp4_dnat() {
+        let mut f = tcp4_frame(b"payload", 0);
+        let h = parse_frame(&f).unwrap();
+        let rs = Ipv4Addr::new(192, 168, 10, 5);
+        set_endpoint(&mut f, &h, Side::Dst, rs.into(), 8080).unwrap();
+        let h2 = parse_frame(&f).unwrap();
+        assert_eq!((h2.dst, h2.dst_port), (IpAddr::V4(rs), 8080));
+        assert!(ipv4::Packet::new_checked(h2.l3_bytes(&f))
+            .unwrap()
+            .verify_checksum());
+        assert!(tcp::Packet::new_checked(h2.l4_bytes(&f))
+            .unwrap()
+            .verify_checksum(&h2.src, &h2.dst));
+        assert_eq!(decrement_ttl(&mut f, &h2), Ok(63));
+        assert!(ipv4::Packet::new_checked(h2.l3_bytes(&f))
+            .unwrap()
+            .verify_checksum());
+    }
+
+    #[test]
+    fn nat_udp6_snat() {
+        let mut f = udp6_vlan_frame();
+        let h = parse_frame(&f).unwrap();
+        let vip: Ipv6Addr = "2001:db8:100::1".parse().unwrap();
+        set_endpoint(&mut f, &h, Side::Src, vip.into(), 53).unwrap();
+        let h2 = parse_frame(&f).unwrap();
+        assert_eq!((h2.src, h2.src_port), (IpAddr::V6(vip), 53));
+        assert!(udp::Packet::new_checked(h2.l4_bytes(&f))
+            .unwrap()
+            .verify_checksum(&h2.src, &h2.dst));
+        assert_eq!(decrement_ttl(&mut f, &h2), Ok(63));
+    }
+
+    #[test]
+    fn refusals() {
+        let mut f = tcp4_frame(b"", 0);
+        let h = parse_frame(&f).unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(
+            set_endpoint(&mut f, &h, Side::Src, v6, 1),
+            Err(Error::Unsupported)
+        );
+        let mut g = f.clone();
+        let mut p = ipv4::Packet::new_unchecked(&mut g[14..]);
+        p.set_frag(false, true, 0);
+        p.fill_checksum();
+        let h = parse_frame(&g).unwrap();
+        assert_eq!(
+            set_endpoint(&mut g, &h, Side::Src, Ipv4Addr::LOCALHOST.into(), 1),
+            Err(Error::Unsupported)
+        );
+        // A Headers for another, longer frame: errors, no panic.
+        let h = parse_frame(&tcp4_frame(&[0; 64], 0)).unwrap();
+        let mut short = [0u8; 20];
+        assert!(set_endpoint(&mut short, &h, Side::Dst, Ipv4Addr::LOCALHOST.into(), 1).is_err());
+        assert!(decrement_ttl(&mut short[..], &h).is_err());
+    }
+
+    #[test]
+    fn icmp_address_only() {
+        // ICMPv4 has no pseudo-header: only the IP checksum changes.
+        let mut f = icmp4_error_frame();
+        let h = parse_frame(&f).unwrap();
+        let before = f[34..].to_vec();
+        set_endpoint(&mut f, &h, Side::Dst, Ipv4Addr::new(1, 2, 3, 4).into(), 9).unwrap();
+        assert_eq!(&f[34..], &before[..]);
+        assert!(ipv4::Packet::new_checked(&f[14..])
+            .unwrap()
+            .verify_checksum());
+    }
+}
