@@ -3,6 +3,7 @@
 
 pub mod conntable;
 pub mod dest;
+pub mod engine;
 pub mod error;
 pub mod persist;
 pub mod rules;
