@@ -781,3 +781,7 @@ impl Engine {
         self.templates.list(now).iter().map(ConnInfo::from_template).collect()
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
