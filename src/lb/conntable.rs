@@ -141,7 +141,14 @@ impl Tuple {
     pub fn new(proto: Protocol, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Self {
         let (s, v6) = addr16(src);
         let (d, _) = addr16(dst);
-        Tuple { src: s, dst: d, sport, dport, udp: proto == Protocol::Udp, v6 }
+        Tuple {
+            src: s,
+            dst: d,
+            sport,
+            dport,
+            udp: proto == Protocol::Udp,
+            v6,
+        }
     }
 }
 
@@ -181,7 +188,11 @@ fn halves(a: &[u8; 16]) -> (u64, u64) {
 pub fn hash_key(t: &Tuple, out: bool) -> u64 {
     let (s0, s1) = halves(&t.src);
     let (d0, d1) = halves(&t.dst);
-    let p = (t.sport as u64) | (t.dport as u64) << 16 | (t.udp as u64) << 32 | (t.v6 as u64) << 33 | (out as u64) << 34;
+    let p = (t.sport as u64)
+        | (t.dport as u64) << 16
+        | (t.udp as u64) << 32
+        | (t.v6 as u64) << 33
+        | (out as u64) << 34;
     let h1 = mix(s0 ^ SEEDS[0], d0 ^ SEEDS[1]);
     let h2 = mix(s1 ^ SEEDS[2], d1 ^ SEEDS[3]);
     mix(h1 ^ p ^ SEEDS[4], h2 ^ SEEDS[5])
@@ -202,7 +213,12 @@ struct Bucket {
     _pad: u32,
 }
 
-const EMPTY_BUCKET: Bucket = Bucket { tags: [0; SLOTS], overflow: 0, idx: [0; SLOTS], _pad: 0 };
+const EMPTY_BUCKET: Bucket = Bucket {
+    tags: [0; SLOTS],
+    overflow: 0,
+    idx: [0; SLOTS],
+    _pad: 0,
+};
 
 /// The table is full: the new connection is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,7 +433,12 @@ impl ConnTable {
 
     /// Insert a connection. `out_hash` (the outbound key's hash) is given for
     /// NAT connections, which then also answer outbound lookups.
-    pub fn insert(&mut self, n: NewConn, in_hash: u64, out_hash: Option<u64>) -> Result<u32, TableFull> {
+    pub fn insert(
+        &mut self,
+        n: NewConn,
+        in_hash: u64,
+        out_hash: Option<u64>,
+    ) -> Result<u32, TableFull> {
         let i = self.free;
         if i == NIL {
             return Err(TableFull);
@@ -492,7 +513,14 @@ impl ConnTable {
         if c.has(flag::MASQ) {
             let (daddr, dport) = eps.endpoint(c.dest);
             let dport = if dport == 0 { c.vport } else { dport };
-            let tout = Tuple { src: daddr, dst: c.caddr, sport: dport, dport: c.cport, udp: tin.udp, v6: tin.v6 };
+            let tout = Tuple {
+                src: daddr,
+                dst: c.caddr,
+                sport: dport,
+                dport: c.cport,
+                udp: tin.udp,
+                v6: tin.v6,
+            };
             self.index_remove(hash_key(&tout, true), i | OUT);
         }
         let e = &mut self.conns[i as usize];
@@ -506,7 +534,12 @@ impl ConnTable {
     /// Take the next connection expired by `now`, if any is due, spending at
     /// most `budget` (one unit per wheel tick advanced and per entry looked
     /// at). The entry is already removed when returned.
-    pub fn pop_expired(&mut self, now: Instant, budget: &mut usize, eps: &impl DestEndpoints) -> Option<(u32, Conn)> {
+    pub fn pop_expired(
+        &mut self,
+        now: Instant,
+        budget: &mut usize,
+        eps: &impl DestEndpoints,
+    ) -> Option<(u32, Conn)> {
         let now_tick = now.0 / TICK_MS;
         if self.len == 0 {
             self.cur_tick = self.cur_tick.max(now_tick);
@@ -536,7 +569,11 @@ impl ConnTable {
 
     /// Every live connection (for listings).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
-        self.conns.iter().enumerate().filter(|(_, c)| c.has(flag::USED)).map(|(i, c)| (i as u32, c))
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.has(flag::USED))
+            .map(|(i, c)| (i as u32, c))
     }
 }
 
@@ -556,23 +593,60 @@ mod tests {
     }
 
     fn eps() -> Eps {
-        Eps(vec![(addr16(ip("10.0.0.1")).0, 8080), (addr16(ip("10.0.0.2")).0, 0)])
+        Eps(vec![
+            (addr16(ip("10.0.0.1")).0, 8080),
+            (addr16(ip("10.0.0.2")).0, 0),
+        ])
     }
 
     fn client(n: u32) -> Tuple {
         let c = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n));
-        Tuple::new(Protocol::Tcp, c, 1024 + (n % 60000) as u16, ip("192.168.1.100"), 80)
+        Tuple::new(
+            Protocol::Tcp,
+            c,
+            1024 + (n % 60000) as u16,
+            ip("192.168.1.100"),
+            80,
+        )
     }
 
     fn out_tuple(t: &Tuple, e: &Eps, dest: u32) -> Tuple {
         let (a, p) = e.endpoint(dest);
         let p = if p == 0 { t.dport } else { p };
-        Tuple { src: a, dst: t.src, sport: p, dport: t.sport, udp: t.udp, v6: t.v6 }
+        Tuple {
+            src: a,
+            dst: t.src,
+            sport: p,
+            dport: t.sport,
+            udp: t.udp,
+            v6: t.v6,
+        }
     }
 
-    fn add(tab: &mut ConnTable, t: Tuple, dest: u32, masq: bool, exp: u64, e: &Eps) -> Result<u32, TableFull> {
-        let ho = if masq { Some(hash_key(&out_tuple(&t, e, dest), true)) } else { None };
-        tab.insert(NewConn { tuple: t, dest, expires: Instant(exp), state: 0, flags: 0 }, hash_key(&t, false), ho)
+    fn add(
+        tab: &mut ConnTable,
+        t: Tuple,
+        dest: u32,
+        masq: bool,
+        exp: u64,
+        e: &Eps,
+    ) -> Result<u32, TableFull> {
+        let ho = if masq {
+            Some(hash_key(&out_tuple(&t, e, dest), true))
+        } else {
+            None
+        };
+        tab.insert(
+            NewConn {
+                tuple: t,
+                dest,
+                expires: Instant(exp),
+                state: 0,
+                flags: 0,
+            },
+            hash_key(&t, false),
+            ho,
+        )
     }
 
     #[test]
@@ -622,7 +696,10 @@ mod tests {
         for n in 0..100 {
             add(&mut tab, client(n), 0, true, 1000, &e).unwrap();
         }
-        assert_eq!(add(&mut tab, client(1000), 0, true, 1000, &e), Err(TableFull));
+        assert_eq!(
+            add(&mut tab, client(1000), 0, true, 1000, &e),
+            Err(TableFull)
+        );
         assert_eq!(tab.len(), 100);
         assert_eq!(tab.memory_bytes(), mem);
         // Every entry still found.
@@ -641,14 +718,24 @@ mod tests {
         let c = add(&mut tab, client(3), 0, true, 5005, &e).unwrap();
         let mut budget = usize::MAX;
         assert!(tab.pop_expired(Instant(2999), &mut budget, &e).is_none());
-        assert_eq!(tab.pop_expired(Instant(3000), &mut budget, &e).map(|x| x.0), Some(a));
+        assert_eq!(
+            tab.pop_expired(Instant(3000), &mut budget, &e).map(|x| x.0),
+            Some(a)
+        );
         assert!(tab.pop_expired(Instant(5004), &mut budget, &e).is_none());
         assert!(tab.pop_expired(Instant(5009), &mut budget, &e).is_none());
-        assert_eq!(tab.pop_expired(Instant(5010), &mut budget, &e).map(|x| x.0), Some(c));
+        assert_eq!(
+            tab.pop_expired(Instant(5010), &mut budget, &e).map(|x| x.0),
+            Some(c)
+        );
         // Re-armed later: not expired at its old time.
         tab.set_expires(b, Instant(250_000));
         assert!(tab.pop_expired(Instant(249_990), &mut budget, &e).is_none());
-        assert_eq!(tab.pop_expired(Instant(250_000), &mut budget, &e).map(|x| x.0), Some(b));
+        assert_eq!(
+            tab.pop_expired(Instant(250_000), &mut budget, &e)
+                .map(|x| x.0),
+            Some(b)
+        );
         assert!(tab.is_empty());
     }
 
@@ -659,7 +746,11 @@ mod tests {
         let a = add(&mut tab, client(1), 0, false, 900_000, &e).unwrap();
         tab.set_expires(a, Instant(10_000));
         let mut budget = usize::MAX;
-        assert_eq!(tab.pop_expired(Instant(10_000), &mut budget, &e).map(|x| x.0), Some(a));
+        assert_eq!(
+            tab.pop_expired(Instant(10_000), &mut budget, &e)
+                .map(|x| x.0),
+            Some(a)
+        );
     }
 
     #[test]
@@ -687,7 +778,13 @@ mod tests {
     fn ipv6_keys() {
         let e = Eps(vec![(addr16(ip("2001:db8::10")).0, 80)]);
         let mut tab = ConnTable::new(8, Instant::ZERO);
-        let t = Tuple::new(Protocol::Udp, ip("2001:db8::1"), 5353, ip("2001:db8::100"), 53);
+        let t = Tuple::new(
+            Protocol::Udp,
+            ip("2001:db8::1"),
+            5353,
+            ip("2001:db8::100"),
+            53,
+        );
         let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
         assert_eq!(tab.find(hash_key(&t, false), &t, false, &e), Some(i));
         let o = out_tuple(&t, &e, 0);
@@ -726,6 +823,9 @@ mod tests {
         for (i, _) in std::mem::take(&mut live) {
             tab.remove(i, &e);
         }
-        assert!(tab.buckets.iter().all(|b| b.overflow == 0 && b.tags.iter().all(|&t| t == 0)));
+        assert!(tab
+            .buckets
+            .iter()
+            .all(|b| b.overflow == 0 && b.tags.iter().all(|&t| t == 0)));
     }
 }

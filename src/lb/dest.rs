@@ -100,7 +100,14 @@ pub struct DestConfig {
 impl DestConfig {
     /// Defaults as ipvsadm: DR, weight 1, no thresholds.
     pub fn new(addr: IpAddr, port: u16) -> Self {
-        DestConfig { addr, port, fwd: FwdMethod::Route, weight: 1, u_threshold: 0, l_threshold: 0 }
+        DestConfig {
+            addr,
+            port,
+            fwd: FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        }
     }
 
     pub fn masq(mut self) -> Self {
@@ -136,7 +143,12 @@ impl DestConfig {
         if self.l_threshold > MAX_THRESHOLD {
             return Err(LbError::IllegalLThreshold);
         }
-        if let FwdMethod::Tunnel { tun_type, port, csum } = self.fwd {
+        if let FwdMethod::Tunnel {
+            tun_type,
+            port,
+            csum,
+        } = self.fwd
+        {
             match tun_type {
                 TunType::Gue => {
                     if port == 0 {
@@ -145,7 +157,10 @@ impl DestConfig {
                 }
                 TunType::Ipip | TunType::Gre => {
                     if port != 0 {
-                        return Err(LbError::IllegalTunOption { opt: "tun-port", tun: tun_type.name() });
+                        return Err(LbError::IllegalTunOption {
+                            opt: "tun-port",
+                            tun: tun_type.name(),
+                        });
                     }
                     let bad = match (tun_type, csum) {
                         (TunType::Ipip, TunCsum::Csum) => Some("tun-csum"),
@@ -155,7 +170,10 @@ impl DestConfig {
                         _ => None,
                     };
                     if let Some(opt) = bad {
-                        return Err(LbError::IllegalTunOption { opt, tun: tun_type.name() });
+                        return Err(LbError::IllegalTunOption {
+                            opt,
+                            tun: tun_type.name(),
+                        });
                     }
                 }
             }
@@ -236,7 +254,10 @@ impl DestShared {
         self.available.load(Relaxed)
     }
     pub fn thresholds(&self) -> (u32, u32) {
-        (self.u_threshold.load(Relaxed), self.l_threshold.load(Relaxed))
+        (
+            self.u_threshold.load(Relaxed),
+            self.l_threshold.load(Relaxed),
+        )
     }
 
     pub(crate) fn set_unavailable(&self) {
@@ -341,8 +362,11 @@ mod tests {
         let mut d = DestConfig::new(ip("10.0.0.1"), 8080);
         d.normalize(ip("192.168.1.100"), 80).unwrap();
         assert_eq!(d.port, 80);
-        let mut t = DestConfig::new(ip("10.0.0.1"), 8080)
-            .with_fwd(FwdMethod::Tunnel { tun_type: TunType::Ipip, port: 0, csum: TunCsum::NoCsum });
+        let mut t = DestConfig::new(ip("10.0.0.1"), 8080).with_fwd(FwdMethod::Tunnel {
+            tun_type: TunType::Ipip,
+            port: 0,
+            csum: TunCsum::NoCsum,
+        });
         t.normalize(ip("192.168.1.100"), 80).unwrap();
         assert_eq!(t.port, 80);
         let mut m = DestConfig::new(ip("10.0.0.1"), 8080).masq();
@@ -357,7 +381,10 @@ mod tests {
             let mut d = d;
             d.normalize(svc, 80).unwrap_err().to_string()
         };
-        assert_eq!(err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(65536)), "illegal weight specified");
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(65536)),
+            "illegal weight specified"
+        );
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(u32::MAX, 0)),
             "illegal u_threshold specified"
@@ -370,33 +397,51 @@ mod tests {
             err(DestConfig::new(ip("2001:db8::1"), 80)),
             "Address family of the real server does not match the virtual service"
         );
-        let gue = FwdMethod::Tunnel { tun_type: TunType::Gue, port: 0, csum: TunCsum::NoCsum };
+        let gue = FwdMethod::Tunnel {
+            tun_type: TunType::Gue,
+            port: 0,
+            csum: TunCsum::NoCsum,
+        };
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_fwd(gue)),
             "You need to supply the 'tun-port' option for the 'gue' tunnel type"
         );
-        let ipip_port = FwdMethod::Tunnel { tun_type: TunType::Ipip, port: 6080, csum: TunCsum::NoCsum };
+        let ipip_port = FwdMethod::Tunnel {
+            tun_type: TunType::Ipip,
+            port: 6080,
+            csum: TunCsum::NoCsum,
+        };
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_fwd(ipip_port)),
             "Illegal 'tun-port' option with the 'ipip' tunnel type"
         );
-        let gre_rem = FwdMethod::Tunnel { tun_type: TunType::Gre, port: 0, csum: TunCsum::RemCsum };
+        let gre_rem = FwdMethod::Tunnel {
+            tun_type: TunType::Gre,
+            port: 0,
+            csum: TunCsum::RemCsum,
+        };
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_fwd(gre_rem)),
             "Illegal 'tun-remcsum' option with the 'gre' tunnel type"
         );
-        let mut ok = DestConfig::new(ip("10.0.0.1"), 80).with_weight(65535).with_fwd(FwdMethod::Tunnel {
-            tun_type: TunType::Gue,
-            port: 6080,
-            csum: TunCsum::RemCsum,
-        });
+        let mut ok = DestConfig::new(ip("10.0.0.1"), 80)
+            .with_weight(65535)
+            .with_fwd(FwdMethod::Tunnel {
+                tun_type: TunType::Gue,
+                port: 6080,
+                csum: TunCsum::RemCsum,
+            });
         assert!(ok.normalize(svc, 80).is_ok());
     }
 
     #[test]
     fn thresholds_set_and_clear() {
         // Upper 4, lower 0: overloaded at 4, cleared below 3 (3/4 of 4).
-        let d = DestShared::new(1, &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(4, 0), 1);
+        let d = DestShared::new(
+            1,
+            &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(4, 0),
+            1,
+        );
         for _ in 0..3 {
             d.bind_conn(false);
         }
@@ -409,7 +454,11 @@ mod tests {
         assert!(!d.overloaded());
 
         // Explicit lower threshold 2: cleared only below 2.
-        let d = DestShared::new(2, &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(3, 2), 1);
+        let d = DestShared::new(
+            2,
+            &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(3, 2),
+            1,
+        );
         for _ in 0..3 {
             d.bind_conn(false);
         }
@@ -420,7 +469,11 @@ mod tests {
         assert!(!d.overloaded());
 
         // Templates are not counted but an unbind re-evaluates.
-        let d = DestShared::new(3, &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(1, 0), 1);
+        let d = DestShared::new(
+            3,
+            &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(1, 0),
+            1,
+        );
         d.bind_template();
         assert!(!d.overloaded());
         d.bind_conn(false);
@@ -441,11 +494,13 @@ mod tests {
 
     #[test]
     fn serde_forms() {
-        let d = DestConfig::new(ip("10.0.0.3"), 443).with_weight(2).with_fwd(FwdMethod::Tunnel {
-            tun_type: TunType::Gue,
-            port: 6080,
-            csum: TunCsum::NoCsum,
-        });
+        let d = DestConfig::new(ip("10.0.0.3"), 443)
+            .with_weight(2)
+            .with_fwd(FwdMethod::Tunnel {
+                tun_type: TunType::Gue,
+                port: 6080,
+                csum: TunCsum::NoCsum,
+            });
         let j = serde_json::to_string(&d).unwrap();
         assert!(j.contains(r#""method":"tunnel""#), "{j}");
         assert!(j.contains(r#""type":"gue""#), "{j}");
@@ -454,7 +509,8 @@ mod tests {
         let min: DestConfig = serde_json::from_str(r#"{"addr":"10.0.0.1","port":80}"#).unwrap();
         assert_eq!(min, DestConfig::new(ip("10.0.0.1"), 80));
         let nat: DestConfig =
-            serde_json::from_str(r#"{"addr":"10.0.0.1","port":80,"fwd":{"method":"masq"}}"#).unwrap();
+            serde_json::from_str(r#"{"addr":"10.0.0.1","port":80,"fwd":{"method":"masq"}}"#)
+                .unwrap();
         assert_eq!(nat.fwd, FwdMethod::Masq);
     }
 }

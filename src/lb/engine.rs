@@ -392,7 +392,11 @@ impl Engine {
                     slots: Vec::new(),
                 },
             };
-            ls.slots = s.dests.iter().map(|d| self.slab.slot(d, &s.shared)).collect();
+            ls.slots = s
+                .dests
+                .iter()
+                .map(|d| self.slab.slot(d, &s.shared))
+                .collect();
             if let Some(sc) = ls.sched.as_mut() {
                 sc.update(s);
             }
@@ -445,7 +449,11 @@ impl Engine {
 
     /// The real server in slot `slot` (from [`Forward::dest`]).
     pub fn dest(&self, slot: u32) -> Option<&Arc<DestShared>> {
-        self.slab.v.get(slot as usize).and_then(|d| d.as_ref()).map(|d| &d.shared)
+        self.slab
+            .v
+            .get(slot as usize)
+            .and_then(|d| d.as_ref())
+            .map(|d| &d.shared)
     }
 
     /// Compute a packet's key and hash (no table access).
@@ -484,7 +492,9 @@ impl Engine {
 
     fn outbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         match self.table.find(p.hash, &p.tuple, true, &self.slab) {
-            Some(i) if self.table.get(i).expires > now.0 => self.existing(i, pkt, StateDir::Output, now),
+            Some(i) if self.table.get(i).expires > now.0 => {
+                self.existing(i, pkt, StateDir::Output, now)
+            }
             Some(i) => {
                 self.expire_now(i);
                 Verdict::Drop(DropReason::NoConnection)
@@ -504,21 +514,20 @@ impl Engine {
                     Some(d) => (d.live, d.shared.weight()),
                     None => (false, 0),
                 };
-                let mut resched = false;
-                if pkt.proto == Protocol::Tcp && pkt.tcp_flags.syn() {
-                    let st = TcpState::from_u8(c.state);
-                    if self.settings.expire_nodest_conn && weight == 0 {
-                        resched = true;
-                    } else if self.settings.conn_reuse_mode != 0
-                        && (st == TcpState::TimeWait
-                            || st == TcpState::Close
-                            || (self.settings.conn_reuse_mode & 2 != 0
-                                && st == TcpState::FinWait
-                                && c.has(flag::NOOUTPUT)))
-                    {
-                        resched = true;
-                    }
-                }
+                // A SYN on an old connection: reschedule when the server is
+                // quiescent with expire_nodest_conn, or when the connection is
+                // finished (conn_reuse_mode).
+                let reuse = self.settings.conn_reuse_mode;
+                let st = TcpState::from_u8(c.state);
+                let mut resched = pkt.proto == Protocol::Tcp
+                    && pkt.tcp_flags.syn()
+                    && ((self.settings.expire_nodest_conn && weight == 0)
+                        || (reuse != 0
+                            && (st == TcpState::TimeWait
+                                || st == TcpState::Close
+                                || (reuse & 2 != 0
+                                    && st == TcpState::FinWait
+                                    && c.has(flag::NOOUTPUT)))));
                 if !resched && !live {
                     if !self.settings.expire_nodest_conn {
                         return Verdict::Drop(DropReason::DestRemoved);
@@ -610,7 +619,12 @@ impl Engine {
         let Some(sc) = ls.sched.as_mut() else {
             return Verdict::Drop(DropReason::NoScheduler);
         };
-        let fk = FlowKey { src: pkt.src, sport: pkt.sport, dst: pkt.dst, dport: pkt.dport };
+        let fk = FlowKey {
+            src: pkt.src,
+            sport: pkt.sport,
+            dst: pkt.dst,
+            dport: pkt.dport,
+        };
         let slab = &self.slab;
         let (slot, tpl) = match svc.cfg.persistence {
             None => match sc.schedule(svc, &fk, now) {
@@ -673,7 +687,17 @@ impl Engine {
         let out_hash = masq.then(|| {
             let dport = if d.port == 0 { pkt.dport } else { d.port };
             let t = &p.tuple;
-            hash_key(&Tuple { src: d.addr, dst: t.src, sport: dport, dport: t.sport, udp: t.udp, v6: t.v6 }, true)
+            hash_key(
+                &Tuple {
+                    src: d.addr,
+                    dst: t.src,
+                    sport: dport,
+                    dport: t.sport,
+                    udp: t.udp,
+                    v6: t.v6,
+                },
+                true,
+            )
         });
         let mut flags = flag::INACTIVE;
         if !masq {
@@ -778,7 +802,11 @@ impl Engine {
 
     /// The shared persistence templates as `-Lnc` rows.
     pub fn list_templates(&self, now: Instant) -> Vec<ConnInfo> {
-        self.templates.list(now).iter().map(ConnInfo::from_template).collect()
+        self.templates
+            .list(now)
+            .iter()
+            .map(ConnInfo::from_template)
+            .collect()
     }
 }
 

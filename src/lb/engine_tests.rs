@@ -112,19 +112,33 @@ fn rules_with(svc: ServiceConfig, dests: &[DestConfig]) -> Rules {
 }
 
 fn engine(r: &Rules, cap: usize) -> Engine {
-    Engine::with_factory(0, cap, r.snapshot(), Arc::new(TemplateTable::default()), Instant::ZERO, factory)
+    Engine::with_factory(
+        0,
+        cap,
+        r.snapshot(),
+        Arc::new(TemplateTable::default()),
+        Instant::ZERO,
+        factory,
+    )
 }
 
 fn counts(r: &Rules, key: &ServiceKey, addr: &str) -> (u32, u32, u32) {
     let (_, _, dests) = r.service(key).unwrap();
     let d = dests.iter().find(|d| d.cfg.addr == ip(addr)).unwrap();
-    (d.shared.active(), d.shared.inactive(), d.shared.persistent())
+    (
+        d.shared.active(),
+        d.shared.inactive(),
+        d.shared.persistent(),
+    )
 }
 
 fn nat_rules() -> Rules {
     rules_with(
         ServiceConfig::new(Protocol::Tcp, ip(VIP), 80).with_scheduler("rr"),
-        &[DestConfig::new(ip(RS1), 8080).masq(), DestConfig::new(ip(RS2), 8080).masq()],
+        &[
+            DestConfig::new(ip(RS1), 8080).masq(),
+            DestConfig::new(ip(RS2), 8080).masq(),
+        ],
     )
 }
 
@@ -149,11 +163,17 @@ fn nat_connection_lifecycle_and_counts() {
     assert_eq!(o.conn, f.conn);
     assert_eq!((o.vaddr, o.vport), (ip(VIP), 80));
     assert_eq!(o.state.name(), "SYN_RECV");
-    assert_eq!(state(e.process(&tcp_in(c, 40000, ACK), t(1))), "ESTABLISHED");
+    assert_eq!(
+        state(e.process(&tcp_in(c, 40000, ACK), t(1))),
+        "ESTABLISHED"
+    );
     assert_eq!(counts(&r, &tkey(), RS2), (1, 0, 0));
     assert_eq!(state(e.process(&tcp_in(c, 40000, FIN), t(2))), "CLOSE_WAIT");
     assert_eq!(counts(&r, &tkey(), RS2), (0, 1, 0));
-    assert_eq!(state(e.process(&tcp_out(ip(RS2), 8080, c, 40000, FIN), t(2))), "TIME_WAIT");
+    assert_eq!(
+        state(e.process(&tcp_out(ip(RS2), 8080, c, 40000, FIN), t(2))),
+        "TIME_WAIT"
+    );
     assert_eq!(state(e.process(&tcp_in(c, 40000, ACK), t(3))), "TIME_WAIT");
 
     // TIME_WAIT lasts 120 s from the last packet.
@@ -168,7 +188,10 @@ fn nat_connection_lifecycle_and_counts() {
     let (_, svc, dests) = r.service(&tkey()).unwrap();
     let d = dests.iter().find(|d| d.cfg.addr == ip(RS2)).unwrap();
     for s in [d.shared.stats.totals(), svc.stats.totals()] {
-        assert_eq!((s.conns, s.inpkts, s.inbytes, s.outpkts, s.outbytes), (1, 4, 240, 2, 3000));
+        assert_eq!(
+            (s.conns, s.inpkts, s.inbytes, s.outpkts, s.outbytes),
+            (1, 4, 240, 2, 3000)
+        );
     }
     r.zero(None).unwrap();
     assert_eq!(svc.stats.totals().inpkts, 0);
@@ -185,9 +208,15 @@ fn dr_uses_input_only_table() {
     let f = fwd(e.process(&tcp_in(c, 1000, SYN), Instant::ZERO));
     assert_eq!(f.fwd, FwdMethod::Route);
     assert_eq!(f.dport, 80);
-    assert_eq!(state(e.process(&tcp_in(c, 1000, ACK), Instant(10))), "ESTABLISHED");
+    assert_eq!(
+        state(e.process(&tcp_in(c, 1000, ACK), Instant(10))),
+        "ESTABLISHED"
+    );
     // INPUT-ONLY: FIN from the client goes to FIN_WAIT (INPUT would say CLOSE_WAIT).
-    assert_eq!(state(e.process(&tcp_in(c, 1000, FIN), Instant(20))), "FIN_WAIT");
+    assert_eq!(
+        state(e.process(&tcp_in(c, 1000, FIN), Instant(20))),
+        "FIN_WAIT"
+    );
     assert_eq!(counts(&r, &tkey(), RS1), (0, 1, 0));
     // No outbound key for DR.
     assert_eq!(
@@ -195,7 +224,10 @@ fn dr_uses_input_only_table() {
         Verdict::Drop(DropReason::NoConnection)
     );
     // RST: CLOSE, 10 s.
-    assert_eq!(state(e.process(&tcp_in(c, 1000, RST), Instant(40))), "CLOSE");
+    assert_eq!(
+        state(e.process(&tcp_in(c, 1000, RST), Instant(40))),
+        "CLOSE"
+    );
     let l = e.list_conns(Instant(40));
     assert_eq!(l[0].expires_in_ms, 10_000);
 }
@@ -206,11 +238,17 @@ fn only_a_syn_opens_a_tcp_connection() {
     let mut e = engine(&r, 64);
     let c = client(9);
     for flags in [ACK, RST, SYNACK, TcpFlags::SYN | TcpFlags::RST, FIN, 0] {
-        assert_eq!(e.process(&tcp_in(c, 5, flags), Instant::ZERO), Verdict::Drop(DropReason::NotSyn));
+        assert_eq!(
+            e.process(&tcp_in(c, 5, flags), Instant::ZERO),
+            Verdict::Drop(DropReason::NotSyn)
+        );
     }
     let mut other = tcp_in(c, 5, SYN);
     other.dport = 81;
-    assert_eq!(e.process(&other, Instant::ZERO), Verdict::Drop(DropReason::NoService));
+    assert_eq!(
+        e.process(&other, Instant::ZERO),
+        Verdict::Drop(DropReason::NoService)
+    );
     assert_eq!(e.counters().drops(DropReason::NotSyn), 6);
     assert_eq!(e.counters().drops(DropReason::NoService), 1);
     assert_eq!(e.conn_count(), 0);
@@ -231,10 +269,19 @@ fn timeouts_exact_and_set_changes_established() {
     assert_eq!(e.list_conns(Instant::ZERO)[0].expires_in_ms, 60_000);
     fwd(e.process(&tcp_in(c, 1, ACK), Instant(1000)));
     // ESTABLISHED: 900 s from the last packet; alive just before, gone at.
-    assert_eq!(state(e.process(&tcp_in(c, 1, ACK), Instant(900_999))), "ESTABLISHED");
+    assert_eq!(
+        state(e.process(&tcp_in(c, 1, ACK), Instant(900_999))),
+        "ESTABLISHED"
+    );
     // The wheel collects within one tick (10 ms) after the expiry.
     assert_eq!(e.expire(Instant(1_800_998), usize::MAX), 0);
-    assert_eq!(e.expire(Instant(1_800_999 + crate::lb::conntable::TICK_MS), usize::MAX), 1);
+    assert_eq!(
+        e.expire(
+            Instant(1_800_999 + crate::lb::conntable::TICK_MS),
+            usize::MAX
+        ),
+        1
+    );
     assert_eq!(e.conn_count(), 0);
 
     // --set 60 0 0: ESTABLISHED now 60 s.
@@ -247,7 +294,10 @@ fn timeouts_exact_and_set_changes_established() {
     assert_eq!(e.list_conns(t0)[0].expire_mmss(), "01:00");
     // A packet for an entry past its expiry that was not collected yet does
     // not revive it: it is treated as new (and an ACK cannot open one).
-    assert_eq!(e.process(&tcp_in(c, 2, ACK), Instant(t0.0 + 60_000)), Verdict::Drop(DropReason::NotSyn));
+    assert_eq!(
+        e.process(&tcp_in(c, 2, ACK), Instant(t0.0 + 60_000)),
+        Verdict::Drop(DropReason::NotSyn)
+    );
     assert_eq!(e.conn_count(), 0);
     assert_eq!(counts(&r, &tkey(), RS1), (0, 0, 0));
     assert_eq!(counts(&r, &tkey(), RS2), (0, 0, 0));
@@ -257,8 +307,10 @@ fn timeouts_exact_and_set_changes_established() {
 fn udp_connections_are_inactive_300s() {
     let mut r = Rules::new(1);
     let key = ServiceKey::new(Protocol::Udp, ip(VIP), 53);
-    r.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53).with_scheduler("rr")).unwrap();
-    r.add_dest(&key, DestConfig::new(ip(RS1), 5353).masq()).unwrap();
+    r.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53).with_scheduler("rr"))
+        .unwrap();
+    r.add_dest(&key, DestConfig::new(ip(RS1), 5353).masq())
+        .unwrap();
     let mut e = engine(&r, 16);
     let p = Packet {
         proto: Protocol::Udp,
@@ -275,7 +327,14 @@ fn udp_connections_are_inactive_300s() {
     assert_eq!(f.state, ConnState::Udp);
     assert_eq!((f.daddr, f.dport), (ip(RS1), 5353));
     assert_eq!(counts(&r, &key, RS1), (0, 1, 0));
-    let reply = Packet { src: ip(RS1), sport: 5353, dst: client(1), dport: 999, dir: Direction::Out, ..p };
+    let reply = Packet {
+        src: ip(RS1),
+        sport: 5353,
+        dst: client(1),
+        dport: 999,
+        dir: Direction::Out,
+        ..p
+    };
     let o = fwd(e.process(&reply, Instant(5000)));
     assert!(!o.new);
     assert_eq!(e.list_conns(Instant(5000))[0].expires_in_ms, 300_000);
@@ -294,7 +353,12 @@ fn udp_connections_are_inactive_300s() {
 fn one_packet_scheduling_keeps_no_connection() {
     let mut r = Rules::new(1);
     let key = ServiceKey::new(Protocol::Udp, ip(VIP), 53);
-    r.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53).with_scheduler("rr").with_ops()).unwrap();
+    r.add_service(
+        ServiceConfig::new(Protocol::Udp, ip(VIP), 53)
+            .with_scheduler("rr")
+            .with_ops(),
+    )
+    .unwrap();
     r.add_dest(&key, DestConfig::new(ip(RS1), 53)).unwrap();
     r.add_dest(&key, DestConfig::new(ip(RS2), 53)).unwrap();
     let mut e = engine(&r, 16);
@@ -326,7 +390,10 @@ fn table_full_is_a_counted_drop() {
     let mut e = engine(&r, 2);
     fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
     fwd(e.process(&tcp_in(client(2), 1, SYN), Instant::ZERO));
-    assert_eq!(e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO), Verdict::Drop(DropReason::TableFull));
+    assert_eq!(
+        e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO),
+        Verdict::Drop(DropReason::TableFull)
+    );
     assert_eq!(e.counters().drops(DropReason::TableFull), 1);
     assert_eq!(e.conn_count(), 2);
     // Nothing was bound for the refused connection.
@@ -334,7 +401,10 @@ fn table_full_is_a_counted_drop() {
     let (a2, i2, _) = counts(&r, &tkey(), RS2);
     assert_eq!(a1 + i1 + a2 + i2, 2);
     // Existing connections still work.
-    assert_eq!(state(e.process(&tcp_in(client(1), 1, ACK), Instant(1))), "ESTABLISHED");
+    assert_eq!(
+        state(e.process(&tcp_in(client(1), 1, ACK), Instant(1))),
+        "ESTABLISHED"
+    );
 }
 
 #[test]
@@ -345,11 +415,18 @@ fn weight_zero_drains() {
     let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
     let b = fwd(e.process(&tcp_in(client(2), 1, SYN), Instant::ZERO));
     assert_ne!(a.daddr, b.daddr);
-    r.edit_dest(&tkey(), DestConfig::new(ip(RS1), 8080).masq().with_weight(0)).unwrap();
+    r.edit_dest(
+        &tkey(),
+        DestConfig::new(ip(RS1), 8080).masq().with_weight(0),
+    )
+    .unwrap();
     e.set_snapshot(r.snapshot());
     // New connections only to RS2.
     for n in 3..10 {
-        assert_eq!(fwd(e.process(&tcp_in(client(n), 1, SYN), Instant(10))).daddr, ip(RS2));
+        assert_eq!(
+            fwd(e.process(&tcp_in(client(n), 1, SYN), Instant(10))).daddr,
+            ip(RS2)
+        );
     }
     // The existing RS1 connection goes on; the edit kept its count.
     let old = if a.daddr == ip(RS1) { 1 } else { 2 };
@@ -369,11 +446,17 @@ fn deleted_dest_drops_its_connections() {
     r.delete_dest(&tkey(), ip(RS2), 8080).unwrap();
     e.set_snapshot(r.snapshot());
     // Packets of the connection are dropped; it lives on until it times out.
-    assert_eq!(e.process(&tcp_in(client(1), 1, ACK), Instant(2)), Verdict::Drop(DropReason::DestRemoved));
+    assert_eq!(
+        e.process(&tcp_in(client(1), 1, ACK), Instant(2)),
+        Verdict::Drop(DropReason::DestRemoved)
+    );
     assert_eq!(e.conn_count(), 1);
     assert_eq!(shared.active(), 1);
     // Replies still pass (the kernel's output path does not check).
-    assert!(matches!(e.process(&tcp_out(ip(RS2), 8080, client(1), 1, ACK), Instant(3)), Verdict::Forward(_)));
+    assert!(matches!(
+        e.process(&tcp_out(ip(RS2), 8080, client(1), 1, ACK), Instant(3)),
+        Verdict::Forward(_)
+    ));
     e.expire(Instant(1_000_000), usize::MAX);
     assert_eq!(e.conn_count(), 0);
     assert_eq!((shared.active(), shared.inactive()), (0, 0));
@@ -384,7 +467,10 @@ fn deleted_dest_drops_its_connections() {
 #[test]
 fn deleted_dest_with_expire_nodest_conn_reschedules() {
     let mut r = nat_rules();
-    r.set_settings(Settings { expire_nodest_conn: true, ..Settings::default() });
+    r.set_settings(Settings {
+        expire_nodest_conn: true,
+        ..Settings::default()
+    });
     let mut e = engine(&r, 64);
     let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
     assert_eq!(a.daddr, ip(RS2));
@@ -392,7 +478,10 @@ fn deleted_dest_with_expire_nodest_conn_reschedules() {
     r.delete_dest(&tkey(), ip(RS2), 8080).unwrap();
     e.set_snapshot(r.snapshot());
     // A non-SYN: the connection is expired, and the packet cannot open one.
-    assert_eq!(e.process(&tcp_in(client(1), 1, ACK), Instant(2)), Verdict::Drop(DropReason::NotSyn));
+    assert_eq!(
+        e.process(&tcp_in(client(1), 1, ACK), Instant(2)),
+        Verdict::Drop(DropReason::NotSyn)
+    );
     assert_eq!(e.conn_count(), 0);
     assert_eq!((shared.active(), shared.inactive()), (0, 0));
     // The client's next SYN is scheduled on a remaining server.
@@ -410,7 +499,10 @@ fn syn_reuses_time_wait_and_close() {
     let a = fwd(e.process(&tcp_in(c, 7, SYN), Instant::ZERO));
     fwd(e.process(&tcp_in(c, 7, ACK), Instant(1)));
     fwd(e.process(&tcp_in(c, 7, FIN), Instant(2)));
-    assert_eq!(state(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Instant(3))), "TIME_WAIT");
+    assert_eq!(
+        state(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Instant(3))),
+        "TIME_WAIT"
+    );
     let b = fwd(e.process(&tcp_in(c, 7, SYN), Instant(4)));
     assert!(b.new);
     assert_ne!(b.daddr, a.daddr); // rescheduled: rr moved on
@@ -426,7 +518,11 @@ fn syn_reuses_time_wait_and_close() {
     fwd(e.process(&tcp_in(c, 7, ACK), Instant(7)));
     let s = fwd(e.process(&tcp_in(c, 7, SYN), Instant(8)));
     assert!(!s.new);
-    let total: u32 = [RS1, RS2].iter().map(|a| counts(&r, &tkey(), a)).map(|(x, y, _)| x + y).sum();
+    let total: u32 = [RS1, RS2]
+        .iter()
+        .map(|a| counts(&r, &tkey(), a))
+        .map(|(x, y, _)| x + y)
+        .sum();
     assert_eq!(total, 1);
 }
 
@@ -434,23 +530,37 @@ fn syn_reuses_time_wait_and_close() {
 fn thresholds_steer_scheduling() {
     let r = rules_with(
         ServiceConfig::new(Protocol::Tcp, ip(VIP), 80).with_scheduler("rr"),
-        &[DestConfig::new(ip(RS1), 80).with_thresholds(1, 0), DestConfig::new(ip(RS2), 80).with_thresholds(1, 0)],
+        &[
+            DestConfig::new(ip(RS1), 80).with_thresholds(1, 0),
+            DestConfig::new(ip(RS2), 80).with_thresholds(1, 0),
+        ],
     );
     let mut e = engine(&r, 64);
     fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
     fwd(e.process(&tcp_in(client(2), 1, SYN), Instant::ZERO));
     // Both overloaded: nothing available.
-    assert_eq!(e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO), Verdict::Drop(DropReason::NoDest));
+    assert_eq!(
+        e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO),
+        Verdict::Drop(DropReason::NoDest)
+    );
     // One connection closes and expires: its server is available again.
     fwd(e.process(&tcp_in(client(1), 1, ACK), Instant(1)));
-    assert_eq!(state(e.process(&tcp_in(client(1), 1, RST), Instant(1))), "CLOSE");
+    assert_eq!(
+        state(e.process(&tcp_in(client(1), 1, RST), Instant(1))),
+        "CLOSE"
+    );
     e.expire(Instant(20_000), usize::MAX);
-    assert!(matches!(e.process(&tcp_in(client(3), 1, SYN), Instant(20_000)), Verdict::Forward(_)));
+    assert!(matches!(
+        e.process(&tcp_in(client(3), 1, SYN), Instant(20_000)),
+        Verdict::Forward(_)
+    ));
 }
 
 fn persistent_rules(mask: Option<Netmask>) -> Rules {
     rules_with(
-        ServiceConfig::new(Protocol::Tcp, ip(VIP), 80).with_scheduler("rr").with_persistence(360, mask),
+        ServiceConfig::new(Protocol::Tcp, ip(VIP), 80)
+            .with_scheduler("rr")
+            .with_persistence(360, mask),
         &[DestConfig::new(ip(RS1), 80), DestConfig::new(ip(RS2), 80)],
     )
 }
@@ -478,7 +588,10 @@ fn persistence_holds_across_two_lcores() {
 
     // Listing: templates with client port 0, state NONE, 360 s.
     let l = e0.list_templates(Instant(20));
-    let t = l.iter().find(|t| t.client.ip() == ip("172.16.0.0")).unwrap();
+    let t = l
+        .iter()
+        .find(|t| t.client.ip() == ip("172.16.0.0"))
+        .unwrap();
     assert_eq!(t.client.port(), 0);
     assert_eq!(t.state, "NONE");
     assert_eq!(t.vip, "192.168.1.100:80".parse().unwrap());
@@ -529,17 +642,24 @@ fn template_kept_while_it_controls_connections() {
 fn quiescent_template_follows_expire_quiescent_template() {
     for eqt in [false, true] {
         let mut r = persistent_rules(None);
-        r.set_settings(Settings { expire_quiescent_template: eqt, ..Settings::default() });
+        r.set_settings(Settings {
+            expire_quiescent_template: eqt,
+            ..Settings::default()
+        });
         let mut e = engine(&r, 64);
         let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
         let port = 80;
-        r.edit_dest(&tkey(), DestConfig::new(a.daddr, port).with_weight(0)).unwrap();
+        r.edit_dest(&tkey(), DestConfig::new(a.daddr, port).with_weight(0))
+            .unwrap();
         e.set_snapshot(r.snapshot());
         let b = fwd(e.process(&tcp_in(client(1), 2, SYN), Instant(10)));
         if eqt {
             assert_ne!(b.daddr, a.daddr, "template dropped, rescheduled");
         } else {
-            assert_eq!(b.daddr, a.daddr, "persistent client keeps its weight-0 server");
+            assert_eq!(
+                b.daddr, a.daddr,
+                "persistent client keeps its weight-0 server"
+            );
         }
     }
 }
@@ -560,9 +680,14 @@ fn template_of_deleted_dest_is_replaced() {
 fn port_zero_service_forwards_to_the_packet_port() {
     let mut r = Rules::new(1);
     let key = ServiceKey::new(Protocol::Tcp, ip(VIP), 0);
-    r.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 0).with_scheduler("rr").with_persistence(60, None))
+    r.add_service(
+        ServiceConfig::new(Protocol::Tcp, ip(VIP), 0)
+            .with_scheduler("rr")
+            .with_persistence(60, None),
+    )
+    .unwrap();
+    r.add_dest(&key, DestConfig::new(ip(RS1), 0).masq())
         .unwrap();
-    r.add_dest(&key, DestConfig::new(ip(RS1), 0).masq()).unwrap();
     let mut e = engine(&r, 16);
     let mut p = tcp_in(client(1), 1234, SYN);
     p.dport = 443;
@@ -600,8 +725,13 @@ fn snapshot_swap_keeps_connections_and_counts() {
     let mut r = nat_rules();
     let mut e = engine(&r, 16);
     let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
-    r.edit_dest(&tkey(), DestConfig::new(a.daddr, 8080).masq().with_weight(3)).unwrap();
-    r.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 443)).unwrap();
+    r.edit_dest(
+        &tkey(),
+        DestConfig::new(a.daddr, 8080).masq().with_weight(3),
+    )
+    .unwrap();
+    r.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 443))
+        .unwrap();
     e.set_snapshot(r.snapshot());
     let f = fwd(e.process(&tcp_in(client(1), 1, ACK), Instant(5)));
     assert_eq!(f.conn, a.conn);
@@ -615,10 +745,16 @@ fn snapshot_swap_keeps_connections_and_counts() {
 fn ipv6_service() {
     let mut r = Rules::new(1);
     let key = ServiceKey::new(Protocol::Tcp, ip("2001:db8::100"), 80);
-    r.add_service(ServiceConfig::new(Protocol::Tcp, ip("2001:db8::100"), 80).with_scheduler("rr")).unwrap();
-    r.add_dest(&key, DestConfig::new(ip("2001:db8::1"), 8080).masq()).unwrap();
+    r.add_service(ServiceConfig::new(Protocol::Tcp, ip("2001:db8::100"), 80).with_scheduler("rr"))
+        .unwrap();
+    r.add_dest(&key, DestConfig::new(ip("2001:db8::1"), 8080).masq())
+        .unwrap();
     let mut e = engine(&r, 16);
-    let p = Packet { src: ip("2001:db8:1::5"), dst: ip("2001:db8::100"), ..tcp_in(client(1), 3333, SYN) };
+    let p = Packet {
+        src: ip("2001:db8:1::5"),
+        dst: ip("2001:db8::100"),
+        ..tcp_in(client(1), 3333, SYN)
+    };
     let f = fwd(e.process(&p, Instant::ZERO));
     assert_eq!((f.daddr, f.dport), (ip("2001:db8::1"), 8080));
     let o = Packet {
@@ -672,7 +808,16 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let flags = prop::sample::select(vec![SYN, ACK, FIN, RST, SYNACK, SYN | FIN, 0u8, TcpFlags::PSH | ACK]);
+    let flags = prop::sample::select(vec![
+        SYN,
+        ACK,
+        FIN,
+        RST,
+        SYNACK,
+        SYN | FIN,
+        0u8,
+        TcpFlags::PSH | ACK,
+    ]);
     prop_oneof![
         4 => (0u8..6, 0u8..4, flags.clone()).prop_map(|(client, port, flags)| Op::In { client, port, flags }),
         2 => (0u8..6, 0u8..4, flags).prop_map(|(client, port, flags)| Op::Out { client, port, flags }),
@@ -698,7 +843,12 @@ fn check_counts(e: &Engine, r: &Rules) {
                     }
                 }
             }
-            assert_eq!((d.shared.active(), d.shared.inactive()), (act, inact), "dest {}", d.cfg.addr);
+            assert_eq!(
+                (d.shared.active(), d.shared.inactive()),
+                (act, inact),
+                "dest {}",
+                d.cfg.addr
+            );
         }
     }
 }

@@ -40,9 +40,7 @@ impl fmt::Display for LbError {
             LbError::NoService => f.write_str("No such service"),
             LbError::DestExists => f.write_str("Destination already exists"),
             LbError::NoDest => f.write_str("No such destination"),
-            LbError::SchedulerNotFound => {
-                f.write_str("Scheduler or persistence engine not found")
-            }
+            LbError::SchedulerNotFound => f.write_str("Scheduler or persistence engine not found"),
             LbError::ZeroPort => f.write_str("Zero port specified for non-persistent service"),
             LbError::OpsNotUdp => {
                 f.write_str("One-Packet Scheduling is only for UDP virtual services")
@@ -58,9 +56,9 @@ impl fmt::Display for LbError {
                 f.write_str("illegal virtual server persistent mask specified")
             }
             LbError::IllegalIpv6Netmask => f.write_str("illegal ipv6 netmask specified"),
-            LbError::FamilyMismatch => f.write_str(
-                "Address family of the real server does not match the virtual service",
-            ),
+            LbError::FamilyMismatch => {
+                f.write_str("Address family of the real server does not match the virtual service")
+            }
             LbError::TunPortRequired => {
                 f.write_str("You need to supply the 'tun-port' option for the 'gue' tunnel type")
             }

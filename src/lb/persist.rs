@@ -130,7 +130,9 @@ impl Default for TemplateTable {
 impl TemplateTable {
     pub fn new(shards: usize) -> Self {
         TemplateTable {
-            shards: (0..shards.max(1)).map(|_| Mutex::new(Shard::with_hasher(fixed_state()))).collect(),
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Shard::with_hasher(fixed_state())))
+                .collect(),
             hasher: fixed_state(),
             sweep: AtomicUsize::new(0),
         }
@@ -206,7 +208,10 @@ impl TemplateTable {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -149,7 +149,11 @@ impl Snapshot {
             return Some(i as usize);
         }
         if port != 0 {
-            if let Some(&i) = self.index.get(&ServiceKey { proto, addr, port: 0 }) {
+            if let Some(&i) = self.index.get(&ServiceKey {
+                proto,
+                addr,
+                port: 0,
+            }) {
                 return Some(i as usize);
             }
         }
@@ -179,7 +183,13 @@ impl Rules {
     /// Rules for a data plane with `nlcores` workers (sizes the per-lcore
     /// stats blocks).
     pub fn new(nlcores: usize) -> Self {
-        Rules { nlcores: nlcores.max(1), services: Vec::new(), settings: Settings::default(), next_id: 1, version: 0 }
+        Rules {
+            nlcores: nlcores.max(1),
+            services: Vec::new(),
+            settings: Settings::default(),
+            next_id: 1,
+            version: 0,
+        }
     }
 
     fn id(&mut self) -> u64 {
@@ -189,7 +199,10 @@ impl Rules {
     }
 
     fn pos(&self, key: &ServiceKey) -> Result<usize, LbError> {
-        self.services.iter().position(|s| s.cfg.key == *key).ok_or(LbError::NoService)
+        self.services
+            .iter()
+            .position(|s| s.cfg.key == *key)
+            .ok_or(LbError::NoService)
     }
 
     fn changed(&mut self) {
@@ -202,8 +215,15 @@ impl Rules {
         if self.pos(&cfg.key).is_ok() {
             return Err(LbError::ServiceExists);
         }
-        let shared = Arc::new(ServiceShared { id: self.id(), stats: Stats::new(self.nlcores) });
-        self.services.push(ServiceEntry { cfg, shared, dests: Vec::new() });
+        let shared = Arc::new(ServiceShared {
+            id: self.id(),
+            stats: Stats::new(self.nlcores),
+        });
+        self.services.push(ServiceEntry {
+            cfg,
+            shared,
+            dests: Vec::new(),
+        });
         self.changed();
         Ok(())
     }
@@ -244,7 +264,11 @@ impl Rules {
     pub fn add_dest(&mut self, key: &ServiceKey, mut cfg: DestConfig) -> Result<(), LbError> {
         let i = self.pos(key)?;
         cfg.normalize(key.addr, key.port)?;
-        if self.services[i].dests.iter().any(|d| d.cfg.addr == cfg.addr && d.cfg.port == cfg.port) {
+        if self.services[i]
+            .dests
+            .iter()
+            .any(|d| d.cfg.addr == cfg.addr && d.cfg.port == cfg.port)
+        {
             return Err(LbError::DestExists);
         }
         let id = self.id();
@@ -271,10 +295,18 @@ impl Rules {
     }
 
     /// `-d`.
-    pub fn delete_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), LbError> {
+    pub fn delete_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> Result<(), LbError> {
         let i = self.pos(key)?;
         let dests = &mut self.services[i].dests;
-        let j = dests.iter().position(|d| d.cfg.addr == addr && d.cfg.port == port).ok_or(LbError::NoDest)?;
+        let j = dests
+            .iter()
+            .position(|d| d.cfg.addr == addr && d.cfg.port == port)
+            .ok_or(LbError::NoDest)?;
         let d = dests.remove(j);
         d.shared.set_unavailable();
         self.changed();
@@ -302,11 +334,18 @@ impl Rules {
     }
 
     /// Services in insertion order with their shared state.
-    pub fn services(&self) -> impl Iterator<Item = (&ServiceConfig, &Arc<ServiceShared>, &[SnapDest])> {
-        self.services.iter().map(|e| (&e.cfg, &e.shared, e.dests.as_slice()))
+    pub fn services(
+        &self,
+    ) -> impl Iterator<Item = (&ServiceConfig, &Arc<ServiceShared>, &[SnapDest])> {
+        self.services
+            .iter()
+            .map(|e| (&e.cfg, &e.shared, e.dests.as_slice()))
     }
 
-    pub fn service(&self, key: &ServiceKey) -> Result<(&ServiceConfig, &Arc<ServiceShared>, &[SnapDest]), LbError> {
+    pub fn service(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<(&ServiceConfig, &Arc<ServiceShared>, &[SnapDest]), LbError> {
         let i = self.pos(key)?;
         let e = &self.services[i];
         Ok((&e.cfg, &e.shared, e.dests.as_slice()))
@@ -346,10 +385,19 @@ impl Rules {
             .enumerate()
             .map(|(i, e)| {
                 index.insert(e.cfg.key, i as u32);
-                SnapService { cfg: e.cfg.clone(), shared: e.shared.clone(), dests: e.dests.clone() }
+                SnapService {
+                    cfg: e.cfg.clone(),
+                    shared: e.shared.clone(),
+                    dests: e.dests.clone(),
+                }
             })
             .collect();
-        Arc::new(Snapshot { version: self.version, services, settings: self.settings, index })
+        Arc::new(Snapshot {
+            version: self.version,
+            services,
+            settings: self.settings,
+            index,
+        })
     }
 }
 
@@ -370,40 +418,66 @@ mod tests {
         let mut r = Rules::new(1);
         let svc = ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 80).with_scheduler("rr");
         r.add_service(svc.clone()).unwrap();
-        assert_eq!(r.add_service(svc.clone()).unwrap_err().to_string(), "Service already exists");
+        assert_eq!(
+            r.add_service(svc.clone()).unwrap_err().to_string(),
+            "Service already exists"
+        );
         let other = ServiceKey::new(Protocol::Udp, ip("192.168.1.100"), 80);
-        assert_eq!(r.delete_service(&other).unwrap_err().to_string(), "No such service");
         assert_eq!(
-            r.edit_service(ServiceConfig::new(Protocol::Udp, ip("192.168.1.100"), 80)).unwrap_err().to_string(),
+            r.delete_service(&other).unwrap_err().to_string(),
             "No such service"
         );
         assert_eq!(
-            r.add_dest(&other, DestConfig::new(ip("10.0.0.1"), 80)).unwrap_err().to_string(),
+            r.edit_service(ServiceConfig::new(Protocol::Udp, ip("192.168.1.100"), 80))
+                .unwrap_err()
+                .to_string(),
             "No such service"
         );
-        r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80).masq()).unwrap();
         assert_eq!(
-            r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80).masq()).unwrap_err().to_string(),
+            r.add_dest(&other, DestConfig::new(ip("10.0.0.1"), 80))
+                .unwrap_err()
+                .to_string(),
+            "No such service"
+        );
+        r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80).masq())
+            .unwrap();
+        assert_eq!(
+            r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80).masq())
+                .unwrap_err()
+                .to_string(),
             "Destination already exists"
         );
         // DR to the same address with another port: forced to 80, so a duplicate.
         assert_eq!(
-            r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 8080)).unwrap_err().to_string(),
+            r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 8080))
+                .unwrap_err()
+                .to_string(),
             "Destination already exists"
         );
         assert_eq!(
-            r.edit_dest(&key(), DestConfig::new(ip("10.0.0.2"), 80)).unwrap_err().to_string(),
+            r.edit_dest(&key(), DestConfig::new(ip("10.0.0.2"), 80))
+                .unwrap_err()
+                .to_string(),
             "No such destination"
         );
-        assert_eq!(r.delete_dest(&key(), ip("10.0.0.2"), 80).unwrap_err().to_string(), "No such destination");
         assert_eq!(
-            r.add_dest(&key(), DestConfig::new(ip("::1"), 80)).unwrap_err().to_string(),
+            r.delete_dest(&key(), ip("10.0.0.2"), 80)
+                .unwrap_err()
+                .to_string(),
+            "No such destination"
+        );
+        assert_eq!(
+            r.add_dest(&key(), DestConfig::new(ip("::1"), 80))
+                .unwrap_err()
+                .to_string(),
             "Address family of the real server does not match the virtual service"
         );
         assert_eq!(
-            r.add_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.101"), 80).with_scheduler("nope"))
-                .unwrap_err()
-                .to_string(),
+            r.add_service(
+                ServiceConfig::new(Protocol::Tcp, ip("192.168.1.101"), 80).with_scheduler("nope")
+            )
+            .unwrap_err()
+            .to_string(),
             "Scheduler or persistence engine not found"
         );
     }
@@ -411,19 +485,26 @@ mod tests {
     #[test]
     fn snapshots_keep_shared_state_across_edits() {
         let mut r = Rules::new(2);
-        r.add_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 80)).unwrap();
-        r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80)).unwrap();
-        r.add_dest(&key(), DestConfig::new(ip("10.0.0.2"), 80)).unwrap();
+        r.add_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 80))
+            .unwrap();
+        r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80))
+            .unwrap();
+        r.add_dest(&key(), DestConfig::new(ip("10.0.0.2"), 80))
+            .unwrap();
         let s1 = r.snapshot();
         // Kernel order: newest first.
         assert_eq!(s1.services[0].addr(0), ip("10.0.0.2"));
         assert_eq!(s1.services[0].addr(1), ip("10.0.0.1"));
         s1.services[0].dests[1].shared.bind_conn(true);
 
-        r.edit_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80).with_weight(5)).unwrap();
+        r.edit_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80).with_weight(5))
+            .unwrap();
         let s2 = r.snapshot();
         assert!(s2.version > s1.version);
-        assert!(Arc::ptr_eq(&s1.services[0].dests[1].shared, &s2.services[0].dests[1].shared));
+        assert!(Arc::ptr_eq(
+            &s1.services[0].dests[1].shared,
+            &s2.services[0].dests[1].shared
+        ));
         assert_eq!(s2.services[0].weight(1), 5);
         assert_eq!(s2.services[0].active(1), 1);
         // The old snapshot is untouched (config), the shared weight moved.
@@ -433,7 +514,8 @@ mod tests {
         let old = s2.services[0].dests[1].shared.clone();
         r.delete_dest(&key(), ip("10.0.0.1"), 80).unwrap();
         assert!(!old.available());
-        r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80)).unwrap();
+        r.add_dest(&key(), DestConfig::new(ip("10.0.0.1"), 80))
+            .unwrap();
         let s3 = r.snapshot();
         let new = &s3.services[0].dests[0].shared;
         assert_ne!(new.id, old.id);
@@ -442,7 +524,10 @@ mod tests {
 
         // Service edit keeps the service's identity.
         let sid = s3.services[0].shared.id;
-        r.edit_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 80).with_scheduler("rr")).unwrap();
+        r.edit_service(
+            ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 80).with_scheduler("rr"),
+        )
+        .unwrap();
         let s4 = r.snapshot();
         assert_eq!(s4.services[0].shared.id, sid);
         assert_eq!(s4.services[0].cfg.scheduler, "rr");
@@ -456,9 +541,12 @@ mod tests {
     #[test]
     fn find_falls_back_to_port_zero() {
         let mut r = Rules::new(1);
-        r.add_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 0).with_persistence(60, None))
+        r.add_service(
+            ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 0).with_persistence(60, None),
+        )
+        .unwrap();
+        r.add_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 443))
             .unwrap();
-        r.add_service(ServiceConfig::new(Protocol::Tcp, ip("192.168.1.100"), 443)).unwrap();
         let s = r.snapshot();
         assert_eq!(s.find(Protocol::Tcp, ip("192.168.1.100"), 443), Some(1));
         assert_eq!(s.find(Protocol::Tcp, ip("192.168.1.100"), 22), Some(0));

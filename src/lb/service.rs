@@ -78,7 +78,9 @@ impl Netmask {
     /// mismatch leaves the address as it is.
     pub fn apply(self, addr: IpAddr) -> IpAddr {
         match (self, addr) {
-            (Netmask::V4(m), IpAddr::V4(a)) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & u32::from(m))),
+            (Netmask::V4(m), IpAddr::V4(a)) => {
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & u32::from(m)))
+            }
             (Netmask::V6(p), IpAddr::V6(a)) => {
                 let p = p.min(128) as u32;
                 let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
@@ -114,7 +116,10 @@ pub struct Persistence {
 
 impl Default for Persistence {
     fn default() -> Self {
-        Persistence { timeout: DEFAULT_PERSISTENCE_TIMEOUT, netmask: None }
+        Persistence {
+            timeout: DEFAULT_PERSISTENCE_TIMEOUT,
+            netmask: None,
+        }
     }
 }
 
@@ -142,9 +147,14 @@ impl SchedFlag {
     }
 
     pub fn parse(s: &str) -> Option<SchedFlag> {
-        [SchedFlag::ShFallback, SchedFlag::ShPort, SchedFlag::MhFallback, SchedFlag::MhPort]
-            .into_iter()
-            .find(|f| f.name() == s)
+        [
+            SchedFlag::ShFallback,
+            SchedFlag::ShPort,
+            SchedFlag::MhFallback,
+            SchedFlag::MhPort,
+        ]
+        .into_iter()
+        .find(|f| f.name() == s)
     }
 
     /// The scheduler the flag belongs to.
@@ -299,31 +309,65 @@ mod tests {
             "Scheduler or persistence engine not found"
         );
 
-        let shflag = base.clone().with_scheduler("rr").with_flags(&[SchedFlag::ShPort]);
-        assert_eq!(shflag.validate().unwrap_err().to_string(), "incompatible scheduler flag `sh-port'");
-        let mhflag = base.clone().with_scheduler("sh").with_flags(&[SchedFlag::MhFallback]);
+        let shflag = base
+            .clone()
+            .with_scheduler("rr")
+            .with_flags(&[SchedFlag::ShPort]);
+        assert_eq!(
+            shflag.validate().unwrap_err().to_string(),
+            "incompatible scheduler flag `sh-port'"
+        );
+        let mhflag = base
+            .clone()
+            .with_scheduler("sh")
+            .with_flags(&[SchedFlag::MhFallback]);
         assert_eq!(
             mhflag.validate().unwrap_err().to_string(),
             "incompatible scheduler flag `mh-fallback'"
         );
-        let ok = base.clone().with_scheduler("sh").with_flags(&[SchedFlag::ShFallback, SchedFlag::ShPort]);
+        let ok = base
+            .clone()
+            .with_scheduler("sh")
+            .with_flags(&[SchedFlag::ShFallback, SchedFlag::ShPort]);
         assert_eq!(ok.validate(), Ok(()));
-        assert_eq!(ok.sched_flags(), SchedFlags { fallback: true, port: true });
+        assert_eq!(
+            ok.sched_flags(),
+            SchedFlags {
+                fallback: true,
+                port: true
+            }
+        );
 
         let t0 = base.clone().with_persistence(0, None);
-        assert_eq!(t0.validate().unwrap_err().to_string(), "invalid timeout value `0' specified");
+        assert_eq!(
+            t0.validate().unwrap_err().to_string(),
+            "invalid timeout value `0' specified"
+        );
         let tmax = base.clone().with_persistence(MAX_TIMEOUT + 1, None);
         assert!(tmax.validate().is_err());
-        assert_eq!(base.clone().with_persistence(MAX_TIMEOUT, None).validate(), Ok(()));
+        assert_eq!(
+            base.clone().with_persistence(MAX_TIMEOUT, None).validate(),
+            Ok(())
+        );
 
         let v6 = ServiceConfig::new(Protocol::Tcp, "2001:db8::1".parse().unwrap(), 80);
         assert_eq!(
-            v6.clone().with_persistence(60, Some(Netmask::V6(0))).validate().unwrap_err().to_string(),
+            v6.clone()
+                .with_persistence(60, Some(Netmask::V6(0)))
+                .validate()
+                .unwrap_err()
+                .to_string(),
             "illegal ipv6 netmask specified"
         );
-        assert_eq!(v6.with_persistence(60, Some(Netmask::V6(64))).validate(), Ok(()));
         assert_eq!(
-            base.with_persistence(60, Some(Netmask::V6(64))).validate().unwrap_err().to_string(),
+            v6.with_persistence(60, Some(Netmask::V6(64))).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            base.with_persistence(60, Some(Netmask::V6(64)))
+                .validate()
+                .unwrap_err()
+                .to_string(),
             "illegal virtual server persistent mask specified"
         );
     }
@@ -333,8 +377,14 @@ mod tests {
         let m = Netmask::V4("255.255.255.0".parse().unwrap());
         assert_eq!(m.apply(v4("10.1.2.3")), v4("10.1.2.0"));
         let m6 = Netmask::V6(64);
-        assert_eq!(m6.apply("2001:db8:1:2:3:4:5:6".parse().unwrap()), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
-        assert_eq!(Netmask::V6(128).apply("::1".parse().unwrap()), "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            m6.apply("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            Netmask::V6(128).apply("::1".parse().unwrap()),
+            "::1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -165,7 +165,11 @@ impl Estimator {
     /// Forget the averages; the next sample starts from `cur`.
     pub fn zero(&mut self, cur: StatsTotals) {
         let next = self.next;
-        *self = Estimator { last: cur, next, ..Estimator::default() };
+        *self = Estimator {
+            last: cur,
+            next,
+            ..Estimator::default()
+        };
     }
 }
 
@@ -249,7 +253,13 @@ mod tests {
         s.lcore(7).packet_out(1); // clamped to the last lcore, no panic
         assert_eq!(
             s.totals(),
-            StatsTotals { conns: 1, inpkts: 2, outpkts: 2, inbytes: 150, outbytes: 1501 }
+            StatsTotals {
+                conns: 1,
+                inpkts: 2,
+                outpkts: 2,
+                inbytes: 150,
+                outbytes: 1501
+            }
         );
         s.zero();
         assert_eq!(s.totals(), StatsTotals::default());
@@ -286,15 +296,36 @@ mod tests {
         let mut e = Estimator::default();
         e.update(Instant(0), StatsTotals::default());
         // Nothing before the period ends.
-        e.update(Instant(1999), StatsTotals { conns: 400, ..Default::default() });
+        e.update(
+            Instant(1999),
+            StatsTotals {
+                conns: 400,
+                ..Default::default()
+            },
+        );
         assert_eq!(e.rates().cps, 0);
-        e.update(Instant(2000), StatsTotals { conns: 400, ..Default::default() });
+        e.update(
+            Instant(2000),
+            StatsTotals {
+                conns: 400,
+                ..Default::default()
+            },
+        );
         // 400 conns in 2 s = 200/s; a quarter of it after one sample.
         assert_eq!(e.rates().cps, 50);
         // Next sample with no change decays by 3/4.
-        e.update(Instant(4000), StatsTotals { conns: 400, ..Default::default() });
+        e.update(
+            Instant(4000),
+            StatsTotals {
+                conns: 400,
+                ..Default::default()
+            },
+        );
         assert_eq!(e.rates().cps, 37); // 37.5: the kernel's +0x1FF rounds just below half up
-        e.zero(StatsTotals { conns: 400, ..Default::default() });
+        e.zero(StatsTotals {
+            conns: 400,
+            ..Default::default()
+        });
         assert_eq!(e.rates(), Rates::default());
     }
 
@@ -307,9 +338,21 @@ mod tests {
         // a sampled every period, b only at the end: same result for an even
         // rate.
         for k in 1..=3u64 {
-            a.update(Instant(k * 2000), StatsTotals { inpkts: 2000 * k, ..Default::default() });
+            a.update(
+                Instant(k * 2000),
+                StatsTotals {
+                    inpkts: 2000 * k,
+                    ..Default::default()
+                },
+            );
         }
-        b.update(Instant(6000), StatsTotals { inpkts: 6000, ..Default::default() });
+        b.update(
+            Instant(6000),
+            StatsTotals {
+                inpkts: 6000,
+                ..Default::default()
+            },
+        );
         assert_eq!(a.rates(), b.rates());
     }
 }

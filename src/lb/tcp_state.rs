@@ -309,7 +309,10 @@ mod tests {
     #[test]
     fn flag_priority_rst_syn_fin_ack() {
         let all = TcpFlags(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::ACK | TcpFlags::RST);
-        assert_eq!(next_state(StateDir::Input, all, TcpState::Established), TcpState::Close);
+        assert_eq!(
+            next_state(StateDir::Input, all, TcpState::Established),
+            TcpState::Close
+        );
         let syn_fin_ack = TcpFlags(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::ACK);
         // SYN wins over FIN: ESTABLISHED stays ESTABLISHED (not CLOSE_WAIT).
         assert_eq!(
@@ -323,7 +326,11 @@ mod tests {
         );
         // No flag at all: CLOSE.
         assert_eq!(
-            next_state(StateDir::Input, TcpFlags(TcpFlags::PSH), TcpState::Established),
+            next_state(
+                StateDir::Input,
+                TcpFlags(TcpFlags::PSH),
+                TcpState::Established
+            ),
             TcpState::Close
         );
     }
@@ -339,8 +346,10 @@ mod tests {
     #[test]
     fn default_timeouts_and_set() {
         let mut t = Timeouts::default();
-        let secs: Vec<(&str, u32)> =
-            TcpState::ALL.iter().map(|s| (s.name(), t.tcp[*s as usize])).collect();
+        let secs: Vec<(&str, u32)> = TcpState::ALL
+            .iter()
+            .map(|s| (s.name(), t.tcp[*s as usize]))
+            .collect();
         assert_eq!(
             secs,
             vec![
@@ -367,8 +376,14 @@ mod tests {
 
     #[test]
     fn active_states_linux_6_1() {
-        let active: Vec<&str> =
-            TcpState::ALL.iter().filter(|s| s.is_active()).map(|s| s.name()).collect();
-        assert_eq!(active, vec!["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]);
+        let active: Vec<&str> = TcpState::ALL
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(
+            active,
+            vec!["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]
+        );
     }
 }
