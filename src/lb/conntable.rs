@@ -137,6 +137,15 @@ pub struct Tuple {
 }
 
 impl Tuple {
+    pub const EMPTY: Tuple = Tuple {
+        src: [0; 16],
+        dst: [0; 16],
+        sport: 0,
+        dport: 0,
+        udp: false,
+        v6: false,
+    };
+
     #[inline]
     pub fn new(proto: Protocol, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Self {
         let (s, v6) = addr16(src);
@@ -301,6 +310,25 @@ impl ConnTable {
     #[inline]
     pub fn bucket_addr(&self, hash: u64) -> *const u8 {
         (&self.buckets[self.bucket_of(hash)]) as *const Bucket as *const u8
+    }
+
+    /// Load the first index line of a key (software prefetch without
+    /// `unsafe`: issue these for a whole burst, the loads overlap).
+    #[inline]
+    pub fn touch_bucket(&self, hash: u64) -> u32 {
+        self.buckets[hash as usize & self.bmask].tags[0]
+    }
+
+    /// Load the entry the key's first tag match points to (second stage of
+    /// the burst prefetch; the match is not verified here).
+    #[inline]
+    pub fn touch_entry(&self, hash: u64) -> u32 {
+        let tag = tag_of(hash);
+        let bk = &self.buckets[hash as usize & self.bmask];
+        match bk.tags.iter().position(|&t| t == tag) {
+            Some(s) => self.conns[(bk.idx[s] & !OUT) as usize].dest,
+            None => 0,
+        }
     }
 
     #[inline]

@@ -915,3 +915,132 @@ proptest! {
         prop_assert_eq!(c.created(), c.expired());
     }
 }
+
+/// Throughput measurement (not a correctness test; reads the wall clock).
+/// `cargo test --release --no-default-features --lib lb::engine::tests::perf -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn perf_one_million_connections() {
+    use std::hint::black_box;
+    use std::time::Instant as Wall;
+
+    const N: u32 = 1_000_000;
+    let r = nat_rules();
+    let mut e = engine(&r, N as usize);
+    let pkt = |i: u32, flags: u8| Packet {
+        proto: Protocol::Tcp,
+        src: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+        sport: 1024 + (i % 50_000) as u16,
+        dst: ip(VIP),
+        dport: 80,
+        tcp_flags: TcpFlags(flags),
+        dir: Direction::In,
+        len: 64,
+    };
+    let now = Instant::from_secs(1);
+    let syns: Vec<Packet> = (0..N).map(|i| pkt(i, SYN)).collect();
+    let t = Wall::now();
+    let mut out = [Verdict::Drop(DropReason::NoService); 32];
+    for burst in syns.chunks(32) {
+        e.process_burst(burst, now, &mut out);
+        black_box(&out);
+    }
+    let dt = t.elapsed();
+    assert_eq!(e.conn_count(), N as usize);
+    println!(
+        "new connections: {:.2} M/s ({:.0} ns each)",
+        N as f64 / dt.as_secs_f64() / 1e6,
+        dt.as_nanos() as f64 / N as f64
+    );
+
+    // Established packets in random order.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let order: Vec<Packet> = (0..4 * N)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            pkt((x % N as u64) as u32, ACK)
+        })
+        .collect();
+    let t = Wall::now();
+    for p in &order {
+        black_box(e.process(p, now));
+    }
+    let dt = t.elapsed();
+    println!(
+        "established, one at a time: {:.1} ns/packet",
+        dt.as_nanos() as f64 / order.len() as f64
+    );
+
+    // Bursts of 32 through process_burst (index lines and entries loaded
+    // for the whole burst first).
+    let mut out = [Verdict::Drop(DropReason::NoService); 32];
+    let t = Wall::now();
+    for burst in order.chunks(32) {
+        e.process_burst(burst, now, &mut out);
+        black_box(&out);
+    }
+    let dt = t.elapsed();
+    println!(
+        "established, process_burst(32): {:.1} ns/packet",
+        dt.as_nanos() as f64 / order.len() as f64
+    );
+    assert!(matches!(out[0], Verdict::Forward(_)));
+
+    // Cache-resident table (compute cost of the established path).
+    let r2 = nat_rules();
+    let mut small = engine(&r2, 1024);
+    for i in 0..1000 {
+        small.process(&pkt(i, SYN), now);
+    }
+    let hot: Vec<Packet> = order
+        .iter()
+        .take(1 << 20)
+        .map(|p| Packet {
+            src: IpAddr::V4(Ipv4Addr::from(
+                0x0a00_0000
+                    + (u32::from(match p.src {
+                        IpAddr::V4(a) => a,
+                        _ => unreachable!(),
+                    }) % 1000),
+            )),
+            sport: 0,
+            ..*p
+        })
+        .collect();
+    let hot: Vec<Packet> = hot
+        .iter()
+        .map(|p| {
+            let i = u32::from(match p.src {
+                IpAddr::V4(a) => a,
+                _ => unreachable!(),
+            }) - 0x0a00_0000;
+            pkt(i, ACK)
+        })
+        .collect();
+    let t = Wall::now();
+    for burst in hot.chunks(32) {
+        small.process_burst(burst, now, &mut out);
+        black_box(&out);
+    }
+    let dt = t.elapsed();
+    println!(
+        "established, 1000 connections (cache-resident): {:.1} ns/packet",
+        dt.as_nanos() as f64 / hot.len() as f64
+    );
+    assert!(matches!(out[0], Verdict::Forward(_)));
+
+    println!(
+        "memory: {:.1} bytes/conn",
+        e.memory_bytes() as f64 / N as f64
+    );
+
+    let t = Wall::now();
+    let n = e.expire(Instant::from_secs(10_000), usize::MAX);
+    println!(
+        "expire all: {n} in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(e.conn_count(), 0);
+}
