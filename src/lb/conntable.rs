@@ -1,0 +1,859 @@
+//! The per-lcore connection table: owned by one worker, no locks, fixed
+//! capacity allocated once.
+//!
+//! - Entries live in a slab (`Vec<Conn>`, 64-byte entries) with a free list.
+//! - A bucketed open-addressing index maps both directions to an entry: the
+//!   inbound key (proto, client, cport, VIP, vport) and, for NAT, the outbound
+//!   key (proto, real server, dport, client, cport). A bucket is one cache
+//!   line of 7 (tag, entry) slots plus an overflow count (how many entries
+//!   probed past it), so a lookup stops at the first bucket without overflow
+//!   and deletion needs no tombstones.
+//! - Expiry uses a timing wheel (10 ms ticks, 8192 slots) with lazy
+//!   re-arming: a packet only rewrites `expires` (and relinks only when the
+//!   new expiry is earlier than the slot the entry sits in); an entry found
+//!   in a due slot that is not yet expired moves to its real slot. So
+//!   `pop_expired` costs O(expired + ticks + moved) and takes a budget.
+//!
+//! The real server's address is not stored in the entry: outbound matching
+//! asks the owner through [`DestEndpoints`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::service::Protocol;
+use super::time::Instant;
+
+/// Timing wheel resolution.
+pub const TICK_MS: u64 = 10;
+/// Timing wheel size (a power of two); span = 81.92 s.
+pub const WHEEL_SLOTS: usize = 8192;
+/// Largest capacity (entry indices keep their top bit free).
+pub const MAX_CAPACITY: usize = (1 << 31) - 1;
+
+const NIL: u32 = u32::MAX;
+/// In `prev`: the entry is the head of wheel slot `prev & !HEAD`.
+const HEAD: u32 = 1 << 31;
+/// In an index slot: the key is the outbound one.
+const OUT: u32 = 1 << 31;
+const SLOTS: usize = 7;
+
+/// Entry flags.
+pub mod flag {
+    pub const USED: u8 = 1 << 0;
+    pub const V6: u8 = 1 << 1;
+    pub const UDP: u8 = 1 << 2;
+    /// Counted in InActConn (IP_VS_CONN_F_INACTIVE).
+    pub const INACTIVE: u8 = 1 << 3;
+    /// Replies bypass the balancer: INPUT-ONLY state table.
+    pub const NOOUTPUT: u8 = 1 << 4;
+    /// NAT: the outbound key is indexed too.
+    pub const MASQ: u8 = 1 << 5;
+    /// Controlled by a persistence template.
+    pub const CONTROLLED: u8 = 1 << 6;
+}
+
+/// One connection: 64 bytes, one cache line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct Conn {
+    /// Client address (IPv4 as v4-mapped IPv6).
+    pub caddr: [u8; 16],
+    /// Virtual address.
+    pub vaddr: [u8; 16],
+    /// Expiry in ms on the injected clock.
+    pub expires: u64,
+    /// The owner's real server slot.
+    pub dest: u32,
+    next: u32,
+    prev: u32,
+    tick: u32,
+    pub cport: u16,
+    pub vport: u16,
+    /// `TcpState as u8` (UDP: 0).
+    pub state: u8,
+    pub flags: u8,
+}
+
+const EMPTY: Conn = Conn {
+    caddr: [0; 16],
+    vaddr: [0; 16],
+    expires: 0,
+    dest: 0,
+    next: NIL,
+    prev: NIL,
+    tick: 0,
+    cport: 0,
+    vport: 0,
+    state: 0,
+    flags: 0,
+};
+
+impl Conn {
+    #[inline]
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+    pub fn proto(&self) -> Protocol {
+        if self.has(flag::UDP) {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        }
+    }
+    pub fn client(&self) -> IpAddr {
+        ip_from16(self.caddr, self.has(flag::V6))
+    }
+    pub fn vip(&self) -> IpAddr {
+        ip_from16(self.vaddr, self.has(flag::V6))
+    }
+}
+
+/// An address as 16 bytes (IPv4 v4-mapped) and whether it is IPv6.
+#[inline]
+pub fn addr16(ip: IpAddr) -> ([u8; 16], bool) {
+    match ip {
+        IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), false),
+        IpAddr::V6(a) => (a.octets(), true),
+    }
+}
+
+#[inline]
+pub fn ip_from16(a: [u8; 16], v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(a))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
+    }
+}
+
+/// A packet's addresses and ports as it arrives (source first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuple {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub udp: bool,
+    pub v6: bool,
+}
+
+impl Tuple {
+    pub const EMPTY: Tuple = Tuple {
+        src: [0; 16],
+        dst: [0; 16],
+        sport: 0,
+        dport: 0,
+        udp: false,
+        v6: false,
+    };
+
+    #[inline]
+    pub fn new(proto: Protocol, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Self {
+        let (s, v6) = addr16(src);
+        let (d, _) = addr16(dst);
+        Tuple {
+            src: s,
+            dst: d,
+            sport,
+            dport,
+            udp: proto == Protocol::Udp,
+            v6,
+        }
+    }
+}
+
+/// Where the owner's real server slots are (for outbound keys).
+pub trait DestEndpoints {
+    /// Address (16-byte form) and port of real server slot `dest`; port 0
+    /// means "the connection's virtual port" (port-0 services).
+    fn endpoint(&self, dest: u32) -> ([u8; 16], u16);
+}
+
+const SEEDS: [u64; 6] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+    0x4528_21e6_38d0_1377,
+    0xbe54_66cf_34e9_0c6c,
+];
+
+#[inline(always)]
+fn mix(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+#[inline(always)]
+fn halves(a: &[u8; 16]) -> (u64, u64) {
+    let mut x = [0u8; 8];
+    let mut y = [0u8; 8];
+    x.copy_from_slice(&a[..8]);
+    y.copy_from_slice(&a[8..]);
+    (u64::from_ne_bytes(x), u64::from_ne_bytes(y))
+}
+
+/// Hash of a key (fixed seeds: deterministic across runs and lcores).
+#[inline]
+pub fn hash_key(t: &Tuple, out: bool) -> u64 {
+    let (s0, s1) = halves(&t.src);
+    let (d0, d1) = halves(&t.dst);
+    let p = (t.sport as u64)
+        | (t.dport as u64) << 16
+        | (t.udp as u64) << 32
+        | (t.v6 as u64) << 33
+        | (out as u64) << 34;
+    let h1 = mix(s0 ^ SEEDS[0], d0 ^ SEEDS[1]);
+    let h2 = mix(s1 ^ SEEDS[2], d1 ^ SEEDS[3]);
+    mix(h1 ^ p ^ SEEDS[4], h2 ^ SEEDS[5])
+}
+
+#[inline(always)]
+fn tag_of(h: u64) -> u32 {
+    let t = (h >> 32) as u32;
+    t | (t == 0) as u32
+}
+
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Bucket {
+    tags: [u32; SLOTS],
+    overflow: u32,
+    idx: [u32; SLOTS],
+    _pad: u32,
+}
+
+const EMPTY_BUCKET: Bucket = Bucket {
+    tags: [0; SLOTS],
+    overflow: 0,
+    idx: [0; SLOTS],
+    _pad: 0,
+};
+
+/// The table is full: the new connection is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableFull;
+
+/// Fields of a new connection.
+#[derive(Clone, Copy, Debug)]
+pub struct NewConn {
+    pub tuple: Tuple,
+    pub dest: u32,
+    pub expires: Instant,
+    pub state: u8,
+    pub flags: u8,
+}
+
+pub struct ConnTable {
+    conns: Vec<Conn>,
+    free: u32,
+    len: usize,
+    buckets: Vec<Bucket>,
+    bmask: usize,
+    wheel: Vec<u32>,
+    cur_tick: u64,
+}
+
+#[inline]
+fn ceil_tick(ms: u64) -> u64 {
+    ms.div_ceil(TICK_MS)
+}
+
+impl ConnTable {
+    /// A table for at most `capacity` connections (clamped to
+    /// 1..=MAX_CAPACITY), its clock starting at `now`. Everything is
+    /// allocated here.
+    pub fn new(capacity: usize, now: Instant) -> Self {
+        let cap = capacity.clamp(1, MAX_CAPACITY);
+        let mut conns = vec![EMPTY; cap];
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.next = if i + 1 < cap { (i + 1) as u32 } else { NIL };
+        }
+        // Room for two keys per connection (NAT) at <= ~55% load.
+        let want = (2 * cap).div_ceil(SLOTS * 3 / 4).max(2);
+        let nb = want.next_power_of_two();
+        ConnTable {
+            conns,
+            free: 0,
+            len: 0,
+            buckets: vec![EMPTY_BUCKET; nb],
+            bmask: nb - 1,
+            wheel: vec![NIL; WHEEL_SLOTS],
+            cur_tick: now.0 / TICK_MS,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.conns.len()
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes allocated: entries, index and wheel.
+    pub fn memory_bytes(&self) -> usize {
+        self.conns.len() * std::mem::size_of::<Conn>()
+            + self.buckets.len() * std::mem::size_of::<Bucket>()
+            + self.wheel.len() * 4
+    }
+
+    /// The index bucket a hash starts at, for callers that want to prefetch
+    /// it (a cache line; see [`ConnTable::bucket_addr`]).
+    #[inline]
+    pub fn bucket_of(&self, hash: u64) -> usize {
+        hash as usize & self.bmask
+    }
+
+    /// Address of the bucket a hash starts at, for a prefetch instruction.
+    #[inline]
+    pub fn bucket_addr(&self, hash: u64) -> *const u8 {
+        (&self.buckets[self.bucket_of(hash)]) as *const Bucket as *const u8
+    }
+
+    /// Load the first index line of a key (software prefetch without
+    /// `unsafe`: issue these for a whole burst, the loads overlap).
+    #[inline]
+    pub fn touch_bucket(&self, hash: u64) -> u32 {
+        self.buckets[hash as usize & self.bmask].tags[0]
+    }
+
+    /// Load the entry the key's first tag match points to (second stage of
+    /// the burst prefetch; the match is not verified here).
+    #[inline]
+    pub fn touch_entry(&self, hash: u64) -> u32 {
+        let tag = tag_of(hash);
+        let bk = &self.buckets[hash as usize & self.bmask];
+        match bk.tags.iter().position(|&t| t == tag) {
+            Some(s) => self.conns[(bk.idx[s] & !OUT) as usize].dest,
+            None => 0,
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, idx: u32) -> &Conn {
+        &self.conns[idx as usize]
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, idx: u32) -> &mut Conn {
+        &mut self.conns[idx as usize]
+    }
+
+    #[inline]
+    fn matches(&self, i: u32, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> bool {
+        let c = &self.conns[i as usize];
+        let kind = if t.udp { flag::UDP } else { 0 } | if t.v6 { flag::V6 } else { 0 };
+        if c.flags & (flag::UDP | flag::V6) != kind {
+            return false;
+        }
+        if out {
+            if c.caddr != t.dst || c.cport != t.dport {
+                return false;
+            }
+            let (daddr, dport) = eps.endpoint(c.dest);
+            let dport = if dport == 0 { c.vport } else { dport };
+            daddr == t.src && dport == t.sport
+        } else {
+            c.caddr == t.src && c.cport == t.sport && c.vaddr == t.dst && c.vport == t.dport
+        }
+    }
+
+    /// Find the connection for a key whose hash (`hash_key(t, out)`) was
+    /// computed beforehand.
+    #[inline]
+    pub fn find(&self, hash: u64, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> Option<u32> {
+        let tag = tag_of(hash);
+        let mut b = hash as usize & self.bmask;
+        for _ in 0..=self.bmask {
+            let bk = &self.buckets[b];
+            for s in 0..SLOTS {
+                if bk.tags[s] == tag {
+                    let v = bk.idx[s];
+                    if ((v & OUT) != 0) == out && self.matches(v & !OUT, t, out, eps) {
+                        return Some(v & !OUT);
+                    }
+                }
+            }
+            if bk.overflow == 0 {
+                return None;
+            }
+            b = (b + 1) & self.bmask;
+        }
+        None
+    }
+
+    fn index_insert(&mut self, hash: u64, val: u32) -> bool {
+        let tag = tag_of(hash);
+        let home = hash as usize & self.bmask;
+        let mut b = home;
+        for probe in 0..=self.bmask {
+            let bk = &mut self.buckets[b];
+            if let Some(s) = bk.tags.iter().position(|&t| t == 0) {
+                bk.tags[s] = tag;
+                bk.idx[s] = val;
+                let mut p = home;
+                for _ in 0..probe {
+                    self.buckets[p].overflow += 1;
+                    p = (p + 1) & self.bmask;
+                }
+                return true;
+            }
+            b = (b + 1) & self.bmask;
+        }
+        false
+    }
+
+    fn index_remove(&mut self, hash: u64, val: u32) {
+        let tag = tag_of(hash);
+        let home = hash as usize & self.bmask;
+        let mut b = home;
+        for probe in 0..=self.bmask {
+            let bk = &mut self.buckets[b];
+            if let Some(s) = (0..SLOTS).find(|&s| bk.tags[s] == tag && bk.idx[s] == val) {
+                bk.tags[s] = 0;
+                bk.idx[s] = 0;
+                let mut p = home;
+                for _ in 0..probe {
+                    self.buckets[p].overflow -= 1;
+                    p = (p + 1) & self.bmask;
+                }
+                return;
+            }
+            b = (b + 1) & self.bmask;
+        }
+        debug_assert!(false, "index entry not found");
+    }
+
+    #[inline]
+    fn link_tick(&self, expires: u64) -> u64 {
+        ceil_tick(expires).clamp(self.cur_tick, self.cur_tick + WHEEL_SLOTS as u64 - 1)
+    }
+
+    fn link(&mut self, i: u32, tick: u64) {
+        let slot = (tick as usize) & (WHEEL_SLOTS - 1);
+        let head = self.wheel[slot];
+        if head != NIL {
+            self.conns[head as usize].prev = i;
+        }
+        let c = &mut self.conns[i as usize];
+        c.next = head;
+        c.prev = HEAD | slot as u32;
+        c.tick = tick as u32;
+        self.wheel[slot] = i;
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let c = &self.conns[i as usize];
+            (c.prev, c.next)
+        };
+        if prev & HEAD != 0 {
+            self.wheel[(prev & !HEAD) as usize] = next;
+        } else {
+            self.conns[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.conns[next as usize].prev = prev;
+        }
+    }
+
+    /// Insert a connection. `out_hash` (the outbound key's hash) is given for
+    /// NAT connections, which then also answer outbound lookups.
+    pub fn insert(
+        &mut self,
+        n: NewConn,
+        in_hash: u64,
+        out_hash: Option<u64>,
+    ) -> Result<u32, TableFull> {
+        let i = self.free;
+        if i == NIL {
+            return Err(TableFull);
+        }
+        if !self.index_insert(in_hash, i) {
+            return Err(TableFull);
+        }
+        if let Some(h) = out_hash {
+            if !self.index_insert(h, i | OUT) {
+                self.index_remove(in_hash, i);
+                return Err(TableFull);
+            }
+        }
+        let c = &mut self.conns[i as usize];
+        self.free = c.next;
+        let t = n.tuple;
+        *c = Conn {
+            caddr: t.src,
+            vaddr: t.dst,
+            expires: n.expires.0,
+            dest: n.dest,
+            next: NIL,
+            prev: NIL,
+            tick: 0,
+            cport: t.sport,
+            vport: t.dport,
+            state: n.state,
+            flags: (n.flags & !(flag::UDP | flag::V6 | flag::MASQ))
+                | flag::USED
+                | if t.udp { flag::UDP } else { 0 }
+                | if t.v6 { flag::V6 } else { 0 }
+                | if out_hash.is_some() { flag::MASQ } else { 0 },
+        };
+        let tick = self.link_tick(n.expires.0);
+        self.link(i, tick);
+        self.len += 1;
+        Ok(i)
+    }
+
+    /// Set a connection's expiry (per packet). Cheap: the wheel is touched
+    /// only when the new expiry is earlier than the entry's slot.
+    #[inline]
+    pub fn set_expires(&mut self, i: u32, expires: Instant) {
+        let tick = self.link_tick(expires.0);
+        let c = &mut self.conns[i as usize];
+        c.expires = expires.0;
+        if ((tick as u32).wrapping_sub(c.tick) as i32) < 0 {
+            self.unlink(i);
+            self.link(i, tick);
+        }
+    }
+
+    /// The inbound key of an entry.
+    fn in_tuple(c: &Conn) -> Tuple {
+        Tuple {
+            src: c.caddr,
+            dst: c.vaddr,
+            sport: c.cport,
+            dport: c.vport,
+            udp: c.has(flag::UDP),
+            v6: c.has(flag::V6),
+        }
+    }
+
+    /// Remove a connection now; returns its last contents.
+    pub fn remove(&mut self, i: u32, eps: &impl DestEndpoints) -> Conn {
+        let c = self.conns[i as usize];
+        debug_assert!(c.has(flag::USED));
+        self.unlink(i);
+        let tin = Self::in_tuple(&c);
+        self.index_remove(hash_key(&tin, false), i);
+        if c.has(flag::MASQ) {
+            let (daddr, dport) = eps.endpoint(c.dest);
+            let dport = if dport == 0 { c.vport } else { dport };
+            let tout = Tuple {
+                src: daddr,
+                dst: c.caddr,
+                sport: dport,
+                dport: c.cport,
+                udp: tin.udp,
+                v6: tin.v6,
+            };
+            self.index_remove(hash_key(&tout, true), i | OUT);
+        }
+        let e = &mut self.conns[i as usize];
+        *e = EMPTY;
+        e.next = self.free;
+        self.free = i;
+        self.len -= 1;
+        c
+    }
+
+    /// Take the next connection expired by `now`, if any is due, spending at
+    /// most `budget` (one unit per wheel tick advanced and per entry looked
+    /// at). The entry is already removed when returned.
+    pub fn pop_expired(
+        &mut self,
+        now: Instant,
+        budget: &mut usize,
+        eps: &impl DestEndpoints,
+    ) -> Option<(u32, Conn)> {
+        let now_tick = now.0 / TICK_MS;
+        if self.len == 0 {
+            self.cur_tick = self.cur_tick.max(now_tick);
+            return None;
+        }
+        while self.cur_tick <= now_tick && *budget > 0 {
+            *budget -= 1;
+            let slot = (self.cur_tick as usize) & (WHEEL_SLOTS - 1);
+            let h = self.wheel[slot];
+            if h == NIL {
+                self.cur_tick += 1;
+                continue;
+            }
+            let expires = self.conns[h as usize].expires;
+            if expires <= now.0 {
+                let c = self.remove(h, eps);
+                return Some((h, c));
+            }
+            // Re-armed since it was linked: move it to its real slot (always
+            // a later tick than the current one).
+            self.unlink(h);
+            let tick = self.link_tick(expires);
+            self.link(h, tick);
+        }
+        None
+    }
+
+    /// Every live connection (for listings).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.has(flag::USED))
+            .map(|(i, c)| (i as u32, c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Eps(Vec<([u8; 16], u16)>);
+    impl DestEndpoints for Eps {
+        fn endpoint(&self, d: u32) -> ([u8; 16], u16) {
+            self.0[d as usize]
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn eps() -> Eps {
+        Eps(vec![
+            (addr16(ip("10.0.0.1")).0, 8080),
+            (addr16(ip("10.0.0.2")).0, 0),
+        ])
+    }
+
+    fn client(n: u32) -> Tuple {
+        let c = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n));
+        Tuple::new(
+            Protocol::Tcp,
+            c,
+            1024 + (n % 60000) as u16,
+            ip("192.168.1.100"),
+            80,
+        )
+    }
+
+    fn out_tuple(t: &Tuple, e: &Eps, dest: u32) -> Tuple {
+        let (a, p) = e.endpoint(dest);
+        let p = if p == 0 { t.dport } else { p };
+        Tuple {
+            src: a,
+            dst: t.src,
+            sport: p,
+            dport: t.sport,
+            udp: t.udp,
+            v6: t.v6,
+        }
+    }
+
+    fn add(
+        tab: &mut ConnTable,
+        t: Tuple,
+        dest: u32,
+        masq: bool,
+        exp: u64,
+        e: &Eps,
+    ) -> Result<u32, TableFull> {
+        let ho = if masq {
+            Some(hash_key(&out_tuple(&t, e, dest), true))
+        } else {
+            None
+        };
+        tab.insert(
+            NewConn {
+                tuple: t,
+                dest,
+                expires: Instant(exp),
+                state: 0,
+                flags: 0,
+            },
+            hash_key(&t, false),
+            ho,
+        )
+    }
+
+    #[test]
+    fn entry_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Conn>(), 64);
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn both_directions_one_lookup_each() {
+        let e = eps();
+        let mut tab = ConnTable::new(16, Instant::ZERO);
+        let t = client(1);
+        let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
+        assert_eq!(tab.find(hash_key(&t, false), &t, false, &e), Some(i));
+        let o = out_tuple(&t, &e, 0);
+        assert_eq!(tab.find(hash_key(&o, true), &o, true, &e), Some(i));
+        // The inbound tuple does not answer an outbound lookup.
+        assert_eq!(tab.find(hash_key(&t, true), &t, true, &e), None);
+        // DR: no outbound key.
+        let t2 = client(2);
+        let j = add(&mut tab, t2, 1, false, 1000, &e).unwrap();
+        let o2 = out_tuple(&t2, &e, 1);
+        assert_eq!(tab.find(hash_key(&o2, true), &o2, true, &e), None);
+        assert_eq!(tab.find(hash_key(&t2, false), &t2, false, &e), Some(j));
+        // Port-0 real server: outbound port is the connection's vport.
+        let t3 = client(3);
+        let k = add(&mut tab, t3, 1, true, 1000, &e).unwrap();
+        let o3 = out_tuple(&t3, &e, 1);
+        assert_eq!(o3.sport, 80);
+        assert_eq!(tab.find(hash_key(&o3, true), &o3, true, &e), Some(k));
+        tab.remove(i, &e);
+        assert_eq!(tab.find(hash_key(&t, false), &t, false, &e), None);
+        assert_eq!(tab.find(hash_key(&o, true), &o, true, &e), None);
+        assert_eq!(tab.len(), 2);
+        let c = tab.get(k);
+        assert_eq!(c.client(), IpAddr::V4(Ipv4Addr::from(0x0b00_0003)));
+        assert_eq!(c.vip(), ip("192.168.1.100"));
+        assert_eq!(c.proto(), Protocol::Tcp);
+    }
+
+    #[test]
+    fn full_table_refuses_without_growing() {
+        let e = eps();
+        let mut tab = ConnTable::new(100, Instant::ZERO);
+        let mem = tab.memory_bytes();
+        for n in 0..100 {
+            add(&mut tab, client(n), 0, true, 1000, &e).unwrap();
+        }
+        assert_eq!(
+            add(&mut tab, client(1000), 0, true, 1000, &e),
+            Err(TableFull)
+        );
+        assert_eq!(tab.len(), 100);
+        assert_eq!(tab.memory_bytes(), mem);
+        // Every entry still found.
+        for n in 0..100 {
+            let t = client(n);
+            assert!(tab.find(hash_key(&t, false), &t, false, &e).is_some());
+        }
+    }
+
+    #[test]
+    fn wheel_expires_at_the_right_time() {
+        let e = eps();
+        let mut tab = ConnTable::new(64, Instant::ZERO);
+        let a = add(&mut tab, client(1), 0, false, 3000, &e).unwrap();
+        let b = add(&mut tab, client(2), 0, false, 200_000, &e).unwrap(); // beyond one wheel turn
+        let c = add(&mut tab, client(3), 0, true, 5005, &e).unwrap();
+        let mut budget = usize::MAX;
+        assert!(tab.pop_expired(Instant(2999), &mut budget, &e).is_none());
+        assert_eq!(
+            tab.pop_expired(Instant(3000), &mut budget, &e).map(|x| x.0),
+            Some(a)
+        );
+        assert!(tab.pop_expired(Instant(5004), &mut budget, &e).is_none());
+        assert!(tab.pop_expired(Instant(5009), &mut budget, &e).is_none());
+        assert_eq!(
+            tab.pop_expired(Instant(5010), &mut budget, &e).map(|x| x.0),
+            Some(c)
+        );
+        // Re-armed later: not expired at its old time.
+        tab.set_expires(b, Instant(250_000));
+        assert!(tab.pop_expired(Instant(249_990), &mut budget, &e).is_none());
+        assert_eq!(
+            tab.pop_expired(Instant(250_000), &mut budget, &e)
+                .map(|x| x.0),
+            Some(b)
+        );
+        assert!(tab.is_empty());
+    }
+
+    #[test]
+    fn earlier_expiry_relinks() {
+        let e = eps();
+        let mut tab = ConnTable::new(8, Instant::ZERO);
+        let a = add(&mut tab, client(1), 0, false, 900_000, &e).unwrap();
+        tab.set_expires(a, Instant(10_000));
+        let mut budget = usize::MAX;
+        assert_eq!(
+            tab.pop_expired(Instant(10_000), &mut budget, &e)
+                .map(|x| x.0),
+            Some(a)
+        );
+    }
+
+    #[test]
+    fn budget_bounds_work() {
+        let e = eps();
+        let mut tab = ConnTable::new(1000, Instant::ZERO);
+        for n in 0..1000 {
+            add(&mut tab, client(n), 0, false, 1000, &e).unwrap();
+        }
+        let mut got = 0;
+        let mut budget = 10;
+        while tab.pop_expired(Instant(1000), &mut budget, &e).is_some() {
+            got += 1;
+        }
+        assert!(got <= 10);
+        let mut budget = usize::MAX;
+        while tab.pop_expired(Instant(1000), &mut budget, &e).is_some() {
+            got += 1;
+        }
+        assert_eq!(got, 1000);
+        assert!(tab.is_empty());
+    }
+
+    #[test]
+    fn ipv6_keys() {
+        let e = Eps(vec![(addr16(ip("2001:db8::10")).0, 80)]);
+        let mut tab = ConnTable::new(8, Instant::ZERO);
+        let t = Tuple::new(
+            Protocol::Udp,
+            ip("2001:db8::1"),
+            5353,
+            ip("2001:db8::100"),
+            53,
+        );
+        let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
+        assert_eq!(tab.find(hash_key(&t, false), &t, false, &e), Some(i));
+        let o = out_tuple(&t, &e, 0);
+        assert_eq!(tab.find(hash_key(&o, true), &o, true, &e), Some(i));
+        // Same tuple as TCP: no match.
+        let tt = Tuple { udp: false, ..t };
+        assert_eq!(tab.find(hash_key(&tt, false), &tt, false, &e), None);
+        assert_eq!(tab.get(i).client(), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn churn_keeps_index_consistent() {
+        // Insert/remove many times in a small table: overflow counts must
+        // return to zero and lookups stay exact.
+        let e = eps();
+        let mut tab = ConnTable::new(200, Instant::ZERO);
+        let mut live: Vec<(u32, Tuple)> = Vec::new();
+        let mut x: u64 = 12345;
+        for step in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if live.len() < 200 && (x % 3 != 0 || live.is_empty()) {
+                let t = client(step);
+                let i = add(&mut tab, t, 0, x % 2 == 0, 1000, &e).unwrap();
+                live.push((i, t));
+            } else {
+                let k = (x as usize / 3) % live.len();
+                let (i, _) = live.swap_remove(k);
+                tab.remove(i, &e);
+            }
+        }
+        for (i, t) in &live {
+            assert_eq!(tab.find(hash_key(t, false), t, false, &e), Some(*i));
+        }
+        for (i, _) in std::mem::take(&mut live) {
+            tab.remove(i, &e);
+        }
+        assert!(tab
+            .buckets
+            .iter()
+            .all(|b| b.overflow == 0 && b.tags.iter().all(|&t| t == 0)));
+    }
+}

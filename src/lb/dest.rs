@@ -1,0 +1,516 @@
+//! Real servers: configuration (`-a`/`-e`) and the state shared by all
+//! worker lcores (connection counts, overload flag, weight, stats).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::LbError;
+use super::stats::Stats;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunType {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+impl TunType {
+    pub fn name(self) -> &'static str {
+        match self {
+            TunType::Ipip => "ipip",
+            TunType::Gue => "gue",
+            TunType::Gre => "gre",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunCsum {
+    #[default]
+    NoCsum,
+    Csum,
+    RemCsum,
+}
+
+/// Forwarding method (`-m`, `-g`, `-i`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "method")]
+pub enum FwdMethod {
+    /// NAT.
+    Masq,
+    /// Direct routing, ipvsadm's default.
+    #[default]
+    Route,
+    Tunnel {
+        #[serde(rename = "type")]
+        tun_type: TunType,
+        /// Destination UDP port for GUE; 0 otherwise.
+        #[serde(default)]
+        port: u16,
+        #[serde(default)]
+        csum: TunCsum,
+    },
+}
+
+impl FwdMethod {
+    /// The name in `ipvsadm -L` (`Masq`, `Route`, `Tunnel`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FwdMethod::Masq => "Masq",
+            FwdMethod::Route => "Route",
+            FwdMethod::Tunnel { .. } => "Tunnel",
+        }
+    }
+
+    /// Replies pass through the balancer (only NAT).
+    pub fn is_masq(self) -> bool {
+        matches!(self, FwdMethod::Masq)
+    }
+}
+
+pub const MAX_WEIGHT: u32 = 65535;
+/// Thresholds are C ints in ipvsadm.
+pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
+
+fn one() -> u32 {
+    1
+}
+
+/// A real server (`-a`/`-e`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DestConfig {
+    pub addr: IpAddr,
+    pub port: u16,
+    #[serde(default)]
+    pub fwd: FwdMethod,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Upper connection threshold (`-x`), 0 = none.
+    #[serde(default)]
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`), 0 = 3/4 of the upper one.
+    #[serde(default)]
+    pub l_threshold: u32,
+}
+
+impl DestConfig {
+    /// Defaults as ipvsadm: DR, weight 1, no thresholds.
+    pub fn new(addr: IpAddr, port: u16) -> Self {
+        DestConfig {
+            addr,
+            port,
+            fwd: FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        }
+    }
+
+    pub fn masq(mut self) -> Self {
+        self.fwd = FwdMethod::Masq;
+        self
+    }
+
+    pub fn with_fwd(mut self, fwd: FwdMethod) -> Self {
+        self.fwd = fwd;
+        self
+    }
+
+    pub fn with_weight(mut self, w: u32) -> Self {
+        self.weight = w;
+        self
+    }
+
+    pub fn with_thresholds(mut self, upper: u32, lower: u32) -> Self {
+        self.u_threshold = upper;
+        self.l_threshold = lower;
+        self
+    }
+
+    /// ipvsadm's and the kernel's checks against the service it joins.
+    /// Forces the port to the virtual port for DR and TUN, as ipvsadm does.
+    pub fn normalize(&mut self, svc_addr: IpAddr, svc_port: u16) -> Result<(), LbError> {
+        if self.weight > MAX_WEIGHT {
+            return Err(LbError::IllegalWeight);
+        }
+        if self.u_threshold > MAX_THRESHOLD {
+            return Err(LbError::IllegalUThreshold);
+        }
+        if self.l_threshold > MAX_THRESHOLD {
+            return Err(LbError::IllegalLThreshold);
+        }
+        if let FwdMethod::Tunnel {
+            tun_type,
+            port,
+            csum,
+        } = self.fwd
+        {
+            match tun_type {
+                TunType::Gue => {
+                    if port == 0 {
+                        return Err(LbError::TunPortRequired);
+                    }
+                }
+                TunType::Ipip | TunType::Gre => {
+                    if port != 0 {
+                        return Err(LbError::IllegalTunOption {
+                            opt: "tun-port",
+                            tun: tun_type.name(),
+                        });
+                    }
+                    let bad = match (tun_type, csum) {
+                        (TunType::Ipip, TunCsum::Csum) => Some("tun-csum"),
+                        (TunType::Ipip, TunCsum::RemCsum) | (TunType::Gre, TunCsum::RemCsum) => {
+                            Some("tun-remcsum")
+                        }
+                        _ => None,
+                    };
+                    if let Some(opt) = bad {
+                        return Err(LbError::IllegalTunOption {
+                            opt,
+                            tun: tun_type.name(),
+                        });
+                    }
+                }
+            }
+        }
+        if self.addr.is_ipv4() != svc_addr.is_ipv4() {
+            return Err(LbError::FamilyMismatch);
+        }
+        if !self.fwd.is_masq() {
+            self.port = svc_port;
+        }
+        Ok(())
+    }
+}
+
+/// State of one real server shared by every lcore: lives as long as the real
+/// server is configured (and as long as connections or templates still point
+/// at it), across configuration snapshots.
+#[derive(Debug)]
+pub struct DestShared {
+    /// Unique for the process; a real server deleted and added again gets a
+    /// new id.
+    pub id: u64,
+    pub addr: IpAddr,
+    pub port: u16,
+    weight: AtomicU32,
+    u_threshold: AtomicU32,
+    l_threshold: AtomicU32,
+    active: AtomicU32,
+    inactive: AtomicU32,
+    persist: AtomicU32,
+    overloaded: AtomicBool,
+    /// False once deleted from its service (IP_VS_DEST_F_AVAILABLE).
+    available: AtomicBool,
+    pub stats: Stats,
+}
+
+impl DestShared {
+    pub fn new(id: u64, cfg: &DestConfig, nlcores: usize) -> Self {
+        DestShared {
+            id,
+            addr: cfg.addr,
+            port: cfg.port,
+            weight: AtomicU32::new(cfg.weight),
+            u_threshold: AtomicU32::new(cfg.u_threshold),
+            l_threshold: AtomicU32::new(cfg.l_threshold),
+            active: AtomicU32::new(0),
+            inactive: AtomicU32::new(0),
+            persist: AtomicU32::new(0),
+            overloaded: AtomicBool::new(false),
+            available: AtomicBool::new(true),
+            stats: Stats::new(nlcores),
+        }
+    }
+
+    #[inline]
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Relaxed)
+    }
+    #[inline]
+    pub fn active(&self) -> u32 {
+        self.active.load(Relaxed)
+    }
+    #[inline]
+    pub fn inactive(&self) -> u32 {
+        self.inactive.load(Relaxed)
+    }
+    /// Persistence templates pointing here (`--persistent-conn`).
+    #[inline]
+    pub fn persistent(&self) -> u32 {
+        self.persist.load(Relaxed)
+    }
+    #[inline]
+    pub fn overloaded(&self) -> bool {
+        self.overloaded.load(Relaxed)
+    }
+    #[inline]
+    pub fn available(&self) -> bool {
+        self.available.load(Relaxed)
+    }
+    pub fn thresholds(&self) -> (u32, u32) {
+        (
+            self.u_threshold.load(Relaxed),
+            self.l_threshold.load(Relaxed),
+        )
+    }
+
+    pub(crate) fn set_unavailable(&self) {
+        self.available.store(false, Relaxed);
+    }
+
+    /// Apply an edit (`-e`): weight and thresholds. As the kernel, a removed
+    /// or raised upper threshold clears the overload flag.
+    pub(crate) fn update(&self, cfg: &DestConfig) {
+        self.weight.store(cfg.weight, Relaxed);
+        let old_u = self.u_threshold.load(Relaxed);
+        if cfg.u_threshold == 0 || cfg.u_threshold > old_u {
+            self.overloaded.store(false, Relaxed);
+        }
+        self.u_threshold.store(cfg.u_threshold, Relaxed);
+        self.l_threshold.store(cfg.l_threshold, Relaxed);
+    }
+
+    fn total(&self) -> u64 {
+        self.active() as u64 + self.inactive() as u64
+    }
+
+    /// After a connection or template was bound: overloaded once
+    /// active + inactive reaches the upper threshold.
+    fn check_overload(&self) {
+        let u = self.u_threshold.load(Relaxed);
+        if u != 0 && self.total() >= u as u64 {
+            self.overloaded.store(true, Relaxed);
+        }
+    }
+
+    /// After a connection or template was unbound: cleared below the lower
+    /// threshold, or below 3/4 of the upper one when the lower is 0.
+    fn check_underload(&self) {
+        let l = self.l_threshold.load(Relaxed) as u64;
+        let u = self.u_threshold.load(Relaxed) as u64;
+        let clear = if l != 0 {
+            self.total() < l
+        } else if u != 0 {
+            self.total() * 4 < u * 3
+        } else {
+            true
+        };
+        if clear && self.overloaded() {
+            self.overloaded.store(false, Relaxed);
+        }
+    }
+
+    /// A connection now points here (ip_vs_bind_dest).
+    pub(crate) fn bind_conn(&self, active: bool) {
+        if active {
+            self.active.fetch_add(1, Relaxed);
+        } else {
+            self.inactive.fetch_add(1, Relaxed);
+        }
+        self.check_overload();
+    }
+
+    /// A connection pointing here is gone (ip_vs_unbind_dest).
+    pub(crate) fn unbind_conn(&self, active: bool) {
+        if active {
+            self.active.fetch_sub(1, Relaxed);
+        } else {
+            self.inactive.fetch_sub(1, Relaxed);
+        }
+        self.check_underload();
+    }
+
+    /// A connection moved between active and inactive.
+    #[inline]
+    pub(crate) fn move_conn(&self, to_active: bool) {
+        if to_active {
+            self.inactive.fetch_sub(1, Relaxed);
+            self.active.fetch_add(1, Relaxed);
+        } else {
+            self.active.fetch_sub(1, Relaxed);
+            self.inactive.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn bind_template(&self) {
+        self.persist.fetch_add(1, Relaxed);
+        self.check_overload();
+    }
+
+    pub(crate) fn unbind_template(&self) {
+        self.persist.fetch_sub(1, Relaxed);
+        self.check_underload();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn dr_and_tun_take_the_virtual_port() {
+        let mut d = DestConfig::new(ip("10.0.0.1"), 8080);
+        d.normalize(ip("192.168.1.100"), 80).unwrap();
+        assert_eq!(d.port, 80);
+        let mut t = DestConfig::new(ip("10.0.0.1"), 8080).with_fwd(FwdMethod::Tunnel {
+            tun_type: TunType::Ipip,
+            port: 0,
+            csum: TunCsum::NoCsum,
+        });
+        t.normalize(ip("192.168.1.100"), 80).unwrap();
+        assert_eq!(t.port, 80);
+        let mut m = DestConfig::new(ip("10.0.0.1"), 8080).masq();
+        m.normalize(ip("192.168.1.100"), 80).unwrap();
+        assert_eq!(m.port, 8080);
+    }
+
+    #[test]
+    fn dest_validation_messages() {
+        let svc = ip("192.168.1.100");
+        let err = |d: DestConfig| {
+            let mut d = d;
+            d.normalize(svc, 80).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(65536)),
+            "illegal weight specified"
+        );
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(u32::MAX, 0)),
+            "illegal u_threshold specified"
+        );
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(0, u32::MAX)),
+            "illegal l_threshold specified"
+        );
+        assert_eq!(
+            err(DestConfig::new(ip("2001:db8::1"), 80)),
+            "Address family of the real server does not match the virtual service"
+        );
+        let gue = FwdMethod::Tunnel {
+            tun_type: TunType::Gue,
+            port: 0,
+            csum: TunCsum::NoCsum,
+        };
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_fwd(gue)),
+            "You need to supply the 'tun-port' option for the 'gue' tunnel type"
+        );
+        let ipip_port = FwdMethod::Tunnel {
+            tun_type: TunType::Ipip,
+            port: 6080,
+            csum: TunCsum::NoCsum,
+        };
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_fwd(ipip_port)),
+            "Illegal 'tun-port' option with the 'ipip' tunnel type"
+        );
+        let gre_rem = FwdMethod::Tunnel {
+            tun_type: TunType::Gre,
+            port: 0,
+            csum: TunCsum::RemCsum,
+        };
+        assert_eq!(
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_fwd(gre_rem)),
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type"
+        );
+        let mut ok = DestConfig::new(ip("10.0.0.1"), 80)
+            .with_weight(65535)
+            .with_fwd(FwdMethod::Tunnel {
+                tun_type: TunType::Gue,
+                port: 6080,
+                csum: TunCsum::RemCsum,
+            });
+        assert!(ok.normalize(svc, 80).is_ok());
+    }
+
+    #[test]
+    fn thresholds_set_and_clear() {
+        // Upper 4, lower 0: overloaded at 4, cleared below 3 (3/4 of 4).
+        let d = DestShared::new(
+            1,
+            &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(4, 0),
+            1,
+        );
+        for _ in 0..3 {
+            d.bind_conn(false);
+        }
+        assert!(!d.overloaded());
+        d.bind_conn(true);
+        assert!(d.overloaded());
+        d.unbind_conn(true); // 3 left: 3*4 < 4*3 is false
+        assert!(d.overloaded());
+        d.unbind_conn(false); // 2 left
+        assert!(!d.overloaded());
+
+        // Explicit lower threshold 2: cleared only below 2.
+        let d = DestShared::new(
+            2,
+            &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(3, 2),
+            1,
+        );
+        for _ in 0..3 {
+            d.bind_conn(false);
+        }
+        assert!(d.overloaded());
+        d.unbind_conn(false);
+        assert!(d.overloaded());
+        d.unbind_conn(false);
+        assert!(!d.overloaded());
+
+        // Templates are not counted but an unbind re-evaluates.
+        let d = DestShared::new(
+            3,
+            &DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(1, 0),
+            1,
+        );
+        d.bind_template();
+        assert!(!d.overloaded());
+        d.bind_conn(false);
+        assert!(d.overloaded());
+        // Raising the upper threshold clears it, as the kernel's edit does.
+        d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(10, 0));
+        assert!(!d.overloaded());
+        // Lowering it does not clear; the next bind sets it again.
+        d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(1, 0));
+        d.bind_conn(false);
+        assert!(d.overloaded());
+        // No thresholds: an unbind clears.
+        d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(0, 0));
+        d.bind_conn(false);
+        d.unbind_conn(false);
+        assert!(!d.overloaded());
+    }
+
+    #[test]
+    fn serde_forms() {
+        let d = DestConfig::new(ip("10.0.0.3"), 443)
+            .with_weight(2)
+            .with_fwd(FwdMethod::Tunnel {
+                tun_type: TunType::Gue,
+                port: 6080,
+                csum: TunCsum::NoCsum,
+            });
+        let j = serde_json::to_string(&d).unwrap();
+        assert!(j.contains(r#""method":"tunnel""#), "{j}");
+        assert!(j.contains(r#""type":"gue""#), "{j}");
+        let back: DestConfig = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, d);
+        let min: DestConfig = serde_json::from_str(r#"{"addr":"10.0.0.1","port":80}"#).unwrap();
+        assert_eq!(min, DestConfig::new(ip("10.0.0.1"), 80));
+        let nat: DestConfig =
+            serde_json::from_str(r#"{"addr":"10.0.0.1","port":80,"fwd":{"method":"masq"}}"#)
+                .unwrap();
+        assert_eq!(nat.fwd, FwdMethod::Masq);
+    }
+}

@@ -1,0 +1,846 @@
+//! The per-lcore decision engine: one per worker, owning its connection
+//! table, its scheduler instances and its real-server slab; sharing the
+//! configuration snapshot, the real servers' counters and the persistence
+//! templates with the other lcores.
+//!
+//! Per packet: one table lookup; on a hit the state machine, the expiry and
+//! two per-lcore stats blocks are updated (no allocation, no lock, no `Arc`
+//! clone). A miss on an inbound TCP SYN (or any UDP packet) finds the service,
+//! consults the persistence template table when the service is persistent,
+//! schedules, and inserts the connection.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use super::conntable::{self, flag, hash_key, ConnTable, DestEndpoints, NewConn, Tuple};
+use super::dest::{DestShared, FwdMethod};
+use super::persist::{Lookup, Template, TemplateInfo, TemplateKey, TemplateTable};
+use super::rules::{ServiceShared, Settings, SnapDest, Snapshot};
+use super::sched::{self, FlowKey, SchedFlags, Scheduler};
+use super::service::Protocol;
+use super::tcp_state::{next_state, StateDir, TcpFlags, TcpState, INITIAL_TIMEOUT_SECS};
+use super::time::Instant;
+
+/// Which way a packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to a virtual service.
+    In,
+    /// Real server to client (a NAT reply).
+    Out,
+}
+
+/// What the engine needs from a parsed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub proto: Protocol,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// TCP flags (ignored for UDP).
+    pub tcp_flags: TcpFlags,
+    pub dir: Direction,
+    /// IP packet length in bytes (for byte counters).
+    pub len: u32,
+}
+
+/// Why a packet was not forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Inbound, no connection and no virtual service for the destination.
+    NoService = 0,
+    /// Outbound (reply) without a connection.
+    NoConnection = 1,
+    /// TCP segment without a connection that is not a SYN.
+    NotSyn = 2,
+    /// The scheduler found no available real server.
+    NoDest = 3,
+    /// The connection table is full.
+    TableFull = 4,
+    /// The connection's real server was deleted (expire_nodest_conn off).
+    DestRemoved = 5,
+    /// The service's scheduler could not be instantiated.
+    NoScheduler = 6,
+}
+
+pub const N_DROP_REASONS: usize = 7;
+
+impl DropReason {
+    pub const ALL: [DropReason; N_DROP_REASONS] = [
+        DropReason::NoService,
+        DropReason::NoConnection,
+        DropReason::NotSyn,
+        DropReason::NoDest,
+        DropReason::TableFull,
+        DropReason::DestRemoved,
+        DropReason::NoScheduler,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoService => "no_service",
+            DropReason::NoConnection => "no_connection",
+            DropReason::NotSyn => "not_syn",
+            DropReason::NoDest => "no_dest",
+            DropReason::TableFull => "table_full",
+            DropReason::DestRemoved => "dest_removed",
+            DropReason::NoScheduler => "no_scheduler",
+        }
+    }
+}
+
+/// A connection's protocol state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    Tcp(TcpState),
+    Udp,
+}
+
+impl ConnState {
+    /// As `-Lnc` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Tcp(s) => s.name(),
+            ConnState::Udp => "UDP",
+        }
+    }
+}
+
+/// Where and how to forward a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The connection (None for one-packet scheduling).
+    pub conn: Option<u32>,
+    /// The connection was created by this packet.
+    pub new: bool,
+    /// The real server's slot in this engine ([`Engine::dest`]).
+    pub dest: u32,
+    pub fwd: FwdMethod,
+    /// Real server address and port (inbound NAT rewrites to these).
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// Virtual address and port (outbound NAT rewrites the source to these).
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub state: ConnState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward(Forward),
+    Drop(DropReason),
+}
+
+/// Per-lcore engine counters, readable from other threads.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    drops: [AtomicU64; N_DROP_REASONS],
+    created: AtomicU64,
+    expired: AtomicU64,
+    rescheduled: AtomicU64,
+}
+
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+impl EngineCounters {
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Relaxed)
+    }
+    /// Connections created.
+    pub fn created(&self) -> u64 {
+        self.created.load(Relaxed)
+    }
+    /// Connections gone (timed out or expired early).
+    pub fn expired(&self) -> u64 {
+        self.expired.load(Relaxed)
+    }
+    /// Connections expired early so that a new one could be scheduled
+    /// (conn_reuse_mode, expire_nodest_conn).
+    pub fn rescheduled(&self) -> u64 {
+        self.rescheduled.load(Relaxed)
+    }
+}
+
+/// A connection or template as `ipvsadm -Lnc` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub proto: Protocol,
+    pub state: &'static str,
+    pub expires_in_ms: u64,
+    pub client: SocketAddr,
+    pub vip: SocketAddr,
+    pub dest: SocketAddr,
+    pub template: bool,
+}
+
+impl ConnInfo {
+    /// The `expire` column: `mm:ss`.
+    pub fn expire_mmss(&self) -> String {
+        let s = self.expires_in_ms / 1000;
+        format!("{:02}:{:02}", s / 60, s % 60)
+    }
+
+    /// A template as a listing row (client port 0).
+    pub fn from_template(t: &TemplateInfo) -> Self {
+        ConnInfo {
+            proto: t.key.proto,
+            state: match t.key.proto {
+                Protocol::Tcp => TcpState::None.name(),
+                Protocol::Udp => ConnState::Udp.name(),
+            },
+            expires_in_ms: t.expires_in_ms,
+            client: SocketAddr::new(t.key.caddr, 0),
+            vip: SocketAddr::new(t.key.vaddr, t.key.vport),
+            dest: SocketAddr::new(t.dest_addr, t.dest_port),
+            template: true,
+        }
+    }
+}
+
+/// Creates scheduler instances by name ([`sched::new`] by default).
+pub type SchedFactory = fn(&str, SchedFlags) -> Option<Box<dyn Scheduler>>;
+
+/// A real server as this lcore knows it.
+struct LocalDest {
+    shared: Arc<DestShared>,
+    svc: Arc<ServiceShared>,
+    addr: [u8; 16],
+    port: u16,
+    fwd: FwdMethod,
+    /// Connections of this lcore pointing here.
+    refs: u32,
+    /// Present in the current snapshot.
+    live: bool,
+}
+
+/// Slots for real servers, referenced by index from connection entries.
+#[derive(Default)]
+struct Slab {
+    v: Vec<Option<LocalDest>>,
+    free: Vec<u32>,
+    by_id: HashMap<u64, u32, ahash::RandomState>,
+}
+
+impl DestEndpoints for Slab {
+    #[inline]
+    fn endpoint(&self, dest: u32) -> ([u8; 16], u16) {
+        match self.v.get(dest as usize) {
+            Some(Some(d)) => (d.addr, d.port),
+            _ => ([0; 16], 0),
+        }
+    }
+}
+
+impl Slab {
+    fn slot(&mut self, d: &SnapDest, svc: &Arc<ServiceShared>) -> u32 {
+        if let Some(&s) = self.by_id.get(&d.shared.id) {
+            if let Some(ld) = self.v[s as usize].as_mut() {
+                ld.fwd = d.cfg.fwd;
+                ld.live = true;
+                return s;
+            }
+        }
+        let ld = LocalDest {
+            shared: d.shared.clone(),
+            svc: svc.clone(),
+            addr: conntable::addr16(d.cfg.addr).0,
+            port: d.cfg.port,
+            fwd: d.cfg.fwd,
+            refs: 0,
+            live: true,
+        };
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.v[s as usize] = Some(ld);
+                s
+            }
+            None => {
+                self.v.push(Some(ld));
+                (self.v.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(d.shared.id, s);
+        s
+    }
+
+    fn free_slot(&mut self, s: u32) {
+        if let Some(ld) = self.v[s as usize].take() {
+            self.by_id.remove(&ld.shared.id);
+            self.free.push(s);
+        }
+    }
+
+    /// A connection on slot `s` is gone.
+    fn unref(&mut self, s: u32) {
+        let gone = match self.v.get_mut(s as usize) {
+            Some(Some(ld)) => {
+                ld.refs -= 1;
+                ld.refs == 0 && !ld.live
+            }
+            _ => false,
+        };
+        if gone {
+            self.free_slot(s);
+        }
+    }
+}
+
+struct LocalService {
+    id: u64,
+    sched_name: String,
+    flags: SchedFlags,
+    sched: Option<Box<dyn Scheduler>>,
+    /// Slab slot of each of the snapshot service's real servers.
+    slots: Vec<u32>,
+}
+
+/// A packet's key, hashed ahead of the lookup (hash a burst, prefetch, then
+/// process).
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared {
+    pub tuple: Tuple,
+    pub hash: u64,
+}
+
+/// Default expiry budget per [`Engine::expire`] call.
+pub const DEFAULT_EXPIRE_BUDGET: usize = 256;
+
+pub struct Engine {
+    lcore: usize,
+    snap: Arc<Snapshot>,
+    settings: Settings,
+    svcs: Vec<LocalService>,
+    slab: Slab,
+    table: ConnTable,
+    /// Template of each connection entry (same index), if persistent.
+    tpl: Vec<Option<Arc<Template>>>,
+    templates: Arc<TemplateTable>,
+    counters: Arc<EngineCounters>,
+    factory: SchedFactory,
+}
+
+#[inline]
+fn after(now: Instant, ms: u64) -> Instant {
+    Instant(now.0.saturating_add(ms))
+}
+
+impl Engine {
+    /// An engine for worker `lcore` (index into the per-lcore stats blocks),
+    /// with room for `capacity` connections, schedulers from [`sched::new`].
+    pub fn new(
+        lcore: usize,
+        capacity: usize,
+        snap: Arc<Snapshot>,
+        templates: Arc<TemplateTable>,
+        now: Instant,
+    ) -> Self {
+        Self::with_factory(lcore, capacity, snap, templates, now, sched::new)
+    }
+
+    /// As [`Engine::new`] with another scheduler factory.
+    pub fn with_factory(
+        lcore: usize,
+        capacity: usize,
+        snap: Arc<Snapshot>,
+        templates: Arc<TemplateTable>,
+        now: Instant,
+        factory: SchedFactory,
+    ) -> Self {
+        let table = ConnTable::new(capacity, now);
+        let cap = table.capacity();
+        let mut e = Engine {
+            lcore,
+            snap: Snapshot::empty(),
+            settings: Settings::default(),
+            svcs: Vec::new(),
+            slab: Slab::default(),
+            table,
+            tpl: vec![None; cap],
+            templates,
+            counters: Arc::new(EngineCounters::default()),
+            factory,
+        };
+        e.set_snapshot(snap);
+        e
+    }
+
+    /// Install a new configuration (between bursts). Schedulers of services
+    /// whose scheduler and flags did not change keep their state and are
+    /// told about the new list; existing connections are kept.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        for ld in self.slab.v.iter_mut().flatten() {
+            ld.live = false;
+        }
+        let mut old: HashMap<u64, LocalService> = self.svcs.drain(..).map(|s| (s.id, s)).collect();
+        let mut svcs = Vec::with_capacity(snap.services.len());
+        for s in &snap.services {
+            let flags = s.sched_flags();
+            let mut ls = match old.remove(&s.shared.id) {
+                Some(ls) if ls.sched_name == s.cfg.scheduler && ls.flags == flags => ls,
+                _ => LocalService {
+                    id: s.shared.id,
+                    sched_name: s.cfg.scheduler.clone(),
+                    flags,
+                    sched: (self.factory)(&s.cfg.scheduler, flags),
+                    slots: Vec::new(),
+                },
+            };
+            ls.slots = s
+                .dests
+                .iter()
+                .map(|d| self.slab.slot(d, &s.shared))
+                .collect();
+            if let Some(sc) = ls.sched.as_mut() {
+                sc.update(s);
+            }
+            svcs.push(ls);
+        }
+        let dead: Vec<u32> = self
+            .slab
+            .v
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                Some(d) if !d.live && d.refs == 0 => Some(i as u32),
+                _ => None,
+            })
+            .collect();
+        for s in dead {
+            self.slab.free_slot(s);
+        }
+        self.svcs = svcs;
+        self.settings = snap.settings;
+        self.snap = snap;
+    }
+
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    pub fn counters(&self) -> &Arc<EngineCounters> {
+        &self.counters
+    }
+
+    pub fn templates(&self) -> &Arc<TemplateTable> {
+        &self.templates
+    }
+
+    /// Live connections on this lcore.
+    pub fn conn_count(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Bytes held by the connection table (entries, index, wheel) and the
+    /// per-entry template slots.
+    pub fn memory_bytes(&self) -> usize {
+        self.table.memory_bytes() + self.tpl.len() * std::mem::size_of::<Option<Arc<Template>>>()
+    }
+
+    /// The real server in slot `slot` (from [`Forward::dest`]).
+    pub fn dest(&self, slot: u32) -> Option<&Arc<DestShared>> {
+        self.slab
+            .v
+            .get(slot as usize)
+            .and_then(|d| d.as_ref())
+            .map(|d| &d.shared)
+    }
+
+    /// Compute a packet's key and hash (no table access).
+    #[inline]
+    pub fn prepare(pkt: &Packet) -> Prepared {
+        let tuple = Tuple::new(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport);
+        let hash = hash_key(&tuple, pkt.dir == Direction::Out);
+        Prepared { tuple, hash }
+    }
+
+    /// Address of the index cache line a prepared packet will read first,
+    /// for a prefetch by the caller.
+    #[inline]
+    pub fn prefetch_addr(&self, p: &Prepared) -> *const u8 {
+        self.table.bucket_addr(p.hash)
+    }
+
+    /// Decide a burst of packets (`out[k]` for `pkts[k]`; extra packets or
+    /// verdict slots are ignored). Keys are hashed first, then the index line
+    /// and candidate entry of every packet are loaded, so that the cache
+    /// misses of the burst overlap instead of being paid one after another.
+    pub fn process_burst(&mut self, pkts: &[Packet], now: Instant, out: &mut [Verdict]) {
+        const B: usize = 32;
+        for (pk, ov) in pkts.chunks(B).zip(out.chunks_mut(B)) {
+            let n = pk.len().min(ov.len());
+            let mut prep = [Prepared {
+                tuple: Tuple::EMPTY,
+                hash: 0,
+            }; B];
+            for k in 0..n {
+                prep[k] = Self::prepare(&pk[k]);
+            }
+            let mut acc = 0u32;
+            for p in &prep[..n] {
+                acc = acc.wrapping_add(self.table.touch_bucket(p.hash));
+            }
+            for p in &prep[..n] {
+                acc = acc.wrapping_add(self.table.touch_entry(p.hash));
+            }
+            std::hint::black_box(acc);
+            for k in 0..n {
+                ov[k] = self.process_prepared(&pk[k], &prep[k], now);
+            }
+        }
+    }
+
+    /// Decide one packet.
+    #[inline]
+    pub fn process(&mut self, pkt: &Packet, now: Instant) -> Verdict {
+        let p = Self::prepare(pkt);
+        self.process_prepared(pkt, &p, now)
+    }
+
+    /// Decide one packet whose key was prepared with [`Engine::prepare`].
+    pub fn process_prepared(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        let v = match pkt.dir {
+            Direction::In => self.inbound(pkt, p, now),
+            Direction::Out => self.outbound(pkt, p, now),
+        };
+        if let Verdict::Drop(r) = v {
+            bump(&self.counters.drops[r as usize]);
+        }
+        v
+    }
+
+    fn outbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        match self.table.find(p.hash, &p.tuple, true, &self.slab) {
+            Some(i) if self.table.get(i).expires > now.0 => {
+                self.existing(i, pkt, StateDir::Output, now)
+            }
+            Some(i) => {
+                self.expire_now(i);
+                Verdict::Drop(DropReason::NoConnection)
+            }
+            None => Verdict::Drop(DropReason::NoConnection),
+        }
+    }
+
+    fn inbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        if let Some(i) = self.table.find(p.hash, &p.tuple, false, &self.slab) {
+            let c = self.table.get(i);
+            if c.expires <= now.0 {
+                // Due but not collected yet: it is gone.
+                self.expire_now(i);
+            } else {
+                let (live, weight) = match &self.slab.v[c.dest as usize] {
+                    // The shared weight is read only for a SYN.
+                    Some(d) if pkt.tcp_flags.syn() => (d.live, d.shared.weight()),
+                    Some(d) => (d.live, 1),
+                    None => (false, 0),
+                };
+                // A SYN on an old connection: reschedule when the server is
+                // quiescent with expire_nodest_conn, or when the connection is
+                // finished (conn_reuse_mode).
+                let reuse = self.settings.conn_reuse_mode;
+                let st = TcpState::from_u8(c.state);
+                let mut resched = pkt.proto == Protocol::Tcp
+                    && pkt.tcp_flags.syn()
+                    && ((self.settings.expire_nodest_conn && weight == 0)
+                        || (reuse != 0
+                            && (st == TcpState::TimeWait
+                                || st == TcpState::Close
+                                || (reuse & 2 != 0
+                                    && st == TcpState::FinWait
+                                    && c.has(flag::NOOUTPUT)))));
+                if !resched && !live {
+                    if !self.settings.expire_nodest_conn {
+                        return Verdict::Drop(DropReason::DestRemoved);
+                    }
+                    resched = true;
+                }
+                if !resched {
+                    return self.existing(i, pkt, StateDir::Input, now);
+                }
+                self.expire_now(i);
+                bump(&self.counters.rescheduled);
+            }
+        }
+        self.new_conn(pkt, p, now)
+    }
+
+    /// An existing connection: state transition, expiry, stats.
+    #[inline]
+    fn existing(&mut self, i: u32, pkt: &Packet, dir: StateDir, now: Instant) -> Verdict {
+        let t = &self.settings.timeouts;
+        let c = self.table.get_mut(i);
+        let Some(d) = self.slab.v.get(c.dest as usize).and_then(|d| d.as_ref()) else {
+            return Verdict::Drop(DropReason::DestRemoved);
+        };
+        let (state, expires) = if c.has(flag::UDP) {
+            (ConnState::Udp, after(now, t.udp_ms()))
+        } else {
+            let sd = if c.has(flag::NOOUTPUT) {
+                if dir == StateDir::Output {
+                    c.flags &= !flag::NOOUTPUT;
+                    StateDir::Output
+                } else {
+                    StateDir::InputOnly
+                }
+            } else {
+                dir
+            };
+            let cur = TcpState::from_u8(c.state);
+            let new = next_state(sd, pkt.tcp_flags, cur);
+            if new != cur {
+                let inactive = c.has(flag::INACTIVE);
+                if !inactive && !new.is_active() {
+                    d.shared.move_conn(false);
+                    c.flags |= flag::INACTIVE;
+                } else if inactive && new.is_active() {
+                    d.shared.move_conn(true);
+                    c.flags &= !flag::INACTIVE;
+                }
+                c.state = new as u8;
+            }
+            (ConnState::Tcp(new), after(now, t.tcp_ms(new)))
+        };
+        let v6 = c.has(flag::V6);
+        let (vaddr, vport) = (c.vaddr, c.vport);
+        let dport = if d.port == 0 { vport } else { d.port };
+        let fwd = Forward {
+            conn: Some(i),
+            new: false,
+            dest: c.dest,
+            fwd: d.fwd,
+            daddr: conntable::ip_from16(d.addr, v6),
+            dport,
+            vaddr: conntable::ip_from16(vaddr, v6),
+            vport,
+            state,
+        };
+        if dir == StateDir::Output {
+            d.shared.stats.lcore(self.lcore).packet_out(pkt.len);
+            d.svc.stats.lcore(self.lcore).packet_out(pkt.len);
+        } else {
+            d.shared.stats.lcore(self.lcore).packet_in(pkt.len);
+            d.svc.stats.lcore(self.lcore).packet_in(pkt.len);
+        }
+        self.table.set_expires(i, expires);
+        Verdict::Forward(fwd)
+    }
+
+    /// No connection: schedule a new one if the packet may open one.
+    fn new_conn(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        let snap = &*self.snap;
+        let Some(si) = snap.find(pkt.proto, pkt.dst, pkt.dport) else {
+            return Verdict::Drop(DropReason::NoService);
+        };
+        if pkt.proto == Protocol::Tcp && !pkt.tcp_flags.opens() {
+            return Verdict::Drop(DropReason::NotSyn);
+        }
+        let svc = &snap.services[si];
+        let ls = &mut self.svcs[si];
+        let Some(sc) = ls.sched.as_mut() else {
+            return Verdict::Drop(DropReason::NoScheduler);
+        };
+        let fk = FlowKey {
+            src: pkt.src,
+            sport: pkt.sport,
+            dst: pkt.dst,
+            dport: pkt.dport,
+        };
+        let slab = &self.slab;
+        let (slot, tpl) = match svc.cfg.persistence {
+            None => match sc.schedule(svc, &fk, now) {
+                Some(pos) if pos < ls.slots.len() => (ls.slots[pos], None),
+                _ => return Verdict::Drop(DropReason::NoDest),
+            },
+            Some(pers) => {
+                let key = TemplateKey {
+                    proto: pkt.proto,
+                    caddr: svc.cfg.netmask().apply(pkt.src),
+                    vaddr: pkt.dst,
+                    vport: if svc.cfg.key.port == 0 { 0 } else { pkt.dport },
+                };
+                let timeout = pers.timeout as u64 * 1000;
+                let eqt = self.settings.expire_quiescent_template;
+                let valid = |t: &Template| {
+                    t.dest.available()
+                        && !(eqt && t.dest.weight() == 0)
+                        && matches!(slab.by_id.get(&t.dest.id), Some(&s) if slab.v[s as usize].as_ref().is_some_and(|d| d.live))
+                };
+                match self.templates.lookup(key, now, timeout, valid) {
+                    Lookup::Found(t) => match slab.by_id.get(&t.dest.id) {
+                        Some(&s) => (s, Some(t)),
+                        None => return Verdict::Drop(DropReason::NoDest),
+                    },
+                    Lookup::Vacant(v) => match sc.schedule(svc, &fk, now) {
+                        Some(pos) if pos < ls.slots.len() => {
+                            let t = v.insert(svc.dests[pos].shared.clone(), now, timeout);
+                            (ls.slots[pos], Some(t))
+                        }
+                        _ => return Verdict::Drop(DropReason::NoDest),
+                    },
+                }
+            }
+        };
+        let Some(d) = self.slab.v[slot as usize].as_ref() else {
+            return Verdict::Drop(DropReason::NoDest);
+        };
+        let lc = self.lcore;
+        if pkt.proto == Protocol::Udp && svc.cfg.ops {
+            // One-packet scheduling: forwarded, no connection kept.
+            d.shared.stats.lcore(lc).conn();
+            d.svc.stats.lcore(lc).conn();
+            d.shared.stats.lcore(lc).packet_in(pkt.len);
+            d.svc.stats.lcore(lc).packet_in(pkt.len);
+            let dport = if d.port == 0 { pkt.dport } else { d.port };
+            return Verdict::Forward(Forward {
+                conn: None,
+                new: true,
+                dest: slot,
+                fwd: d.fwd,
+                daddr: conntable::ip_from16(d.addr, p.tuple.v6),
+                dport,
+                vaddr: pkt.dst,
+                vport: pkt.dport,
+                state: ConnState::Udp,
+            });
+        }
+        let masq = d.fwd.is_masq();
+        let out_hash = masq.then(|| {
+            let dport = if d.port == 0 { pkt.dport } else { d.port };
+            let t = &p.tuple;
+            hash_key(
+                &Tuple {
+                    src: d.addr,
+                    dst: t.src,
+                    sport: dport,
+                    dport: t.sport,
+                    udp: t.udp,
+                    v6: t.v6,
+                },
+                true,
+            )
+        });
+        let mut flags = flag::INACTIVE;
+        if !masq {
+            flags |= flag::NOOUTPUT;
+        }
+        if tpl.is_some() {
+            flags |= flag::CONTROLLED;
+        }
+        let n = NewConn {
+            tuple: p.tuple,
+            dest: slot,
+            expires: after(now, INITIAL_TIMEOUT_SECS as u64 * 1000),
+            state: TcpState::None as u8,
+            flags,
+        };
+        let i = match self.table.insert(n, p.hash, out_hash) {
+            Ok(i) => i,
+            Err(_) => return Verdict::Drop(DropReason::TableFull),
+        };
+        let Some(d) = self.slab.v[slot as usize].as_mut() else {
+            return Verdict::Drop(DropReason::NoDest);
+        };
+        d.refs += 1;
+        d.shared.bind_conn(false);
+        d.shared.stats.lcore(lc).conn();
+        d.svc.stats.lcore(lc).conn();
+        if let Some(t) = &tpl {
+            t.control();
+        }
+        self.tpl[i as usize] = tpl;
+        bump(&self.counters.created);
+        match self.existing(i, pkt, StateDir::Input, now) {
+            Verdict::Forward(f) => Verdict::Forward(Forward { new: true, ..f }),
+            v => v,
+        }
+    }
+
+    /// Undo a connection's bindings after it left the table.
+    fn release(&mut self, i: u32, c: &conntable::Conn) {
+        if let Some(Some(d)) = self.slab.v.get(c.dest as usize) {
+            d.shared.unbind_conn(!c.has(flag::INACTIVE));
+        }
+        if let Some(t) = self.tpl[i as usize].take() {
+            t.release();
+        }
+        self.slab.unref(c.dest);
+        bump(&self.counters.expired);
+    }
+
+    /// Remove a connection now.
+    fn expire_now(&mut self, i: u32) {
+        let c = self.table.remove(i, &self.slab);
+        self.release(i, &c);
+    }
+
+    /// Expire connections due by `now`, spending at most `budget` (wheel
+    /// ticks + entries looked at), and sweep one shard of the shared template
+    /// table. Returns how many connections expired.
+    pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
+        let mut b = budget;
+        let mut n = 0;
+        while let Some((i, c)) = self.table.pop_expired(now, &mut b, &self.slab) {
+            self.release(i, &c);
+            n += 1;
+        }
+        self.templates.expire(now, 1);
+        n
+    }
+
+    /// Remove every connection of this lcore (e.g. on shutdown or `-C`).
+    pub fn flush(&mut self) {
+        let ids: Vec<u32> = self.table.iter().map(|(i, _)| i).collect();
+        for i in ids {
+            self.expire_now(i);
+        }
+    }
+
+    /// This lcore's connections for `-Lnc` (templates: [`Engine::list_templates`]).
+    pub fn list_conns(&self, now: Instant) -> Vec<ConnInfo> {
+        self.table
+            .iter()
+            .map(|(_, c)| {
+                let v6 = c.has(flag::V6);
+                let (daddr, dport) = self.slab.endpoint(c.dest);
+                let dport = if dport == 0 { c.vport } else { dport };
+                ConnInfo {
+                    proto: c.proto(),
+                    state: if c.has(flag::UDP) {
+                        ConnState::Udp.name()
+                    } else {
+                        TcpState::from_u8(c.state).name()
+                    },
+                    expires_in_ms: c.expires.saturating_sub(now.0),
+                    client: SocketAddr::new(c.client(), c.cport),
+                    vip: SocketAddr::new(c.vip(), c.vport),
+                    dest: SocketAddr::new(conntable::ip_from16(daddr, v6), dport),
+                    template: false,
+                }
+            })
+            .collect()
+    }
+
+    /// The shared persistence templates as `-Lnc` rows.
+    pub fn list_templates(&self, now: Instant) -> Vec<ConnInfo> {
+        self.templates
+            .list(now)
+            .iter()
+            .map(ConnInfo::from_template)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
