@@ -163,9 +163,11 @@ impl Summary {
                 .map(|r| format!("{} {}", r.name(), c.drops[*r as usize]))
                 .collect();
             s += &format!(
-                "{l}: rx {} pkts, tx {} pkts, dropped {}{}{}\n",
+                "{l}: rx {} pkts, tx {} pkts, handed off {} out {} in, dropped {}{}{}\n",
                 c.rx,
                 c.tx,
+                c.handoff_out,
+                c.handoff_in,
                 c.drops.iter().sum::<u64>(),
                 if drops.is_empty() {
                     String::new()
@@ -193,6 +195,7 @@ impl Summary {
             })).collect::<Vec<_>>(),
             "lcores": self.lcores.iter().map(|(l, c, exit)| serde_json::json!({
                 "lcore": l.0, "rx": c.rx, "tx": c.tx, "loops": c.loops,
+                "handoff_out": c.handoff_out, "handoff_in": c.handoff_in,
                 "idle_loops": c.idle_loops,
                 "drops": DropReason::ALL.iter()
                     .map(|r| (r.name().to_string(), serde_json::Value::from(c.drops[*r as usize])))

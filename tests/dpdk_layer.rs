@@ -4,10 +4,12 @@
 
 use std::net::IpAddr;
 
+use rvs::dataplane::handoff;
 use rvs::dataplane::lcore::{self, Exit};
 use rvs::dataplane::port::rss_types;
 use rvs::dataplane::ring::Ring;
-use rvs::dataplane::worker::{L2Forward, Worker, WorkerStats};
+use rvs::dataplane::worker::{DropReason, L2Forward, Pipeline, Verdict, Worker, WorkerStats};
+use rvs::dataplane::BURST_SIZE;
 use rvs::dataplane::{Burst, Eal, LcoreId, Mbuf, Mempool, Port, PortConfig, RssConfig};
 use rvs::rss::Toeplitz;
 
@@ -208,6 +210,117 @@ fn dpdk_layer_on_virtual_devices() {
         );
         assert_eq!(got, want);
     }
+
+    // --- Hand-off between two workers: every packet is processed by the
+    // worker its first payload byte names (its "owner") and leaves on that
+    // worker's tx queue of the other port, whichever queue it arrived on.
+    struct ByOwner {
+        me: u16,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<(u16, u8)>>>,
+    }
+    impl Pipeline for ByOwner {
+        fn process(&mut self, port: u16, pkts: &mut [Mbuf], v: &mut [Verdict; BURST_SIZE]) {
+            for (m, v) in pkts.iter().zip(v.iter_mut()) {
+                let owner = m.data()[14] as u16;
+                *v = if owner > 1 {
+                    Verdict::Drop(DropReason::NoRoute)
+                } else if owner != self.me {
+                    Verdict::Handoff(owner)
+                } else {
+                    self.seen.lock().unwrap().push((self.me, m.data()[15]));
+                    Verdict::Tx(1 - port)
+                };
+            }
+        }
+    }
+    let q: Vec<Ring> = (0..8)
+        .map(|i| Ring::new(&format!("h{i}"), 1024).unwrap())
+        .collect();
+    // Port c: rx rings q0 (queue 0), q1 (queue 1); tx rings q2, q3.
+    // Port s: rx rings q4, q5; tx rings q6, q7.
+    let pc = Port::from_rings("net_ring_c", &[&q[0], &q[1]], &[&q[2], &q[3]]).unwrap();
+    let ps = Port::from_rings("net_ring_s", &[&q[4], &q[5]], &[&q[6], &q[7]]).unwrap();
+    let two = PortConfig {
+        rx_queues: 2,
+        tx_queues: 2,
+        ..PortConfig::default()
+    };
+    let (mut rxc, mut txc) = pc.start(&two, &pool).unwrap();
+    let (mut rxs, mut txs) = ps.start(&two, &pool).unwrap();
+    let mut hs = handoff::mesh(2, "t").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let st1 = std::sync::Arc::new(WorkerStats::default());
+    let st0 = std::sync::Arc::new(WorkerStats::default());
+    let mut w1 = Worker::new(
+        vec![rxc.pop().unwrap(), rxs.pop().unwrap()],
+        vec![txc.pop().unwrap(), txs.pop().unwrap()],
+        ByOwner {
+            me: 1,
+            seen: seen.clone(),
+        },
+        st1.clone(),
+    )
+    .with_handoff(hs.pop().unwrap());
+    let mut w0 = Worker::new(
+        vec![rxc.pop().unwrap(), rxs.pop().unwrap()],
+        vec![txc.pop().unwrap(), txs.pop().unwrap()],
+        ByOwner {
+            me: 0,
+            seen: seen.clone(),
+        },
+        st0.clone(),
+    )
+    .with_handoff(hs.pop().unwrap());
+    // 40 packets into port c queue 0 and 40 into port s queue 1; owners alternate.
+    let mk = |owner: u8, id: u8| {
+        let mut f = frame(id as u32, 64);
+        f[14] = owner;
+        f[15] = id;
+        f
+    };
+    let to_c0: Vec<Vec<u8>> = (0..40).map(|i| mk(i % 2, i)).collect();
+    let to_s1: Vec<Vec<u8>> = (0..40).map(|i| mk(i % 2, 100 + i)).collect();
+    inject(&q[0], &to_c0);
+    inject(&q[5], &to_s1);
+    for _ in 0..10 {
+        w0.poll_once(0);
+        w1.poll_once(0);
+    }
+    // Owner 0's packets leave on queue 0 of the other port, owner 1's on queue 1.
+    let out_s0 = collect(&q[6]);
+    let out_s1 = collect(&q[7]);
+    let out_c0 = collect(&q[2]);
+    let out_c1 = collect(&q[3]);
+    let want = |frames: &[Vec<u8>], owner: u8| -> Vec<Vec<u8>> {
+        frames.iter().filter(|f| f[14] == owner).cloned().collect()
+    };
+    assert_eq!(out_s0, want(&to_c0, 0));
+    assert_eq!(out_s1, want(&to_c0, 1));
+    assert_eq!(out_c0, want(&to_s1, 0));
+    assert_eq!(out_c1, want(&to_s1, 1));
+    let (c0, c1) = (st0.snapshot(), st1.snapshot());
+    assert_eq!(
+        (c0.handoff_out, c1.handoff_in),
+        (20, 20),
+        "w0 received c0 and handed owner-1 packets to w1"
+    );
+    assert_eq!(
+        (c1.handoff_out, c0.handoff_in),
+        (20, 20),
+        "w1 received s1 and handed owner-0 packets to w0"
+    );
+    assert_eq!(c0.tx + c1.tx, 80);
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|&(me, id)| me == (id % 2) as u16));
+    drop((w0, w1));
+    for p in [pc, ps] {
+        p.stop().unwrap();
+        p.close().unwrap();
+    }
+    drop(q);
 
     // --- A panicking worker is caught at the lcore entry and reported.
     let h = lcore::launch(LcoreId(1), || panic!("boom on purpose")).unwrap();

@@ -161,6 +161,14 @@ impl Mbuf {
         self.mb().port
     }
 
+    /// Record the port a packet arrived on (before handing it to another
+    /// lcore; not every PMD sets it).
+    #[inline]
+    pub fn set_in_port(&mut self, port: u16) {
+        // SAFETY: we own the mbuf; writing a plain u16 header field.
+        unsafe { self.raw.as_mut().port = port }
+    }
+
     /// The NIC's RSS hash (valid when the port computed one).
     #[inline]
     pub fn rss_hash(&self) -> u32 {

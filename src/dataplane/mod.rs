@@ -8,6 +8,7 @@ mod error;
 mod ids;
 
 pub mod eal;
+pub mod handoff;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;

@@ -20,11 +20,22 @@ unsafe impl Send for Ring {}
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// `size` must be a power of two; holds `size - 1` entries.
+    /// A multi-producer/multi-consumer ring. `size` must be a power of two;
+    /// holds `size - 1` entries.
     pub fn new(name: &str, size: u32) -> Result<Ring> {
+        Self::create(name, size, 0)
+    }
+
+    /// A single-producer/single-consumer ring (cheaper: no atomic
+    /// read-modify-write). Exactly one thread may enqueue and one dequeue.
+    pub fn new_spsc(name: &str, size: u32) -> Result<Ring> {
+        Self::create(name, size, sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ)
+    }
+
+    fn create(name: &str, size: u32, flags: u32) -> Result<Ring> {
         let c = CString::new(name).map_err(|_| DpdkError::new("ring name contains NUL", 0))?;
-        // SAFETY: c is NUL-terminated; DPDK copies the name. Flags 0 = MP/MC.
-        let p = unsafe { sys::rte_ring_create(c.as_ptr(), size, -1, 0) };
+        // SAFETY: c is NUL-terminated; DPDK copies the name.
+        let p = unsafe { sys::rte_ring_create(c.as_ptr(), size, -1, flags) };
         NonNull::new(p)
             .map(|raw| Ring { raw })
             .ok_or_else(|| DpdkError::last(format!("rte_ring_create({name}, {size})")))

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::handoff::Handoff;
 use super::mbuf::{Burst, Mbuf, BURST_SIZE};
 use super::port::{RxQueue, TxQueue};
 
@@ -46,6 +47,8 @@ impl DropReason {
 pub enum Verdict {
     /// Transmit on the worker's queue of port `n` (index in its port list).
     Tx(u16),
+    /// Hand to worker `n` (the owner of the packet's connection).
+    Handoff(u16),
     Drop(DropReason),
 }
 
@@ -83,6 +86,9 @@ impl Pipeline for L2Forward {
 pub struct WorkerStats {
     pub rx: AtomicU64,
     pub tx: AtomicU64,
+    /// Packets handed to another worker / received from other workers.
+    pub handoff_out: AtomicU64,
+    pub handoff_in: AtomicU64,
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
@@ -93,6 +99,8 @@ pub struct WorkerStats {
 pub struct WorkerCounts {
     pub rx: u64,
     pub tx: u64,
+    pub handoff_out: u64,
+    pub handoff_in: u64,
     pub loops: u64,
     pub idle_loops: u64,
     pub drops: [u64; DropReason::COUNT],
@@ -107,6 +115,8 @@ impl WorkerStats {
         WorkerCounts {
             rx: self.rx.load(Ordering::Relaxed),
             tx: self.tx.load(Ordering::Relaxed),
+            handoff_out: self.handoff_out.load(Ordering::Relaxed),
+            handoff_in: self.handoff_in.load(Ordering::Relaxed),
             loops: self.loops.load(Ordering::Relaxed),
             idle_loops: self.idle_loops.load(Ordering::Relaxed),
             drops,
@@ -129,6 +139,9 @@ pub struct Worker<P: Pipeline> {
     pub pipeline: P,
     pub stats: Arc<WorkerStats>,
     pending: Vec<Burst>,
+    handoff: Option<Handoff>,
+    /// Packets queued for hand-off since the last stats update.
+    pending_handoff: u64,
 }
 
 /// How many times a full tx queue is retried before its packets are dropped.
@@ -143,7 +156,15 @@ impl<P: Pipeline> Worker<P> {
             pipeline,
             stats,
             pending,
+            handoff: None,
+            pending_handoff: 0,
         }
+    }
+
+    /// Join a hand-off mesh (see [`super::handoff::mesh`]).
+    pub fn with_handoff(mut self, h: Handoff) -> Self {
+        self.handoff = Some(h);
+        self
     }
 
     /// Poll until `stop` is set, then flush and return.
@@ -156,67 +177,131 @@ impl<P: Pipeline> Worker<P> {
         }
     }
 
-    /// One pass over every rx queue. Returns the packets received.
+    /// One pass over every rx queue and the incoming hand-off rings.
+    /// Returns the packets received.
     pub fn poll_once(&mut self, now_tsc: u64) -> usize {
-        let mut verdicts = [Verdict::Drop(DropReason::NoRoute); BURST_SIZE];
         let mut burst = Burst::new();
-        let mut received = 0;
         let mut drops = [0u64; DropReason::COUNT];
+        let mut received = 0;
         for port in 0..self.rx.len() {
             let n = self.rx[port].rx_burst(&mut burst);
             if n == 0 {
                 continue;
             }
             received += n;
-            self.pipeline
-                .process(port as u16, burst.as_mut_slice(), &mut verdicts);
-            // Common case: the whole burst leaves on one port whose buffer is
-            // empty; hand the burst over as is, with no per-packet work.
-            if let Verdict::Tx(out) = verdicts[0] {
-                let out = out as usize;
-                if out < self.pending.len()
-                    && self.pending[out].is_empty()
-                    && verdicts[1..n].iter().all(|v| *v == verdicts[0])
-                {
-                    std::mem::swap(&mut self.pending[out], &mut burst);
-                    drops[DropReason::TxFull as usize] += self.flush(out);
-                    continue;
-                }
-            }
-            for (m, v) in burst.drain().zip(verdicts.iter()) {
-                match *v {
-                    Verdict::Tx(out) => {
-                        let out = out as usize;
-                        if out >= self.pending.len() {
-                            drops[DropReason::NoRoute as usize] += 1;
-                            continue;
-                        }
-                        if self.pending[out].is_full() {
-                            drops[DropReason::TxFull as usize] += self.flush(out);
-                        }
-                        if self.pending[out].push(m).is_err() {
-                            drops[DropReason::TxFull as usize] += 1;
-                        }
-                    }
-                    Verdict::Drop(r) => drops[r as usize] += 1,
-                }
-            }
-            // Transmit before the next rx: the mbufs freed by tx go back to
-            // the lcore's mempool cache and are reused hot by the next rx.
-            for p in 0..self.pending.len() {
-                drops[DropReason::TxFull as usize] += self.flush(p);
+            self.dispatch(port as u16, &mut burst, &mut drops);
+        }
+        let mut handed_in = 0;
+        if let Some(h) = self.handoff.as_mut() {
+            let n = h.receive(&mut burst);
+            if n > 0 {
+                handed_in = n;
+                self.dispatch_mixed(&mut burst, &mut drops);
             }
         }
+        let mut handed_out = 0;
+        if let Some(h) = self.handoff.as_mut() {
+            drops[DropReason::HandoffFull as usize] += h.flush();
+            handed_out = self.pending_handoff;
+            self.pending_handoff = 0;
+        }
         bump(&self.stats.rx, received as u64);
+        bump(&self.stats.handoff_in, handed_in as u64);
+        bump(&self.stats.handoff_out, handed_out);
         for (a, d) in self.stats.drops.iter().zip(drops) {
             bump(a, d);
         }
         bump(&self.stats.loops, 1);
-        if received == 0 {
+        if received + handed_in == 0 {
             bump(&self.stats.idle_loops, 1);
         }
         self.pipeline.tick(now_tsc);
-        received
+        received + handed_in
+    }
+
+    /// Packets from other workers may come from different ports: process
+    /// them in runs of the same ingress port.
+    fn dispatch_mixed(&mut self, burst: &mut Burst, drops: &mut [u64; DropReason::COUNT]) {
+        let mut run = Burst::new();
+        let mut run_port = u16::MAX;
+        for m in burst.drain() {
+            let port = self
+                .rx
+                .iter()
+                .position(|q| q.port().0 == m.in_port())
+                .map_or(u16::MAX, |p| p as u16);
+            if port == u16::MAX {
+                drops[DropReason::NoRoute as usize] += 1;
+                continue;
+            }
+            if port != run_port && !run.is_empty() {
+                self.dispatch(run_port, &mut run, drops);
+            }
+            run_port = port;
+            if let Err(m) = run.push(m) {
+                drop(m);
+                drops[DropReason::NoRoute as usize] += 1;
+            }
+        }
+        if !run.is_empty() {
+            self.dispatch(run_port, &mut run, drops);
+        }
+    }
+
+    /// Decide a burst that arrived on port index `port` and move each packet
+    /// where its verdict says; leaves `burst` empty.
+    fn dispatch(&mut self, port: u16, burst: &mut Burst, drops: &mut [u64; DropReason::COUNT]) {
+        let n = burst.len();
+        let mut verdicts = [Verdict::Drop(DropReason::NoRoute); BURST_SIZE];
+        self.pipeline
+            .process(port, burst.as_mut_slice(), &mut verdicts);
+        // Common case: the whole burst leaves on one port whose buffer is
+        // empty; hand the burst over as is, with no per-packet work.
+        if let Verdict::Tx(out) = verdicts[0] {
+            let out = out as usize;
+            if out < self.pending.len()
+                && self.pending[out].is_empty()
+                && verdicts[1..n].iter().all(|v| *v == verdicts[0])
+            {
+                std::mem::swap(&mut self.pending[out], burst);
+                drops[DropReason::TxFull as usize] += self.flush(out);
+                return;
+            }
+        }
+        let in_port = self.rx[port as usize].port().0;
+        for (mut m, v) in burst.drain().zip(verdicts.iter()) {
+            match *v {
+                Verdict::Tx(out) => {
+                    let out = out as usize;
+                    if out >= self.pending.len() {
+                        drops[DropReason::NoRoute as usize] += 1;
+                        continue;
+                    }
+                    if self.pending[out].is_full() {
+                        drops[DropReason::TxFull as usize] += self.flush(out);
+                    }
+                    if self.pending[out].push(m).is_err() {
+                        drops[DropReason::TxFull as usize] += 1;
+                    }
+                }
+                Verdict::Handoff(to) => match self.handoff.as_mut() {
+                    Some(h) => {
+                        m.set_in_port(in_port);
+                        match h.push(to as usize, m) {
+                            Ok(()) => self.pending_handoff += 1,
+                            Err(_) => drops[DropReason::HandoffFull as usize] += 1,
+                        }
+                    }
+                    None => drops[DropReason::NoRoute as usize] += 1,
+                },
+                Verdict::Drop(r) => drops[r as usize] += 1,
+            }
+        }
+        // Transmit before the next rx: the mbufs freed by tx go back to
+        // the lcore's mempool cache and are reused hot by the next rx.
+        for p in 0..self.pending.len() {
+            drops[DropReason::TxFull as usize] += self.flush(p);
+        }
     }
 
     /// Send port `p`'s pending packets; returns how many had to be dropped.
