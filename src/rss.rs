@@ -76,6 +76,52 @@ impl Toeplitz {
     }
 }
 
+/// Which worker owns a connection: the queue the NIC's RSS puts the client's
+/// packets on. The client-facing port hashes source fields only (client
+/// address, client port), the server-facing port destination fields only, so
+/// a NAT reply (destination = the client) hashes the same bytes and lands on
+/// the same queue. This mirrors it in software for packets that arrive
+/// elsewhere (one-arm layouts, devices without RSS).
+#[derive(Clone)]
+pub struct OwnerMap {
+    toeplitz: Toeplitz,
+    reta: Reta,
+}
+
+impl OwnerMap {
+    pub fn new(key: [u8; 40], reta: Reta) -> OwnerMap {
+        OwnerMap {
+            toeplitz: Toeplitz::new(key),
+            reta,
+        }
+    }
+
+    /// The hash of one endpoint (address, then port), as a NIC computes it
+    /// with L3_SRC_ONLY|L4_SRC_ONLY (or the DST_ONLY pair).
+    #[inline]
+    pub fn endpoint_hash(&self, addr: IpAddr, port: u16) -> u32 {
+        let mut buf = [0u8; 18];
+        let n = match addr {
+            IpAddr::V4(a) => {
+                buf[..4].copy_from_slice(&a.octets());
+                4
+            }
+            IpAddr::V6(a) => {
+                buf[..16].copy_from_slice(&a.octets());
+                16
+            }
+        };
+        buf[n..n + 2].copy_from_slice(&port.to_be_bytes());
+        self.toeplitz.hash(&buf[..n + 2])
+    }
+
+    /// The worker owning connections of client `addr`:`port`.
+    #[inline]
+    pub fn owner(&self, addr: IpAddr, port: u16) -> u16 {
+        self.reta.queue(self.endpoint_hash(addr, port))
+    }
+}
+
 /// The 32 key bits starting at bit `bit` (bits past the key's end are 0).
 fn key_window(key: &[u8; 40], bit: usize) -> u32 {
     let mut w = 0u32;
@@ -195,6 +241,22 @@ mod tests {
         let dst: IpAddr = "3ffe:2501:200:3::1".parse().unwrap();
         assert_eq!(t.hash_tuple(src, dst, None), 0x2cc18cd5);
         assert_eq!(t.hash_tuple(src, dst, Some((2794, 1766))), 0x40207d3d);
+    }
+
+    #[test]
+    fn owner_is_the_same_for_request_and_nat_reply() {
+        let m = OwnerMap::new(MS_KEY, Reta::round_robin(128, 2));
+        let t = Toeplitz::new(MS_KEY);
+        // Source-only hashing of the request equals destination-only hashing
+        // of the reply: both hash (client address, client port).
+        let (c, cp): (IpAddr, u16) = (v4("66.9.149.187"), 2794);
+        let mut bytes = [0u8; 6];
+        bytes[..4].copy_from_slice(&[66, 9, 149, 187]);
+        bytes[4..].copy_from_slice(&cp.to_be_bytes());
+        assert_eq!(m.endpoint_hash(c, cp), t.hash(&bytes));
+        let owners: std::collections::HashSet<u16> =
+            (0..64u16).map(|p| m.owner(c, 1000 + p)).collect();
+        assert_eq!(owners.len(), 2, "ports of one client spread over both workers");
     }
 
     #[test]
