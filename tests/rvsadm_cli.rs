@@ -34,7 +34,11 @@ fn fake(path: &PathBuf, script: Vec<(&'static str, &'static str)>) -> JoinHandle
             w.write_all(b"\n").unwrap();
         }
         let mut rest = String::new();
-        assert_eq!(r.read_line(&mut rest).unwrap(), 0, "unexpected extra request {rest}");
+        assert_eq!(
+            r.read_line(&mut rest).unwrap(),
+            0,
+            "unexpected extra request {rest}"
+        );
     })
 }
 
@@ -74,7 +78,18 @@ fn add_service_sends_the_request() {
     );
     let sock = p.to_str().unwrap();
     let o = rvsadm(
-        &["-A", "-t", "10.0.0.1:80", "-s", "rr", "-p", "-M", "255.255.255.0", "--sock", sock],
+        &[
+            "-A",
+            "-t",
+            "10.0.0.1:80",
+            "-s",
+            "rr",
+            "-p",
+            "-M",
+            "255.255.255.0",
+            "--sock",
+            sock,
+        ],
         None,
         "",
     );
@@ -151,7 +166,10 @@ fn restore_sends_one_atomic_request() {
     let h = fake(
         &p,
         vec![
-            (r#"{"v":1,"op":"save"}"#, r#"{"v":1,"result":"rules","rules":{"services":[]}}"#),
+            (
+                r#"{"v":1,"op":"save"}"#,
+                r#"{"v":1,"result":"rules","rules":{"services":[]}}"#,
+            ),
             (
                 r#"{"v":1,"op":"restore","rules":{"services":[
                     {"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"wlc","dests":[
@@ -180,7 +198,10 @@ fn restore_with_a_bad_line_changes_nothing() {
     // Only the save is answered; no restore request may follow.
     let h = fake(
         &p,
-        vec![(r#"{"v":1,"op":"save"}"#, r#"{"v":1,"result":"rules","rules":{"services":[]}}"#)],
+        vec![(
+            r#"{"v":1,"op":"save"}"#,
+            r#"{"v":1,"result":"rules","rules":{"services":[]}}"#,
+        )],
     );
     let o = rvsadm(
         &["-R"],
@@ -197,7 +218,10 @@ fn restore_with_a_bad_line_changes_nothing() {
     let p = sock_path("restore-dup");
     let h = fake(
         &p,
-        vec![(r#"{"v":1,"op":"save"}"#, r#"{"v":1,"result":"rules","rules":{"services":[{"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"rr"}]}}"#)],
+        vec![(
+            r#"{"v":1,"op":"save"}"#,
+            r#"{"v":1,"result":"rules","rules":{"services":[{"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"rr"}]}}"#,
+        )],
     );
     let o = rvsadm(&["-R"], Some(&p), "-A -t 10.0.0.1:80 -s wlc\n");
     h.join().unwrap();
@@ -215,7 +239,10 @@ fn rvsd_not_running() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         text(&o.stderr),
-        format!("rvsadm: cannot connect to rvsd at {}: is rvsd running?\n", p.display())
+        format!(
+            "rvsadm: cannot connect to rvsd at {}: is rvsd running?\n",
+            p.display()
+        )
     );
     assert!(o.stdout.is_empty());
 }
@@ -226,11 +253,27 @@ fn bad_arguments_never_connect() {
     let l = UnixListener::bind(&p).unwrap();
     l.set_nonblocking(true).unwrap();
     for (args, code, msg) in [
-        (vec!["-n", "-L"], 255, "Try `rvsadm -h' or 'rvsadm --help' for more information.\n"),
-        (vec!["-A", "-t", "10.0.0.1:80", "-w", "3"], 2, "Illegal 'weight' option with the 'add-service' command\n"),
-        (vec!["-a", "-t", "10.0.0.1:80"], 2, "You need to supply the 'real-server' option for the 'add-server' command\n"),
+        (
+            vec!["-n", "-L"],
+            255,
+            "Try `rvsadm -h' or 'rvsadm --help' for more information.\n",
+        ),
+        (
+            vec!["-A", "-t", "10.0.0.1:80", "-w", "3"],
+            2,
+            "Illegal 'weight' option with the 'add-service' command\n",
+        ),
+        (
+            vec!["-a", "-t", "10.0.0.1:80"],
+            2,
+            "You need to supply the 'real-server' option for the 'add-server' command\n",
+        ),
         (vec!["-L", "--bogus"], 255, "--bogus: unknown option\n"),
-        (vec!["-A", "-f", "7"], 2, "rvs: fwmark services are not supported\n"),
+        (
+            vec!["-A", "-f", "7"],
+            2,
+            "rvs: fwmark services are not supported\n",
+        ),
     ] {
         let o = rvsadm(&args, Some(&p), "");
         assert_eq!(o.status.code(), Some(code), "{args:?}");

@@ -171,11 +171,51 @@ fn conns() -> Vec<ConnEntry> {
         template,
     };
     vec![
-        c(Protocol::Tcp, 899, "ESTABLISHED", "10.0.0.2:51234", "192.168.1.100:80", "10.0.0.1:80", false),
-        c(Protocol::Tcp, 5, "SYN_RECV", "172.16.254.253:65535", "192.168.1.100:443", "10.0.0.3:443", false),
-        c(Protocol::Udp, 300, "UDP", "10.9.8.7:5353", "192.168.1.100:53", "10.0.0.9:53", false),
-        c(Protocol::Tcp, 359, "NONE", "10.0.0.0:0", "10.0.0.1:0", "10.1.0.1:0", true),
-        c(Protocol::Tcp, 6000, "TIME_WAIT", "[2001:db8::99]:40000", "[2001:db8::1]:443", "[2001:db8::10]:443", false),
+        c(
+            Protocol::Tcp,
+            899,
+            "ESTABLISHED",
+            "10.0.0.2:51234",
+            "192.168.1.100:80",
+            "10.0.0.1:80",
+            false,
+        ),
+        c(
+            Protocol::Tcp,
+            5,
+            "SYN_RECV",
+            "172.16.254.253:65535",
+            "192.168.1.100:443",
+            "10.0.0.3:443",
+            false,
+        ),
+        c(
+            Protocol::Udp,
+            300,
+            "UDP",
+            "10.9.8.7:5353",
+            "192.168.1.100:53",
+            "10.0.0.9:53",
+            false,
+        ),
+        c(
+            Protocol::Tcp,
+            359,
+            "NONE",
+            "10.0.0.0:0",
+            "10.0.0.1:0",
+            "10.1.0.1:0",
+            true,
+        ),
+        c(
+            Protocol::Tcp,
+            6000,
+            "TIME_WAIT",
+            "[2001:db8::99]:40000",
+            "[2001:db8::1]:443",
+            "[2001:db8::10]:443",
+            false,
+        ),
     ]
 }
 
@@ -196,7 +236,10 @@ impl Transport for Fake {
                 services: services(),
             },
             Request::ListServices { service: Some(k) } => Response::Services {
-                services: services().into_iter().filter(|s| s.spec.key() == *k).collect(),
+                services: services()
+                    .into_iter()
+                    .filter(|s| s.spec.key() == *k)
+                    .collect(),
             },
             Request::ListConnections => Response::Connections {
                 connections: conns(),
@@ -266,7 +309,10 @@ fn list_nosort() {
 #[test]
 fn list_one_service() {
     golden("list_one", &run("-Ln -t 192.168.1.100:443"));
-    golden("list_one_v6_stats", &run("-Ln --stats -t [2001:db8::1]:443"));
+    golden(
+        "list_one_v6_stats",
+        &run("-Ln --stats -t [2001:db8::1]:443"),
+    );
 }
 
 #[test]
@@ -324,7 +370,11 @@ fn save_restore_save_is_identity() {
     assert_eq!(save(&restored), text);
     // Real servers come back with everything saved (thresholds included).
     let mut a: Vec<_> = rules().services.into_iter().flat_map(|s| s.dests).collect();
-    let mut b: Vec<_> = restored.services.into_iter().flat_map(|s| s.dests).collect();
+    let mut b: Vec<_> = restored
+        .services
+        .into_iter()
+        .flat_map(|s| s.dests)
+        .collect();
     a.sort_by_key(|d| (d.address, d.port));
     b.sort_by_key(|d| (d.address, d.port));
     assert_eq!(a, b);

@@ -205,7 +205,10 @@ mod tests {
         assert!(matches!(e, ClientError::NotRunning(_)));
         assert_eq!(
             e.to_string(),
-            format!("rvsadm: cannot connect to rvsd at {}: is rvsd running?", p.display())
+            format!(
+                "rvsadm: cannot connect to rvsd at {}: is rvsd running?",
+                p.display()
+            )
         );
     }
 

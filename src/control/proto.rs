@@ -745,6 +745,9 @@ mod tests {
             .contains("unsupported protocol version 2"));
         assert!(decode_request("nope").unwrap_err().0.contains("malformed"));
         assert!(decode_request(r#"{"v":1,"op":"frobnicate"}"#).is_err());
-        assert_eq!(decode_request(r#"{"v":1,"op":"clear"}"#).unwrap(), Request::Clear);
+        assert_eq!(
+            decode_request(r#"{"v":1,"op":"clear"}"#).unwrap(),
+            Request::Clear
+        );
     }
 }

@@ -33,7 +33,10 @@ pub fn handle_line<H: Handler + ?Sized>(handler: &mut H, line: &str) -> String {
 
 /// Serves requests on one connection until the client closes it. Blank lines
 /// are ignored.
-pub fn serve_connection<H: Handler + ?Sized>(stream: UnixStream, handler: &mut H) -> io::Result<()> {
+pub fn serve_connection<H: Handler + ?Sized>(
+    stream: UnixStream,
+    handler: &mut H,
+) -> io::Result<()> {
     let mut writer = stream.try_clone()?;
     let reader = BufReader::new(stream);
     for line in reader.lines() {
@@ -84,7 +87,10 @@ mod tests {
             Request::Clear => Response::Ok,
             _ => Response::error("No such service"),
         };
-        assert_eq!(handle_line(&mut h, r#"{"v":1,"op":"clear"}"#), r#"{"v":1,"result":"ok"}"#);
+        assert_eq!(
+            handle_line(&mut h, r#"{"v":1,"op":"clear"}"#),
+            r#"{"v":1,"result":"ok"}"#
+        );
         assert_eq!(
             handle_line(&mut h, r#"{"v":1,"op":"save"}"#),
             r#"{"v":1,"result":"error","message":"No such service"}"#

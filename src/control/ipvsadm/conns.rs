@@ -12,17 +12,11 @@ use std::fmt::Write;
 pub fn list_conns(conns: &[ConnEntry], f: &Format) -> String {
     let mut out = String::from("IPVS connection entries\n");
     if f.persistent_conn {
-        let _ = writeln!(
-            out,
-            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} {}",
-            "state", "source", "virtual", "destination", "pe name", "pe_data"
+        out.push_str(
+            "pro expire state       source             virtual            destination        pe name          pe_data\n",
         );
     } else {
-        let _ = writeln!(
-            out,
-            "pro expire {:<11} {:<18} {:<18} {}",
-            "state", "source", "virtual", "destination"
-        );
+        out.push_str("pro expire state       source             virtual            destination\n");
     }
     for c in conns {
         let expire = format!("{:02}:{:02}", c.expire / 60, c.expire % 60);
@@ -42,5 +36,8 @@ pub fn list_conns(conns: &[ConnEntry], f: &Format) -> String {
 
 /// `Timeout (tcp tcpfin udp): 900 120 300`.
 pub fn timeouts(t: &Timeouts) -> String {
-    format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.tcp, t.tcpfin, t.udp)
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcpfin, t.udp
+    )
 }

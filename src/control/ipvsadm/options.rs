@@ -225,9 +225,7 @@ impl<'a> Tokens<'a> {
     }
 
     fn next_is_value(&self) -> bool {
-        self.args
-            .get(self.pos)
-            .is_some_and(|a| !a.starts_with('-'))
+        self.args.get(self.pos).is_some_and(|a| !a.starts_with('-'))
     }
 }
 
@@ -387,7 +385,10 @@ mod tests {
         assert_eq!(toks("-p300"), vec![o(Opt::Persistent, Some("300"), "-p")]);
         assert_eq!(
             toks("-p -s rr"),
-            vec![o(Opt::Persistent, None, "-p"), o(Opt::Scheduler, Some("rr"), "-s")]
+            vec![
+                o(Opt::Persistent, None, "-p"),
+                o(Opt::Scheduler, Some("rr"), "-s")
+            ]
         );
         assert_eq!(toks("-p"), vec![o(Opt::Persistent, None, "-p")]);
         assert_eq!(
@@ -402,10 +403,16 @@ mod tests {
 
     #[test]
     fn errors_and_args() {
-        assert_eq!(toks("--bogus"), vec![Err(TokenError::Unknown("--bogus".into()))]);
+        assert_eq!(
+            toks("--bogus"),
+            vec![Err(TokenError::Unknown("--bogus".into()))]
+        );
         assert_eq!(
             toks("-Lq"),
-            vec![o(Opt::List, None, "-L"), Err(TokenError::Unknown("-Lq".into()))]
+            vec![
+                o(Opt::List, None, "-L"),
+                Err(TokenError::Unknown("-Lq".into()))
+            ]
         );
         assert_eq!(toks("-t"), vec![Err(TokenError::MissingArg("-t".into()))]);
         assert_eq!(

@@ -152,7 +152,15 @@ struct State {
 pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
     let only_rvs_opts = {
         let mut it = Tokens::new(args);
-        it.all(|t| matches!(t, Ok(Token::Opt { opt: Opt::Sock | Opt::Json, .. })))
+        it.all(|t| {
+            matches!(
+                t,
+                Ok(Token::Opt {
+                    opt: Opt::Sock | Opt::Json,
+                    ..
+                })
+            )
+        })
     };
     let mut tokens = Tokens::new(args);
     let mut inv = Invocation {
@@ -462,13 +470,12 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
     let f = st.format;
     if cmd == Cmd::List {
         let s = &st.seen;
-        let (conn, svc, timeout, daemon) = (s.has(1), s.has(2), s.has(12), s.has(13));
+        let (conn, timeout, daemon) = (s.has(1), s.has(12), s.has(13));
         if ((conn || timeout || daemon) && (f.stats || f.rate || f.thresholds))
             || ((timeout || daemon) && f.persistent_conn)
         {
             return Err(ParseError::fail("options conflicts in the list command"));
         }
-        let _ = svc;
     }
 
     // What ipvsadm supports and rvs does not.

@@ -208,7 +208,12 @@ fn list(
         ListCmd::Services {
             service: Some(key),
             format,
-        } => match call(t, &Request::ListServices { service: Some(*key) })? {
+        } => match call(
+            t,
+            &Request::ListServices {
+                service: Some(*key),
+            },
+        )? {
             Response::Services { services } => {
                 let Some(s) = services.iter().find(|s| s.spec.key() == *key) else {
                     return Err(Failure::Daemon(errors::NO_SUCH_SERVICE.into()));

@@ -106,7 +106,11 @@ fn popt_errors_exit_255() {
     err("-L --bogus", EXIT_USAGE, "--bogus: unknown option");
     err("-Lq", EXIT_USAGE, "-Lq: unknown option");
     err("-A -t", EXIT_USAGE, "-t: missing argument");
-    err("-L --stats=1", EXIT_USAGE, "--stats: option does not take an argument");
+    err(
+        "-L --stats=1",
+        EXIT_USAGE,
+        "--stats: option does not take an argument",
+    );
 }
 
 #[test]
@@ -127,7 +131,10 @@ fn add_service_defaults_and_long_forms() {
     assert_eq!(cmd("-At 10.0.0.1:80"), want);
     let mut s = spec(Protocol::Udp, "10.0.0.1", 53, "rr");
     s.ops = true;
-    assert_eq!(cmd("-A -u 10.0.0.1:53 -s rr -o"), Command::AddService(s.clone()));
+    assert_eq!(
+        cmd("-A -u 10.0.0.1:53 -s rr -o"),
+        Command::AddService(s.clone())
+    );
     assert_eq!(
         cmd("-A --udp-service 10.0.0.1:53 --scheduler rr --ops"),
         Command::AddService(s.clone())
@@ -159,22 +166,25 @@ fn persistent_with_and_without_value() {
     assert_eq!(cmd("-A -t 10.0.0.1:80 --persistent=60"), p(60, 32));
     assert_eq!(cmd("-A -t 10.0.0.1:80 --persistent 60"), p(60, 32));
     assert_eq!(cmd("-A -t 10.0.0.1:80 -p 2678400"), p(2678400, 32));
-    assert_eq!(
-        cmd("-A -t 10.0.0.1:80 -p 600 -M 255.255.255.0"),
-        p(600, 24)
-    );
+    assert_eq!(cmd("-A -t 10.0.0.1:80 -p 600 -M 255.255.255.0"), p(600, 24));
     assert_eq!(cmd("-A -t 10.0.0.1:80 -M 255.255.0.0 -p"), p(360, 16));
     // -M without -p is accepted and has no effect.
     assert_eq!(
         cmd("-A -t 10.0.0.1:80 -M 255.255.0.0"),
         Command::AddService(spec(Protocol::Tcp, "10.0.0.1", 80, "wlc"))
     );
-    fail("-A -t 10.0.0.1:80 -p 0", "invalid timeout value `0' specified");
+    fail(
+        "-A -t 10.0.0.1:80 -p 0",
+        "invalid timeout value `0' specified",
+    );
     fail(
         "-A -t 10.0.0.1:80 -p 2678401",
         "invalid timeout value `2678401' specified",
     );
-    fail("-A -t 10.0.0.1:80 -p rr", "invalid timeout value `rr' specified");
+    fail(
+        "-A -t 10.0.0.1:80 -p rr",
+        "invalid timeout value `rr' specified",
+    );
     fail(
         "-A -t 10.0.0.1:80 -p -M 255.0.255.0",
         "illegal virtual server persistent mask specified",
@@ -372,13 +382,22 @@ fn real_server_defaults_and_forwarding() {
             }
         )
     );
-    fail("-a -t 10.0.0.1:80 -r 10.1.0.1 -w 65536", "illegal weight specified");
-    fail("-a -t 10.0.0.1:80 -r 10.1.0.1 -w -1", "illegal weight specified");
+    fail(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -w 65536",
+        "illegal weight specified",
+    );
+    fail(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -w -1",
+        "illegal weight specified",
+    );
     fail(
         "-a -t 10.0.0.1:80 -r 10.1.0.1 -x 2147483648",
         "illegal u_threshold specified",
     );
-    fail("-a -t 10.0.0.1:80 -r 10.1.0.1 -y z", "illegal l_threshold specified");
+    fail(
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -y z",
+        "illegal l_threshold specified",
+    );
     fail(
         "-a -t 10.0.0.1:80 -r 10.1.0.1 -m -g",
         "multiple 'forwarding-method' options specified",
@@ -494,7 +513,11 @@ fn missing_required_options() {
             &format!("You need to supply the 'service-address' option for the '{name}' command"),
         );
     }
-    for (c, name) in [("-a", "add-server"), ("-e", "edit-server"), ("-d", "delete-server")] {
+    for (c, name) in [
+        ("-a", "add-server"),
+        ("-e", "edit-server"),
+        ("-d", "delete-server"),
+    ] {
         fail(
             &format!("{c} -t 10.0.0.1:80"),
             &format!("You need to supply the 'real-server' option for the '{name}' command"),
@@ -509,7 +532,11 @@ fn illegal_options_per_command() {
     let cases: &[(&str, &str, &str)] = &[
         ("-A -t 10.0.0.1:80 -n", "numeric", "add-service"),
         ("-A -t 10.0.0.1:80 -c", "connection", "add-service"),
-        ("-A -t 10.0.0.1:80 -r 10.1.0.1", "real-server", "add-service"),
+        (
+            "-A -t 10.0.0.1:80 -r 10.1.0.1",
+            "real-server",
+            "add-service",
+        ),
         ("-A -t 10.0.0.1:80 -m", "forwarding-method", "add-service"),
         ("-A -t 10.0.0.1:80 -w 1", "weight", "add-service"),
         ("-A -t 10.0.0.1:80 -x 1", "u-threshold", "add-service"),
@@ -520,19 +547,51 @@ fn illegal_options_per_command() {
         ("-A -t 10.0.0.1:80 --nosort", "nosort", "add-service"),
         ("-A -t 10.0.0.1:80 --timeout", "timeout", "add-service"),
         ("-A -t 10.0.0.1:80 --daemon", "daemon", "add-service"),
-        ("-A -t 10.0.0.1:80 --thresholds", "thresholds", "add-service"),
-        ("-A -t 10.0.0.1:80 --persistent-conn", "persistent-conn", "add-service"),
+        (
+            "-A -t 10.0.0.1:80 --thresholds",
+            "thresholds",
+            "add-service",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --persistent-conn",
+            "persistent-conn",
+            "add-service",
+        ),
         ("-A -t 10.0.0.1:80 --tun-info", "tun-info", "add-service"),
         ("-A -t 10.0.0.1:80 --syncid 1", "syncid", "add-service"),
-        ("-A -t 10.0.0.1:80 --mcast-interface eth0", "mcast-interface", "add-service"),
-        ("-A -t 10.0.0.1:80 --mcast-group 224.0.0.81", "mcast-group", "add-service"),
-        ("-A -t 10.0.0.1:80 --mcast-port 1", "mcast-port", "add-service"),
-        ("-A -t 10.0.0.1:80 --mcast-ttl 1", "mcast-ttl", "add-service"),
-        ("-A -t 10.0.0.1:80 --sync-maxlen 100", "sync-maxlen", "add-service"),
+        (
+            "-A -t 10.0.0.1:80 --mcast-interface eth0",
+            "mcast-interface",
+            "add-service",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --mcast-group 224.0.0.81",
+            "mcast-group",
+            "add-service",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --mcast-port 1",
+            "mcast-port",
+            "add-service",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --mcast-ttl 1",
+            "mcast-ttl",
+            "add-service",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --sync-maxlen 100",
+            "sync-maxlen",
+            "add-service",
+        ),
         ("-E -t 10.0.0.1:80 -w 1", "weight", "edit-service"),
         ("-D -t 10.0.0.1:80 -s rr", "scheduler", "delete-service"),
         ("-D -t 10.0.0.1:80 -p", "persistent", "delete-service"),
-        ("-D -t 10.0.0.1:80 -M 255.0.0.0", "netmask", "delete-service"),
+        (
+            "-D -t 10.0.0.1:80 -M 255.0.0.0",
+            "netmask",
+            "delete-service",
+        ),
         ("-D -t 10.0.0.1:80 -o", "ops", "delete-service"),
         ("-D -t 10.0.0.1:80 --pe sip", "pe", "delete-service"),
         ("-C -t 10.0.0.1:80", "service-address", "flush"),
@@ -541,14 +600,38 @@ fn illegal_options_per_command() {
         ("-L -r 10.1.0.1", "real-server", "list"),
         ("-L -o", "ops", "list"),
         ("-L --tun-type gue", "tun-type", "list"),
-        ("-a -t 10.0.0.1:80 -r 10.1.0.1 -s rr", "scheduler", "add-server"),
-        ("-a -t 10.0.0.1:80 -r 10.1.0.1 -p", "persistent", "add-server"),
+        (
+            "-a -t 10.0.0.1:80 -r 10.1.0.1 -s rr",
+            "scheduler",
+            "add-server",
+        ),
+        (
+            "-a -t 10.0.0.1:80 -r 10.1.0.1 -p",
+            "persistent",
+            "add-server",
+        ),
         ("-a -t 10.0.0.1:80 -r 10.1.0.1 -n", "numeric", "add-server"),
-        ("-a -t 10.0.0.1:80 -r 10.1.0.1 --tun-info", "tun-info", "add-server"),
+        (
+            "-a -t 10.0.0.1:80 -r 10.1.0.1 --tun-info",
+            "tun-info",
+            "add-server",
+        ),
         ("-e -t 10.0.0.1:80 -r 10.1.0.1 -o", "ops", "edit-server"),
-        ("-d -t 10.0.0.1:80 -r 10.1.0.1 -m", "forwarding-method", "delete-server"),
-        ("-d -t 10.0.0.1:80 -r 10.1.0.1 -w 2", "weight", "delete-server"),
-        ("-d -t 10.0.0.1:80 -r 10.1.0.1 --tun-type gue", "tun-type", "delete-server"),
+        (
+            "-d -t 10.0.0.1:80 -r 10.1.0.1 -m",
+            "forwarding-method",
+            "delete-server",
+        ),
+        (
+            "-d -t 10.0.0.1:80 -r 10.1.0.1 -w 2",
+            "weight",
+            "delete-server",
+        ),
+        (
+            "-d -t 10.0.0.1:80 -r 10.1.0.1 --tun-type gue",
+            "tun-type",
+            "delete-server",
+        ),
         ("--set 1 2 3 -n", "numeric", "set"),
         ("-R -n", "numeric", "restore"),
         ("-S -c", "connection", "save"),
@@ -557,7 +640,11 @@ fn illegal_options_per_command() {
         ("-Z -n", "numeric", "zero"),
         ("-Z -t 10.0.0.1:80 -s rr", "scheduler", "zero"),
         ("--start-daemon master -n", "numeric", "start-daemon"),
-        ("--stop-daemon master --mcast-interface eth0", "mcast-interface", "stop-daemon"),
+        (
+            "--stop-daemon master --mcast-interface eth0",
+            "mcast-interface",
+            "stop-daemon",
+        ),
     ];
     for (line, opt, command) in cases {
         fail(
@@ -661,14 +748,20 @@ fn set_zero_save_restore_clear() {
     fail("--set 900 120", "--set option requires 3 timeout values");
     fail("--set 900 120 300 5", "unexpected argument 5");
     fail("--set 900 x 300", "invalid timeout value `x' specified");
-    fail("--set 900 1 2678401", "invalid timeout value `2678401' specified");
+    fail(
+        "--set 900 1 2678401",
+        "invalid timeout value `2678401' specified",
+    );
     assert_eq!(cmd("-Z"), Command::Zero(None));
     assert_eq!(
         cmd("--zero -u 10.0.0.1:53"),
         Command::Zero(Some(key(Protocol::Udp, "10.0.0.1", 53)))
     );
     assert!(matches!(cmd("-S"), Command::Save(_)));
-    assert!(matches!(cmd("-Sn"), Command::Save(Format { numeric: true, .. })));
+    assert!(matches!(
+        cmd("-Sn"),
+        Command::Save(Format { numeric: true, .. })
+    ));
     assert!(matches!(cmd("--save --numeric"), Command::Save(_)));
     assert_eq!(cmd("-R"), Command::Restore);
     assert_eq!(cmd("--restore"), Command::Restore);
@@ -700,9 +793,15 @@ fn unsupported_features_are_parsed_then_refused() {
         "--start-daemon master --syncid 3",
         "rvs: the connection synchronization daemon is not supported",
     );
-    fail("--start-daemon primary", "illegal start-daemon parameter specified");
+    fail(
+        "--start-daemon primary",
+        "illegal start-daemon parameter specified",
+    );
     fail("--stop-daemon x", "illegal start_daemon specified");
-    fail("-A -t 10.0.0.1:80 --mcast-group 10.0.0.1", "invalid IPv4 mcast-group `10.0.0.1'");
+    fail(
+        "-A -t 10.0.0.1:80 --mcast-group 10.0.0.1",
+        "invalid IPv4 mcast-group `10.0.0.1'",
+    );
 }
 
 #[test]
