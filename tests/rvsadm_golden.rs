@@ -392,3 +392,25 @@ fn json_listing_is_the_protocol_payload() {
     let r: RuleSet = serde_json::from_str(&run("-S --json")).unwrap();
     assert_eq!(r, rules());
 }
+
+#[test]
+fn docs_examples_decode() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/control.md"),
+    )
+    .unwrap();
+    let (mut reqs, mut resps) = (0, 0);
+    for line in doc.lines() {
+        if line.starts_with("{\"v\":1,\"op\"") {
+            let r = decode_request(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            // What we encode decodes to the same request.
+            assert_eq!(decode_request(&encode_request(&r)).unwrap(), r);
+            reqs += 1;
+        } else if line.starts_with("{\"v\":1,\"result\"") {
+            decode_response(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            resps += 1;
+        }
+    }
+    assert_eq!(reqs, 20, "one example per request form");
+    assert_eq!(resps, 10, "one example per response");
+}
