@@ -395,10 +395,9 @@ fn json_listing_is_the_protocol_payload() {
 
 #[test]
 fn docs_examples_decode() {
-    let doc = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/control.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/control.md"))
+            .unwrap();
     let (mut reqs, mut resps) = (0, 0);
     for line in doc.lines() {
         if line.starts_with("{\"v\":1,\"op\"") {
