@@ -6,6 +6,7 @@
 //! (`cargo test --no-default-features`).
 
 pub mod config;
+pub mod control;
 pub mod lb;
 pub mod rss;
 pub mod wire;

@@ -1,1 +1,24 @@
-fn main() {}
+//! rvsadm: the ipvsadm-compatible command line for rvsd. All logic lives in
+//! `rvs::control::ipvsadm`.
+
+use rvs::control::client::SOCKET_ENV;
+use rvs::control::ipvsadm::main_with;
+use std::io::Write;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env_sock = std::env::var(SOCKET_ENV).ok();
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let code = main_with(
+        &args,
+        env_sock.as_deref(),
+        &mut stdin.lock(),
+        &mut out,
+        &mut stderr.lock(),
+    );
+    let _ = out.flush();
+    std::process::exit(code);
+}

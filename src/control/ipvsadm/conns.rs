@@ -1,0 +1,43 @@
+//! `-Lc` output (ipvsadm's `list_conn`), and the one-line `--timeout`.
+
+use super::addr::addr_port;
+use super::parse::Format;
+use crate::control::proto::{ConnEntry, Timeouts};
+use std::fmt::Write;
+
+/// `IPVS connection entries` and one row per connection, in the daemon's
+/// order. With `--persistent-conn` ipvsadm adds persistence-engine columns
+/// to the title; rows only get them when an engine has data, which never
+/// happens in rvs.
+pub fn list_conns(conns: &[ConnEntry], f: &Format) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if f.persistent_conn {
+        out.push_str(
+            "pro expire state       source             virtual            destination        pe name          pe_data\n",
+        );
+    } else {
+        out.push_str("pro expire state       source             virtual            destination\n");
+    }
+    for c in conns {
+        let expire = format!("{:02}:{:02}", c.expire / 60, c.expire % 60);
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            c.protocol.name(),
+            expire,
+            c.state,
+            addr_port(c.client.ip(), c.client.port()),
+            addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
+            addr_port(c.destination.ip(), c.destination.port()),
+        );
+    }
+    out
+}
+
+/// `Timeout (tcp tcpfin udp): 900 120 300`.
+pub fn timeouts(t: &Timeouts) -> String {
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcpfin, t.udp
+    )
+}

@@ -1,0 +1,29 @@
+//! `rvsadm`: ipvsadm 1.31's command line in front of the control protocol.
+//!
+//! - [`options`]: the option table and a popt-like tokenizer;
+//! - [`legality`]: which options each command takes, ipvsadm's messages;
+//! - [`addr`]: `host[:port]`, netmasks;
+//! - [`parse`]: argv to a checked [`parse::Invocation`];
+//! - [`list`], [`conns`], [`save`]: the output formats;
+//! - [`restore`]: `-R` input to one atomic rule set;
+//! - [`run`]: requests out, formatted answers back.
+//!
+//! Exit codes follow ipvsadm: 0 success, 2 for argument errors (`fail()`),
+//! 255 for usage errors and refused commands, 1 for failed listings.
+
+pub mod addr;
+pub mod conns;
+pub mod legality;
+pub mod list;
+pub mod options;
+pub mod parse;
+pub mod restore;
+pub mod run;
+pub mod save;
+pub mod usage;
+
+pub use parse::{parse, Command, Format, Invocation, ListCmd, ParseError};
+pub use run::{execute, main_with};
+
+#[cfg(test)]
+mod tests;

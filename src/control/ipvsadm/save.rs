@@ -1,0 +1,94 @@
+//! `-S` output: the rule set as ipvsadm commands, which `-R` reads back.
+//! Like `ipvsadm -S` plus `-x`/`-y` when a real server has thresholds
+//! (ipvsadm does not save them; rvs's restore accepts them).
+
+use super::addr::addr_port;
+use super::list::{mask_text, sched_flags};
+use crate::control::proto::{
+    DestSpec, Forward, Protocol, RuleSet, ServiceSpec, TunnelCsum, TunnelType,
+};
+use std::fmt::Write;
+
+fn service_opt(s: &ServiceSpec) -> String {
+    let flag = match s.protocol {
+        Protocol::Tcp => "-t",
+        Protocol::Udp => "-u",
+    };
+    format!("{flag} {}", addr_port(s.address, s.port))
+}
+
+fn csum_opt(c: TunnelCsum) -> &'static str {
+    match c {
+        TunnelCsum::Nocsum => "--tun-nocsum",
+        TunnelCsum::Csum => "--tun-csum",
+        TunnelCsum::Remcsum => "--tun-remcsum",
+    }
+}
+
+/// The `-A` line of a service.
+pub fn service_line(s: &ServiceSpec) -> String {
+    let mut out = format!("-A {} -s {}", service_opt(s), s.scheduler);
+    if let Some(p) = s.persistent {
+        let _ = write!(out, " -p {}", p.timeout);
+        if let Some(m) = mask_text(s.address, p.netmask) {
+            let _ = write!(out, " -M {m}");
+        }
+    }
+    if s.ops {
+        out.push_str(" -o");
+    }
+    if !s.flags.is_empty() {
+        let _ = write!(out, " -b {}", sched_flags(&s.flags));
+    }
+    out
+}
+
+/// The `-a` line of a real server.
+pub fn dest_line(s: &ServiceSpec, d: &DestSpec) -> String {
+    let fwd = match d.forward {
+        Forward::Masq => "-m",
+        Forward::Route => "-g",
+        Forward::Tunnel { .. } => "-i",
+    };
+    let mut out = format!(
+        "-a {} -r {} {fwd} -w {}",
+        service_opt(s),
+        addr_port(d.address, d.port),
+        d.weight
+    );
+    if let Forward::Tunnel { kind, port, csum } = d.forward {
+        let _ = write!(out, " --tun-type {}", kind.name());
+        match kind {
+            TunnelType::Ipip => {}
+            TunnelType::Gue => {
+                let _ = write!(out, " --tun-port {} {}", port.unwrap_or(0), csum_opt(csum));
+            }
+            TunnelType::Gre => {
+                let _ = write!(out, " {}", csum_opt(csum));
+            }
+        }
+    }
+    if d.u_threshold != 0 || d.l_threshold != 0 {
+        let _ = write!(out, " -x {} -y {}", d.u_threshold, d.l_threshold);
+    }
+    out
+}
+
+/// The whole rule set, services sorted like ipvsadm and real servers by
+/// address and port.
+pub fn save(rules: &RuleSet) -> String {
+    let mut services: Vec<_> = rules.services.iter().collect();
+    services.sort_by_key(|s| s.service.key().sort_key());
+    let mut out = String::new();
+    for s in services {
+        out.push_str(&service_line(&s.service));
+        out.push('\n');
+        let mut dests: Vec<_> = s.dests.iter().collect();
+        dests.sort_by_key(|d| (d.address, d.port));
+        for d in dests {
+            out.push_str(&dest_line(&s.service, d));
+            out.push('\n');
+        }
+    }
+    out
+}

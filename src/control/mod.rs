@@ -1,0 +1,9 @@
+//! The control channel: the versioned JSON protocol ([`proto`]), the unix
+//! socket client used by `rvsadm` ([`client`]), the daemon-side dispatch
+//! helpers ([`server`]), and the ipvsadm-compatible front end
+//! ([`ipvsadm`]). See `docs/control.md`.
+
+pub mod client;
+pub mod ipvsadm;
+pub mod proto;
+pub mod server;
