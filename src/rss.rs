@@ -256,7 +256,11 @@ mod tests {
         assert_eq!(m.endpoint_hash(c, cp), t.hash(&bytes));
         let owners: std::collections::HashSet<u16> =
             (0..64u16).map(|p| m.owner(c, 1000 + p)).collect();
-        assert_eq!(owners.len(), 2, "ports of one client spread over both workers");
+        assert_eq!(
+            owners.len(),
+            2,
+            "ports of one client spread over both workers"
+        );
     }
 
     #[test]

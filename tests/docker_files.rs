@@ -31,7 +31,9 @@ fn entrypoint_explains_missing_hugepages() {
         .lines()
         .any(|l| l.starts_with("HugePages_Total:") && !l.ends_with(" 0"));
     if have_huge {
-        eprintln!("hugepages are reserved on this machine; the no-hugepage message is not reachable");
+        eprintln!(
+            "hugepages are reserved on this machine; the no-hugepage message is not reachable"
+        );
         return;
     }
     let out = Command::new("sh")
@@ -42,7 +44,10 @@ fn entrypoint_explains_missing_hugepages() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("no hugepages"), "{err}");
-    assert!(err.contains("nr_hugepages"), "the message gives the host command: {err}");
+    assert!(
+        err.contains("nr_hugepages"),
+        "the message gives the host command: {err}"
+    );
 }
 
 #[test]
@@ -55,5 +60,8 @@ fn entrypoint_needs_a_config_file() {
         .expect("sh runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
-    assert!(err.contains("config file /nonexistent/rvsd.toml not found"), "{err}");
+    assert!(
+        err.contains("config file /nonexistent/rvsd.toml not found"),
+        "{err}"
+    );
 }
