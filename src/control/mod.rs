@@ -4,6 +4,7 @@
 //! ([`ipvsadm`]). See `docs/control.md`.
 
 pub mod client;
+pub mod handler;
 pub mod ipvsadm;
 pub mod proto;
 pub mod server;
