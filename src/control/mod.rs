@@ -6,5 +6,6 @@
 pub mod client;
 pub mod handler;
 pub mod ipvsadm;
+pub mod listener;
 pub mod proto;
 pub mod server;
