@@ -26,8 +26,102 @@ pub struct Config {
     pub eal: EalConfig,
     #[serde(default)]
     pub workers: WorkersConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default)]
+    pub lb: LbConfig,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Where rvsd listens for rvsadm.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    #[serde(default = "default_socket")]
+    pub socket: String,
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
+
+fn default_socket() -> String {
+    DEFAULT_SOCKET.to_string()
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: default_socket(),
+        }
+    }
+}
+
+/// Load-balancer sizing and the kernel's IPVS sysctls.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LbConfig {
+    /// Connection table capacity of each worker.
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// net.ipv4.vs.expire_nodest_conn
+    #[serde(default)]
+    pub expire_nodest_conn: bool,
+    /// net.ipv4.vs.expire_quiescent_template
+    #[serde(default)]
+    pub expire_quiescent_template: bool,
+    /// net.ipv4.vs.conn_reuse_mode (0 or 1)
+    #[serde(default = "default_reuse")]
+    pub conn_reuse_mode: u8,
+}
+
+fn default_connections() -> u32 {
+    1 << 20
+}
+
+fn default_reuse() -> u8 {
+    1
+}
+
+impl Default for LbConfig {
+    fn default() -> Self {
+        LbConfig {
+            connections: default_connections(),
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            conn_reuse_mode: default_reuse(),
+        }
+    }
+}
+
+/// A static route: `prefix` reached through `via` on port `port`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `a.b.c.d/len` or `x::/len`; `0.0.0.0/0` and `::/0` are default routes.
+    pub prefix: String,
+    pub via: std::net::IpAddr,
+    /// The port's name.
+    pub port: String,
+}
+
+/// An interface address with its prefix length, `10.0.0.1/24`.
+pub fn parse_cidr(s: &str) -> Result<(std::net::IpAddr, u8), ConfigError> {
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| ConfigError(format!("{s:?}: expected ADDRESS/PREFIXLEN")))?;
+    let addr: std::net::IpAddr = a
+        .parse()
+        .map_err(|_| ConfigError(format!("{s:?}: bad address")))?;
+    let len: u8 = l
+        .parse()
+        .map_err(|_| ConfigError(format!("{s:?}: bad prefix length")))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(ConfigError(format!("{s:?}: prefix length over {max}")));
+    }
+    Ok((addr, len))
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -99,6 +193,9 @@ pub struct PortConfig {
     pub peer: Option<String>,
     #[serde(default)]
     pub mtu: Option<u16>,
+    /// The balancer's own addresses on this port, `ADDRESS/PREFIXLEN`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 impl PortConfig {
@@ -157,6 +254,26 @@ impl Config {
                 }
             }
         }
+        for p in &self.ports {
+            for a in &p.addresses {
+                parse_cidr(a).map_err(|e| ConfigError(format!("port {:?}: {e}", p.name)))?;
+            }
+        }
+        for r in &self.routes {
+            parse_cidr(&r.prefix).map_err(|e| ConfigError(format!("route: {e}")))?;
+            if !self.ports.iter().any(|p| p.name == r.port) {
+                return Err(ConfigError(format!(
+                    "route {}: port {:?} is not a configured port",
+                    r.prefix, r.port
+                )));
+            }
+        }
+        if self.lb.connections < 1024 {
+            return Err(ConfigError("lb.connections must be at least 1024".into()));
+        }
+        if self.control.socket.is_empty() {
+            return Err(ConfigError("control.socket must not be empty".into()));
+        }
         if self.workers.mbufs < 1024 {
             return Err(ConfigError("workers.mbufs must be at least 1024".into()));
         }
@@ -210,6 +327,12 @@ name = "server"
 device = "0000:01:00.0"
 role = "server"
 peer = "client"
+addresses = ["10.0.0.1/24", "2001:db8::1/64"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.0.0.254"
+port = "server"
 "#;
 
     #[test]
@@ -225,6 +348,12 @@ peer = "client"
             vec!["--vdev", "net_af_packet0,iface=v0", "-a", "0000:01:00.0"]
         );
         assert_eq!(c.workers.mbufs, 16383);
+        assert_eq!(c.control.socket, "/run/rvs/rvsd.sock");
+        assert_eq!(
+            c.routes[0].via,
+            "10.0.0.254".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(parse_cidr(&c.ports[1].addresses[1]).unwrap().1, 64);
     }
 
     #[test]
@@ -252,6 +381,18 @@ peer = "client"
                 "at least 1024",
             ),
             ("this is not toml", "expected"),
+            (
+                "[[port]]\nname='a'\ndevice='net_null0'\naddresses=['10.0.0.1']\n",
+                "ADDRESS/PREFIXLEN",
+            ),
+            (
+                "[[port]]\nname='a'\ndevice='net_null0'\naddresses=['10.0.0.1/33']\n",
+                "prefix length over 32",
+            ),
+            (
+                "[[port]]\nname='a'\ndevice='net_null0'\n[[route]]\nprefix='0.0.0.0/0'\nvia='1.2.3.4'\nport='b'\n",
+                "not a configured port",
+            ),
         ] {
             let e = Config::parse(text).unwrap_err();
             assert!(e.0.contains(want), "{text:?} gave {e}");

@@ -56,6 +56,7 @@ fn load(args: &Args) -> Result<Config, String> {
             role: Role::Both,
             peer: None,
             mtu: None,
+            addresses: Vec::new(),
         });
     }
     cfg.validate().map_err(|e| e.to_string())?;
