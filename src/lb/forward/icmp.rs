@@ -184,18 +184,24 @@ pub fn may_answer(f: &[u8], h: &Headers, env: &Env, reply: Reply) -> bool {
     let eth_mcast = f.first().map_or(true, |&b| b & 1 != 0);
     match (h.l3, h.src, h.dst) {
         (L3::Ipv4, IpAddr::V4(s), IpAddr::V4(d)) => {
-            !eth_mcast
-                && !env.local_v4.is_unspecified()
-                && !(s.is_unspecified() || s.is_multicast() || s.is_broadcast())
-                && !(d.is_multicast() || d.is_broadcast())
-                && !(h.protocol == IpProtocol::ICMP && icmpv4::Message(h.icmp_type).is_error())
+            let refuse = eth_mcast
+                || env.local_v4.is_unspecified()
+                || s.is_unspecified()
+                || s.is_multicast()
+                || s.is_broadcast()
+                || d.is_multicast()
+                || d.is_broadcast()
+                || (h.protocol == IpProtocol::ICMP && icmpv4::Message(h.icmp_type).is_error());
+            !refuse
         }
         (L3::Ipv6, IpAddr::V6(s), IpAddr::V6(d)) => {
             let ptb = matches!(reply, Reply::PacketTooBig { .. });
-            (ptb || !(eth_mcast || d.is_multicast()))
-                && !env.local_v6.is_unspecified()
-                && !(s.is_unspecified() || s.is_multicast())
-                && !(h.protocol == IpProtocol::ICMPV6 && icmpv6::Message(h.icmp_type).is_error())
+            let refuse = (!ptb && (eth_mcast || d.is_multicast()))
+                || env.local_v6.is_unspecified()
+                || s.is_unspecified()
+                || s.is_multicast()
+                || (h.protocol == IpProtocol::ICMPV6 && icmpv6::Message(h.icmp_type).is_error());
+            !refuse
         }
         _ => false,
     }

@@ -224,25 +224,20 @@ pub fn apply<B: PacketBuf>(
     env: &Env,
 ) -> Result<Applied, FwdError> {
     check_headers(buf.data(), hdr)?;
+    if dir == Direction::Out && !fwd.fwd.is_masq() {
+        return Err(FwdError::Direction);
+    }
     if hdr.ttl <= 1 {
         return icmp::time_exceeded(buf, hdr, env);
     }
     match fwd.fwd {
         FwdMethod::Masq => nat::apply(buf.data_mut(), hdr, fwd, dir, env),
-        FwdMethod::Route => {
-            if dir != Direction::In {
-                return Err(FwdError::Direction);
-            }
-            dr::apply(buf.data_mut(), hdr, env)
-        }
+        FwdMethod::Route => dr::apply(buf.data_mut(), hdr, env),
         FwdMethod::Tunnel {
             tun_type,
             port,
             csum,
         } => {
-            if dir != Direction::In {
-                return Err(FwdError::Direction);
-            }
             let tun = tunnel::Tunnel {
                 kind: tun_type,
                 port,

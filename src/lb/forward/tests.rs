@@ -590,7 +590,89 @@ fn tun_trims_padding() {
     assert_eq!(out.len(), 14 + 20 + 40);
 }
 
+/// Inner packets whose segment sum cannot be taken from their checksum are
+/// summed in full: a zero UDP checksum, a first fragment, IPv6 extension
+/// headers. An inner segment that does not verify gives an outer checksum
+/// that does not verify.
+#[test]
+fn tun_checksum_without_shortcut() {
+    let (c, v) = (v4("10.0.0.1"), v4("10.0.0.100"));
+    let rs = v4("192.168.10.5");
+    let zero = Pkt::udp(c, 5353, v, 53).with(|p| p.udp_zero = true).frame();
+    let mut frag = Pkt::tcp(c, 40000, v, 80).frame();
+    let mut p = ipv4::Packet::new_unchecked(&mut frag[14..]);
+    p.set_frag(false, true, 0);
+    p.fill_checksum();
+    let ext6 = crate::wire::parse::tests::udp6_vlan_frame();
+    for frame in [zero, frag, ext6] {
+        for t in [TunType::Gue, TunType::Gre] {
+            let v = parse_frame(&frame).unwrap().dst;
+            ok(&frame, &fwd(tunnel(t, TunCsum::Csum), rs, 53, v, 53), In);
+        }
+    }
+    let mut bad = Pkt::tcp(c, 40000, v, 80).frame();
+    let n = bad.len();
+    bad[n - 1] ^= 0x40;
+    let f = fwd(tunnel(TunType::Gue, TunCsum::Csum), rs, 80, v, 80);
+    let (r, out) = run(&bad, &f, In, 1500);
+    assert_eq!(r, Ok(Applied::Transmit));
+    assert_eq!(verify_frame(&out, Some(GUE_PORT)), Err("udp"));
+}
+
+#[test]
+fn ip_ids_come_from_env_counter() {
+    let (c, v) = (v4("10.0.0.1"), v4("10.0.0.100"));
+    let frame = Pkt::tcp(c, 40000, v, 80).frame();
+    let h = parse_frame(&frame).unwrap();
+    let f = fwd(
+        tunnel(TunType::Ipip, TunCsum::NoCsum),
+        v4("192.168.10.5"),
+        80,
+        v,
+        80,
+    );
+    let id = Cell::new(0xfffe);
+    let e = env(&id, 1500);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut b = VecBuf::from_frame(&frame);
+        apply(&mut b, &h, &f, In, &e).unwrap();
+        ids.push(u16::from_be_bytes([b.data()[18], b.data()[19]]));
+    }
+    assert_eq!(ids, [0xfffe, 0xffff, 0]);
+    assert_eq!(id.get(), 1);
+}
+
 // ---- generated errors ----
+
+#[test]
+fn errors_built_without_headroom() {
+    let (c, v, r) = (v4("10.0.0.1"), v4("10.0.0.100"), v4("192.168.10.5"));
+    for frame in [
+        Pkt::tcp(c, 40000, v, 80).with(|p| p.ttl = 1).frame(),
+        Pkt::tcp(v6("2001:db8::1"), 1, v6("2001:db8::2"), 80)
+            .with(|p| p.ttl = 1)
+            .frame(),
+    ] {
+        let h = parse_frame(&frame).unwrap();
+        let f = fwd(FwdMethod::Route, r, 80, v, 80);
+        let (want_r, want) = run(&frame, &f, In, 1500);
+        assert_eq!(want_r, Ok(Applied::Reply(Reply::TimeExceeded)));
+        let id = Cell::new(0x1000);
+        let mut b = VecBuf::with_frame(&frame, 0, 48);
+        assert_eq!(apply(&mut b, &h, &f, In, &env(&id, 1500)), want_r);
+        assert_frames_eq(b.data(), &want);
+        // The IPv4 one fits in the bytes of the original after trimming;
+        // without any room at all it cannot be built.
+        let mut b = VecBuf::with_frame(&frame[..frame.len()], 0, 0);
+        let got = apply(&mut b, &h, &f, In, &env(&id, 1500));
+        if h.l3 == L3::Ipv4 {
+            assert_eq!(got, want_r);
+        } else {
+            assert_eq!(got, Err(FwdError::NoRoom));
+        }
+    }
+}
 
 #[test]
 fn ttl_expired_v4_time_exceeded() {

@@ -28,11 +28,12 @@
 //! Checksums over the payload cost no pass over it: the inner IP header is
 //! summed (20-60 bytes), and the inner TCP/UDP/ICMP segment's sum is taken
 //! from its own checksum (its sum is the complement of its pseudo-header's
-//! when it verifies; the "local checksum offload" identity, RFC 7364 /
-//! Linux LCO). A segment that does not verify thus yields an outer checksum
-//! that does not verify either, so the real server drops the packet at the
-//! outer layer instead of the inner: same outcome. Fragments, zero UDP
-//! checksums and other protocols are summed in full.
+//! when it verifies; the identity behind Linux's local checksum offload).
+//! A segment that does not verify thus yields an outer checksum that does
+//! not verify either, so the real server drops the packet at the outer
+//! layer instead of the inner: same outcome. Fragments, zero UDP checksums,
+//! IPv6 packets with extension headers and other protocols are summed in
+//! full.
 
 use std::net::IpAddr;
 
@@ -139,6 +140,11 @@ fn segment_sum_lco(f: &[u8], h: &Headers, seg: &[u8]) -> Option<u16> {
     }
     let len = seg.len();
     let v6 = h.l3 == L3::Ipv6;
+    // With IPv6 extension headers a routing header may make the
+    // pseudo-header's destination another address: sum in full.
+    if v6 && h.l4_offset != h.l3_offset + 40 {
+        return None;
+    }
     match h.protocol {
         IpProtocol::TCP => {}
         IpProtocol::UDP => {

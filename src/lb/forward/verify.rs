@@ -40,10 +40,8 @@ fn verify_depth(frame: &[u8], gue_port: Option<u16>, depth: u8) -> Result<(), &'
     let seg = &frame[l4..end];
     let ph = |p: IpProtocol, len: usize| checksum::pseudo_header(&h.src, &h.dst, p, len as u32);
     match h.protocol {
-        IpProtocol::TCP => {
-            if !checksum::verify(seg, ph(IpProtocol::TCP, seg.len())) {
-                return Err("tcp");
-            }
+        IpProtocol::TCP if !checksum::verify(seg, ph(IpProtocol::TCP, seg.len())) => {
+            return Err("tcp");
         }
         IpProtocol::UDP => {
             let ulen = u16::from_be_bytes([seg[4], seg[5]]) as usize;
