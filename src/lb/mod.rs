@@ -5,6 +5,7 @@ pub mod conntable;
 pub mod dest;
 pub mod engine;
 pub mod error;
+pub mod forward;
 pub mod persist;
 pub mod rules;
 pub mod sched;

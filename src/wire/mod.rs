@@ -23,6 +23,7 @@ use core::fmt;
 use core::ops::{Range, RangeFrom};
 
 pub mod arp;
+pub mod buf;
 pub mod checksum;
 pub mod ethernet;
 pub mod fuzz;

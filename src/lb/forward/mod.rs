@@ -1,0 +1,339 @@
+//! The forwarding rewrites on packet bytes: NAT, DR and TUN (IPIP, GUE,
+//! GRE), ICMP error translation for NAT, and the ICMP errors the balancer
+//! generates itself (time exceeded, fragmentation needed / packet too big).
+//!
+//! Sans-IO: [`apply`] takes a frame in a [`PacketBuf`], the [`Headers`]
+//! `parse_frame` returned for it, the engine's [`Forward`] decision and the
+//! packet's [`Direction`], plus an [`Env`] with what comes from outside (our
+//! addresses and MACs, the next hop's MAC, the path MTU, the IP-id counter).
+//! It rewrites the frame in place and says what to do with it ([`Applied`])
+//! or why to drop it ([`FwdError`]). Nothing allocates; a NAT or DR rewrite
+//! is a handful of RFC 1624 incremental checksum updates; a tunnel writes
+//! 20-52 bytes of new headers (GUE/GRE checksums are derived from the inner
+//! packet's own checksums, see [`tunnel`], rather than summing the payload).
+//!
+//! | method | what changes |
+//! |---|---|
+//! | NAT in | dst addr:port -> real server; IP, L4 checksums; TTL-1; MACs |
+//! | NAT out | src addr:port -> VIP:vport; IP, L4 checksums; TTL-1; MACs |
+//! | NAT ICMP error | outer addr, quoted addr:port, quoted IP and L4 checksums, ICMP checksum |
+//! | DR | MACs; TTL-1 (IPv4 checksum) |
+//! | TUN | TTL-1, then outer IPv4/IPv6 (+ UDP/GUE or GRE) in front; MACs |
+//!
+//! Ethernet: the destination MAC becomes `env.dst_mac` and the source
+//! `env.src_mac`; VLAN tags are kept as they are (the caller re-tags for the
+//! egress port if it differs). A generated ICMP error instead swaps the
+//! frame's MACs and goes back out the port the packet came in on.
+//!
+//! Behaviour choices (kernel IPVS is the reference):
+//! - TTL: a packet arriving with TTL / hop limit <= 1 is answered with ICMP
+//!   time exceeded (for every method and direction) instead of forwarded.
+//! - No fragmentation in rvs. A tunnelled packet that would exceed
+//!   `env.mtu` is answered with fragmentation-needed (IPv4 with DF) or
+//!   packet-too-big (IPv6 inner packet); with DF clear it is dropped
+//!   ([`FwdError::TooBig`], counted by the caller), where the kernel would
+//!   fragment the outer packet. Operators size `env.mtu` (or the real
+//!   servers' MTU/MSS) so that this does not happen.
+//! - Errors are never sent about ICMP errors, non-first fragments,
+//!   multicast/broadcast packets or from an unset local address (RFC 1122,
+//!   RFC 4443 §2.4); such packets are dropped with the reason instead. ICMP
+//!   rate limiting is left to the caller.
+//! - NAT ICMP errors: like `ip_vs_nat_icmp`, the outer address, the quoted
+//!   address and port are rewritten and the quoted IPv4 header checksum
+//!   fixed. Unlike the kernel, which leaves it stale, the quoted TCP/UDP
+//!   checksum is also fixed when the quote contains it, so the quote is
+//!   exactly what the receiver sent. The ICMP checksum is updated
+//!   incrementally (the kernel recomputes it; the result is the same).
+
+use std::cell::Cell;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::wire::buf::PacketBuf;
+use crate::wire::parse::{Headers, L3};
+use crate::wire::EthernetAddress;
+
+use super::dest::FwdMethod;
+use super::engine::{Direction, Forward};
+
+pub mod dr;
+pub mod fuzz;
+pub mod icmp;
+pub mod nat;
+pub mod tunnel;
+pub mod verify;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use fuzz::fuzz_one;
+
+/// What the rewrite needs from outside the packet, for one egress.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    /// The balancer's IPv4 address: tunnel outer source, ICMP error source.
+    /// Unspecified = none (no IPv4 tunnels, no IPv4 errors).
+    pub local_v4: Ipv4Addr,
+    /// The balancer's IPv6 address, likewise.
+    pub local_v6: Ipv6Addr,
+    /// Our MAC on the egress port.
+    pub src_mac: EthernetAddress,
+    /// The next hop's MAC on the egress port (the real server for DR/TUN on
+    /// link, the router otherwise).
+    pub dst_mac: EthernetAddress,
+    /// Path MTU toward the real server (IP bytes), checked for tunnels.
+    pub mtu: u16,
+    /// Per-lcore IPv4 identification counter for the headers we create.
+    pub ip_id: &'a Cell<u16>,
+}
+
+impl Env<'_> {
+    /// The next IP id (post-increment, wrapping).
+    #[inline]
+    pub fn next_ip_id(&self) -> u16 {
+        let id = self.ip_id.get();
+        self.ip_id.set(id.wrapping_add(1));
+        id
+    }
+}
+
+/// What to do with the buffer after a successful [`apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Transmit the rewritten frame on the egress the `Env` describes:
+    /// toward the real server (inbound) or the client (NAT outbound).
+    Transmit,
+    /// The buffer now holds an ICMP error addressed to the packet's sender
+    /// (the original packet is gone): transmit it back out the port the
+    /// packet arrived on.
+    Reply(Reply),
+}
+
+/// The ICMP error generated in place of the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// ICMP time exceeded (11/0) or ICMPv6 time exceeded (3/0).
+    TimeExceeded,
+    /// ICMP destination unreachable, fragmentation needed (3/4), with this
+    /// next-hop MTU.
+    FragNeeded { mtu: u16 },
+    /// ICMPv6 packet too big (2/0), with this MTU.
+    PacketTooBig { mtu: u32 },
+}
+
+/// Why a packet was not forwarded. Field-less, so callers count them in an
+/// array indexed by `as usize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FwdError {
+    /// Not IPv4 or IPv6.
+    NotIp = 0,
+    /// The `Headers` do not describe this buffer, or a header is cut short.
+    BadHeaders = 1,
+    /// The connection's addresses are of the other family (NAT cannot
+    /// translate between IPv4 and IPv6).
+    Family = 2,
+    /// A fragment: NAT needs the L4 header of a whole datagram.
+    Fragment = 3,
+    /// A protocol or message the rewrite does not handle (SCTP port
+    /// changes, an ICMP type that is not translated).
+    Unsupported = 4,
+    /// DR and TUN only forward inbound packets.
+    Direction = 5,
+    /// TTL / hop limit expired and no ICMP error may be sent about it.
+    TtlExceeded = 6,
+    /// Larger than the path MTU once encapsulated and not answerable (DF
+    /// clear: rvs does not fragment; or no ICMP error may be sent).
+    TooBig = 7,
+    /// Neither headroom nor tailroom for the new headers.
+    NoRoom = 8,
+    /// No local address of the real server's family for a tunnel's outer
+    /// header.
+    NoLocalAddr = 9,
+}
+
+pub const N_FWD_ERRORS: usize = 10;
+
+impl FwdError {
+    pub const ALL: [FwdError; N_FWD_ERRORS] = [
+        FwdError::NotIp,
+        FwdError::BadHeaders,
+        FwdError::Family,
+        FwdError::Fragment,
+        FwdError::Unsupported,
+        FwdError::Direction,
+        FwdError::TtlExceeded,
+        FwdError::TooBig,
+        FwdError::NoRoom,
+        FwdError::NoLocalAddr,
+    ];
+
+    /// A short name for counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            FwdError::NotIp => "not_ip",
+            FwdError::BadHeaders => "bad_headers",
+            FwdError::Family => "family",
+            FwdError::Fragment => "fragment",
+            FwdError::Unsupported => "unsupported",
+            FwdError::Direction => "direction",
+            FwdError::TtlExceeded => "ttl_exceeded",
+            FwdError::TooBig => "too_big",
+            FwdError::NoRoom => "no_room",
+            FwdError::NoLocalAddr => "no_local_addr",
+        }
+    }
+}
+
+impl fmt::Display for FwdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::error::Error for FwdError {}
+
+impl From<crate::wire::Error> for FwdError {
+    fn from(e: crate::wire::Error) -> Self {
+        match e {
+            crate::wire::Error::Unsupported => FwdError::Unsupported,
+            _ => FwdError::BadHeaders,
+        }
+    }
+}
+
+/// Rewrites the frame in `buf` (parsed into `hdr`) for the forwarding
+/// decision `fwd`, in direction `dir`.
+///
+/// - `Masq`: NAT in (`dir == In`) or out; an ICMP error (`hdr.inner` set)
+///   is translated as `ip_vs_nat_icmp` does, `fwd` being the connection
+///   found from the quoted tuple.
+/// - `Route`, `Tunnel`: inbound only (replies bypass the balancer); an ICMP
+///   error is forwarded like any packet.
+///
+/// On error the buffer may have been partly rewritten: drop it.
+pub fn apply<B: PacketBuf>(
+    buf: &mut B,
+    hdr: &Headers,
+    fwd: &Forward,
+    dir: Direction,
+    env: &Env,
+) -> Result<Applied, FwdError> {
+    check_headers(buf.data(), hdr)?;
+    if dir == Direction::Out && !fwd.fwd.is_masq() {
+        return Err(FwdError::Direction);
+    }
+    if hdr.ttl <= 1 {
+        return icmp::time_exceeded(buf, hdr, env);
+    }
+    match fwd.fwd {
+        FwdMethod::Masq => nat::apply(buf.data_mut(), hdr, fwd, dir, env),
+        FwdMethod::Route => dr::apply(buf.data_mut(), hdr, env),
+        FwdMethod::Tunnel {
+            tun_type,
+            port,
+            csum,
+        } => {
+            let tun = tunnel::Tunnel {
+                kind: tun_type,
+                port,
+                csum,
+            };
+            tunnel::apply(buf, hdr, fwd.daddr, &tun, env)
+        }
+    }
+}
+
+/// The headers must be IP and describe exactly this frame.
+#[inline]
+fn check_headers(frame: &[u8], h: &Headers) -> Result<(), FwdError> {
+    if !h.is_ip() {
+        return Err(FwdError::NotIp);
+    }
+    let l3 = h.l3_offset as usize;
+    if h.l3_end() + h.padding as usize != frame.len()
+        || l3 < 14
+        || (h.l4_offset as usize) < l3 + 20
+        || h.l4_offset as usize > h.l3_end()
+    {
+        return Err(FwdError::BadHeaders);
+    }
+    // The ethertype just before L3 must match the family.
+    let et = match (frame.get(l3 - 2), frame.get(l3 - 1)) {
+        (Some(&a), Some(&b)) => u16::from_be_bytes([a, b]),
+        _ => return Err(FwdError::BadHeaders),
+    };
+    let want = if h.l3 == L3::Ipv4 { 0x0800 } else { 0x86dd };
+    if et != want {
+        return Err(FwdError::BadHeaders);
+    }
+    Ok(())
+}
+
+// Small checked accessors (the frame may not be what `Headers` says).
+
+#[inline]
+pub(crate) fn rd16(f: &[u8], at: usize) -> Result<u16, FwdError> {
+    match f.get(at..at.wrapping_add(2)) {
+        Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
+        _ => Err(FwdError::BadHeaders),
+    }
+}
+
+#[inline]
+pub(crate) fn wr16(f: &mut [u8], at: usize, v: u16) -> Result<(), FwdError> {
+    match f.get_mut(at..at.wrapping_add(2)) {
+        Some(s) => {
+            s.copy_from_slice(&v.to_be_bytes());
+            Ok(())
+        }
+        None => Err(FwdError::BadHeaders),
+    }
+}
+
+/// Sets the Ethernet destination and source.
+#[inline]
+pub(crate) fn set_macs(
+    f: &mut [u8],
+    dst: EthernetAddress,
+    src: EthernetAddress,
+) -> Result<(), FwdError> {
+    let Some(eth) = f.get_mut(..12) else {
+        return Err(FwdError::BadHeaders);
+    };
+    eth[..6].copy_from_slice(&dst.0);
+    eth[6..].copy_from_slice(&src.0);
+    Ok(())
+}
+
+/// Opens a gap of `n` bytes at offset `at` of the packet: preferably by
+/// prepending `n` bytes and moving the `at` bytes before the gap (the L2
+/// header) to the new front; without headroom, by appending and moving
+/// everything after `at` back. The gap's contents are unspecified.
+pub(crate) fn insert_gap<B: PacketBuf>(buf: &mut B, at: usize, n: usize) -> Result<(), FwdError> {
+    let len = buf.len();
+    if at > len {
+        return Err(FwdError::BadHeaders);
+    }
+    if buf.prepend(n).is_some() {
+        buf.data_mut().copy_within(n..n + at, 0);
+    } else if buf.append(n).is_some() {
+        buf.data_mut().copy_within(at..len, at + n);
+    } else {
+        return Err(FwdError::NoRoom);
+    }
+    Ok(())
+}
+
+/// True for an address of the family `h` is.
+#[inline]
+pub(crate) fn same_family(h: &Headers, a: &IpAddr) -> bool {
+    matches!(
+        (h.l3, a),
+        (L3::Ipv4, IpAddr::V4(_)) | (L3::Ipv6, IpAddr::V6(_))
+    )
+}

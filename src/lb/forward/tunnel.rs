@@ -1,0 +1,322 @@
+//! TUN (`-i`, Tunnel): the packet, TTL decremented, is wrapped in a new IP
+//! header to the real server, with a UDP + GUE or a GRE header between them
+//! for `--tun-type gue|gre`.
+//!
+//! The outer family is the real server's: IPv4 (protocol 4 for an IPv4
+//! packet, 41 for IPv6) or IPv6 (next header 4 / 41); the kernel allows a
+//! real server of the other family in tunnel mode only, and so does this.
+//! Outer header: source = the balancer's address of that family, destination
+//! = the real server, TTL / hop limit = the inner one after decrement,
+//! DSCP copied and ECN per RFC 6040 (CE becomes ECT(0)); IPv4: DF copied
+//! from an IPv4 packet and set for IPv6, a fresh id from `Env`; IPv6: the
+//! inner flow label (from a flow hash for an IPv4 packet).
+//!
+//! GUE (`ipvs_gue_encap`): UDP to `--tun-port` from a source port in
+//! 32768..61000 derived from a hash of the inner flow (entropy for the
+//! receiver's RSS), then a 4-byte GUE header: version 0, no options, proto
+//! = 4 / 41. UDP checksum: `nocsum` 0 (on IPv6 too, as the kernel does,
+//! RFC 6935); `csum` a full checksum. `remcsum`: the kernel adds the remote
+//! checksum offload option only when the inner checksum is still partial
+//! (a locally generated packet); a forwarded packet's inner checksum is
+//! complete, so for forwarding the kernel sends exactly what `csum` does,
+//! and so does rvs.
+//!
+//! GRE (`ipvs_gre_encap`): 4 bytes (flags 0, protocol 0x0800 / 0x86dd), or
+//! 8 with the C flag and checksum for `csum`. `remcsum` has no meaning for
+//! GRE: 4 bytes, as the kernel.
+//!
+//! Checksums over the payload cost no pass over it: the inner IP header is
+//! summed (20-60 bytes), and the inner TCP/UDP/ICMP segment's sum is taken
+//! from its own checksum (its sum is the complement of its pseudo-header's
+//! when it verifies; the identity behind Linux's local checksum offload).
+//! A segment that does not verify thus yields an outer checksum that does
+//! not verify either, so the real server drops the packet at the outer
+//! layer instead of the inner: same outcome. Fragments, zero UDP checksums,
+//! IPv6 packets with extension headers and other protocols are summed in
+//! full.
+
+use std::net::IpAddr;
+
+use crate::lb::dest::{TunCsum, TunType};
+use crate::wire::buf::PacketBuf;
+use crate::wire::parse::{Headers, L3};
+use crate::wire::{checksum, rewrite, IpProtocol};
+
+use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, Env, FwdError};
+
+/// A real server's tunnel settings (`--tun-type`, `--tun-port`, `--tun-*csum`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub kind: TunType,
+    /// GUE's UDP destination port.
+    pub port: u16,
+    pub csum: TunCsum,
+}
+
+impl Tunnel {
+    /// Bytes between the outer IP header and the inner packet.
+    #[inline]
+    pub fn encap_len(&self) -> usize {
+        match self.kind {
+            TunType::Ipip => 0,
+            TunType::Gue => 8 + 4,
+            TunType::Gre if self.csum == TunCsum::Csum => 8,
+            TunType::Gre => 4,
+        }
+    }
+
+    /// Whether the UDP / GRE checksum is computed.
+    #[inline]
+    pub fn checksummed(&self) -> bool {
+        match self.kind {
+            TunType::Ipip => false,
+            TunType::Gue => self.csum != TunCsum::NoCsum,
+            TunType::Gre => self.csum == TunCsum::Csum,
+        }
+    }
+
+    /// Total bytes added in front of a packet sent to `daddr`.
+    #[inline]
+    pub fn overhead(&self, daddr: &IpAddr) -> usize {
+        let ip = if daddr.is_ipv4() { 20 } else { 40 };
+        ip + self.encap_len()
+    }
+}
+
+/// GUE source ports: the kernel's default local port range.
+pub const GUE_SPORT_MIN: u16 = 32768;
+pub const GUE_SPORT_END: u16 = 61000;
+
+/// A hash of the inner flow (addresses, protocol, ports) for the GUE source
+/// port and the IPv6 flow label of an IPv4 packet.
+pub fn flow_hash(h: &Headers) -> u32 {
+    #[inline]
+    fn fold(a: &IpAddr) -> u64 {
+        match a {
+            IpAddr::V4(a) => u32::from(*a) as u64,
+            IpAddr::V6(a) => {
+                let x = u128::from(*a);
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        }
+    }
+    let mut x = fold(&h.src)
+        ^ fold(&h.dst).rotate_left(32)
+        ^ ((h.src_port as u64) << 16 | h.dst_port as u64).rotate_left(8)
+        ^ h.protocol.0 as u64;
+    // murmur3's 64-bit finalizer.
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x as u32
+}
+
+/// The GUE source port for a flow hash (as `udp_flow_src_port`).
+#[inline]
+pub fn gue_sport(hash: u32) -> u16 {
+    let span = (GUE_SPORT_END - GUE_SPORT_MIN) as u64;
+    GUE_SPORT_MIN + ((hash as u64 * span) >> 32) as u16
+}
+
+/// RFC 6040 normal-mode encapsulation of the ECN field: copied, but CE
+/// becomes ECT(0).
+#[inline]
+fn ecn_encap(tos: u8) -> u8 {
+    if tos & 3 == 3 {
+        (tos & !3) | 2
+    } else {
+        tos
+    }
+}
+
+/// The one's complement sum of the L4 segment when it can be had from its
+/// checksum: `!pseudo-header` for a whole TCP/UDP/ICMPv6 segment, 0xffff
+/// (zero) for ICMPv4 (no pseudo-header). `None`: sum it in full.
+fn segment_sum_lco(f: &[u8], h: &Headers, seg: &[u8]) -> Option<u16> {
+    if h.frag.is_some_and(|fr| fr.more || fr.offset != 0) || !h.l4_parsed {
+        return None;
+    }
+    let len = seg.len();
+    let v6 = h.l3 == L3::Ipv6;
+    // With IPv6 extension headers a routing header may make the
+    // pseudo-header's destination another address: sum in full.
+    if v6 && h.l4_offset != h.l3_offset + 40 {
+        return None;
+    }
+    match h.protocol {
+        IpProtocol::TCP => {}
+        IpProtocol::UDP => {
+            let ulen = rd16(f, h.l4_offset as usize + 4).ok()? as usize;
+            let ck = rd16(f, h.l4_offset as usize + 6).ok()?;
+            if ck == 0 || ulen != len {
+                return None;
+            }
+        }
+        IpProtocol::ICMPV6 if v6 => {}
+        IpProtocol::ICMP if !v6 => return Some(0xffff),
+        _ => return None,
+    }
+    Some(!checksum::pseudo_header(
+        &h.src, &h.dst, h.protocol, len as u32,
+    ))
+}
+
+/// The one's complement sum of the inner datagram (its L4 part at an even
+/// offset, since IP headers are multiples of 4 bytes).
+fn datagram_sum(f: &[u8], h: &Headers) -> Result<u16, FwdError> {
+    let (l3, l4, end) = (h.l3_offset as usize, h.l4_offset as usize, h.l3_end());
+    let (Some(head), Some(seg)) = (f.get(l3..l4), f.get(l4..end)) else {
+        return Err(FwdError::BadHeaders);
+    };
+    let seg_sum = segment_sum_lco(f, h, seg).unwrap_or_else(|| checksum::data(seg));
+    Ok(checksum::combine(&[checksum::data(head), seg_sum]))
+}
+
+/// Encapsulates the packet toward the real server `daddr`. The caller has
+/// checked the headers and that the TTL is above 1.
+pub fn apply<B: PacketBuf>(
+    buf: &mut B,
+    h: &Headers,
+    daddr: IpAddr,
+    tun: &Tunnel,
+    env: &Env,
+) -> Result<Applied, FwdError> {
+    let inner_v6 = h.l3 == L3::Ipv6;
+    let outer_v6 = daddr.is_ipv6();
+    if (outer_v6 && env.local_v6.is_unspecified()) || (!outer_v6 && env.local_v4.is_unspecified()) {
+        return Err(FwdError::NoLocalAddr);
+    }
+    let ip_len = if outer_v6 { 40 } else { 20 };
+    let encap = tun.encap_len();
+    let overhead = ip_len + encap;
+    let inner_len = h.l3_len as usize;
+    let total = inner_len + overhead;
+    if total > env.mtu as usize {
+        if inner_v6 || h.dont_frag {
+            return icmp::too_big(buf, h, env, (env.mtu as usize).saturating_sub(overhead));
+        }
+        return Err(FwdError::TooBig);
+    }
+
+    let l3 = h.l3_offset as usize;
+    let f = buf.data_mut();
+    let ttl = rewrite::decrement_ttl(f, h)?;
+    let (Some(&b0), Some(&b1), Some(&b2), Some(&b3)) =
+        (f.get(l3), f.get(l3 + 1), f.get(l3 + 2), f.get(l3 + 3))
+    else {
+        return Err(FwdError::BadHeaders);
+    };
+    let (tos, flow) = if inner_v6 {
+        (
+            (b0 << 4) | (b1 >> 4),
+            u32::from_be_bytes([0, b1 & 0x0f, b2, b3]),
+        )
+    } else {
+        (b1, flow_hash(h) & 0x000f_ffff)
+    };
+    let tos = ecn_encap(tos);
+    let inner_sum = if tun.checksummed() {
+        datagram_sum(f, h)?
+    } else {
+        0
+    };
+    let sport = match tun.kind {
+        TunType::Gue => gue_sport(flow_hash(h)),
+        _ => 0,
+    };
+
+    if h.padding > 0 && !buf.trim(h.padding as usize) {
+        return Err(FwdError::BadHeaders);
+    }
+    insert_gap(buf, l3, overhead)?;
+    let f = buf.data_mut();
+    wr16(f, l3 - 2, if outer_v6 { 0x86dd } else { 0x0800 })?;
+    set_macs(f, env.dst_mac, env.src_mac)?;
+    let Some(hdrs) = f.get_mut(l3..l3 + overhead) else {
+        return Err(FwdError::BadHeaders);
+    };
+    let (ip, enc) = hdrs.split_at_mut(ip_len);
+    let inner_proto = if inner_v6 {
+        IpProtocol::IPV6
+    } else {
+        IpProtocol::IPIP
+    };
+    let proto = match tun.kind {
+        TunType::Ipip => inner_proto,
+        TunType::Gue => IpProtocol::UDP,
+        TunType::Gre => IpProtocol::GRE,
+    };
+    let (src, dst): (IpAddr, IpAddr) = match daddr {
+        IpAddr::V4(d) => {
+            let df = if inner_v6 || h.dont_frag { 0x40 } else { 0 };
+            let id = env.next_ip_id();
+            let t = total as u16;
+            ip[..12].copy_from_slice(&[
+                0x45,
+                tos,
+                (t >> 8) as u8,
+                t as u8,
+                (id >> 8) as u8,
+                id as u8,
+                df,
+                0,
+                ttl,
+                proto.0,
+                0,
+                0,
+            ]);
+            ip[12..16].copy_from_slice(&env.local_v4.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let c = checksum::checksum(ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            (env.local_v4.into(), d.into())
+        }
+        IpAddr::V6(d) => {
+            let plen = (total - 40) as u16;
+            let w = (6u32 << 28) | ((tos as u32) << 20) | flow;
+            ip[..4].copy_from_slice(&w.to_be_bytes());
+            ip[4..8].copy_from_slice(&[(plen >> 8) as u8, plen as u8, proto.0, ttl]);
+            ip[8..24].copy_from_slice(&env.local_v6.octets());
+            ip[24..40].copy_from_slice(&d.octets());
+            (env.local_v6.into(), d.into())
+        }
+    };
+    match tun.kind {
+        TunType::Ipip => {}
+        TunType::Gue => {
+            let ulen = (encap + inner_len) as u16;
+            enc.copy_from_slice(&[
+                (sport >> 8) as u8,
+                sport as u8,
+                (tun.port >> 8) as u8,
+                tun.port as u8,
+                (ulen >> 8) as u8,
+                ulen as u8,
+                0,
+                0,
+                0, // GUE: version 0, C 0, hlen 0
+                inner_proto.0,
+                0,
+                0,
+            ]);
+            if tun.checksummed() {
+                let ph = checksum::pseudo_header(&src, &dst, IpProtocol::UDP, ulen as u32);
+                let s = checksum::combine(&[ph, checksum::data(enc), inner_sum]);
+                enc[6..8].copy_from_slice(&checksum::udp_wire(!s).to_be_bytes());
+            }
+        }
+        TunType::Gre => {
+            let et: u16 = if inner_v6 { 0x86dd } else { 0x0800 };
+            let c = tun.checksummed();
+            enc[..4].copy_from_slice(&[if c { 0x80 } else { 0 }, 0, (et >> 8) as u8, et as u8]);
+            if c {
+                enc[4..8].copy_from_slice(&[0; 4]);
+                let s = checksum::combine(&[checksum::data(enc), inner_sum]);
+                enc[4..6].copy_from_slice(&(!s).to_be_bytes());
+            }
+        }
+    }
+    Ok(Applied::Transmit)
+}
