@@ -347,3 +347,36 @@ impl Drop for Drain<'_> {
         }
     }
 }
+
+/// The packet code (`lb::forward`, `net`) is generic over this trait, so it
+/// runs on mbufs here and on `VecBuf` in tests without an EAL.
+impl crate::wire::buf::PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, n)
+    }
+    #[inline]
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::append(self, n)
+    }
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        Mbuf::adj(self, n)
+    }
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        Mbuf::trim(self, n)
+    }
+    #[inline]
+    fn headroom(&self) -> usize {
+        Mbuf::headroom(self)
+    }
+}
