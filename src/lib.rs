@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod lb;
+pub mod net;
 pub mod rss;
 pub mod wire;
 
