@@ -39,6 +39,8 @@ pub mod publish;
 pub mod route;
 
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod fuzz;
 #[cfg(test)]
 mod testutil;
