@@ -56,15 +56,25 @@ impl Learned {
     }
 }
 
-/// A worker's end of the learn channel. Each worker clones its own (the
-/// counters are per clone).
-#[derive(Debug, Clone)]
+/// A worker's end of the learn channel. Each worker clones its own; the
+/// counters are per clone and a clone starts at zero.
+#[derive(Debug)]
 pub struct LearnTx {
     tx: Sender<Learned>,
     /// Reports handed to the channel.
     pub sent: u64,
     /// Reports dropped because the channel was full (or closed).
     pub dropped: u64,
+}
+
+impl Clone for LearnTx {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            sent: 0,
+            dropped: 0,
+        }
+    }
 }
 
 impl LearnTx {
@@ -147,7 +157,11 @@ mod tests {
     #[test]
     fn full_channel_drops_and_counts() {
         let (mut tx, rx) = learn_channel(2);
+        assert!(tx.send(l("10.0.0.1", 1, Evidence::Reply)));
+        assert_eq!(rx.drain(10, |_| ()), 1);
         let mut tx2 = tx.clone();
+        assert_eq!((tx2.sent, tx2.dropped), (0, 0), "a clone counts afresh");
+        tx.sent = 0;
         assert!(tx.send(l("10.0.0.1", 1, Evidence::Reply)));
         assert!(tx2.send(l("10.0.0.2", 2, Evidence::Reply)));
         assert!(!tx.send(l("10.0.0.3", 3, Evidence::Reply)));

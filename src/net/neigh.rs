@@ -20,10 +20,17 @@
 //! hop's MAC, not per established packet (the MAC is cached with the
 //! connection/destination), so the lookup is off the per-packet path. A
 //! hash lookup is O(1) for the tables of thousands of neighbours a LAN with
-//! many real servers gives; a sorted vector would be as fast for a handful
-//! of gateways and slower (log n compares of 20-byte keys, branchy) beyond.
-//! `lookup_cost` below (ignored; run with `--release -- --ignored`) prints
-//! both.
+//! many real servers gives, and measured faster than a sorted vector even
+//! for a handful of gateways (comparing `(port, IpAddr)` keys is branchy).
+//! `lookup_cost` below (ignored; `--release -- --ignored`) on the
+//! development VM, ns per hit lookup:
+//!
+//! | entries | ahash map | sorted vec (binary search) |
+//! |--------:|----------:|---------------------------:|
+//! |       8 |       4.4 |                        9.7 |
+//! |      64 |       4.6 |                       16.5 |
+//! |    1024 |       4.6 |                       49.2 |
+//! |    8192 |       4.8 |                       62.1 |
 
 use std::net::IpAddr;
 use std::sync::Arc;
