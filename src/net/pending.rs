@@ -7,6 +7,8 @@
 //! `max_addrs` next hops at a time. Packets of one next hop leave in
 //! arrival order. Each packet has a deadline (`timeout` after it was
 //! queued); past it, [`Pending::expire`] hands it back for a counted drop.
+//! A packet refused by a limit is handed back at once (the newest is the
+//! one dropped; what waits keeps its order).
 //!
 //! Requests: the first packet for a next hop asks for one
 //! ([`Queued::send_request`]), then at most one per `request_interval` per
