@@ -8,6 +8,7 @@
 pub mod config;
 pub mod control;
 pub mod lb;
+pub mod net;
 pub mod rss;
 pub mod wire;
 

@@ -1,0 +1,310 @@
+//! Per-port L3 configuration: the port's MAC, the balancer's own addresses
+//! on it (with prefix lengths: they also define the connected networks),
+//! and the VIPs reachable through it.
+//!
+//! Built by the control thread and shared read-only with the workers (as
+//! part of an immutable snapshot); nothing here changes per packet.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ahash::AHashSet;
+
+use super::addr::{is_link_local_v6, is_unicast, link_local_from_mac, IpCidr};
+use crate::wire::EthernetAddress;
+
+/// What an address of ours is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddrKind {
+    /// The balancer's own (interface) address: ARP/ND, ping, nothing else.
+    Own,
+    /// A virtual service address: ARP/ND and ping are answered here, the
+    /// rest belongs to the load balancer.
+    Vip,
+}
+
+/// One port's L3 configuration.
+#[derive(Clone, Debug)]
+pub struct Iface {
+    port: u16,
+    mac: EthernetAddress,
+    /// Own addresses in configuration order (few; scanned linearly).
+    addrs: Vec<IpCidr>,
+    /// VIPs (possibly many; hashed).
+    vips: AHashSet<IpAddr>,
+}
+
+impl Iface {
+    /// A port with no addresses yet. `port` is the DPDK port number.
+    pub fn new(port: u16, mac: EthernetAddress) -> Self {
+        Self {
+            port,
+            mac,
+            addrs: Vec::new(),
+            vips: AHashSet::new(),
+        }
+    }
+
+    /// Adds an own address (`false` if it was there already, or is not a
+    /// unicast address).
+    pub fn add_addr(&mut self, cidr: IpCidr) -> bool {
+        if !is_unicast(&cidr.addr()) || self.addrs.iter().any(|c| c.addr() == cidr.addr()) {
+            return false;
+        }
+        self.addrs.push(cidr);
+        true
+    }
+
+    /// Builder form of [`add_addr`](Self::add_addr).
+    pub fn with_addr(mut self, cidr: IpCidr) -> Self {
+        self.add_addr(cidr);
+        self
+    }
+
+    /// Adds the EUI-64 link-local address (`fe80::/64`) derived from the MAC,
+    /// which IPv6 neighbours and routers talk to.
+    pub fn with_link_local(mut self) -> Self {
+        let ll = link_local_from_mac(&self.mac);
+        if let Ok(c) = IpCidr::new(ll.into(), 64) {
+            self.add_addr(c);
+        }
+        self
+    }
+
+    pub fn remove_addr(&mut self, addr: &IpAddr) -> bool {
+        let n = self.addrs.len();
+        self.addrs.retain(|c| c.addr() != *addr);
+        self.addrs.len() != n
+    }
+
+    /// Adds a VIP (`false` if already there or not unicast).
+    pub fn add_vip(&mut self, vip: IpAddr) -> bool {
+        is_unicast(&vip) && self.vips.insert(vip)
+    }
+
+    pub fn with_vip(mut self, vip: IpAddr) -> Self {
+        self.add_vip(vip);
+        self
+    }
+
+    pub fn remove_vip(&mut self, vip: &IpAddr) -> bool {
+        self.vips.remove(vip)
+    }
+
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    #[inline]
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    pub fn addrs(&self) -> &[IpCidr] {
+        &self.addrs
+    }
+
+    pub fn vips(&self) -> impl Iterator<Item = &IpAddr> {
+        self.vips.iter()
+    }
+
+    /// Is `ip` one of ours on this port? A VIP that is also an own address
+    /// is a VIP (its traffic goes to the load balancer).
+    #[inline]
+    pub fn lookup(&self, ip: &IpAddr) -> Option<AddrKind> {
+        if !self.vips.is_empty() && self.vips.contains(ip) {
+            Some(AddrKind::Vip)
+        } else if self.is_own(ip) {
+            Some(AddrKind::Own)
+        } else {
+            None
+        }
+    }
+
+    /// One of the own (interface) addresses.
+    #[inline]
+    pub fn is_own(&self, ip: &IpAddr) -> bool {
+        self.addrs.iter().any(|c| c.addr() == *ip)
+    }
+
+    #[inline]
+    pub fn is_vip(&self, ip: &IpAddr) -> bool {
+        self.vips.contains(ip)
+    }
+
+    /// On a connected network of this port: inside the prefix of an own
+    /// address, or IPv6 link-local (when the port has any IPv6 address).
+    pub fn is_connected(&self, ip: &IpAddr) -> bool {
+        if let IpAddr::V6(v6) = ip {
+            if is_link_local_v6(v6) && self.addrs.iter().any(|c| !c.is_ipv4()) {
+                return true;
+            }
+        }
+        self.addrs.iter().any(|c| c.contains(ip))
+    }
+
+    /// The own address to send from when talking to `dst` on this link:
+    /// the first own address whose prefix holds `dst`, else for IPv6 the
+    /// link-local one, else the first of the family; `None` without one.
+    pub fn source_for(&self, dst: &IpAddr) -> Option<IpAddr> {
+        let same = |c: &&IpCidr| c.is_ipv4() == dst.is_ipv4();
+        if let Some(c) = self.addrs.iter().filter(same).find(|c| c.contains(dst)) {
+            return Some(c.addr());
+        }
+        if dst.is_ipv6() {
+            let ll = self
+                .addrs
+                .iter()
+                .find(|c| matches!(c.addr(), IpAddr::V6(a) if is_link_local_v6(&a)));
+            if let Some(c) = ll {
+                return Some(c.addr());
+            }
+        }
+        self.addrs.iter().find(same).map(|c| c.addr())
+    }
+
+    /// [`source_for`](Self::source_for) for IPv4.
+    pub fn source_v4_for(&self, dst: &Ipv4Addr) -> Option<Ipv4Addr> {
+        match self.source_for(&IpAddr::V4(*dst)) {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// [`source_for`](Self::source_for) for IPv6.
+    pub fn source_v6_for(&self, dst: &Ipv6Addr) -> Option<Ipv6Addr> {
+        match self.source_for(&IpAddr::V6(*dst)) {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// The L3 configuration of every port, indexed by port number.
+#[derive(Clone, Debug, Default)]
+pub struct NetConfig {
+    ports: Vec<Option<Iface>>,
+}
+
+impl NetConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets (or replaces) the configuration of `iface.port()`.
+    pub fn set(&mut self, iface: Iface) {
+        let p = iface.port() as usize;
+        if self.ports.len() <= p {
+            self.ports.resize(p + 1, None);
+        }
+        self.ports[p] = Some(iface);
+    }
+
+    pub fn with(mut self, iface: Iface) -> Self {
+        self.set(iface);
+        self
+    }
+
+    #[inline]
+    pub fn port(&self, port: u16) -> Option<&Iface> {
+        self.ports.get(port as usize).and_then(Option::as_ref)
+    }
+
+    pub fn port_mut(&mut self, port: u16) -> Option<&mut Iface> {
+        self.ports.get_mut(port as usize).and_then(Option::as_mut)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Iface> {
+        self.ports.iter().flatten()
+    }
+
+    /// The port and kind of `ip` if it is ours on any port (first port
+    /// wins, in port order).
+    pub fn find(&self, ip: &IpAddr) -> Option<(u16, AddrKind)> {
+        self.iter()
+            .find_map(|i| i.lookup(ip).map(|k| (i.port(), k)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn iface() -> Iface {
+        Iface::new(0, MAC)
+            .with_addr("10.0.0.2/24".parse().unwrap())
+            .with_addr("192.168.1.2/30".parse().unwrap())
+            .with_addr("2001:db8::2/64".parse().unwrap())
+            .with_vip(ip("10.0.0.100"))
+            .with_vip(ip("2001:db8::100"))
+    }
+
+    #[test]
+    fn lookup() {
+        let i = iface();
+        assert_eq!(i.lookup(&ip("10.0.0.2")), Some(AddrKind::Own));
+        assert_eq!(i.lookup(&ip("2001:db8::2")), Some(AddrKind::Own));
+        assert_eq!(i.lookup(&ip("10.0.0.100")), Some(AddrKind::Vip));
+        assert_eq!(i.lookup(&ip("2001:db8::100")), Some(AddrKind::Vip));
+        assert_eq!(i.lookup(&ip("10.0.0.3")), None);
+        assert_eq!(i.lookup(&ip("::ffff:10.0.0.2")), None);
+        // An address that is both: VIP.
+        let mut j = iface();
+        assert!(j.add_vip(ip("10.0.0.2")));
+        assert_eq!(j.lookup(&ip("10.0.0.2")), Some(AddrKind::Vip));
+        assert!(j.remove_vip(&ip("10.0.0.2")));
+        assert_eq!(j.lookup(&ip("10.0.0.2")), Some(AddrKind::Own));
+        // Duplicates and non-unicast refused.
+        assert!(!j.add_vip(ip("10.0.0.100")));
+        assert!(!j.add_vip(ip("224.0.0.1")));
+        assert!(!j.add_addr("10.0.0.2/16".parse().unwrap()));
+        assert!(!j.add_addr("0.0.0.0/0".parse().unwrap()));
+        assert!(j.remove_addr(&ip("10.0.0.2")));
+        assert_eq!(j.lookup(&ip("10.0.0.2")), None);
+    }
+
+    #[test]
+    fn connected_and_source() {
+        let i = iface().with_link_local();
+        assert!(i.is_connected(&ip("10.0.0.77")));
+        assert!(i.is_connected(&ip("192.168.1.1")));
+        assert!(!i.is_connected(&ip("192.168.1.4")));
+        assert!(i.is_connected(&ip("fe80::1")));
+        assert!(!i.is_connected(&ip("2001:db9::1")));
+        assert_eq!(i.source_for(&ip("192.168.1.1")), Some(ip("192.168.1.2")));
+        assert_eq!(i.source_for(&ip("10.9.9.9")), Some(ip("10.0.0.2")));
+        assert_eq!(i.source_for(&ip("2001:db8::9")), Some(ip("2001:db8::2")));
+        assert_eq!(
+            i.source_for(&ip("fe80::9")),
+            Some(ip("fe80::ff:fe00:1")),
+            "link-local for link-local"
+        );
+        assert_eq!(
+            i.source_v6_for(&"2001:db9::9".parse().unwrap()),
+            Some("fe80::ff:fe00:1".parse().unwrap())
+        );
+        let v4only = Iface::new(1, MAC).with_addr("10.0.0.2/24".parse().unwrap());
+        assert_eq!(v4only.source_for(&ip("2001:db8::1")), None);
+        assert!(!v4only.is_connected(&ip("fe80::1")));
+    }
+
+    #[test]
+    fn config() {
+        let c = NetConfig::new().with(iface()).with(
+            Iface::new(3, EthernetAddress([2, 0, 0, 0, 0, 3]))
+                .with_addr("172.16.0.1/16".parse().unwrap()),
+        );
+        assert!(c.port(0).is_some() && c.port(3).is_some());
+        assert!(c.port(1).is_none() && c.port(2).is_none() && c.port(9).is_none());
+        assert_eq!(c.iter().count(), 2);
+        assert_eq!(c.find(&ip("172.16.0.1")), Some((3, AddrKind::Own)));
+        assert_eq!(c.find(&ip("10.0.0.100")), Some((0, AddrKind::Vip)));
+        assert_eq!(c.find(&ip("172.16.0.2")), None);
+    }
+}

@@ -1,0 +1,400 @@
+//! Sans-IO L2/L3 plumbing for the workers: answering ARP, neighbour
+//! discovery and ping for our addresses in place, learning neighbours,
+//! holding packets until their next hop resolves, routing.
+//!
+//! Who does what:
+//!
+//! - A worker parses a frame ([`crate::wire::parse_frame`]) and calls
+//!   [`classify`] with the receiving port's [`Iface`]. ARP, NS/NA and echo
+//!   requests to us are rewritten into their reply in the same buffer
+//!   ([`Action::Reply`]: send it back out of the same port); what it learns
+//!   about neighbours comes back in [`Outcome::learned`], which the worker
+//!   reports through its [`LearnTx`] (never blocking); everything not ours
+//!   is [`Action::Pass`] (the load balancer's). Drops carry a
+//!   [`DropReason`] the worker counts in a [`DropCounters`].
+//! - The control thread owns the [`NeighTable`], applies the reports
+//!   ([`NeighTable::apply`]), expires entries, and publishes
+//!   [`NeighSnapshot`]s ([`SnapshotTx::publish`]); workers pick them up
+//!   between bursts ([`SnapshotRx::latest`]).
+//! - A worker whose packet needs a MAC the snapshot lacks queues it in its
+//!   [`Pending`] and sends the request [`arp::build_request`] /
+//!   [`nd::build_solicit`] when told to; on a new snapshot it calls
+//!   [`Pending::take_resolved`], periodically [`Pending::expire`] and
+//!   [`Pending::poll_requests`].
+//! - [`RouteTable`] gives a destination's egress port and next hop; it is
+//!   meant to be consulted per new connection (or per destination), the
+//!   result cached there, not per packet.
+//!
+//! Frames this module builds are untagged Ethernet II.
+
+pub mod addr;
+pub mod arp;
+pub mod echo;
+pub mod iface;
+pub mod learn;
+pub mod nd;
+pub mod neigh;
+pub mod pending;
+pub mod publish;
+pub mod route;
+
+#[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod testutil;
+
+use core::fmt;
+
+pub use addr::IpCidr;
+pub use iface::{AddrKind, Iface, NetConfig};
+pub use learn::{learn_channel, Evidence, LearnRx, LearnTx, Learned};
+pub use neigh::{NeighConfig, NeighSnapshot, NeighTable};
+pub use pending::{Pending, PendingConfig, RequestLimiter, Resolved};
+pub use publish::{snapshot_channel, SnapshotRx, SnapshotTx};
+pub use route::{NextHop, RouteTable};
+
+use crate::wire::parse::{Headers, L3};
+use crate::wire::{icmpv4, icmpv6, IpProtocol};
+
+/// Why a frame was dropped here (counted by the caller, per worker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum DropReason {
+    /// ARP consumed with nothing to send (a reply to us, a gratuitous ARP).
+    ArpHandled,
+    /// An ARP request for an address that is not ours.
+    ArpNotOurs,
+    /// Not Ethernet/IPv4 ARP, an unknown operation, a bad sender address.
+    ArpInvalid,
+    /// Someone else claims one of our addresses.
+    ArpConflict,
+    /// NS/NA consumed with nothing to send.
+    NdHandled,
+    /// A solicitation for an address that is not ours.
+    NdNotOurs,
+    /// Fails RFC 4861 validation (hop limit, code, checksum, options...).
+    NdInvalid,
+    /// No room in the buffer to grow a solicitation into an advertisement.
+    NdNoRoom,
+    /// Router discovery, redirect, MLD: nothing for a load balancer.
+    Icmpv6Control,
+    /// An echo request to us we do not answer (bad checksum, fragment, IP
+    /// options or extension headers, non-unicast source).
+    EchoInvalid,
+    /// Other traffic to one of the balancer's own addresses.
+    Local,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 11;
+
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::ArpHandled,
+        DropReason::ArpNotOurs,
+        DropReason::ArpInvalid,
+        DropReason::ArpConflict,
+        DropReason::NdHandled,
+        DropReason::NdNotOurs,
+        DropReason::NdInvalid,
+        DropReason::NdNoRoom,
+        DropReason::Icmpv6Control,
+        DropReason::EchoInvalid,
+        DropReason::Local,
+    ];
+
+    /// Stable snake_case name (for counters and logs).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::ArpHandled => "arp_handled",
+            DropReason::ArpNotOurs => "arp_not_ours",
+            DropReason::ArpInvalid => "arp_invalid",
+            DropReason::ArpConflict => "arp_conflict",
+            DropReason::NdHandled => "nd_handled",
+            DropReason::NdNotOurs => "nd_not_ours",
+            DropReason::NdInvalid => "nd_invalid",
+            DropReason::NdNoRoom => "nd_no_room",
+            DropReason::Icmpv6Control => "icmpv6_control",
+            DropReason::EchoInvalid => "echo_invalid",
+            DropReason::Local => "local",
+        }
+    }
+
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Per-worker drop counters, one per [`DropReason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters(pub [u64; DropReason::COUNT]);
+
+impl DropCounters {
+    #[inline]
+    pub fn bump(&mut self, r: DropReason) {
+        self.0[r.index()] += 1;
+    }
+
+    #[inline]
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r.index()]
+    }
+
+    /// (name, count) for every reason.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL.iter().map(|r| (r.name(), self.get(*r)))
+    }
+
+    /// Adds another worker's counters (for the summed view).
+    pub fn add(&mut self, o: &DropCounters) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// What to do with the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Not ours: hand it to the load balancer.
+    Pass,
+    /// The buffer now holds the reply in its first `len` bytes: send it out
+    /// of the port it came in on.
+    Reply { len: usize },
+    /// Free it and count the reason.
+    Drop(DropReason),
+}
+
+/// [`classify`]'s verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub action: Action,
+    /// A neighbour mapping seen in the frame: report it
+    /// ([`Learned::worth_reporting`], [`LearnTx::send`]).
+    pub learned: Option<Learned>,
+}
+
+impl Outcome {
+    pub const PASS: Outcome = Outcome {
+        action: Action::Pass,
+        learned: None,
+    };
+
+    #[inline]
+    pub const fn drop(r: DropReason) -> Outcome {
+        Outcome {
+            action: Action::Drop(r),
+            learned: None,
+        }
+    }
+
+    #[inline]
+    pub const fn reply(len: usize) -> Outcome {
+        Outcome {
+            action: Action::Reply { len },
+            learned: None,
+        }
+    }
+
+    #[inline]
+    pub const fn with(mut self, learned: Option<Learned>) -> Outcome {
+        self.learned = learned;
+        self
+    }
+}
+
+/// Why a frame could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The buffer is too short.
+    NoRoom,
+    /// The port has no address of the family to send from.
+    NoSource,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BuildError::NoRoom => "buffer too short",
+            BuildError::NoSource => "no source address of that family on the port",
+        })
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The slow-path classification of one received frame.
+///
+/// `buf` starts with the frame that `h` was parsed from
+/// (`h.l3_end() + h.padding` bytes); any bytes after it are writable room
+/// (the mbuf's tailroom), which only a neighbour advertisement may need
+/// (up to 8 bytes more than the solicitation). `iface` is the receiving
+/// port's configuration.
+///
+/// Cheap for the common case (TCP/UDP to a VIP): a few compares on `h` and
+/// a linear scan of the port's own addresses before [`Action::Pass`].
+pub fn classify(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
+    match h.l3 {
+        L3::Arp => arp::process(buf, h, iface),
+        L3::Ipv4 => {
+            if h.protocol == IpProtocol::ICMP
+                && h.l4_parsed
+                && h.icmp_type == icmpv4::Message::ECHO_REQUEST.0
+            {
+                return match iface.lookup(&h.dst) {
+                    Some(_) => echo::reply_in_place(buf, h, iface),
+                    None => Outcome::PASS,
+                };
+            }
+            local_or_pass(h, iface)
+        }
+        L3::Ipv6 => {
+            if h.protocol == IpProtocol::ICMPV6 && h.l4_parsed {
+                match icmpv6::Message(h.icmp_type) {
+                    icmpv6::Message::NEIGHBOR_SOLICIT | icmpv6::Message::NEIGHBOR_ADVERT => {
+                        return nd::process(buf, h, iface)
+                    }
+                    icmpv6::Message::ECHO_REQUEST => {
+                        return match iface.lookup(&h.dst) {
+                            Some(_) => echo::reply_in_place(buf, h, iface),
+                            None => Outcome::PASS,
+                        };
+                    }
+                    // RS, RA, redirect; MLD query/report/done, MLDv2 report.
+                    icmpv6::Message(133..=137 | 130..=132 | 143) => {
+                        return Outcome::drop(DropReason::Icmpv6Control)
+                    }
+                    _ => {}
+                }
+            }
+            local_or_pass(h, iface)
+        }
+        L3::Other => Outcome::PASS,
+    }
+}
+
+#[inline]
+fn local_or_pass(h: &Headers, iface: &Iface) -> Outcome {
+    if iface.is_own(&h.dst) && !iface.is_vip(&h.dst) {
+        Outcome::drop(DropReason::Local)
+    } else {
+        Outcome::PASS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+    use crate::wire::parse_frame;
+
+    #[test]
+    fn reasons_are_named_and_indexed() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(!r.name().is_empty());
+            assert_eq!(r.to_string(), r.name());
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        let mut c = DropCounters::default();
+        c.bump(DropReason::Local);
+        c.bump(DropReason::Local);
+        let mut d = DropCounters::default();
+        d.bump(DropReason::ArpInvalid);
+        d.add(&c);
+        assert_eq!(d.get(DropReason::Local), 2);
+        assert_eq!(
+            d.iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>(),
+            [("arp_invalid", 1), ("local", 2)]
+        );
+    }
+
+    fn run(frame: &[u8]) -> Outcome {
+        let mut buf = frame.to_vec();
+        buf.resize(frame.len() + 64, 0);
+        let h = parse_frame(frame).unwrap();
+        classify(&mut buf, &h, &iface())
+    }
+
+    #[test]
+    fn table() {
+        // (description, frame, expected action kind)
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("tcp to VIP", tcp4(OWN4_PEER, VIP4, 80), "pass"),
+            ("tcp to own address", tcp4(OWN4_PEER, OWN4, 22), "local"),
+            ("tcp to elsewhere", tcp4(OWN4_PEER, "192.0.2.9", 80), "pass"),
+            ("udp6 to own", udp6(OWN6_PEER, OWN6), "local"),
+            ("udp6 to VIP", udp6(OWN6_PEER, VIP6), "pass"),
+            (
+                "echo4 to own",
+                echo4_frame(OWN4_PEER, OWN4, b"ping"),
+                "reply",
+            ),
+            (
+                "echo4 to VIP",
+                echo4_frame(OWN4_PEER, VIP4, b"ping"),
+                "reply",
+            ),
+            (
+                "echo4 to other",
+                echo4_frame(OWN4_PEER, "192.0.2.9", b"x"),
+                "pass",
+            ),
+            (
+                "echo6 to own",
+                echo6_frame(OWN6_PEER, OWN6, b"ping"),
+                "reply",
+            ),
+            (
+                "echo6 to other",
+                echo6_frame(OWN6_PEER, "2001:db8::99", b"x"),
+                "pass",
+            ),
+            (
+                "arp for VIP",
+                arp_frame(1, PEER_MAC, OWN4_PEER, VIP4),
+                "reply",
+            ),
+            (
+                "arp for other",
+                arp_frame(1, PEER_MAC, OWN4_PEER, "10.0.0.77"),
+                "arp_not_ours",
+            ),
+            ("ns for own", ns_frame(OWN6_PEER, OWN6, true), "reply"),
+            (
+                "ns for other",
+                ns_frame(OWN6_PEER, "2001:db8::77", true),
+                "nd_not_ours",
+            ),
+            (
+                "router advert",
+                icmp6_frame(134, OWN6_PEER, "ff02::1"),
+                "icmpv6_control",
+            ),
+            (
+                "echo6 reply to own",
+                icmp6_frame(129, OWN6_PEER, OWN6),
+                "local",
+            ),
+        ];
+        for (desc, f, want) in cases {
+            let got = match run(&f).action {
+                Action::Pass => "pass",
+                Action::Reply { .. } => "reply",
+                Action::Drop(r) => r.name(),
+            };
+            assert_eq!(got, want, "{desc}");
+        }
+    }
+}
