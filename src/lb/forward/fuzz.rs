@@ -83,6 +83,8 @@ pub fn fuzz_one(data: &[u8]) {
     let env = Env {
         local_v4: Ipv4Addr::new(10, 255, 0, 1),
         local_v6: "fd00::1".parse().unwrap(),
+        reply_v4: Ipv4Addr::new(10, 255, 0, 1),
+        reply_v6: "fd00::1".parse().unwrap(),
         src_mac: EthernetAddress([0x02, 0, 0, 0, 0, 0xaa]),
         dst_mac: EthernetAddress([0x02, 0, 0, 0, 0, 0xbb]),
         mtu: 1500,

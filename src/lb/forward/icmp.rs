@@ -185,7 +185,7 @@ pub fn may_answer(f: &[u8], h: &Headers, env: &Env, reply: Reply) -> bool {
     match (h.l3, h.src, h.dst) {
         (L3::Ipv4, IpAddr::V4(s), IpAddr::V4(d)) => {
             let refuse = eth_mcast
-                || env.local_v4.is_unspecified()
+                || env.reply_v4.is_unspecified()
                 || s.is_unspecified()
                 || s.is_multicast()
                 || s.is_broadcast()
@@ -197,7 +197,7 @@ pub fn may_answer(f: &[u8], h: &Headers, env: &Env, reply: Reply) -> bool {
         (L3::Ipv6, IpAddr::V6(s), IpAddr::V6(d)) => {
             let ptb = matches!(reply, Reply::PacketTooBig { .. });
             let refuse = (!ptb && (eth_mcast || d.is_multicast()))
-                || env.local_v6.is_unspecified()
+                || env.reply_v6.is_unspecified()
                 || s.is_unspecified()
                 || s.is_multicast()
                 || (h.protocol == IpProtocol::ICMPV6 && icmpv6::Message(h.icmp_type).is_error());
@@ -281,7 +281,7 @@ fn build<B: PacketBuf>(
                 0,
                 0,
             ]);
-            ip[12..16].copy_from_slice(&env.local_v4.octets());
+            ip[12..16].copy_from_slice(&env.reply_v4.octets());
             ip[16..20].copy_from_slice(&dst.octets());
             let c = checksum::checksum(ip);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -314,7 +314,7 @@ fn build<B: PacketBuf>(
                 IpProtocol::ICMPV6.0,
                 64,
             ]);
-            ip[8..24].copy_from_slice(&env.local_v6.octets());
+            ip[8..24].copy_from_slice(&env.reply_v6.octets());
             ip[24..40].copy_from_slice(&dst.octets());
             let (ty, rest) = match reply {
                 Reply::PacketTooBig { mtu } => (icmpv6::Message::PKT_TOO_BIG.0, mtu.to_be_bytes()),
@@ -322,7 +322,7 @@ fn build<B: PacketBuf>(
             };
             icmp[..8].copy_from_slice(&[ty, 0, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
             let ph =
-                checksum::pseudo_header_v6(&env.local_v6, &dst, IpProtocol::ICMPV6, msg_len as u32);
+                checksum::pseudo_header_v6(&env.reply_v6, &dst, IpProtocol::ICMPV6, msg_len as u32);
             let c = !checksum::combine(&[ph, checksum::data(&icmp[..msg_len])]);
             icmp[2..4].copy_from_slice(&c.to_be_bytes());
         }

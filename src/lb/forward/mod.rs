@@ -75,11 +75,17 @@ pub use fuzz::fuzz_one;
 /// What the rewrite needs from outside the packet, for one egress.
 #[derive(Clone, Copy, Debug)]
 pub struct Env<'a> {
-    /// The balancer's IPv4 address: tunnel outer source, ICMP error source.
-    /// Unspecified = none (no IPv4 tunnels, no IPv4 errors).
+    /// The balancer's IPv4 address on the egress port: tunnel outer source.
+    /// Unspecified = none (no IPv4 tunnels).
     pub local_v4: Ipv4Addr,
-    /// The balancer's IPv6 address, likewise.
+    /// The balancer's IPv6 address on the egress port, likewise.
     pub local_v6: Ipv6Addr,
+    /// The source of ICMP errors rvs generates: the balancer's address on
+    /// the port the packet came in on (where the error goes back out), as
+    /// the kernel picks it. Unspecified = no IPv4 errors.
+    pub reply_v4: Ipv4Addr,
+    /// Likewise for ICMPv6 errors.
+    pub reply_v6: Ipv6Addr,
     /// Our MAC on the egress port.
     pub src_mac: EthernetAddress,
     /// The next hop's MAC on the egress port (the real server for DR/TUN on

@@ -23,6 +23,8 @@ pub fn env(ip_id: &Cell<u16>, mtu: u16) -> Env<'_> {
     Env {
         local_v4: LOCAL4,
         local_v6: LOCAL6,
+        reply_v4: LOCAL4,
+        reply_v6: LOCAL6,
         src_mac: LB_OUT_MAC,
         dst_mac: RS_MAC,
         mtu,
