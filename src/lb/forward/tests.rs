@@ -746,7 +746,7 @@ fn no_error_about_errors_or_multicast() {
     let h = parse_frame(&f).unwrap();
     let id = Cell::new(0);
     let mut e = env(&id, 1500);
-    e.local_v4 = std::net::Ipv4Addr::UNSPECIFIED;
+    e.reply_v4 = std::net::Ipv4Addr::UNSPECIFIED;
     let mut b = VecBuf::from_frame(&f);
     assert_eq!(
         apply(&mut b, &h, &fwd(masq(), r, 8080, v, 80), In, &e),
