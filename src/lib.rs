@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod lb;
 pub mod net;
+pub mod pipeline;
 pub mod rss;
 pub mod wire;
 

@@ -1,0 +1,381 @@
+//! The per-lcore packet pipeline, sans-IO: one frame in, an [`Action`] out.
+//!
+//! parse -> local traffic (ARP, neighbour discovery, ping, anything to the
+//! balancer's own addresses: [`crate::net`]) -> ICMP errors about a
+//! connection (looked up by their quoted tuple) -> the load balancer
+//! ([`Engine`]: connection lookup or scheduling) -> the rewrite
+//! ([`forward::apply`]) toward the egress port and next hop from the route
+//! table and the neighbour snapshot.
+//!
+//! It is generic over [`PacketBuf`], so the DPDK worker runs it on mbufs
+//! and tests, the golden fixtures and the fuzzer run it on `VecBuf`s.
+
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use crate::lb::engine::{self, Direction, Engine, Packet, Verdict};
+use crate::lb::forward::{self, Applied, Env, FwdError};
+use crate::lb::rules::Snapshot;
+use crate::lb::service::Protocol;
+use crate::lb::tcp_state::TcpFlags;
+use crate::lb::time::Instant;
+use crate::net::{self, Iface, Learned, NeighSnapshot, NetConfig, RouteTable};
+use crate::wire::buf::PacketBuf;
+use crate::wire::parse::{parse_frame, Headers, L3};
+use crate::wire::{EthernetAddress, IpProtocol};
+
+#[cfg(test)]
+mod tests;
+
+/// Why the pipeline dropped a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// The frame does not parse (truncated, inconsistent lengths, ...).
+    Malformed,
+    /// Neither IPv4, IPv6 nor ARP.
+    NotIp,
+    /// An IP fragment: rvs does not reassemble.
+    Fragment,
+    /// To a VIP but neither TCP nor UDP (nor an ICMP error about a connection).
+    Unsupported,
+    /// No route to the real server or the client.
+    NoRoute,
+    /// The load balancer's decision.
+    Lb(engine::DropReason),
+    /// Local traffic the net module refused.
+    Net(net::DropReason),
+    /// The rewrite refused the packet.
+    Fwd(FwdError),
+}
+
+impl Drop {
+    pub fn name(self) -> &'static str {
+        match self {
+            Drop::Malformed => "malformed",
+            Drop::NotIp => "not_ip",
+            Drop::Fragment => "fragment",
+            Drop::Unsupported => "unsupported",
+            Drop::NoRoute => "no_route",
+            Drop::Lb(r) => r.name(),
+            Drop::Net(r) => r.name(),
+            Drop::Fwd(e) => e.name(),
+        }
+    }
+}
+
+/// What to do with the packet now in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Transmit on port `n`.
+    Tx(u16),
+    /// Transmit back out the port it arrived on (ARP/ND/echo replies, ICMP
+    /// errors rvs generated).
+    Reply,
+    /// Rewritten for port `port`, but the MAC of `next_hop` is not known
+    /// yet: hold it until the neighbour resolves, then write the MAC into
+    /// the Ethernet destination and transmit.
+    Hold { port: u16, next_hop: IpAddr },
+    Drop(Drop),
+}
+
+/// One worker's pipeline state.
+pub struct Balancer {
+    engine: Engine,
+    net: NetConfig,
+    /// Ports that answer ARP/ND for the VIPs (client-facing and one-arm).
+    vip_ports: Vec<u16>,
+    /// Every VIP address in the current snapshot.
+    vips: ahash::AHashSet<IpAddr>,
+    routes: Arc<RouteTable>,
+    neigh: Arc<NeighSnapshot>,
+    ip_id: Cell<u16>,
+    mtu: u16,
+    /// What local traffic taught us, for the control thread; drained by the
+    /// caller (bounded: a burst adds at most one entry per packet).
+    learned: Vec<Learned>,
+}
+
+impl Balancer {
+    /// `net` holds each port's MAC and own addresses; the VIPs are added
+    /// from the snapshot on `vip_ports`.
+    pub fn new(
+        engine: Engine,
+        net: NetConfig,
+        vip_ports: Vec<u16>,
+        routes: Arc<RouteTable>,
+        neigh: Arc<NeighSnapshot>,
+        mtu: u16,
+        ip_id_start: u16,
+    ) -> Balancer {
+        let mut b = Balancer {
+            engine,
+            net,
+            vip_ports,
+            vips: ahash::AHashSet::default(),
+            routes,
+            neigh,
+            ip_id: Cell::new(ip_id_start),
+            mtu,
+            learned: Vec::with_capacity(64),
+        };
+        let snap = b.engine.snapshot().clone();
+        b.update_vips(&snap);
+        b
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    pub fn net(&self) -> &NetConfig {
+        &self.net
+    }
+
+    /// A new configuration: the engine's services and the VIPs we answer for.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.update_vips(&snap);
+        self.engine.set_snapshot(snap);
+    }
+
+    pub fn set_neighbours(&mut self, n: Arc<NeighSnapshot>) {
+        self.neigh = n;
+    }
+
+    pub fn neighbours(&self) -> &Arc<NeighSnapshot> {
+        &self.neigh
+    }
+
+    pub fn routes(&self) -> &Arc<RouteTable> {
+        &self.routes
+    }
+
+    /// Neighbour facts learned since the last call.
+    pub fn take_learned(&mut self) -> std::vec::Drain<'_, Learned> {
+        self.learned.drain(..)
+    }
+
+    fn update_vips(&mut self, snap: &Snapshot) {
+        let new: ahash::AHashSet<IpAddr> = snap.services.iter().map(|s| s.cfg.key.addr).collect();
+        for &p in &self.vip_ports {
+            if let Some(iface) = self.net.port_mut(p) {
+                for old in self.vips.difference(&new) {
+                    iface.remove_vip(old);
+                }
+                for v in new.difference(&self.vips) {
+                    iface.add_vip(*v);
+                }
+            }
+        }
+        self.vips = new;
+    }
+
+    /// Decide one frame that arrived on `port`, rewriting it in place.
+    pub fn process<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now: Instant) -> Action {
+        let h = match parse_frame(buf.data()) {
+            Ok(h) => h,
+            Err(_) => return Action::Drop(Drop::Malformed),
+        };
+        match h.l3 {
+            L3::Arp => {
+                return self
+                    .local(port, buf, &h)
+                    .unwrap_or(Action::Drop(Drop::Net(net::DropReason::ArpNotOurs)))
+            }
+            L3::Ipv4 | L3::Ipv6 => {}
+            _ => return Action::Drop(Drop::NotIp),
+        }
+        let icmp = h.protocol == IpProtocol::ICMP || h.protocol == IpProtocol::ICMPV6;
+        if h.is_icmp_error() {
+            return self.icmp_error(port, buf, &h, now);
+        }
+        let own = self
+            .net
+            .port(port)
+            .is_some_and(|i| i.is_own(&h.dst) && !self.vips.contains(&h.dst));
+        if icmp || own {
+            if let Some(a) = self.local(port, buf, &h) {
+                return a;
+            }
+            if icmp {
+                return Action::Drop(Drop::Unsupported);
+            }
+        }
+        if h.is_fragment() {
+            return Action::Drop(Drop::Fragment);
+        }
+        let proto = match h.protocol {
+            IpProtocol::TCP => Protocol::Tcp,
+            IpProtocol::UDP => Protocol::Udp,
+            _ => return Action::Drop(Drop::Unsupported),
+        };
+        let dir = if self.vips.contains(&h.dst) {
+            Direction::In
+        } else {
+            Direction::Out
+        };
+        let pkt = Packet {
+            proto,
+            src: h.src,
+            sport: h.src_port,
+            dst: h.dst,
+            dport: h.dst_port,
+            tcp_flags: TcpFlags(h.tcp_flags),
+            dir,
+            len: h.l3_len as u32,
+        };
+        match self.engine.process(&pkt, now) {
+            Verdict::Forward(f) => self.forward(port, buf, &h, &f, dir),
+            Verdict::Drop(r) => Action::Drop(Drop::Lb(r)),
+        }
+    }
+
+    /// ARP, neighbour discovery, echo, and traffic to our own addresses;
+    /// `None` when the packet is not local after all.
+    fn local<B: PacketBuf>(&mut self, port: u16, buf: &mut B, h: &Headers) -> Option<Action> {
+        let Some(iface) = self.net.port(port) else {
+            return Some(Action::Drop(Drop::NoRoute));
+        };
+        // A neighbour advertisement made from a solicitation may need 8 more
+        // bytes (the link-layer address option).
+        let len = buf.len();
+        let grown = buf.append(8).is_some();
+        let out = net::classify(buf.data_mut(), h, iface);
+        if let Some(l) = out.learned {
+            if self.learned.len() < self.learned.capacity() {
+                self.learned.push(l);
+            }
+        }
+        match out.action {
+            net::Action::Reply { len: n } => {
+                let cur = buf.len();
+                if n <= cur {
+                    buf.trim(cur - n);
+                }
+                Some(Action::Reply)
+            }
+            net::Action::Pass => {
+                if grown {
+                    buf.trim(buf.len() - len);
+                }
+                None
+            }
+            net::Action::Drop(r) => {
+                if grown {
+                    buf.trim(buf.len() - len);
+                }
+                Some(Action::Drop(Drop::Net(r)))
+            }
+        }
+    }
+
+    /// An ICMP error about one of our connections: find the connection from
+    /// the quoted packet (which we sent, so its tuple is reversed) and
+    /// translate or forward it like the connection's own packets.
+    fn icmp_error<B: PacketBuf>(&mut self, port: u16, buf: &mut B, h: &Headers, now: Instant) -> Action {
+        let Some(inner) = h.inner else {
+            return Action::Drop(Drop::Malformed);
+        };
+        if !inner.has_ports {
+            return Action::Drop(Drop::Unsupported);
+        }
+        let proto = match inner.protocol {
+            IpProtocol::TCP => Protocol::Tcp,
+            IpProtocol::UDP => Protocol::Udp,
+            _ => return Action::Drop(Drop::Unsupported),
+        };
+        // Quoted VIP -> client: an error about a reply we sent for a
+        // connection, reaching us from the client side: toward the server.
+        let dir = if self.vips.contains(&inner.src) {
+            Direction::In
+        } else {
+            Direction::Out
+        };
+        let key = Packet {
+            proto,
+            src: inner.dst,
+            sport: inner.dst_port,
+            dst: inner.src,
+            dport: inner.src_port,
+            tcp_flags: TcpFlags(0),
+            dir,
+            len: h.l3_len as u32,
+        };
+        match self.engine.lookup(&key, now) {
+            Some(f) => self.forward(port, buf, h, &f, dir),
+            None => Action::Drop(Drop::Lb(engine::DropReason::NoConnection)),
+        }
+    }
+
+    /// Rewrite toward the real server (inbound) or the client (outbound).
+    fn forward<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        buf: &mut B,
+        h: &Headers,
+        f: &engine::Forward,
+        dir: Direction,
+    ) -> Action {
+        let target = match dir {
+            Direction::In => f.daddr,
+            Direction::Out => h.dst,
+        };
+        let Some(nh) = self.routes.lookup(&target) else {
+            return Action::Drop(Drop::NoRoute);
+        };
+        let Some(egress) = self.net.port(nh.port) else {
+            return Action::Drop(Drop::NoRoute);
+        };
+        let mac = self.neigh.lookup(nh.port, &nh.addr);
+        let (local_v4, local_v6) = addrs_for(egress, &target);
+        let (reply_v4, reply_v6) = match self.net.port(in_port) {
+            Some(i) => addrs_for(i, &h.src),
+            None => (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED),
+        };
+        let env = Env {
+            local_v4,
+            local_v6,
+            reply_v4,
+            reply_v6,
+            src_mac: egress.mac(),
+            dst_mac: mac.unwrap_or(EthernetAddress([0; 6])),
+            mtu: self.mtu,
+            ip_id: &self.ip_id,
+        };
+        match forward::apply(buf, h, f, dir, &env) {
+            Ok(Applied::Transmit) => match mac {
+                Some(_) => Action::Tx(nh.port),
+                None => Action::Hold {
+                    port: nh.port,
+                    next_hop: nh.addr,
+                },
+            },
+            Ok(Applied::Reply(_)) => Action::Reply,
+            Err(e) => Action::Drop(Drop::Fwd(e)),
+        }
+    }
+}
+
+/// The port's addresses to use as a source toward `dst`: the one on dst's
+/// network if any, else the port's first of each family.
+fn addrs_for(iface: &Iface, dst: &IpAddr) -> (Ipv4Addr, Ipv6Addr) {
+    let mut v4 = Ipv4Addr::UNSPECIFIED;
+    let mut v6 = Ipv6Addr::UNSPECIFIED;
+    for c in iface.addrs() {
+        match c.addr() {
+            IpAddr::V4(a) if v4.is_unspecified() => v4 = a,
+            IpAddr::V6(a) if v6.is_unspecified() && !a.is_unicast_link_local() => v6 = a,
+            _ => {}
+        }
+    }
+    match iface.source_for(dst) {
+        Some(IpAddr::V4(a)) => v4 = a,
+        Some(IpAddr::V6(a)) => v6 = a,
+        None => {}
+    }
+    (v4, v6)
+}
