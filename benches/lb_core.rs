@@ -208,13 +208,6 @@ impl Cfg {
     fn wants(&self, name: &str) -> bool {
         self.filter.is_empty() || self.filter.iter().any(|f| name.contains(f.as_str()))
     }
-    fn wants_prefix(&self, prefix: &str) -> bool {
-        self.filter.is_empty()
-            || self
-                .filter
-                .iter()
-                .any(|f| prefix.contains(f.as_str()) || f.starts_with(prefix))
-    }
 }
 
 /// Open `n` connections (SYN then ACK each, so they are ESTABLISHED).
@@ -522,12 +515,8 @@ fn main() {
     // First, so that the RSS delta is not blurred by memory earlier rows
     // freed into the allocator.
     memory_row(&cfg, &mut rows);
-    if cfg.wants_prefix("est/") {
-        established_rows(&cfg, &mut rows);
-    }
-    if cfg.wants_prefix("new/") {
-        new_conn_rows(&cfg, &mut rows);
-    }
+    established_rows(&cfg, &mut rows);
+    new_conn_rows(&cfg, &mut rows);
     let secs = t.elapsed().as_secs_f64();
 
     println!();

@@ -60,6 +60,8 @@ const HEAD: u32 = 1 << 31;
 /// In an index slot: the key is the outbound one.
 const OUT: u32 = 1 << 31;
 const SLOTS: usize = 7;
+/// No candidate entry for [`ConnTable::find_hinted`].
+pub const NO_HINT: u32 = u32::MAX;
 
 /// Entry flags.
 pub mod flag {
@@ -245,29 +247,40 @@ fn tag_of(h: u64) -> u32 {
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub struct Bucket {
-    tags: [u32; SLOTS],
-    overflow: u32,
-    /// Slot 7 is never used (stays 0), so that a lookup can index it
-    /// without a branch.
+    /// Tags of slots 0..7; `tags[7]` is the overflow count (how many entries
+    /// whose home is this bucket were placed further on). One array so that
+    /// the tag compare is one vector operation.
+    tags: [u32; SLOTS + 1],
+    /// Entry of each slot (`| OUT` for an outbound key). Slot 7 is never
+    /// used (stays 0), so that a lookup can index it without a branch.
     idx: [u32; SLOTS + 1],
 }
 
 const EMPTY_BUCKET: Bucket = Bucket {
-    tags: [0; SLOTS],
-    overflow: 0,
+    tags: [0; SLOTS + 1],
     idx: [0; SLOTS + 1],
 };
 
 impl Bucket {
-    /// Bit `s` set when slot `s` holds `tag` (no branches; the compiler
-    /// turns it into a vector compare).
+    /// Bit `s` set when slot `s` (< 7) holds `tag` (no branches; the
+    /// compiler turns it into vector compares).
     #[inline(always)]
     fn matches(&self, tag: u32) -> u32 {
         let mut m = 0;
-        for s in 0..SLOTS {
+        for s in 0..SLOTS + 1 {
             m |= ((self.tags[s] == tag) as u32) << s;
         }
-        m
+        m & ((1 << SLOTS) - 1)
+    }
+
+    #[inline(always)]
+    fn overflow(&self) -> u32 {
+        self.tags[SLOTS]
+    }
+
+    #[inline(always)]
+    fn overflow_mut(&mut self) -> &mut u32 {
+        &mut self.tags[SLOTS]
     }
 }
 
@@ -454,22 +467,48 @@ impl ConnTable {
         (&self.buckets[self.bucket_of(hash)]) as *const Bucket as *const u8
     }
 
-    /// Load the first index line of a key (software prefetch without
-    /// `unsafe`: issue these for a whole burst, the loads overlap).
+    /// First stage of a burst preload: start fetching the index line of a
+    /// key. Without `unsafe` there is no prefetch instruction, and a load
+    /// holds up retirement until its line arrives; a store does not (it
+    /// waits in the store buffer while the line is fetched), so this writes
+    /// 0 into the bucket's never-used eighth index slot (always 0).
     #[inline(always)]
-    pub fn touch_bucket(&self, hash: u64) -> u32 {
-        self.buckets[hash as usize & self.bmask].overflow
+    pub fn preload_bucket(&mut self, hash: u64) {
+        let b = hash as usize & self.bmask;
+        self.buckets[b].idx[SLOTS] = 0;
     }
 
-    /// Load the entry the key's first tag match points to (second stage of
-    /// the burst prefetch; the match is not verified here, and without a
-    /// match some entry is loaded: no branch on the loaded data).
+    /// Second stage: the entry the key's first tag match points to, as an
+    /// index value for [`ConnTable::find_hinted`] and
+    /// [`ConnTable::preload_entry`] ([`NO_HINT`] without a match). Reads
+    /// the bucket; the match is not verified here.
     #[inline(always)]
-    pub fn touch_entry(&self, hash: u64) -> u32 {
+    pub fn hint(&self, hash: u64) -> u32 {
         let bk = &self.buckets[hash as usize & self.bmask];
-        let s = bk.matches(tag_of(hash)).trailing_zeros() as usize;
-        let i = (bk.idx[s & SLOTS] & !OUT) as usize;
-        self.conns[i].flags as u32
+        let tag = tag_of(hash);
+        // The first matching slot (7 = none): a compare and a conditional
+        // move per slot.
+        let mut s = SLOTS;
+        for k in (0..SLOTS).rev() {
+            s = if bk.tags[k] == tag { k } else { s };
+        }
+        if s == SLOTS {
+            NO_HINT
+        } else {
+            bk.idx[s]
+        }
+    }
+
+    /// Third stage: load the hinted entry (returns a byte of it for the
+    /// caller to consume, so that the load is not optimised away). Keep the
+    /// loop around this small: the number of these loads in flight is
+    /// bounded by how many fit in the reorder window.
+    #[inline(always)]
+    pub fn preload_entry(&self, hint: u32) -> u8 {
+        match self.conns.get((hint & !OUT) as usize) {
+            Some(c) => c.flags,
+            None => 0,
+        }
     }
 
     #[inline]
@@ -482,32 +521,88 @@ impl ConnTable {
         &mut self.conns[idx as usize]
     }
 
+    /// Entry `i` is in use and has key `t` (inbound, or outbound for NAT).
     #[inline(always)]
     fn matches(&self, i: u32, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> bool {
         let c = &self.conns[i as usize];
-        if c.flags & (flag::UDP | flag::V6) != t.kind() {
-            return false;
-        }
         if out {
-            if c.caddr != t.dst || c.cport != t.dport {
+            const K: u8 = flag::USED | flag::UDP | flag::V6 | flag::MASQ;
+            if c.flags & K != flag::USED | flag::MASQ | t.kind()
+                || c.caddr != t.dst
+                || c.cport != t.dport
+            {
                 return false;
             }
             let (daddr, dport) = eps.endpoint(c.dest);
             let dport = if dport == 0 { c.vport } else { dport };
             daddr == t.src && dport == t.sport
         } else {
-            (c.caddr ^ t.src) | (c.vaddr ^ t.dst) == 0 && c.cport == t.sport && c.vport == t.dport
+            const K: u8 = flag::USED | flag::UDP | flag::V6;
+            c.flags & K == flag::USED | t.kind()
+                && (c.caddr ^ t.src) | (c.vaddr ^ t.dst) == 0
+                && c.cport == t.sport
+                && c.vport == t.dport
         }
+    }
+
+    /// As [`ConnTable::find`], trying first the entry `hint` (an index value
+    /// from [`ConnTable::touch_entry`] for the same hash, or [`NO_HINT`]).
+    /// The hint is only a guess: the entry is checked against the whole key,
+    /// so a hint made stale by changes to the table since is harmless.
+    #[inline(always)]
+    pub fn find_hinted(
+        &self,
+        hash: u64,
+        t: &Tuple,
+        out: bool,
+        eps: &impl DestEndpoints,
+        hint: u32,
+    ) -> Option<u32> {
+        let dir = if out { OUT } else { 0 };
+        let i = hint & !OUT;
+        if hint & OUT == dir && (i as usize) < self.conns.len() && self.matches(i, t, out, eps) {
+            return Some(i);
+        }
+        self.find(hash, t, out, eps)
     }
 
     /// Find the connection for a key whose hash (`hash_key(t, out)`) was
     /// computed beforehand.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, hash: u64, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> Option<u32> {
+        let b = hash as usize & self.bmask;
+        let bk = &self.buckets[b];
+        let mut m = bk.matches(tag_of(hash));
+        let dir = if out { OUT } else { 0 };
+        while m != 0 {
+            let v = bk.idx[m.trailing_zeros() as usize & SLOTS];
+            if v & OUT == dir && self.matches(v & !OUT, t, out, eps) {
+                return Some(v & !OUT);
+            }
+            m &= m - 1;
+        }
+        if bk.overflow() == 0 {
+            return None;
+        }
+        self.find_probe(hash, t, out, eps, b)
+    }
+
+    /// The rest of a lookup whose home bucket overflowed.
+    #[cold]
+    #[inline(never)]
+    fn find_probe(
+        &self,
+        hash: u64,
+        t: &Tuple,
+        out: bool,
+        eps: &impl DestEndpoints,
+        home: usize,
+    ) -> Option<u32> {
         let tag = tag_of(hash);
         let dir = if out { OUT } else { 0 };
-        let mut b = hash as usize & self.bmask;
-        for _ in 0..=self.bmask {
+        let mut b = home;
+        for _ in 0..self.bmask {
+            b = (b + 1) & self.bmask;
             let bk = &self.buckets[b];
             let mut m = bk.matches(tag);
             while m != 0 {
@@ -517,10 +612,9 @@ impl ConnTable {
                 }
                 m &= m - 1;
             }
-            if bk.overflow == 0 {
+            if bk.overflow() == 0 {
                 return None;
             }
-            b = (b + 1) & self.bmask;
         }
         None
     }
@@ -538,7 +632,7 @@ impl ConnTable {
                 bk.idx[s] = val;
                 let mut p = home;
                 for _ in 0..probe {
-                    self.buckets[p].overflow += 1;
+                    *self.buckets[p].overflow_mut() += 1;
                     p = (p + 1) & self.bmask;
                 }
                 return true;
@@ -559,7 +653,7 @@ impl ConnTable {
                 bk.idx[s] = 0;
                 let mut p = home;
                 for _ in 0..probe {
-                    self.buckets[p].overflow -= 1;
+                    *self.buckets[p].overflow_mut() -= 1;
                     p = (p + 1) & self.bmask;
                 }
                 return;
@@ -569,9 +663,15 @@ impl ConnTable {
         debug_assert!(false, "index entry not found");
     }
 
-    #[inline]
+    #[inline(always)]
     fn link_tick(&self, expires: u64) -> u64 {
         ceil_tick(expires).clamp(self.cur_tick, self.cur_tick + WHEEL_SLOTS as u64 - 1)
+    }
+
+    #[inline(never)]
+    fn relink(&mut self, i: u32, tick: u64) {
+        self.unlink(i);
+        self.link(i, tick);
     }
 
     fn link(&mut self, i: u32, tick: u64) {
@@ -650,14 +750,13 @@ impl ConnTable {
 
     /// Set a connection's expiry (per packet). Cheap: the wheel is touched
     /// only when the new expiry is earlier than the entry's slot.
-    #[inline]
+    #[inline(always)]
     pub fn set_expires(&mut self, i: u32, expires: Instant) {
         let tick = self.link_tick(expires.0);
         let c = &mut self.conns[i as usize];
         c.expires = expires.0;
         if ((tick as u32).wrapping_sub(c.tick) as i32) < 0 {
-            self.unlink(i);
-            self.link(i, tick);
+            self.relink(i, tick);
         }
     }
 
@@ -994,10 +1093,7 @@ mod tests {
         for (i, _) in std::mem::take(&mut live) {
             tab.remove(i, &e);
         }
-        assert!(tab
-            .buckets
-            .iter()
-            .all(|b| b.overflow == 0 && b.tags.iter().all(|&t| t == 0)));
+        assert!(tab.buckets.iter().all(|b| b.tags.iter().all(|&t| t == 0)));
     }
 
     #[test]
@@ -1020,8 +1116,7 @@ mod tests {
         let buckets: &'static mut [Bucket] = Box::leak(
             vec![
                 Bucket {
-                    tags: [9; SLOTS],
-                    overflow: 3,
+                    tags: [9; SLOTS + 1],
                     idx: [5; SLOTS + 1]
                 };
                 l.buckets + 3
@@ -1069,12 +1164,27 @@ mod tests {
         let mut tab = ConnTable::new(4, Instant::ZERO);
         // Empty table, any hash.
         for h in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
-            tab.touch_bucket(h);
-            tab.touch_entry(h);
+            tab.preload_bucket(h);
+            assert_eq!(tab.hint(h), NO_HINT);
+            tab.preload_entry(tab.hint(h));
         }
+        assert!(tab.buckets.iter().all(|b| b.idx[SLOTS] == 0));
         let t = client(1);
-        add(&mut tab, t, 0, true, 1000, &e).unwrap();
-        tab.touch_entry(hash_key(&t, false));
+        let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
+        let h = hash_key(&t, false);
+        tab.preload_bucket(h);
+        assert_eq!(tab.hint(h), i);
+        tab.preload_entry(tab.hint(h));
+        assert_eq!(tab.find_hinted(h, &t, false, &e, tab.hint(h)), Some(i));
+        // A wrong or stale hint is only a guess.
+        for bad in [NO_HINT, 3, OUT | i, u32::MAX - 1] {
+            assert_eq!(tab.find_hinted(h, &t, false, &e, bad), Some(i));
+        }
+        let o = out_tuple(&t, &e, 0);
+        assert_eq!(
+            tab.find_hinted(hash_key(&o, true), &o, true, &e, i),
+            Some(i)
+        );
     }
 
     #[test]

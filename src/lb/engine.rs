@@ -13,16 +13,18 @@
 //! the persistence template table when the service is persistent, schedules,
 //! and inserts the connection.
 //!
-//! [`Engine::process_burst`] hashes a burst's keys, then loads every
+//! [`Engine::process_burst`] hashes a burst's keys, then fetches every
 //! packet's index line and candidate entry before processing any packet, so
-//! that the cache (and TLB) misses of the burst overlap.
+//! that the cache (and TLB) misses of the burst overlap (see the comments
+//! there: without `unsafe` there is no prefetch instruction, so the stages
+//! are arranged for loads and stores to do the job).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use super::conntable::{self, flag, hash_key, ConnTable, DestEndpoints, NewConn, Tuple};
+use super::conntable::{self, flag, hash_key, ConnTable, DestEndpoints, NewConn, Tuple, NO_HINT};
 use super::dest::{DestShared, FwdMethod};
 use super::persist::{Lookup, Template, TemplateInfo, TemplateKey, TemplateTable};
 use super::rules::{ServiceShared, Settings, SnapDest, Snapshot};
@@ -385,6 +387,32 @@ impl Prepared {
 /// states).
 const UDP_TMO: usize = NUM_TCP_STATES;
 
+type Transitions = [[[TcpState; NUM_TCP_STATES]; 16]; 3];
+
+/// The flag bits the state machine looks at (FIN, SYN, RST, ACK) as 0..16.
+#[inline(always)]
+fn flag_bits(f: TcpFlags) -> usize {
+    (f.0 & 0x07 | (f.0 & TcpFlags::ACK) >> 1) as usize
+}
+
+/// [`next_state`] for every direction, flag combination and state.
+fn transitions() -> Transitions {
+    let mut t = [[[TcpState::None; NUM_TCP_STATES]; 16]; 3];
+    for (d, dir) in [StateDir::Input, StateDir::Output, StateDir::InputOnly]
+        .into_iter()
+        .enumerate()
+    {
+        for bits in 0..16u8 {
+            let f = TcpFlags(bits & 0x07 | (bits & 0x08) << 1);
+            debug_assert_eq!(flag_bits(f), bits as usize);
+            for cur in TcpState::ALL {
+                t[d][bits as usize][cur as usize] = next_state(dir, f, cur);
+            }
+        }
+    }
+    t
+}
+
 /// Default expiry budget per [`Engine::expire`] call.
 pub const DEFAULT_EXPIRE_BUDGET: usize = 256;
 
@@ -394,6 +422,8 @@ pub struct Engine {
     settings: Settings,
     /// Timeouts in ms per TCP state, then UDP (from `settings`).
     tmo: [u64; NUM_TCP_STATES + 1],
+    /// [`next_state`] as a table: [direction][flag bits][current state].
+    trans: Transitions,
     svcs: Vec<LocalService>,
     slab: Slab,
     table: ConnTable,
@@ -460,6 +490,7 @@ impl Engine {
             snap: Snapshot::empty(),
             settings: Settings::default(),
             tmo: [0; NUM_TCP_STATES + 1],
+            trans: transitions(),
             svcs: Vec::new(),
             slab: Slab::default(),
             table,
@@ -585,8 +616,9 @@ impl Engine {
 
     /// Decide a burst of packets (`out[k]` for `pkts[k]`; extra packets or
     /// verdict slots are ignored). Keys are hashed first, then the index line
-    /// and candidate entry of every packet are loaded, so that the cache
-    /// misses of the burst overlap instead of being paid one after another.
+    /// and candidate entry of every packet are fetched, so that the cache
+    /// misses of the burst overlap instead of being paid one after another;
+    /// then each packet is decided with its candidate entry as a hint.
     pub fn process_burst(&mut self, pkts: &[Packet], now: Instant, out: &mut [Verdict]) {
         const B: usize = 32;
         for (pk, ov) in pkts.chunks(B).zip(out.chunks_mut(B)) {
@@ -597,16 +629,24 @@ impl Engine {
                 *p = Self::prepare(k);
             }
             let prep = &prep[..n];
-            let mut acc = 0u32;
+            // Misses overlap: bucket lines are requested by stores (which
+            // do not hold up the loop), then each packet's candidate entry
+            // is found from its bucket, then the entries are loaded in a
+            // loop small enough for all of them to be in flight at once.
             for p in prep {
-                acc ^= self.table.touch_bucket(p.hash);
+                self.table.preload_bucket(p.hash);
             }
-            for p in prep {
-                acc ^= self.table.touch_entry(p.hash);
+            let mut hint = [NO_HINT; B];
+            for (h, p) in hint.iter_mut().zip(prep) {
+                *h = self.table.hint(p.hash);
+            }
+            let mut acc = 0u8;
+            for h in &hint[..n] {
+                acc ^= self.table.preload_entry(*h);
             }
             std::hint::black_box(acc);
-            for ((v, k), p) in ov.iter_mut().zip(pk).zip(prep) {
-                *v = self.process_prepared(k, p, now);
+            for (((v, k), p), h) in ov.iter_mut().zip(pk).zip(prep).zip(hint) {
+                *v = self.process_hinted(k, p, h, now);
             }
         }
     }
@@ -620,6 +660,42 @@ impl Engine {
 
     /// Decide one packet whose key was prepared with [`Engine::prepare`].
     pub fn process_prepared(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        self.process_hinted(pkt, p, NO_HINT, now)
+    }
+
+    /// The established-connection fast path (live connection, not a SYN
+    /// inbound); everything else goes to [`Engine::process_other`].
+    #[inline(always)]
+    fn process_hinted(&mut self, pkt: &Packet, p: &Prepared, hint: u32, now: Instant) -> Verdict {
+        let out = pkt.dir == Direction::Out;
+        if let Some(i) = self
+            .table
+            .find_hinted(p.hash, &p.tuple, out, &self.slab, hint)
+        {
+            let c = self.table.get(i);
+            if c.expires > now.0
+                && (out
+                    || (self.slab.hot[c.dest as usize].live
+                        && !(pkt.proto == Protocol::Tcp && pkt.tcp_flags.syn())))
+            {
+                let dir = if out {
+                    StateDir::Output
+                } else {
+                    StateDir::Input
+                };
+                if let Some(v) = self.existing(i, pkt, dir, now) {
+                    return v;
+                }
+            }
+        }
+        self.process_other(pkt, p, now)
+    }
+
+    /// Every case but the fast path (new connections, drops, SYNs on
+    /// existing connections, expired entries).
+    #[cold]
+    #[inline(never)]
+    fn process_other(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         let v = match pkt.dir {
             Direction::In => self.inbound(pkt, p, now),
             Direction::Out => self.outbound(pkt, p, now),
@@ -632,9 +708,9 @@ impl Engine {
 
     fn outbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         match self.table.find(p.hash, &p.tuple, true, &self.slab) {
-            Some(i) if self.table.get(i).expires > now.0 => {
-                self.existing(i, pkt, StateDir::Output, now)
-            }
+            Some(i) if self.table.get(i).expires > now.0 => self
+                .existing(i, pkt, StateDir::Output, now)
+                .unwrap_or(Verdict::Drop(DropReason::DestRemoved)),
             Some(i) => {
                 self.expire_now(i);
                 Verdict::Drop(DropReason::NoConnection)
@@ -643,14 +719,15 @@ impl Engine {
         }
     }
 
-    #[inline(always)]
     fn inbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         if let Some(i) = self.table.find(p.hash, &p.tuple, false, &self.slab) {
             let c = self.table.get(i);
             if c.expires > now.0 {
                 let live = self.slab.hot[c.dest as usize].live;
                 if live && !(pkt.proto == Protocol::Tcp && pkt.tcp_flags.syn()) {
-                    return self.existing(i, pkt, StateDir::Input, now);
+                    return self
+                        .existing(i, pkt, StateDir::Input, now)
+                        .unwrap_or(Verdict::Drop(DropReason::DestRemoved));
                 }
                 return self.inbound_special(i, pkt, p, now);
             }
@@ -662,8 +739,6 @@ impl Engine {
 
     /// An inbound packet on a live connection that is a TCP SYN or whose
     /// real server left the configuration.
-    #[cold]
-    #[inline(never)]
     fn inbound_special(&mut self, i: u32, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         let c = self.table.get(i);
         let (live, weight) = match &self.slab.cold[c.dest as usize] {
@@ -693,21 +768,22 @@ impl Engine {
             resched = true;
         }
         if !resched {
-            return self.existing(i, pkt, StateDir::Input, now);
+            return self
+                .existing(i, pkt, StateDir::Input, now)
+                .unwrap_or(Verdict::Drop(DropReason::DestRemoved));
         }
         self.expire_now(i);
         bump(&self.counters.rescheduled);
         self.new_conn(pkt, p, now)
     }
 
-    /// An existing connection: state transition, expiry, stats.
+    /// An existing connection: state transition, expiry, stats. `None`: the
+    /// connection's real server slot is empty (dropped as DestRemoved).
     #[inline(always)]
-    fn existing(&mut self, i: u32, pkt: &Packet, dir: StateDir, now: Instant) -> Verdict {
+    fn existing(&mut self, i: u32, pkt: &Packet, dir: StateDir, now: Instant) -> Option<Verdict> {
         let c = self.table.get_mut(i);
         let slot = c.dest as usize;
-        let Some(d) = self.slab.hot.get_mut(slot).filter(|d| d.used) else {
-            return Verdict::Drop(DropReason::DestRemoved);
-        };
+        let d = self.slab.hot.get_mut(slot).filter(|d| d.used)?;
         let (state, tmo) = if c.has(flag::UDP) {
             (ConnState::Udp, self.tmo[UDP_TMO])
         } else {
@@ -722,7 +798,7 @@ impl Engine {
                 dir
             };
             let cur = TcpState::from_u8(c.state);
-            let new = next_state(sd, pkt.tcp_flags, cur);
+            let new = self.trans[sd as usize][flag_bits(pkt.tcp_flags)][cur as usize];
             if new != cur {
                 let inactive = c.has(flag::INACTIVE);
                 if inactive == new.is_active() {
@@ -753,7 +829,7 @@ impl Engine {
         d.pkts[o] += 1;
         d.bytes[o] += pkt.len as u64;
         self.table.set_expires(i, after(now, tmo));
-        Verdict::Forward(fwd)
+        Some(Verdict::Forward(fwd))
     }
 
     /// No connection: schedule a new one if the packet may open one.
@@ -884,8 +960,9 @@ impl Engine {
         self.tpl[i as usize] = tpl;
         bump(&self.counters.created);
         match self.existing(i, pkt, StateDir::Input, now) {
-            Verdict::Forward(f) => Verdict::Forward(Forward { new: true, ..f }),
-            v => v,
+            Some(Verdict::Forward(f)) => Verdict::Forward(Forward { new: true, ..f }),
+            Some(v) => v,
+            None => Verdict::Drop(DropReason::DestRemoved),
         }
     }
 
@@ -902,6 +979,7 @@ impl Engine {
     }
 
     /// Remove a connection now.
+    #[inline(never)]
     fn expire_now(&mut self, i: u32) {
         let c = self.table.remove(i, &self.slab);
         self.release(i, &c);

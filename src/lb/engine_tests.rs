@@ -1044,3 +1044,34 @@ fn perf_one_million_connections() {
     );
     assert_eq!(e.conn_count(), 0);
 }
+
+#[test]
+fn transition_table_matches_next_state() {
+    let t = transitions();
+    for (d, dir) in [StateDir::Input, StateDir::Output, StateDir::InputOnly]
+        .into_iter()
+        .enumerate()
+    {
+        for f in 0..=255u8 {
+            for cur in TcpState::ALL {
+                assert_eq!(
+                    t[d][flag_bits(TcpFlags(f))][cur as usize],
+                    next_state(dir, TcpFlags(f), cur),
+                    "{dir:?} {f:#x} {cur:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hot_types_stay_small() {
+    println!(
+        "Packet {} Verdict {} Forward {} Prepared {}",
+        std::mem::size_of::<Packet>(),
+        std::mem::size_of::<Verdict>(),
+        std::mem::size_of::<Forward>(),
+        std::mem::size_of::<Prepared>()
+    );
+    assert!(std::mem::size_of::<Verdict>() <= 64);
+}
