@@ -6,9 +6,11 @@
 //! - A bucketed open-addressing index maps both directions to an entry: the
 //!   inbound key (proto, client, cport, VIP, vport) and, for NAT, the outbound
 //!   key (proto, real server, dport, client, cport). A [`Bucket`] is one cache
-//!   line of 7 (tag, entry) slots plus an overflow count (how many entries
-//!   probed past it), so a lookup stops at the first bucket without overflow
-//!   and deletion needs no tombstones. A lookup at normal load touches two
+//!   line of 10 (16-bit tag, entry) slots plus an overflow count (how many
+//!   entries probed past it), so a lookup stops at the first bucket without
+//!   overflow and deletion needs no tombstones. The index is sized for two
+//!   keys per connection at 70% load (16 bytes per connection, any bucket
+//!   count: no power-of-two rounding). A lookup at normal load touches two
 //!   cache lines: the bucket and the entry.
 //! - Expiry uses a timing wheel (10 ms ticks, 8192 slots) with lazy
 //!   re-arming: a packet only rewrites `expires` (and relinks only when the
@@ -59,7 +61,7 @@ const NIL: u32 = u32::MAX;
 const HEAD: u32 = 1 << 31;
 /// In an index slot: the key is the outbound one.
 const OUT: u32 = 1 << 31;
-const SLOTS: usize = 7;
+const SLOTS: usize = 10;
 /// No candidate entry for [`ConnTable::find_hinted`].
 pub const NO_HINT: u32 = u32::MAX;
 
@@ -236,51 +238,56 @@ pub fn hash_key(t: &Tuple, out: bool) -> u64 {
     mix(h1 ^ p ^ SEEDS[4], h2 ^ SEEDS[5])
 }
 
+/// A key's 16-bit tag in its bucket (never 0: 0 marks a free slot), from
+/// the hash's top bits (the bucket comes from the low 32 bits).
 #[inline(always)]
-fn tag_of(h: u64) -> u32 {
-    let t = (h >> 32) as u32;
-    t | (t == 0) as u32
+fn tag_of(h: u64) -> u16 {
+    let t = (h >> 48) as u16;
+    t | (t == 0) as u16
 }
 
-/// One index bucket (a cache line). Opaque; public only so that a caller
-/// can provide the memory ([`ConnTable::with_memory`]).
+/// One index bucket (a cache line): 10 slots of (16-bit tag, entry).
+/// Opaque; public only so that a caller can provide the memory
+/// ([`ConnTable::with_memory`]).
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub struct Bucket {
-    /// Tags of slots 0..7; `tags[7]` is the overflow count (how many entries
-    /// whose home is this bucket were placed further on). One array so that
-    /// the tag compare is one vector operation.
-    tags: [u32; SLOTS + 1],
-    /// Entry of each slot (`| OUT` for an outbound key). Slot 7 is never
-    /// used (stays 0), so that a lookup can index it without a branch.
-    idx: [u32; SLOTS + 1],
+    tags: [u16; SLOTS],
+    /// How many keys whose home is this bucket were placed further on.
+    overflow: u16,
+    /// Never used (stays 0): the target of [`ConnTable::preload_bucket`].
+    spare: u16,
+    /// Entry of each slot (`| OUT` for an outbound key).
+    idx: [u32; SLOTS],
 }
 
 const EMPTY_BUCKET: Bucket = Bucket {
-    tags: [0; SLOTS + 1],
-    idx: [0; SLOTS + 1],
+    tags: [0; SLOTS],
+    overflow: 0,
+    spare: 0,
+    idx: [0; SLOTS],
 };
 
 impl Bucket {
-    /// Bit `s` set when slot `s` (< 7) holds `tag` (no branches; the
-    /// compiler turns it into vector compares).
+    /// Bit `s` set when slot `s` holds `tag` (no branches; the compiler
+    /// turns it into vector compares).
     #[inline(always)]
-    fn matches(&self, tag: u32) -> u32 {
+    fn matches(&self, tag: u16) -> u32 {
         let mut m = 0;
-        for s in 0..SLOTS + 1 {
+        for s in 0..SLOTS {
             m |= ((self.tags[s] == tag) as u32) << s;
         }
-        m & ((1 << SLOTS) - 1)
+        m
     }
 
     #[inline(always)]
     fn overflow(&self) -> u32 {
-        self.tags[SLOTS]
+        self.overflow as u32
     }
 
     #[inline(always)]
-    fn overflow_mut(&mut self) -> &mut u32 {
-        &mut self.tags[SLOTS]
+    fn overflow_mut(&mut self) -> &mut u16 {
+        &mut self.overflow
     }
 }
 
@@ -332,7 +339,7 @@ pub struct NewConn {
 pub struct TableLayout {
     /// [`Conn`]s (= the capacity).
     pub conns: usize,
-    /// [`Bucket`]s (a power of two).
+    /// [`Bucket`]s.
     pub buckets: usize,
 }
 
@@ -352,7 +359,9 @@ pub struct ConnTable {
     buckets: Region<Bucket>,
     free: u32,
     len: usize,
-    bmask: usize,
+    /// Number of buckets (any number: a key's home is its hash's low 32
+    /// bits scaled to it).
+    nb: usize,
     wheel: Vec<u32>,
     cur_tick: u64,
 }
@@ -364,14 +373,13 @@ fn ceil_tick(ms: u64) -> u64 {
 
 impl ConnTable {
     /// Sizes for at most `capacity` connections (clamped to
-    /// 1..=MAX_CAPACITY): room for two keys per connection (NAT) at <= ~55%
-    /// index load.
+    /// 1..=MAX_CAPACITY): room for two keys per connection (NAT) at <= 70%
+    /// index load (16 bytes of index per connection).
     pub fn layout(capacity: usize) -> TableLayout {
         let cap = capacity.clamp(1, MAX_CAPACITY);
-        let want = (2 * cap).div_ceil(SLOTS * 3 / 4).max(2);
         TableLayout {
             conns: cap,
-            buckets: want.next_power_of_two(),
+            buckets: (2 * cap).div_ceil(SLOTS * 7 / 10).max(2),
         }
     }
 
@@ -424,7 +432,7 @@ impl ConnTable {
             buckets,
             free: 0,
             len: 0,
-            bmask: nb - 1,
+            nb,
             wheel: vec![NIL; WHEEL_SLOTS],
             cur_tick: now.0 / TICK_MS,
         }
@@ -438,6 +446,12 @@ impl ConnTable {
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// An empty bucket (e.g. to fill memory for [`ConnTable::with_memory`]
+    /// in tests; the table initialises the memory anyway).
+    pub fn bucket_template() -> Bucket {
+        EMPTY_BUCKET
     }
 
     #[cfg(test)]
@@ -455,10 +469,20 @@ impl ConnTable {
             + self.wheel.len() * 4
     }
 
-    /// The index bucket a hash starts at.
-    #[inline]
+    /// The index bucket a hash starts at (multiply-shift of the low 32
+    /// bits: no power-of-two rounding of the index size).
+    #[inline(always)]
     pub fn bucket_of(&self, hash: u64) -> usize {
-        hash as usize & self.bmask
+        ((hash as u32 as u64 * self.nb as u64) >> 32) as usize
+    }
+
+    #[inline(always)]
+    fn next_bucket(&self, b: usize) -> usize {
+        if b + 1 == self.nb {
+            0
+        } else {
+            b + 1
+        }
     }
 
     /// Address of the bucket a hash starts at, for a prefetch instruction.
@@ -474,8 +498,8 @@ impl ConnTable {
     /// 0 into the bucket's never-used eighth index slot (always 0).
     #[inline(always)]
     pub fn preload_bucket(&mut self, hash: u64) {
-        let b = hash as usize & self.bmask;
-        self.buckets[b].idx[SLOTS] = 0;
+        let b = self.bucket_of(hash);
+        self.buckets[b].spare = 0;
     }
 
     /// Second stage: the entry the key's first tag match points to, as an
@@ -484,10 +508,10 @@ impl ConnTable {
     /// the bucket; the match is not verified here.
     #[inline(always)]
     pub fn hint(&self, hash: u64) -> u32 {
-        let bk = &self.buckets[hash as usize & self.bmask];
+        let bk = &self.buckets[self.bucket_of(hash)];
         let tag = tag_of(hash);
-        // The first matching slot (7 = none): a compare and a conditional
-        // move per slot.
+        // The first matching slot (SLOTS = none): a compare and a
+        // conditional move per slot.
         let mut s = SLOTS;
         for k in (0..SLOTS).rev() {
             s = if bk.tags[k] == tag { k } else { s };
@@ -570,12 +594,12 @@ impl ConnTable {
     /// computed beforehand.
     #[inline(always)]
     pub fn find(&self, hash: u64, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> Option<u32> {
-        let b = hash as usize & self.bmask;
+        let b = self.bucket_of(hash);
         let bk = &self.buckets[b];
         let mut m = bk.matches(tag_of(hash));
         let dir = if out { OUT } else { 0 };
         while m != 0 {
-            let v = bk.idx[m.trailing_zeros() as usize & SLOTS];
+            let v = bk.idx[m.trailing_zeros() as usize % SLOTS];
             if v & OUT == dir && self.matches(v & !OUT, t, out, eps) {
                 return Some(v & !OUT);
             }
@@ -601,12 +625,12 @@ impl ConnTable {
         let tag = tag_of(hash);
         let dir = if out { OUT } else { 0 };
         let mut b = home;
-        for _ in 0..self.bmask {
-            b = (b + 1) & self.bmask;
+        for _ in 1..self.nb {
+            b = self.next_bucket(b);
             let bk = &self.buckets[b];
             let mut m = bk.matches(tag);
             while m != 0 {
-                let v = bk.idx[m.trailing_zeros() as usize & SLOTS];
+                let v = bk.idx[m.trailing_zeros() as usize % SLOTS];
                 if v & OUT == dir && self.matches(v & !OUT, t, out, eps) {
                     return Some(v & !OUT);
                 }
@@ -621,9 +645,9 @@ impl ConnTable {
 
     fn index_insert(&mut self, hash: u64, val: u32) -> bool {
         let tag = tag_of(hash);
-        let home = hash as usize & self.bmask;
+        let home = self.bucket_of(hash);
         let mut b = home;
-        for probe in 0..=self.bmask {
+        for probe in 0..self.nb {
             let bk = &mut self.buckets[b];
             let free = bk.matches(0);
             if free != 0 {
@@ -633,20 +657,20 @@ impl ConnTable {
                 let mut p = home;
                 for _ in 0..probe {
                     *self.buckets[p].overflow_mut() += 1;
-                    p = (p + 1) & self.bmask;
+                    p = self.next_bucket(p);
                 }
                 return true;
             }
-            b = (b + 1) & self.bmask;
+            b = self.next_bucket(b);
         }
         false
     }
 
     fn index_remove(&mut self, hash: u64, val: u32) {
         let tag = tag_of(hash);
-        let home = hash as usize & self.bmask;
+        let home = self.bucket_of(hash);
         let mut b = home;
-        for probe in 0..=self.bmask {
+        for probe in 0..self.nb {
             let bk = &mut self.buckets[b];
             if let Some(s) = (0..SLOTS).find(|&s| bk.tags[s] == tag && bk.idx[s] == val) {
                 bk.tags[s] = 0;
@@ -654,11 +678,11 @@ impl ConnTable {
                 let mut p = home;
                 for _ in 0..probe {
                     *self.buckets[p].overflow_mut() -= 1;
-                    p = (p + 1) & self.bmask;
+                    p = self.next_bucket(p);
                 }
                 return;
             }
-            b = (b + 1) & self.bmask;
+            b = self.next_bucket(b);
         }
         debug_assert!(false, "index entry not found");
     }
@@ -1116,8 +1140,10 @@ mod tests {
         let buckets: &'static mut [Bucket] = Box::leak(
             vec![
                 Bucket {
-                    tags: [9; SLOTS + 1],
-                    idx: [5; SLOTS + 1]
+                    tags: [9; SLOTS],
+                    overflow: 3,
+                    spare: 1,
+                    idx: [5; SLOTS]
                 };
                 l.buckets + 3
             ]
@@ -1168,7 +1194,7 @@ mod tests {
             assert_eq!(tab.hint(h), NO_HINT);
             tab.preload_entry(tab.hint(h));
         }
-        assert!(tab.buckets.iter().all(|b| b.idx[SLOTS] == 0));
+        assert!(tab.buckets.iter().all(|b| b.spare == 0));
         let t = client(1);
         let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
         let h = hash_key(&t, false);
