@@ -24,6 +24,12 @@
 //!
 //! Prints a Markdown table and writes target/bench/lb_core.json. Without
 //! `--bench` on the command line (`cargo test --benches`) it returns at once.
+//!
+//! Huge pages: the engine's tables come from the heap here, on 4 KiB pages
+//! unless the process starts with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+//! (THP in `madvise` mode; glibc then madvises its large mappings, though
+//! not on every start with glibc 2.36); the notes column shows how many MiB
+//! of transparent huge pages the rows' tables got.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -334,8 +340,13 @@ fn established_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
                 continue;
             }
             let r = rules(fwd, "rr");
+            let huge0 = anon_huge_kb();
             let mut e = engine(&r, n as usize);
             let dests = establish(&mut e, n, now);
+            let thp = match (huge0, anon_huge_kb()) {
+                (Some(a), Some(b)) => format!("THP {} MiB", b.saturating_sub(a) / 1024),
+                _ => String::new(),
+            };
             let (runs, pkts) = match (cfg.quick, n > 100_000) {
                 (true, _) => (1, 200_000),
                 (false, false) => (5, 1 << 21),
@@ -353,9 +364,10 @@ fn established_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
                     n
                 );
                 eprintln!("running {name}");
-                rows.push(run_established(
-                    &mut e, &dests, dir, runs, pkts, now, name, what,
-                ));
+                let mut row = run_established(&mut e, &dests, dir, runs, pkts, now, name, what);
+                row.extra = thp.clone();
+                row.json["thp_mib"] = serde_json::json!(thp);
+                rows.push(row);
             }
         }
     }
