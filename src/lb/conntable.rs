@@ -1,23 +1,50 @@
 //! The per-lcore connection table: owned by one worker, no locks, fixed
 //! capacity allocated once.
 //!
-//! - Entries live in a slab (`Vec<Conn>`, 64-byte entries) with a free list.
+//! - Entries live in a slab of 64-byte, cache-line-aligned [`Conn`]s with a
+//!   free list.
 //! - A bucketed open-addressing index maps both directions to an entry: the
 //!   inbound key (proto, client, cport, VIP, vport) and, for NAT, the outbound
-//!   key (proto, real server, dport, client, cport). A bucket is one cache
-//!   line of 7 (tag, entry) slots plus an overflow count (how many entries
-//!   probed past it), so a lookup stops at the first bucket without overflow
-//!   and deletion needs no tombstones.
+//!   key (proto, real server, dport, client, cport). A [`Bucket`] is one cache
+//!   line of 10 (16-bit tag, entry) slots plus an overflow count (how many
+//!   entries probed past it), so a lookup stops at the first bucket without
+//!   overflow and deletion needs no tombstones. The index is sized for two
+//!   keys per connection at 70% load (16 bytes per connection, any bucket
+//!   count: no power-of-two rounding). A lookup at normal load touches two
+//!   cache lines: the bucket and the entry.
 //! - Expiry uses a timing wheel (10 ms ticks, 8192 slots) with lazy
 //!   re-arming: a packet only rewrites `expires` (and relinks only when the
 //!   new expiry is earlier than the slot the entry sits in); an entry found
 //!   in a due slot that is not yet expired moves to its real slot. So
 //!   `pop_expired` costs O(expired + ticks + moved) and takes a budget.
 //!
+//! Addresses are kept as `u128` (IPv4 as the v4-mapped IPv6 address, i.e.
+//! `::ffff:a.b.c.d`), so that key comparison and hashing are a few integer
+//! instructions.
+//!
 //! The real server's address is not stored in the entry: outbound matching
 //! asks the owner through [`DestEndpoints`].
+//!
+//! # Memory
+//!
+//! [`ConnTable::new`] allocates entries and index on the heap. At a million
+//! connections that is about 100 MB touched at random, so TLB misses are a
+//! large part of a lookup on 4 KiB pages; two ways to get huge pages:
+//!
+//! - The data plane allocates the two arrays itself (e.g. from DPDK's
+//!   hugepage heap with `rte_zmalloc_socket`, sized by [`ConnTable::layout`])
+//!   and hands them over as `&'static mut` slices with
+//!   [`ConnTable::with_memory`]. Any bit pattern is a valid [`Conn`] and
+//!   [`Bucket`] (plain integers), and the table initialises both, so turning
+//!   zeroed hugepage memory into these slices is sound; the memory must stay
+//!   mapped for the rest of the process (the table never frees it).
+//! - With heap memory, glibc asks for transparent huge pages on its large
+//!   allocations when the process starts with
+//!   `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (THP mode `madvise`, glibc
+//!   2.35+). No `unsafe` is needed in `lb` for either.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::{Deref, DerefMut};
 
 use super::service::Protocol;
 use super::time::Instant;
@@ -34,7 +61,9 @@ const NIL: u32 = u32::MAX;
 const HEAD: u32 = 1 << 31;
 /// In an index slot: the key is the outbound one.
 const OUT: u32 = 1 << 31;
-const SLOTS: usize = 7;
+const SLOTS: usize = 10;
+/// No candidate entry for [`ConnTable::find_hinted`].
+pub const NO_HINT: u32 = u32::MAX;
 
 /// Entry flags.
 pub mod flag {
@@ -55,10 +84,10 @@ pub mod flag {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct Conn {
-    /// Client address (IPv4 as v4-mapped IPv6).
-    pub caddr: [u8; 16],
+    /// Client address (IPv4 v4-mapped, see [`addr16`]).
+    pub caddr: u128,
     /// Virtual address.
-    pub vaddr: [u8; 16],
+    pub vaddr: u128,
     /// Expiry in ms on the injected clock.
     pub expires: u64,
     /// The owner's real server slot.
@@ -74,8 +103,8 @@ pub struct Conn {
 }
 
 const EMPTY: Conn = Conn {
-    caddr: [0; 16],
-    vaddr: [0; 16],
+    caddr: 0,
+    vaddr: 0,
     expires: 0,
     dest: 0,
     next: NIL,
@@ -107,29 +136,32 @@ impl Conn {
     }
 }
 
-/// An address as 16 bytes (IPv4 v4-mapped) and whether it is IPv6.
+const V4_MAPPED: u128 = 0xffff << 32;
+
+/// An address as a `u128` (IPv4 as `::ffff:a.b.c.d`) and whether it is IPv6.
 #[inline]
-pub fn addr16(ip: IpAddr) -> ([u8; 16], bool) {
+pub fn addr16(ip: IpAddr) -> (u128, bool) {
     match ip {
-        IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), false),
-        IpAddr::V6(a) => (a.octets(), true),
+        IpAddr::V4(a) => (V4_MAPPED | u32::from(a) as u128, false),
+        IpAddr::V6(a) => (u128::from(a), true),
     }
 }
 
+/// The address back from its [`addr16`] form.
 #[inline]
-pub fn ip_from16(a: [u8; 16], v6: bool) -> IpAddr {
+pub fn ip_from16(a: u128, v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::from(a))
     } else {
-        IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
+        IpAddr::V4(Ipv4Addr::from(a as u32))
     }
 }
 
 /// A packet's addresses and ports as it arrives (source first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuple {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
+    pub src: u128,
+    pub dst: u128,
     pub sport: u16,
     pub dport: u16,
     pub udp: bool,
@@ -138,8 +170,8 @@ pub struct Tuple {
 
 impl Tuple {
     pub const EMPTY: Tuple = Tuple {
-        src: [0; 16],
-        dst: [0; 16],
+        src: 0,
+        dst: 0,
         sport: 0,
         dport: 0,
         udp: false,
@@ -159,13 +191,19 @@ impl Tuple {
             v6,
         }
     }
+
+    /// The entry flags (UDP, V6) an entry for this key carries.
+    #[inline]
+    fn kind(&self) -> u8 {
+        ((self.udp as u8) * flag::UDP) | ((self.v6 as u8) * flag::V6)
+    }
 }
 
 /// Where the owner's real server slots are (for outbound keys).
 pub trait DestEndpoints {
-    /// Address (16-byte form) and port of real server slot `dest`; port 0
+    /// Address ([`addr16`] form) and port of real server slot `dest`; port 0
     /// means "the connection's virtual port" (port-0 services).
-    fn endpoint(&self, dest: u32) -> ([u8; 16], u16);
+    fn endpoint(&self, dest: u32) -> (u128, u16);
 }
 
 const SEEDS: [u64; 6] = [
@@ -183,51 +221,103 @@ fn mix(a: u64, b: u64) -> u64 {
     (r as u64) ^ ((r >> 64) as u64)
 }
 
-#[inline(always)]
-fn halves(a: &[u8; 16]) -> (u64, u64) {
-    let mut x = [0u8; 8];
-    let mut y = [0u8; 8];
-    x.copy_from_slice(&a[..8]);
-    y.copy_from_slice(&a[8..]);
-    (u64::from_ne_bytes(x), u64::from_ne_bytes(y))
-}
-
-/// Hash of a key (fixed seeds: deterministic across runs and lcores).
+/// Hash of a key (fixed seeds: deterministic across runs and lcores): three
+/// 64x64->128 multiplications.
 #[inline]
 pub fn hash_key(t: &Tuple, out: bool) -> u64 {
-    let (s0, s1) = halves(&t.src);
-    let (d0, d1) = halves(&t.dst);
     let p = (t.sport as u64)
         | (t.dport as u64) << 16
         | (t.udp as u64) << 32
         | (t.v6 as u64) << 33
         | (out as u64) << 34;
-    let h1 = mix(s0 ^ SEEDS[0], d0 ^ SEEDS[1]);
-    let h2 = mix(s1 ^ SEEDS[2], d1 ^ SEEDS[3]);
+    let h1 = mix(t.src as u64 ^ SEEDS[0], t.dst as u64 ^ SEEDS[1]);
+    let h2 = mix(
+        (t.src >> 64) as u64 ^ SEEDS[2],
+        (t.dst >> 64) as u64 ^ SEEDS[3],
+    );
     mix(h1 ^ p ^ SEEDS[4], h2 ^ SEEDS[5])
 }
 
+/// A key's 16-bit tag in its bucket (never 0: 0 marks a free slot), from
+/// the hash's top bits (the bucket comes from the low 32 bits).
 #[inline(always)]
-fn tag_of(h: u64) -> u32 {
-    let t = (h >> 32) as u32;
-    t | (t == 0) as u32
+fn tag_of(h: u64) -> u16 {
+    let t = (h >> 48) as u16;
+    t | (t == 0) as u16
 }
 
+/// One index bucket (a cache line): 10 slots of (16-bit tag, entry).
+/// Opaque; public only so that a caller can provide the memory
+/// ([`ConnTable::with_memory`]).
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
-struct Bucket {
-    tags: [u32; SLOTS],
-    overflow: u32,
+pub struct Bucket {
+    tags: [u16; SLOTS],
+    /// How many keys whose home is this bucket were placed further on.
+    overflow: u16,
+    /// Never used (stays 0): the target of [`ConnTable::preload_bucket`].
+    spare: u16,
+    /// Entry of each slot (`| OUT` for an outbound key).
     idx: [u32; SLOTS],
-    _pad: u32,
 }
 
 const EMPTY_BUCKET: Bucket = Bucket {
     tags: [0; SLOTS],
     overflow: 0,
+    spare: 0,
     idx: [0; SLOTS],
-    _pad: 0,
 };
+
+impl Bucket {
+    /// Bit `s` set when slot `s` holds `tag` (no branches; the compiler
+    /// turns it into vector compares).
+    #[inline(always)]
+    fn matches(&self, tag: u16) -> u32 {
+        let mut m = 0;
+        for s in 0..SLOTS {
+            m |= ((self.tags[s] == tag) as u32) << s;
+        }
+        m
+    }
+
+    #[inline(always)]
+    fn overflow(&self) -> u32 {
+        self.overflow as u32
+    }
+
+    #[inline(always)]
+    fn overflow_mut(&mut self) -> &mut u16 {
+        &mut self.overflow
+    }
+}
+
+/// Array storage: owned heap memory or memory the caller provided for the
+/// life of the process.
+enum Region<T: 'static> {
+    Heap(Box<[T]>),
+    Provided(&'static mut [T]),
+}
+
+impl<T> Deref for Region<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        match self {
+            Region::Heap(b) => b,
+            Region::Provided(s) => s,
+        }
+    }
+}
+
+impl<T> DerefMut for Region<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Region::Heap(b) => b,
+            Region::Provided(s) => s,
+        }
+    }
+}
 
 /// The table is full: the new connection is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,12 +333,35 @@ pub struct NewConn {
     pub flags: u8,
 }
 
+/// How many entries and buckets a table of some capacity uses (for a caller
+/// that provides the memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableLayout {
+    /// [`Conn`]s (= the capacity).
+    pub conns: usize,
+    /// [`Bucket`]s.
+    pub buckets: usize,
+}
+
+impl TableLayout {
+    /// Bytes of the two arrays.
+    pub fn bytes(&self) -> usize {
+        self.conns * std::mem::size_of::<Conn>() + self.buckets * std::mem::size_of::<Bucket>()
+    }
+}
+
+/// Memory for [`ConnTable::with_memory`] is too small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryTooSmall;
+
 pub struct ConnTable {
-    conns: Vec<Conn>,
+    conns: Region<Conn>,
+    buckets: Region<Bucket>,
     free: u32,
     len: usize,
-    buckets: Vec<Bucket>,
-    bmask: usize,
+    /// Number of buckets (any number: a key's home is its hash's low 32
+    /// bits scaled to it).
+    nb: usize,
     wheel: Vec<u32>,
     cur_tick: u64,
 }
@@ -259,24 +372,67 @@ fn ceil_tick(ms: u64) -> u64 {
 }
 
 impl ConnTable {
+    /// Sizes for at most `capacity` connections (clamped to
+    /// 1..=MAX_CAPACITY): room for two keys per connection (NAT) at <= 70%
+    /// index load (16 bytes of index per connection).
+    pub fn layout(capacity: usize) -> TableLayout {
+        let cap = capacity.clamp(1, MAX_CAPACITY);
+        TableLayout {
+            conns: cap,
+            buckets: (2 * cap).div_ceil(SLOTS * 7 / 10).max(2),
+        }
+    }
+
     /// A table for at most `capacity` connections (clamped to
     /// 1..=MAX_CAPACITY), its clock starting at `now`. Everything is
-    /// allocated here.
+    /// allocated here, on the heap.
     pub fn new(capacity: usize, now: Instant) -> Self {
-        let cap = capacity.clamp(1, MAX_CAPACITY);
-        let mut conns = vec![EMPTY; cap];
+        let l = Self::layout(capacity);
+        Self::build(
+            Region::Heap(vec![EMPTY; l.conns].into_boxed_slice()),
+            Region::Heap(vec![EMPTY_BUCKET; l.buckets].into_boxed_slice()),
+            now,
+        )
+    }
+
+    /// A table in memory the caller provides (e.g. hugepages): `conns.len()`
+    /// is the capacity (at most MAX_CAPACITY), `buckets` needs at least
+    /// `ConnTable::layout(conns.len()).buckets` entries (extra ones are not
+    /// used). The contents are overwritten; the memory is never freed.
+    pub fn with_memory(
+        conns: &'static mut [Conn],
+        buckets: &'static mut [Bucket],
+        now: Instant,
+    ) -> Result<Self, MemoryTooSmall> {
+        if conns.is_empty() || conns.len() > MAX_CAPACITY {
+            return Err(MemoryTooSmall);
+        }
+        let l = Self::layout(conns.len());
+        if buckets.len() < l.buckets {
+            return Err(MemoryTooSmall);
+        }
+        let buckets = &mut buckets[..l.buckets];
+        conns.fill(EMPTY);
+        buckets.fill(EMPTY_BUCKET);
+        Ok(Self::build(
+            Region::Provided(conns),
+            Region::Provided(buckets),
+            now,
+        ))
+    }
+
+    fn build(mut conns: Region<Conn>, buckets: Region<Bucket>, now: Instant) -> Self {
+        let cap = conns.len();
         for (i, c) in conns.iter_mut().enumerate() {
             c.next = if i + 1 < cap { (i + 1) as u32 } else { NIL };
         }
-        // Room for two keys per connection (NAT) at <= ~55% load.
-        let want = (2 * cap).div_ceil(SLOTS * 3 / 4).max(2);
-        let nb = want.next_power_of_two();
+        let nb = buckets.len();
         ConnTable {
             conns,
+            buckets,
             free: 0,
             len: 0,
-            buckets: vec![EMPTY_BUCKET; nb],
-            bmask: nb - 1,
+            nb,
             wheel: vec![NIL; WHEEL_SLOTS],
             cur_tick: now.0 / TICK_MS,
         }
@@ -292,6 +448,20 @@ impl ConnTable {
         self.len == 0
     }
 
+    /// An empty bucket (e.g. to fill memory for [`ConnTable::with_memory`]
+    /// in tests; the table initialises the memory anyway).
+    pub fn bucket_template() -> Bucket {
+        EMPTY_BUCKET
+    }
+
+    #[cfg(test)]
+    fn layout_now(&self) -> TableLayout {
+        TableLayout {
+            conns: self.conns.len(),
+            buckets: self.buckets.len(),
+        }
+    }
+
     /// Bytes allocated: entries, index and wheel.
     pub fn memory_bytes(&self) -> usize {
         self.conns.len() * std::mem::size_of::<Conn>()
@@ -299,11 +469,20 @@ impl ConnTable {
             + self.wheel.len() * 4
     }
 
-    /// The index bucket a hash starts at, for callers that want to prefetch
-    /// it (a cache line; see [`ConnTable::bucket_addr`]).
-    #[inline]
+    /// The index bucket a hash starts at (multiply-shift of the low 32
+    /// bits: no power-of-two rounding of the index size).
+    #[inline(always)]
     pub fn bucket_of(&self, hash: u64) -> usize {
-        hash as usize & self.bmask
+        ((hash as u32 as u64 * self.nb as u64) >> 32) as usize
+    }
+
+    #[inline(always)]
+    fn next_bucket(&self, b: usize) -> usize {
+        if b + 1 == self.nb {
+            0
+        } else {
+            b + 1
+        }
     }
 
     /// Address of the bucket a hash starts at, for a prefetch instruction.
@@ -312,21 +491,46 @@ impl ConnTable {
         (&self.buckets[self.bucket_of(hash)]) as *const Bucket as *const u8
     }
 
-    /// Load the first index line of a key (software prefetch without
-    /// `unsafe`: issue these for a whole burst, the loads overlap).
-    #[inline]
-    pub fn touch_bucket(&self, hash: u64) -> u32 {
-        self.buckets[hash as usize & self.bmask].tags[0]
+    /// First stage of a burst preload: start fetching the index line of a
+    /// key. Without `unsafe` there is no prefetch instruction, and a load
+    /// holds up retirement until its line arrives; a store does not (it
+    /// waits in the store buffer while the line is fetched), so this writes
+    /// 0 into the bucket's never-used eighth index slot (always 0).
+    #[inline(always)]
+    pub fn preload_bucket(&mut self, hash: u64) {
+        let b = self.bucket_of(hash);
+        self.buckets[b].spare = 0;
     }
 
-    /// Load the entry the key's first tag match points to (second stage of
-    /// the burst prefetch; the match is not verified here).
-    #[inline]
-    pub fn touch_entry(&self, hash: u64) -> u32 {
+    /// Second stage: the entry the key's first tag match points to, as an
+    /// index value for [`ConnTable::find_hinted`] and
+    /// [`ConnTable::preload_entry`] ([`NO_HINT`] without a match). Reads
+    /// the bucket; the match is not verified here.
+    #[inline(always)]
+    pub fn hint(&self, hash: u64) -> u32 {
+        let bk = &self.buckets[self.bucket_of(hash)];
         let tag = tag_of(hash);
-        let bk = &self.buckets[hash as usize & self.bmask];
-        match bk.tags.iter().position(|&t| t == tag) {
-            Some(s) => self.conns[(bk.idx[s] & !OUT) as usize].dest,
+        // The first matching slot (SLOTS = none): a compare and a
+        // conditional move per slot.
+        let mut s = SLOTS;
+        for k in (0..SLOTS).rev() {
+            s = if bk.tags[k] == tag { k } else { s };
+        }
+        if s == SLOTS {
+            NO_HINT
+        } else {
+            bk.idx[s]
+        }
+    }
+
+    /// Third stage: load the hinted entry (returns a byte of it for the
+    /// caller to consume, so that the load is not optimised away). Keep the
+    /// loop around this small: the number of these loads in flight is
+    /// bounded by how many fit in the reorder window.
+    #[inline(always)]
+    pub fn preload_entry(&self, hint: u32) -> u8 {
+        match self.conns.get((hint & !OUT) as usize) {
+            Some(c) => c.flags,
             None => 0,
         }
     }
@@ -341,94 +545,157 @@ impl ConnTable {
         &mut self.conns[idx as usize]
     }
 
-    #[inline]
+    /// Entry `i` is in use and has key `t` (inbound, or outbound for NAT).
+    #[inline(always)]
     fn matches(&self, i: u32, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> bool {
         let c = &self.conns[i as usize];
-        let kind = if t.udp { flag::UDP } else { 0 } | if t.v6 { flag::V6 } else { 0 };
-        if c.flags & (flag::UDP | flag::V6) != kind {
-            return false;
-        }
         if out {
-            if c.caddr != t.dst || c.cport != t.dport {
+            const K: u8 = flag::USED | flag::UDP | flag::V6 | flag::MASQ;
+            if c.flags & K != flag::USED | flag::MASQ | t.kind()
+                || c.caddr != t.dst
+                || c.cport != t.dport
+            {
                 return false;
             }
             let (daddr, dport) = eps.endpoint(c.dest);
             let dport = if dport == 0 { c.vport } else { dport };
             daddr == t.src && dport == t.sport
         } else {
-            c.caddr == t.src && c.cport == t.sport && c.vaddr == t.dst && c.vport == t.dport
+            const K: u8 = flag::USED | flag::UDP | flag::V6;
+            c.flags & K == flag::USED | t.kind()
+                && (c.caddr ^ t.src) | (c.vaddr ^ t.dst) == 0
+                && c.cport == t.sport
+                && c.vport == t.dport
         }
+    }
+
+    /// As [`ConnTable::find`], trying first the entry `hint` (an index value
+    /// from [`ConnTable::touch_entry`] for the same hash, or [`NO_HINT`]).
+    /// The hint is only a guess: the entry is checked against the whole key,
+    /// so a hint made stale by changes to the table since is harmless.
+    #[inline(always)]
+    pub fn find_hinted(
+        &self,
+        hash: u64,
+        t: &Tuple,
+        out: bool,
+        eps: &impl DestEndpoints,
+        hint: u32,
+    ) -> Option<u32> {
+        let dir = if out { OUT } else { 0 };
+        let i = hint & !OUT;
+        if hint & OUT == dir && (i as usize) < self.conns.len() && self.matches(i, t, out, eps) {
+            return Some(i);
+        }
+        self.find(hash, t, out, eps)
     }
 
     /// Find the connection for a key whose hash (`hash_key(t, out)`) was
     /// computed beforehand.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, hash: u64, t: &Tuple, out: bool, eps: &impl DestEndpoints) -> Option<u32> {
-        let tag = tag_of(hash);
-        let mut b = hash as usize & self.bmask;
-        for _ in 0..=self.bmask {
-            let bk = &self.buckets[b];
-            for s in 0..SLOTS {
-                if bk.tags[s] == tag {
-                    let v = bk.idx[s];
-                    if ((v & OUT) != 0) == out && self.matches(v & !OUT, t, out, eps) {
-                        return Some(v & !OUT);
-                    }
-                }
+        let b = self.bucket_of(hash);
+        let bk = &self.buckets[b];
+        let mut m = bk.matches(tag_of(hash));
+        let dir = if out { OUT } else { 0 };
+        while m != 0 {
+            let v = bk.idx[m.trailing_zeros() as usize % SLOTS];
+            if v & OUT == dir && self.matches(v & !OUT, t, out, eps) {
+                return Some(v & !OUT);
             }
-            if bk.overflow == 0 {
+            m &= m - 1;
+        }
+        if bk.overflow() == 0 {
+            return None;
+        }
+        self.find_probe(hash, t, out, eps, b)
+    }
+
+    /// The rest of a lookup whose home bucket overflowed.
+    #[cold]
+    #[inline(never)]
+    fn find_probe(
+        &self,
+        hash: u64,
+        t: &Tuple,
+        out: bool,
+        eps: &impl DestEndpoints,
+        home: usize,
+    ) -> Option<u32> {
+        let tag = tag_of(hash);
+        let dir = if out { OUT } else { 0 };
+        let mut b = home;
+        for _ in 1..self.nb {
+            b = self.next_bucket(b);
+            let bk = &self.buckets[b];
+            let mut m = bk.matches(tag);
+            while m != 0 {
+                let v = bk.idx[m.trailing_zeros() as usize % SLOTS];
+                if v & OUT == dir && self.matches(v & !OUT, t, out, eps) {
+                    return Some(v & !OUT);
+                }
+                m &= m - 1;
+            }
+            if bk.overflow() == 0 {
                 return None;
             }
-            b = (b + 1) & self.bmask;
         }
         None
     }
 
     fn index_insert(&mut self, hash: u64, val: u32) -> bool {
         let tag = tag_of(hash);
-        let home = hash as usize & self.bmask;
+        let home = self.bucket_of(hash);
         let mut b = home;
-        for probe in 0..=self.bmask {
+        for probe in 0..self.nb {
             let bk = &mut self.buckets[b];
-            if let Some(s) = bk.tags.iter().position(|&t| t == 0) {
+            let free = bk.matches(0);
+            if free != 0 {
+                let s = free.trailing_zeros() as usize;
                 bk.tags[s] = tag;
                 bk.idx[s] = val;
                 let mut p = home;
                 for _ in 0..probe {
-                    self.buckets[p].overflow += 1;
-                    p = (p + 1) & self.bmask;
+                    *self.buckets[p].overflow_mut() += 1;
+                    p = self.next_bucket(p);
                 }
                 return true;
             }
-            b = (b + 1) & self.bmask;
+            b = self.next_bucket(b);
         }
         false
     }
 
     fn index_remove(&mut self, hash: u64, val: u32) {
         let tag = tag_of(hash);
-        let home = hash as usize & self.bmask;
+        let home = self.bucket_of(hash);
         let mut b = home;
-        for probe in 0..=self.bmask {
+        for probe in 0..self.nb {
             let bk = &mut self.buckets[b];
             if let Some(s) = (0..SLOTS).find(|&s| bk.tags[s] == tag && bk.idx[s] == val) {
                 bk.tags[s] = 0;
                 bk.idx[s] = 0;
                 let mut p = home;
                 for _ in 0..probe {
-                    self.buckets[p].overflow -= 1;
-                    p = (p + 1) & self.bmask;
+                    *self.buckets[p].overflow_mut() -= 1;
+                    p = self.next_bucket(p);
                 }
                 return;
             }
-            b = (b + 1) & self.bmask;
+            b = self.next_bucket(b);
         }
         debug_assert!(false, "index entry not found");
     }
 
-    #[inline]
+    #[inline(always)]
     fn link_tick(&self, expires: u64) -> u64 {
         ceil_tick(expires).clamp(self.cur_tick, self.cur_tick + WHEEL_SLOTS as u64 - 1)
+    }
+
+    #[inline(never)]
+    fn relink(&mut self, i: u32, tick: u64) {
+        self.unlink(i);
+        self.link(i, tick);
     }
 
     fn link(&mut self, i: u32, tick: u64) {
@@ -496,8 +763,7 @@ impl ConnTable {
             state: n.state,
             flags: (n.flags & !(flag::UDP | flag::V6 | flag::MASQ))
                 | flag::USED
-                | if t.udp { flag::UDP } else { 0 }
-                | if t.v6 { flag::V6 } else { 0 }
+                | t.kind()
                 | if out_hash.is_some() { flag::MASQ } else { 0 },
         };
         let tick = self.link_tick(n.expires.0);
@@ -508,14 +774,13 @@ impl ConnTable {
 
     /// Set a connection's expiry (per packet). Cheap: the wheel is touched
     /// only when the new expiry is earlier than the entry's slot.
-    #[inline]
+    #[inline(always)]
     pub fn set_expires(&mut self, i: u32, expires: Instant) {
         let tick = self.link_tick(expires.0);
         let c = &mut self.conns[i as usize];
         c.expires = expires.0;
         if ((tick as u32).wrapping_sub(c.tick) as i32) < 0 {
-            self.unlink(i);
-            self.link(i, tick);
+            self.relink(i, tick);
         }
     }
 
@@ -551,9 +816,10 @@ impl ConnTable {
             };
             self.index_remove(hash_key(&tout, true), i | OUT);
         }
+        let free = self.free;
         let e = &mut self.conns[i as usize];
         *e = EMPTY;
-        e.next = self.free;
+        e.next = free;
         self.free = i;
         self.len -= 1;
         c
@@ -609,9 +875,9 @@ impl ConnTable {
 mod tests {
     use super::*;
 
-    struct Eps(Vec<([u8; 16], u16)>);
+    struct Eps(Vec<(u128, u16)>);
     impl DestEndpoints for Eps {
-        fn endpoint(&self, d: u32) -> ([u8; 16], u16) {
+        fn endpoint(&self, d: u32) -> (u128, u16) {
             self.0[d as usize]
         }
     }
@@ -851,9 +1117,125 @@ mod tests {
         for (i, _) in std::mem::take(&mut live) {
             tab.remove(i, &e);
         }
-        assert!(tab
-            .buckets
-            .iter()
-            .all(|b| b.overflow == 0 && b.tags.iter().all(|&t| t == 0)));
+        assert!(tab.buckets.iter().all(|b| b.tags.iter().all(|&t| t == 0)));
+    }
+
+    #[test]
+    fn provided_memory_works_like_heap_memory() {
+        let e = eps();
+        let l = ConnTable::layout(100);
+        assert_eq!(l, ConnTable::new(100, Instant::ZERO).layout_now());
+        // Garbage in the provided memory does not matter.
+        let conns: &'static mut [Conn] = Box::leak(
+            vec![
+                Conn {
+                    flags: 0xff,
+                    next: 7,
+                    ..EMPTY
+                };
+                l.conns
+            ]
+            .into_boxed_slice(),
+        );
+        let buckets: &'static mut [Bucket] = Box::leak(
+            vec![
+                Bucket {
+                    tags: [9; SLOTS],
+                    overflow: 3,
+                    spare: 1,
+                    idx: [5; SLOTS]
+                };
+                l.buckets + 3
+            ]
+            .into_boxed_slice(),
+        );
+        let mut tab = ConnTable::with_memory(conns, buckets, Instant::ZERO).unwrap();
+        assert_eq!(tab.capacity(), 100);
+        assert_eq!(tab.memory_bytes(), l.bytes() + WHEEL_SLOTS * 4);
+        for n in 0..100 {
+            add(&mut tab, client(n), 0, n % 2 == 0, 1000, &e).unwrap();
+        }
+        assert_eq!(
+            add(&mut tab, client(100), 0, true, 1000, &e),
+            Err(TableFull)
+        );
+        for n in 0..100 {
+            let t = client(n);
+            assert!(tab.find(hash_key(&t, false), &t, false, &e).is_some());
+        }
+        let mut budget = usize::MAX;
+        let mut gone = 0;
+        while tab.pop_expired(Instant(1000), &mut budget, &e).is_some() {
+            gone += 1;
+        }
+        assert_eq!(gone, 100);
+        assert!(tab.is_empty());
+    }
+
+    #[test]
+    fn provided_memory_too_small_is_refused() {
+        let l = ConnTable::layout(1000);
+        let conns: &'static mut [Conn] = Box::leak(vec![EMPTY; l.conns].into_boxed_slice());
+        let buckets: &'static mut [Bucket] =
+            Box::leak(vec![EMPTY_BUCKET; l.buckets - 1].into_boxed_slice());
+        assert!(ConnTable::with_memory(conns, buckets, Instant::ZERO).is_err());
+        let none: &'static mut [Conn] = Box::leak(Vec::new().into_boxed_slice());
+        let buckets: &'static mut [Bucket] = Box::leak(vec![EMPTY_BUCKET; 2].into_boxed_slice());
+        assert!(ConnTable::with_memory(none, buckets, Instant::ZERO).is_err());
+    }
+
+    #[test]
+    fn preload_never_panics() {
+        let e = eps();
+        let mut tab = ConnTable::new(4, Instant::ZERO);
+        // Empty table, any hash.
+        for h in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
+            tab.preload_bucket(h);
+            assert_eq!(tab.hint(h), NO_HINT);
+            tab.preload_entry(tab.hint(h));
+        }
+        assert!(tab.buckets.iter().all(|b| b.spare == 0));
+        let t = client(1);
+        let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
+        let h = hash_key(&t, false);
+        tab.preload_bucket(h);
+        assert_eq!(tab.hint(h), i);
+        tab.preload_entry(tab.hint(h));
+        assert_eq!(tab.find_hinted(h, &t, false, &e, tab.hint(h)), Some(i));
+        // A wrong or stale hint is only a guess.
+        for bad in [NO_HINT, 3, OUT | i, u32::MAX - 1] {
+            assert_eq!(tab.find_hinted(h, &t, false, &e, bad), Some(i));
+        }
+        let o = out_tuple(&t, &e, 0);
+        assert_eq!(
+            tab.find_hinted(hash_key(&o, true), &o, true, &e, i),
+            Some(i)
+        );
+    }
+
+    #[test]
+    fn address_forms_round_trip() {
+        for s in [
+            "10.1.2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::",
+        ] {
+            let a = ip(s);
+            let (x, v6) = addr16(a);
+            assert_eq!(v6, a.is_ipv6());
+            assert_eq!(ip_from16(x, v6), a);
+        }
+        // IPv4 is the v4-mapped IPv6 address.
+        assert_eq!(
+            addr16(ip("10.1.2.3")).0,
+            u128::from(
+                ip("::ffff:10.1.2.3")
+                    .to_string()
+                    .parse::<Ipv6Addr>()
+                    .unwrap()
+            )
+        );
     }
 }

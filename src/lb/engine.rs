@@ -4,23 +4,35 @@
 //! templates with the other lcores.
 //!
 //! Per packet: one table lookup; on a hit the state machine, the expiry and
-//! two per-lcore stats blocks are updated (no allocation, no lock, no `Arc`
-//! clone). A miss on an inbound TCP SYN (or any UDP packet) finds the service,
-//! consults the persistence template table when the service is persistent,
-//! schedules, and inserts the connection.
+//! the real server's packet counters are updated (no allocation, no lock, no
+//! `Arc` clone, no atomic read-modify-write: the counters are plain integers
+//! in this engine, published to the shared [`Stats`](super::stats::Stats) by
+//! [`Engine::publish_stats`], which [`Engine::expire`] calls; the shared
+//! per-real-server connection counts change only on state transitions). A
+//! miss on an inbound TCP SYN (or any UDP packet) finds the service, consults
+//! the persistence template table when the service is persistent, schedules,
+//! and inserts the connection.
+//!
+//! [`Engine::process_burst`] hashes a burst's keys, then fetches every
+//! packet's index line and candidate entry before processing any packet, so
+//! that the cache (and TLB) misses of the burst overlap (see the comments
+//! there: without `unsafe` there is no prefetch instruction, so the stages
+//! are arranged for loads and stores to do the job).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use super::conntable::{self, flag, hash_key, ConnTable, DestEndpoints, NewConn, Tuple};
+use super::conntable::{self, flag, hash_key, ConnTable, DestEndpoints, NewConn, Tuple, NO_HINT};
 use super::dest::{DestShared, FwdMethod};
 use super::persist::{Lookup, Template, TemplateInfo, TemplateKey, TemplateTable};
 use super::rules::{ServiceShared, Settings, SnapDest, Snapshot};
 use super::sched::{self, FlowKey, SchedFlags, Scheduler};
 use super::service::Protocol;
-use super::tcp_state::{next_state, StateDir, TcpFlags, TcpState, INITIAL_TIMEOUT_SECS};
+use super::tcp_state::{
+    next_state, StateDir, TcpFlags, TcpState, INITIAL_TIMEOUT_SECS, NUM_TCP_STATES,
+};
 use super::time::Instant;
 
 /// Which way a packet goes.
@@ -207,33 +219,60 @@ impl ConnInfo {
 /// Creates scheduler instances by name ([`sched::new`] by default).
 pub type SchedFactory = fn(&str, SchedFlags) -> Option<Box<dyn Scheduler>>;
 
-/// A real server as this lcore knows it.
-struct LocalDest {
-    shared: Arc<DestShared>,
-    svc: Arc<ServiceShared>,
-    addr: [u8; 16],
+/// What this lcore reads per packet about a real server slot, and the
+/// slot's packet counters since the last [`Engine::publish_stats`] (plain
+/// integers: only this lcore touches them).
+#[derive(Clone, Copy, Debug)]
+struct HotDest {
+    /// Address in the connection table's form (for outbound matching).
+    addr: u128,
+    daddr: IpAddr,
+    /// 0: the connection's virtual port.
     port: u16,
     fwd: FwdMethod,
-    /// Connections of this lcore pointing here.
-    refs: u32,
+    /// The slot holds a real server.
+    used: bool,
     /// Present in the current snapshot.
     live: bool,
+    /// Packets and bytes, [inbound, outbound].
+    pkts: [u64; 2],
+    bytes: [u64; 2],
+}
+
+const FREE_SLOT: HotDest = HotDest {
+    addr: 0,
+    daddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    port: 0,
+    fwd: FwdMethod::Route,
+    used: false,
+    live: false,
+    pkts: [0; 2],
+    bytes: [0; 2],
+};
+
+/// The rest of a real server slot.
+struct ColdDest {
+    shared: Arc<DestShared>,
+    svc: Arc<ServiceShared>,
+    /// Connections of this lcore pointing here.
+    refs: u32,
 }
 
 /// Slots for real servers, referenced by index from connection entries.
 #[derive(Default)]
 struct Slab {
-    v: Vec<Option<LocalDest>>,
+    hot: Vec<HotDest>,
+    cold: Vec<Option<ColdDest>>,
     free: Vec<u32>,
     by_id: HashMap<u64, u32, ahash::RandomState>,
 }
 
 impl DestEndpoints for Slab {
-    #[inline]
-    fn endpoint(&self, dest: u32) -> ([u8; 16], u16) {
-        match self.v.get(dest as usize) {
-            Some(Some(d)) => (d.addr, d.port),
-            _ => ([0; 16], 0),
+    #[inline(always)]
+    fn endpoint(&self, dest: u32) -> (u128, u16) {
+        match self.hot.get(dest as usize) {
+            Some(d) if d.used => (d.addr, d.port),
+            _ => (0, 0),
         }
     }
 }
@@ -241,53 +280,81 @@ impl DestEndpoints for Slab {
 impl Slab {
     fn slot(&mut self, d: &SnapDest, svc: &Arc<ServiceShared>) -> u32 {
         if let Some(&s) = self.by_id.get(&d.shared.id) {
-            if let Some(ld) = self.v[s as usize].as_mut() {
-                ld.fwd = d.cfg.fwd;
-                ld.live = true;
+            let h = &mut self.hot[s as usize];
+            if h.used {
+                h.fwd = d.cfg.fwd;
+                h.live = true;
                 return s;
             }
         }
-        let ld = LocalDest {
-            shared: d.shared.clone(),
-            svc: svc.clone(),
+        let hot = HotDest {
             addr: conntable::addr16(d.cfg.addr).0,
+            daddr: d.cfg.addr,
             port: d.cfg.port,
             fwd: d.cfg.fwd,
-            refs: 0,
+            used: true,
             live: true,
+            pkts: [0; 2],
+            bytes: [0; 2],
+        };
+        let cold = ColdDest {
+            shared: d.shared.clone(),
+            svc: svc.clone(),
+            refs: 0,
         };
         let s = match self.free.pop() {
             Some(s) => {
-                self.v[s as usize] = Some(ld);
+                self.hot[s as usize] = hot;
+                self.cold[s as usize] = Some(cold);
                 s
             }
             None => {
-                self.v.push(Some(ld));
-                (self.v.len() - 1) as u32
+                self.hot.push(hot);
+                self.cold.push(Some(cold));
+                (self.hot.len() - 1) as u32
             }
         };
         self.by_id.insert(d.shared.id, s);
         s
     }
 
-    fn free_slot(&mut self, s: u32) {
-        if let Some(ld) = self.v[s as usize].take() {
-            self.by_id.remove(&ld.shared.id);
+    /// Add slot `s`'s packet counters to the shared stats (real server and
+    /// service) of `lcore`, and restart them.
+    fn publish(&mut self, s: usize, lcore: usize) {
+        let (Some(h), Some(Some(c))) = (self.hot.get_mut(s), self.cold.get(s)) else {
+            return;
+        };
+        if h.pkts != [0; 2] {
+            for st in [&c.shared.stats, &c.svc.stats] {
+                st.lcore(lcore)
+                    .add_packets(h.pkts[0], h.bytes[0], h.pkts[1], h.bytes[1]);
+            }
+            h.pkts = [0; 2];
+            h.bytes = [0; 2];
+        }
+    }
+
+    fn free_slot(&mut self, s: u32, lcore: usize) {
+        self.publish(s as usize, lcore);
+        if let Some(c) = self.cold[s as usize].take() {
+            self.hot[s as usize] = FREE_SLOT;
+            self.by_id.remove(&c.shared.id);
             self.free.push(s);
         }
     }
 
     /// A connection on slot `s` is gone.
-    fn unref(&mut self, s: u32) {
-        let gone = match self.v.get_mut(s as usize) {
-            Some(Some(ld)) => {
-                ld.refs -= 1;
-                ld.refs == 0 && !ld.live
+    fn unref(&mut self, s: u32, lcore: usize) {
+        let live = self.hot.get(s as usize).is_some_and(|h| h.live);
+        let gone = match self.cold.get_mut(s as usize) {
+            Some(Some(c)) => {
+                c.refs -= 1;
+                c.refs == 0 && !live
             }
             _ => false,
         };
         if gone {
-            self.free_slot(s);
+            self.free_slot(s, lcore);
         }
     }
 }
@@ -309,6 +376,43 @@ pub struct Prepared {
     pub hash: u64,
 }
 
+impl Prepared {
+    pub const EMPTY: Prepared = Prepared {
+        tuple: Tuple::EMPTY,
+        hash: 0,
+    };
+}
+
+/// Index of the UDP timeout in [`Engine`]'s timeout table (after the TCP
+/// states).
+const UDP_TMO: usize = NUM_TCP_STATES;
+
+type Transitions = [[[TcpState; NUM_TCP_STATES]; 16]; 3];
+
+/// The flag bits the state machine looks at (FIN, SYN, RST, ACK) as 0..16.
+#[inline(always)]
+fn flag_bits(f: TcpFlags) -> usize {
+    (f.0 & 0x07 | (f.0 & TcpFlags::ACK) >> 1) as usize
+}
+
+/// [`next_state`] for every direction, flag combination and state.
+fn transitions() -> Transitions {
+    let mut t = [[[TcpState::None; NUM_TCP_STATES]; 16]; 3];
+    for (d, dir) in [StateDir::Input, StateDir::Output, StateDir::InputOnly]
+        .into_iter()
+        .enumerate()
+    {
+        for bits in 0..16u8 {
+            let f = TcpFlags(bits & 0x07 | (bits & 0x08) << 1);
+            debug_assert_eq!(flag_bits(f), bits as usize);
+            for cur in TcpState::ALL {
+                t[d][bits as usize][cur as usize] = next_state(dir, f, cur);
+            }
+        }
+    }
+    t
+}
+
 /// Default expiry budget per [`Engine::expire`] call.
 pub const DEFAULT_EXPIRE_BUDGET: usize = 256;
 
@@ -316,6 +420,10 @@ pub struct Engine {
     lcore: usize,
     snap: Arc<Snapshot>,
     settings: Settings,
+    /// Timeouts in ms per TCP state, then UDP (from `settings`).
+    tmo: [u64; NUM_TCP_STATES + 1],
+    /// [`next_state`] as a table: [direction][flag bits][current state].
+    trans: Transitions,
     svcs: Vec<LocalService>,
     slab: Slab,
     table: ConnTable,
@@ -353,12 +461,36 @@ impl Engine {
         now: Instant,
         factory: SchedFactory,
     ) -> Self {
-        let table = ConnTable::new(capacity, now);
+        Self::with_table(
+            lcore,
+            ConnTable::new(capacity, now),
+            snap,
+            templates,
+            factory,
+        )
+    }
+
+    /// As [`Engine::with_factory`] with a connection table built by the
+    /// caller, e.g. in hugepage memory with [`ConnTable::with_memory`]. The
+    /// table must be empty; its clock is the engine's.
+    pub fn with_table(
+        lcore: usize,
+        table: ConnTable,
+        snap: Arc<Snapshot>,
+        templates: Arc<TemplateTable>,
+        factory: SchedFactory,
+    ) -> Self {
+        assert!(
+            table.is_empty(),
+            "Engine::with_table: the table must be empty"
+        );
         let cap = table.capacity();
         let mut e = Engine {
             lcore,
             snap: Snapshot::empty(),
             settings: Settings::default(),
+            tmo: [0; NUM_TCP_STATES + 1],
+            trans: transitions(),
             svcs: Vec::new(),
             slab: Slab::default(),
             table,
@@ -375,8 +507,8 @@ impl Engine {
     /// whose scheduler and flags did not change keep their state and are
     /// told about the new list; existing connections are kept.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
-        for ld in self.slab.v.iter_mut().flatten() {
-            ld.live = false;
+        for h in self.slab.hot.iter_mut() {
+            h.live = false;
         }
         let mut old: HashMap<u64, LocalService> = self.svcs.drain(..).map(|s| (s.id, s)).collect();
         let mut svcs = Vec::with_capacity(snap.services.len());
@@ -402,21 +534,22 @@ impl Engine {
             }
             svcs.push(ls);
         }
-        let dead: Vec<u32> = self
-            .slab
-            .v
-            .iter()
-            .enumerate()
-            .filter_map(|(i, d)| match d {
-                Some(d) if !d.live && d.refs == 0 => Some(i as u32),
-                _ => None,
+        let dead: Vec<u32> = (0..self.slab.hot.len())
+            .filter(|&i| {
+                !self.slab.hot[i].live && matches!(&self.slab.cold[i], Some(c) if c.refs == 0)
             })
+            .map(|i| i as u32)
             .collect();
         for s in dead {
-            self.slab.free_slot(s);
+            self.slab.free_slot(s, self.lcore);
         }
         self.svcs = svcs;
         self.settings = snap.settings;
+        let t = &self.settings.timeouts;
+        for (k, st) in TcpState::ALL.iter().enumerate() {
+            self.tmo[k] = t.tcp_ms(*st);
+        }
+        self.tmo[UDP_TMO] = t.udp_ms();
         self.snap = snap;
     }
 
@@ -450,10 +583,20 @@ impl Engine {
     /// The real server in slot `slot` (from [`Forward::dest`]).
     pub fn dest(&self, slot: u32) -> Option<&Arc<DestShared>> {
         self.slab
-            .v
+            .cold
             .get(slot as usize)
             .and_then(|d| d.as_ref())
             .map(|d| &d.shared)
+    }
+
+    /// Add the packet counters this engine keeps per real server to the
+    /// shared [`Stats`](super::stats::Stats) (real server and service) and
+    /// restart them. [`Engine::expire`] does it; call it (or `expire`)
+    /// regularly, e.g. once per poll loop: readers see packets only after.
+    pub fn publish_stats(&mut self) {
+        for s in 0..self.slab.hot.len() {
+            self.slab.publish(s, self.lcore);
+        }
     }
 
     /// Compute a packet's key and hash (no table access).
@@ -473,29 +616,37 @@ impl Engine {
 
     /// Decide a burst of packets (`out[k]` for `pkts[k]`; extra packets or
     /// verdict slots are ignored). Keys are hashed first, then the index line
-    /// and candidate entry of every packet are loaded, so that the cache
-    /// misses of the burst overlap instead of being paid one after another.
+    /// and candidate entry of every packet are fetched, so that the cache
+    /// misses of the burst overlap instead of being paid one after another;
+    /// then each packet is decided with its candidate entry as a hint.
     pub fn process_burst(&mut self, pkts: &[Packet], now: Instant, out: &mut [Verdict]) {
         const B: usize = 32;
         for (pk, ov) in pkts.chunks(B).zip(out.chunks_mut(B)) {
             let n = pk.len().min(ov.len());
-            let mut prep = [Prepared {
-                tuple: Tuple::EMPTY,
-                hash: 0,
-            }; B];
-            for k in 0..n {
-                prep[k] = Self::prepare(&pk[k]);
+            let (pk, ov) = (&pk[..n], &mut ov[..n]);
+            let mut prep = [Prepared::EMPTY; B];
+            for (p, k) in prep.iter_mut().zip(pk) {
+                *p = Self::prepare(k);
             }
-            let mut acc = 0u32;
-            for p in &prep[..n] {
-                acc = acc.wrapping_add(self.table.touch_bucket(p.hash));
+            let prep = &prep[..n];
+            // Misses overlap: bucket lines are requested by stores (which
+            // do not hold up the loop), then each packet's candidate entry
+            // is found from its bucket, then the entries are loaded in a
+            // loop small enough for all of them to be in flight at once.
+            for p in prep {
+                self.table.preload_bucket(p.hash);
             }
-            for p in &prep[..n] {
-                acc = acc.wrapping_add(self.table.touch_entry(p.hash));
+            let mut hint = [NO_HINT; B];
+            for (h, p) in hint.iter_mut().zip(prep) {
+                *h = self.table.hint(p.hash);
+            }
+            let mut acc = 0u8;
+            for h in &hint[..n] {
+                acc ^= self.table.preload_entry(*h);
             }
             std::hint::black_box(acc);
-            for k in 0..n {
-                ov[k] = self.process_prepared(&pk[k], &prep[k], now);
+            for (((v, k), p), h) in ov.iter_mut().zip(pk).zip(prep).zip(hint) {
+                *v = self.process_hinted(k, p, h, now);
             }
         }
     }
@@ -509,6 +660,42 @@ impl Engine {
 
     /// Decide one packet whose key was prepared with [`Engine::prepare`].
     pub fn process_prepared(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        self.process_hinted(pkt, p, NO_HINT, now)
+    }
+
+    /// The established-connection fast path (live connection, not a SYN
+    /// inbound); everything else goes to [`Engine::process_other`].
+    #[inline(always)]
+    fn process_hinted(&mut self, pkt: &Packet, p: &Prepared, hint: u32, now: Instant) -> Verdict {
+        let out = pkt.dir == Direction::Out;
+        if let Some(i) = self
+            .table
+            .find_hinted(p.hash, &p.tuple, out, &self.slab, hint)
+        {
+            let c = self.table.get(i);
+            if c.expires > now.0
+                && (out
+                    || (self.slab.hot[c.dest as usize].live
+                        && !(pkt.proto == Protocol::Tcp && pkt.tcp_flags.syn())))
+            {
+                let dir = if out {
+                    StateDir::Output
+                } else {
+                    StateDir::Input
+                };
+                if let Some(v) = self.existing(i, pkt, dir, now) {
+                    return v;
+                }
+            }
+        }
+        self.process_other(pkt, p, now)
+    }
+
+    /// Every case but the fast path (new connections, drops, SYNs on
+    /// existing connections, expired entries).
+    #[cold]
+    #[inline(never)]
+    fn process_other(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         let v = match pkt.dir {
             Direction::In => self.inbound(pkt, p, now),
             Direction::Out => self.outbound(pkt, p, now),
@@ -521,9 +708,9 @@ impl Engine {
 
     fn outbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         match self.table.find(p.hash, &p.tuple, true, &self.slab) {
-            Some(i) if self.table.get(i).expires > now.0 => {
-                self.existing(i, pkt, StateDir::Output, now)
-            }
+            Some(i) if self.table.get(i).expires > now.0 => self
+                .existing(i, pkt, StateDir::Output, now)
+                .unwrap_or(Verdict::Drop(DropReason::DestRemoved)),
             Some(i) => {
                 self.expire_now(i);
                 Verdict::Drop(DropReason::NoConnection)
@@ -535,56 +722,70 @@ impl Engine {
     fn inbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         if let Some(i) = self.table.find(p.hash, &p.tuple, false, &self.slab) {
             let c = self.table.get(i);
-            if c.expires <= now.0 {
-                // Due but not collected yet: it is gone.
-                self.expire_now(i);
-            } else {
-                let (live, weight) = match &self.slab.v[c.dest as usize] {
-                    // The shared weight is read only for a SYN.
-                    Some(d) if pkt.tcp_flags.syn() => (d.live, d.shared.weight()),
-                    Some(d) => (d.live, 1),
-                    None => (false, 0),
-                };
-                // A SYN on an old connection: reschedule when the server is
-                // quiescent with expire_nodest_conn, or when the connection is
-                // finished (conn_reuse_mode).
-                let reuse = self.settings.conn_reuse_mode;
-                let st = TcpState::from_u8(c.state);
-                let mut resched = pkt.proto == Protocol::Tcp
-                    && pkt.tcp_flags.syn()
-                    && ((self.settings.expire_nodest_conn && weight == 0)
-                        || (reuse != 0
-                            && (st == TcpState::TimeWait
-                                || st == TcpState::Close
-                                || (reuse & 2 != 0
-                                    && st == TcpState::FinWait
-                                    && c.has(flag::NOOUTPUT)))));
-                if !resched && !live {
-                    if !self.settings.expire_nodest_conn {
-                        return Verdict::Drop(DropReason::DestRemoved);
-                    }
-                    resched = true;
+            if c.expires > now.0 {
+                let live = self.slab.hot[c.dest as usize].live;
+                if live && !(pkt.proto == Protocol::Tcp && pkt.tcp_flags.syn()) {
+                    return self
+                        .existing(i, pkt, StateDir::Input, now)
+                        .unwrap_or(Verdict::Drop(DropReason::DestRemoved));
                 }
-                if !resched {
-                    return self.existing(i, pkt, StateDir::Input, now);
-                }
-                self.expire_now(i);
-                bump(&self.counters.rescheduled);
+                return self.inbound_special(i, pkt, p, now);
             }
+            // Due but not collected yet: it is gone.
+            self.expire_now(i);
         }
         self.new_conn(pkt, p, now)
     }
 
-    /// An existing connection: state transition, expiry, stats.
-    #[inline]
-    fn existing(&mut self, i: u32, pkt: &Packet, dir: StateDir, now: Instant) -> Verdict {
-        let t = &self.settings.timeouts;
-        let c = self.table.get_mut(i);
-        let Some(d) = self.slab.v.get(c.dest as usize).and_then(|d| d.as_ref()) else {
-            return Verdict::Drop(DropReason::DestRemoved);
+    /// An inbound packet on a live connection that is a TCP SYN or whose
+    /// real server left the configuration.
+    fn inbound_special(&mut self, i: u32, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+        let c = self.table.get(i);
+        let (live, weight) = match &self.slab.cold[c.dest as usize] {
+            // The shared weight is read only for a SYN.
+            Some(d) if pkt.tcp_flags.syn() => {
+                (self.slab.hot[c.dest as usize].live, d.shared.weight())
+            }
+            Some(_) => (self.slab.hot[c.dest as usize].live, 1),
+            None => (false, 0),
         };
-        let (state, expires) = if c.has(flag::UDP) {
-            (ConnState::Udp, after(now, t.udp_ms()))
+        // A SYN on an old connection: reschedule when the server is
+        // quiescent with expire_nodest_conn, or when the connection is
+        // finished (conn_reuse_mode).
+        let reuse = self.settings.conn_reuse_mode;
+        let st = TcpState::from_u8(c.state);
+        let mut resched = pkt.proto == Protocol::Tcp
+            && pkt.tcp_flags.syn()
+            && ((self.settings.expire_nodest_conn && weight == 0)
+                || (reuse != 0
+                    && (st == TcpState::TimeWait
+                        || st == TcpState::Close
+                        || (reuse & 2 != 0 && st == TcpState::FinWait && c.has(flag::NOOUTPUT)))));
+        if !resched && !live {
+            if !self.settings.expire_nodest_conn {
+                return Verdict::Drop(DropReason::DestRemoved);
+            }
+            resched = true;
+        }
+        if !resched {
+            return self
+                .existing(i, pkt, StateDir::Input, now)
+                .unwrap_or(Verdict::Drop(DropReason::DestRemoved));
+        }
+        self.expire_now(i);
+        bump(&self.counters.rescheduled);
+        self.new_conn(pkt, p, now)
+    }
+
+    /// An existing connection: state transition, expiry, stats. `None`: the
+    /// connection's real server slot is empty (dropped as DestRemoved).
+    #[inline(always)]
+    fn existing(&mut self, i: u32, pkt: &Packet, dir: StateDir, now: Instant) -> Option<Verdict> {
+        let c = self.table.get_mut(i);
+        let slot = c.dest as usize;
+        let d = self.slab.hot.get_mut(slot).filter(|d| d.used)?;
+        let (state, tmo) = if c.has(flag::UDP) {
+            (ConnState::Udp, self.tmo[UDP_TMO])
         } else {
             let sd = if c.has(flag::NOOUTPUT) {
                 if dir == StateDir::Output {
@@ -597,43 +798,38 @@ impl Engine {
                 dir
             };
             let cur = TcpState::from_u8(c.state);
-            let new = next_state(sd, pkt.tcp_flags, cur);
+            let new = self.trans[sd as usize][flag_bits(pkt.tcp_flags)][cur as usize];
             if new != cur {
                 let inactive = c.has(flag::INACTIVE);
-                if !inactive && !new.is_active() {
-                    d.shared.move_conn(false);
-                    c.flags |= flag::INACTIVE;
-                } else if inactive && new.is_active() {
-                    d.shared.move_conn(true);
-                    c.flags &= !flag::INACTIVE;
+                if inactive == new.is_active() {
+                    // Shared counts move only on an active/inactive change.
+                    if let Some(Some(cd)) = self.slab.cold.get(slot) {
+                        cd.shared.move_conn(inactive);
+                    }
+                    c.flags ^= flag::INACTIVE;
                 }
                 c.state = new as u8;
             }
-            (ConnState::Tcp(new), after(now, t.tcp_ms(new)))
+            (ConnState::Tcp(new), self.tmo[new as usize])
         };
         let v6 = c.has(flag::V6);
-        let (vaddr, vport) = (c.vaddr, c.vport);
-        let dport = if d.port == 0 { vport } else { d.port };
+        let vport = c.vport;
         let fwd = Forward {
             conn: Some(i),
             new: false,
             dest: c.dest,
             fwd: d.fwd,
-            daddr: conntable::ip_from16(d.addr, v6),
-            dport,
-            vaddr: conntable::ip_from16(vaddr, v6),
+            daddr: d.daddr,
+            dport: if d.port == 0 { vport } else { d.port },
+            vaddr: conntable::ip_from16(c.vaddr, v6),
             vport,
             state,
         };
-        if dir == StateDir::Output {
-            d.shared.stats.lcore(self.lcore).packet_out(pkt.len);
-            d.svc.stats.lcore(self.lcore).packet_out(pkt.len);
-        } else {
-            d.shared.stats.lcore(self.lcore).packet_in(pkt.len);
-            d.svc.stats.lcore(self.lcore).packet_in(pkt.len);
-        }
-        self.table.set_expires(i, expires);
-        Verdict::Forward(fwd)
+        let o = (dir == StateDir::Output) as usize;
+        d.pkts[o] += 1;
+        d.bytes[o] += pkt.len as u64;
+        self.table.set_expires(i, after(now, tmo));
+        Some(Verdict::Forward(fwd))
     }
 
     /// No connection: schedule a new one if the packet may open one.
@@ -674,7 +870,7 @@ impl Engine {
                 let valid = |t: &Template| {
                     t.dest.available()
                         && !(eqt && t.dest.weight() == 0)
-                        && matches!(slab.by_id.get(&t.dest.id), Some(&s) if slab.v[s as usize].as_ref().is_some_and(|d| d.live))
+                        && matches!(slab.by_id.get(&t.dest.id), Some(&s) if slab.hot[s as usize].live)
                 };
                 match self.templates.lookup(key, now, timeout, valid) {
                     Lookup::Found(t) => match slab.by_id.get(&t.dest.id) {
@@ -691,23 +887,26 @@ impl Engine {
                 }
             }
         };
-        let Some(d) = self.slab.v[slot as usize].as_ref() else {
+        let (Some(cd), Some(d)) = (
+            self.slab.cold[slot as usize].as_ref(),
+            self.slab.hot.get(slot as usize),
+        ) else {
             return Verdict::Drop(DropReason::NoDest);
         };
         let lc = self.lcore;
         if pkt.proto == Protocol::Udp && svc.cfg.ops {
             // One-packet scheduling: forwarded, no connection kept.
-            d.shared.stats.lcore(lc).conn();
-            d.svc.stats.lcore(lc).conn();
-            d.shared.stats.lcore(lc).packet_in(pkt.len);
-            d.svc.stats.lcore(lc).packet_in(pkt.len);
+            for st in [&cd.shared.stats, &cd.svc.stats] {
+                st.lcore(lc).conn();
+                st.lcore(lc).packet_in(pkt.len);
+            }
             let dport = if d.port == 0 { pkt.dport } else { d.port };
             return Verdict::Forward(Forward {
                 conn: None,
                 new: true,
                 dest: slot,
                 fwd: d.fwd,
-                daddr: conntable::ip_from16(d.addr, p.tuple.v6),
+                daddr: d.daddr,
                 dport,
                 vaddr: pkt.dst,
                 vport: pkt.dport,
@@ -748,7 +947,7 @@ impl Engine {
             Ok(i) => i,
             Err(_) => return Verdict::Drop(DropReason::TableFull),
         };
-        let Some(d) = self.slab.v[slot as usize].as_mut() else {
+        let Some(d) = self.slab.cold[slot as usize].as_mut() else {
             return Verdict::Drop(DropReason::NoDest);
         };
         d.refs += 1;
@@ -761,32 +960,35 @@ impl Engine {
         self.tpl[i as usize] = tpl;
         bump(&self.counters.created);
         match self.existing(i, pkt, StateDir::Input, now) {
-            Verdict::Forward(f) => Verdict::Forward(Forward { new: true, ..f }),
-            v => v,
+            Some(Verdict::Forward(f)) => Verdict::Forward(Forward { new: true, ..f }),
+            Some(v) => v,
+            None => Verdict::Drop(DropReason::DestRemoved),
         }
     }
 
     /// Undo a connection's bindings after it left the table.
     fn release(&mut self, i: u32, c: &conntable::Conn) {
-        if let Some(Some(d)) = self.slab.v.get(c.dest as usize) {
+        if let Some(Some(d)) = self.slab.cold.get(c.dest as usize) {
             d.shared.unbind_conn(!c.has(flag::INACTIVE));
         }
         if let Some(t) = self.tpl[i as usize].take() {
             t.release();
         }
-        self.slab.unref(c.dest);
+        self.slab.unref(c.dest, self.lcore);
         bump(&self.counters.expired);
     }
 
     /// Remove a connection now.
+    #[inline(never)]
     fn expire_now(&mut self, i: u32) {
         let c = self.table.remove(i, &self.slab);
         self.release(i, &c);
     }
 
     /// Expire connections due by `now`, spending at most `budget` (wheel
-    /// ticks + entries looked at), and sweep one shard of the shared template
-    /// table. Returns how many connections expired.
+    /// ticks + entries looked at), sweep one shard of the shared template
+    /// table, and publish the packet counters ([`Engine::publish_stats`]).
+    /// Returns how many connections expired.
     pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
         let mut b = budget;
         let mut n = 0;
@@ -795,6 +997,7 @@ impl Engine {
             n += 1;
         }
         self.templates.expire(now, 1);
+        self.publish_stats();
         n
     }
 
@@ -804,6 +1007,7 @@ impl Engine {
         for i in ids {
             self.expire_now(i);
         }
+        self.publish_stats();
     }
 
     /// This lcore's connections for `-Lnc` (templates: [`Engine::list_templates`]).

@@ -1044,3 +1044,117 @@ fn perf_one_million_connections() {
     );
     assert_eq!(e.conn_count(), 0);
 }
+
+#[test]
+fn transition_table_matches_next_state() {
+    let t = transitions();
+    for (d, dir) in [StateDir::Input, StateDir::Output, StateDir::InputOnly]
+        .into_iter()
+        .enumerate()
+    {
+        for f in 0..=255u8 {
+            for cur in TcpState::ALL {
+                assert_eq!(
+                    t[d][flag_bits(TcpFlags(f))][cur as usize],
+                    next_state(dir, TcpFlags(f), cur),
+                    "{dir:?} {f:#x} {cur:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hot_types_stay_small() {
+    println!(
+        "Packet {} Verdict {} Forward {} Prepared {}",
+        std::mem::size_of::<Packet>(),
+        std::mem::size_of::<Verdict>(),
+        std::mem::size_of::<Forward>(),
+        std::mem::size_of::<Prepared>()
+    );
+    assert!(std::mem::size_of::<Verdict>() <= 64);
+}
+
+#[test]
+fn packet_counters_are_published_by_expire_and_publish_stats() {
+    // Per-packet counters live in the engine (plain integers) until
+    // published; connection counts are shared at once.
+    let r = nat_rules();
+    let mut e = engine(&r, 64);
+    let c = client(1);
+    let (_, svc, _) = r.service(&tkey()).unwrap();
+    fwd(e.process(&tcp_in(c, 1000, SYN), Instant(0)));
+    fwd(e.process(&tcp_in(c, 1000, ACK), Instant(1)));
+    assert_eq!(svc.stats.totals().conns, 1);
+    assert_eq!(svc.stats.totals().inpkts, 0);
+    e.publish_stats();
+    let t = svc.stats.totals();
+    assert_eq!((t.inpkts, t.inbytes), (2, 120));
+    // Again: only the new packets are added.
+    fwd(e.process(&tcp_out(ip(RS2), 8080, c, 1000, ACK), Instant(2)));
+    e.publish_stats();
+    let t = svc.stats.totals();
+    assert_eq!((t.inpkts, t.outpkts, t.outbytes), (2, 1, 1500));
+    // expire() publishes too.
+    fwd(e.process(&tcp_in(c, 1000, ACK), Instant(3)));
+    e.expire(Instant(4), 16);
+    assert_eq!(svc.stats.totals().inpkts, 3);
+    // So does the removal of a real server slot whose last connection went.
+    let mut r2 = nat_rules();
+    let mut e2 = engine(&r2, 64);
+    let f = fwd(e2.process(&tcp_in(c, 7, SYN), Instant(0)));
+    let (_, svc2, dests) = r2.service(&tkey()).unwrap();
+    let svc2 = svc2.clone();
+    let gone = dests
+        .iter()
+        .find(|d| d.cfg.addr == f.daddr)
+        .unwrap()
+        .shared
+        .clone();
+    r2.delete_dest(&tkey(), f.daddr, 8080).unwrap();
+    e2.set_snapshot(r2.snapshot());
+    e2.flush();
+    assert_eq!(gone.stats.totals().inpkts, 1);
+    assert_eq!(svc2.stats.totals().inpkts, 1);
+    assert!(e2.dest(f.dest).is_none());
+}
+
+#[test]
+fn engine_on_a_caller_built_table() {
+    use crate::lb::conntable::{Bucket, Conn, ConnTable};
+    let r = nat_rules();
+    let l = ConnTable::layout(8);
+    let conns: &'static mut [Conn] = Box::leak(
+        (0..l.conns)
+            .map(|_| *ConnTable::new(1, Instant::ZERO).get(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    // Buckets from a heap table's layout: any contents will do.
+    let buckets: &'static mut [Bucket] = Box::leak(
+        std::iter::repeat_n(ConnTable::bucket_template(), l.buckets)
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let table = ConnTable::with_memory(conns, buckets, Instant::ZERO).unwrap();
+    let mut e = Engine::with_table(
+        0,
+        table,
+        r.snapshot(),
+        Arc::new(TemplateTable::default()),
+        factory,
+    );
+    assert_eq!(e.capacity(), 8);
+    for n in 1..=8 {
+        assert!(fwd(e.process(&tcp_in(client(n), 1, SYN), Instant(0))).new);
+    }
+    assert_eq!(
+        e.process(&tcp_in(client(9), 1, SYN), Instant(0)),
+        Verdict::Drop(DropReason::TableFull)
+    );
+    let pkts: Vec<Packet> = (1..=8).map(|n| tcp_in(client(n), 1, ACK)).collect();
+    let mut out = [Verdict::Drop(DropReason::NoService); 8];
+    e.process_burst(&pkts, Instant(1), &mut out);
+    assert!(out.iter().all(|v| fwd(*v).state.name() == "ESTABLISHED"));
+}

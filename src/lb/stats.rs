@@ -46,6 +46,15 @@ impl Counters {
         bump(&self.outpkts, 1);
         bump(&self.outbytes, bytes as u64);
     }
+    /// Add packets and bytes counted elsewhere (an engine publishing its
+    /// per-lcore counters), inbound then outbound.
+    #[inline]
+    pub fn add_packets(&self, inpkts: u64, inbytes: u64, outpkts: u64, outbytes: u64) {
+        bump(&self.inpkts, inpkts);
+        bump(&self.inbytes, inbytes);
+        bump(&self.outpkts, outpkts);
+        bump(&self.outbytes, outbytes);
+    }
     fn read(&self) -> StatsTotals {
         StatsTotals {
             conns: self.conns.load(Relaxed),

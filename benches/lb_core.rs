@@ -1,0 +1,572 @@
+//! Benchmarks of the sans-IO load-balancer core (`rvs::lb::engine::Engine`),
+//! one thread, no DPDK:
+//!
+//!   cargo bench --no-default-features --bench lb_core            (all rows)
+//!   cargo bench --no-default-features --bench lb_core -- est/nat (rows whose name contains it)
+//!   RVS_BENCH_QUICK=1 ...   (fewer packets and runs, e.g. under callgrind)
+//!
+//! Rows:
+//! - `est/<fwd>/<dir>/<n>`: an established TCP flow's packet (ACK) through
+//!   `Engine::process_burst` in bursts of 32, flows drawn uniformly at random
+//!   among `n` established connections (1k or 1M); NAT, DR and TUN inbound,
+//!   NAT outbound (the real server's reply). ns per packet: the mean over all
+//!   packets (best and median of the runs' means), and p50/p99/p99.9 of
+//!   per-burst time / 32 (hdrhistogram). The bursts are built outside the
+//!   timed region; the clock is read around each `process_burst` call (that
+//!   read is part of the figure, about 1 ns per packet).
+//! - `new/<sched>`: connection set-up through `process_burst` (bursts of 32
+//!   SYNs from distinct clients) for a NAT service with 8 real servers and
+//!   each of the 14 schedulers, into an empty table sized for 512k; new
+//!   connections per second (best and median run).
+//! - `mem/1m`: bytes per connection at 1 000 000 NAT connections, from
+//!   `Engine::memory_bytes`, cross-checked with the process RSS delta
+//!   (/proc/self/statm) over creating the engine and filling it.
+//!
+//! Prints a Markdown table and writes target/bench/lb_core.json. Without
+//! `--bench` on the command line (`cargo test --benches`) it returns at once.
+//!
+//! Huge pages: the engine's tables come from the heap here, on 4 KiB pages
+//! unless the process starts with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+//! (THP in `madvise` mode; glibc then madvises its large mappings, though
+//! not on every start with glibc 2.36); the notes column shows how many MiB
+//! of transparent huge pages the rows' tables got.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant as Wall;
+
+use hdrhistogram::Histogram;
+use rvs::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
+use rvs::lb::engine::{Direction, DropReason, Engine, Packet, Verdict};
+use rvs::lb::persist::TemplateTable;
+use rvs::lb::rules::Rules;
+use rvs::lb::sched;
+use rvs::lb::service::{Protocol, ServiceConfig};
+use rvs::lb::tcp_state::TcpFlags;
+use rvs::lb::time::Instant;
+
+const BURST: usize = 32;
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 100);
+const N_DESTS: u32 = 8;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fwd {
+    Nat,
+    Dr,
+    Tun,
+}
+
+impl Fwd {
+    fn name(self) -> &'static str {
+        match self {
+            Fwd::Nat => "nat",
+            Fwd::Dr => "dr",
+            Fwd::Tun => "tun",
+        }
+    }
+    fn method(self) -> FwdMethod {
+        match self {
+            Fwd::Nat => FwdMethod::Masq,
+            Fwd::Dr => FwdMethod::Route,
+            Fwd::Tun => FwdMethod::Tunnel {
+                tun_type: TunType::Ipip,
+                port: 0,
+                csum: TunCsum::NoCsum,
+            },
+        }
+    }
+}
+
+fn dest_addr(k: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 1, 0, 1 + k as u8)
+}
+
+const DEST_PORT: u16 = 8080;
+
+/// A service on VIP:80 with 8 real servers of weight 1 (ovf: 65535, since it
+/// skips a server whose active connections exceed its weight).
+fn rules(fwd: Fwd, scheduler: &str) -> Rules {
+    let weight = if scheduler == "ovf" { 65535 } else { 1 };
+    let mut r = Rules::new(1);
+    let svc = ServiceConfig::new(Protocol::Tcp, IpAddr::V4(VIP), 80).with_scheduler(scheduler);
+    let key = svc.key;
+    r.add_service(svc).expect("service");
+    for k in 0..N_DESTS {
+        let d = DestConfig::new(IpAddr::V4(dest_addr(k)), DEST_PORT)
+            .with_fwd(fwd.method())
+            .with_weight(weight);
+        r.add_dest(&key, d).expect("dest");
+    }
+    r
+}
+
+fn engine(r: &Rules, cap: usize) -> Engine {
+    Engine::new(
+        0,
+        cap,
+        r.snapshot(),
+        Arc::new(TemplateTable::default()),
+        Instant::ZERO,
+    )
+}
+
+/// Client `i`: a distinct (address, port) for every i < 2^32.
+fn client(i: u32) -> (IpAddr, u16) {
+    (
+        IpAddr::V4(Ipv4Addr::from(0x0b00_0000u32.wrapping_add(i >> 2))),
+        20_000 + (i & 3) as u16,
+    )
+}
+
+fn inbound(i: u32, flags: u8) -> Packet {
+    let (src, sport) = client(i);
+    Packet {
+        proto: Protocol::Tcp,
+        src,
+        sport,
+        dst: IpAddr::V4(VIP),
+        dport: 80,
+        tcp_flags: TcpFlags(flags),
+        dir: Direction::In,
+        len: 64,
+    }
+}
+
+fn outbound(i: u32, dest: u8, flags: u8) -> Packet {
+    let (dst, dport) = client(i);
+    Packet {
+        proto: Protocol::Tcp,
+        src: IpAddr::V4(dest_addr(dest as u32)),
+        sport: DEST_PORT,
+        dst,
+        dport,
+        tcp_flags: TcpFlags(flags),
+        dir: Direction::Out,
+        len: 1400,
+    }
+}
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in 0..n.
+    fn below(&mut self, n: u32) -> u32 {
+        (((self.next() >> 32) * n as u64) >> 32) as u32
+    }
+}
+
+fn resident_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn anon_huge_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let l = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    l.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn percentile_ns(h: &Histogram<u64>, q: f64) -> f64 {
+    // Recorded in picoseconds.
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn best_median(v: &[f64], higher_is_better: bool) -> (f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let best = if higher_is_better {
+        s[s.len() - 1]
+    } else {
+        s[0]
+    };
+    (best, s[s.len() / 2])
+}
+
+struct Row {
+    name: String,
+    what: String,
+    unit: &'static str,
+    best: f64,
+    median: f64,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+    extra: String,
+    json: serde_json::Value,
+}
+
+struct Cfg {
+    quick: bool,
+    filter: Vec<String>,
+}
+
+impl Cfg {
+    fn wants(&self, name: &str) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|f| name.contains(f.as_str()))
+    }
+}
+
+/// Open `n` connections (SYN then ACK each, so they are ESTABLISHED).
+/// Returns each flow's real server index (for replies).
+fn establish(e: &mut Engine, n: u32, now: Instant) -> Vec<u8> {
+    let mut dest = vec![0u8; n as usize];
+    let mut out = [Verdict::Drop(DropReason::NoService); BURST];
+    for flags in [TcpFlags::SYN, TcpFlags::ACK] {
+        let mut i = 0u32;
+        while i < n {
+            let m = (n - i).min(BURST as u32);
+            let pk: Vec<Packet> = (i..i + m).map(|k| inbound(k, flags)).collect();
+            e.process_burst(&pk, now, &mut out);
+            for (k, v) in out[..m as usize].iter().enumerate() {
+                match v {
+                    Verdict::Forward(f) => {
+                        if let IpAddr::V4(a) = f.daddr {
+                            dest[(i as usize) + k] = a.octets()[3] - 1;
+                        }
+                    }
+                    Verdict::Drop(r) => panic!("setup packet dropped: {r:?}"),
+                }
+            }
+            i += m;
+        }
+    }
+    assert_eq!(e.conn_count(), n as usize);
+    dest
+}
+
+/// Established-flow packets: `runs` runs of `pkts` packets.
+#[allow(clippy::too_many_arguments)]
+fn run_established(
+    e: &mut Engine,
+    dests: &[u8],
+    dir: Direction,
+    runs: usize,
+    pkts: usize,
+    now: Instant,
+    name: String,
+    what: String,
+) -> Row {
+    let n = dests.len() as u32;
+    let mut rng = Rng(0x1234_5678 ^ n as u64 ^ (dir == Direction::Out) as u64);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).unwrap();
+    let mut means = Vec::new();
+    let mut burst = [inbound(0, TcpFlags::ACK); BURST];
+    let mut out = [Verdict::Drop(DropReason::NoService); BURST];
+    let mut forwarded = 0u64;
+    // Warm-up: one run's worth of bursts untimed.
+    for r in 0..=runs {
+        let mut total_ns = 0u128;
+        let nb = pkts / BURST;
+        for _ in 0..nb {
+            for p in burst.iter_mut() {
+                let i = rng.below(n);
+                *p = match dir {
+                    Direction::In => inbound(i, TcpFlags::ACK),
+                    Direction::Out => outbound(i, dests[i as usize], TcpFlags::ACK),
+                };
+            }
+            let t0 = Wall::now();
+            e.process_burst(&burst, now, &mut out);
+            let dt = t0.elapsed().as_nanos();
+            black_box(&out);
+            if r > 0 {
+                total_ns += dt;
+                hist.saturating_record((dt * 1000 / BURST as u128) as u64);
+                forwarded += out
+                    .iter()
+                    .filter(|v| matches!(v, Verdict::Forward(_)))
+                    .count() as u64;
+            }
+        }
+        if r > 0 {
+            means.push(total_ns as f64 / (nb * BURST) as f64);
+        }
+    }
+    let measured = (runs * (pkts / BURST) * BURST) as u64;
+    assert_eq!(
+        forwarded, measured,
+        "{name}: every packet must be forwarded"
+    );
+    let (best, median) = best_median(&means, false);
+    let (p50, p99, p999) = (
+        percentile_ns(&hist, 0.5),
+        percentile_ns(&hist, 0.99),
+        percentile_ns(&hist, 0.999),
+    );
+    Row {
+        json: serde_json::json!({
+            "name": name, "what": what, "unit": "ns/packet",
+            "mean_best": best, "mean_median": median, "runs": runs,
+            "packets_per_run": pkts, "connections": n,
+            "p50": p50, "p99": p99, "p999": p999,
+        }),
+        name,
+        what,
+        unit: "ns/pkt",
+        best,
+        median,
+        p50: Some(p50),
+        p99: Some(p99),
+        p999: Some(p999),
+        extra: String::new(),
+    }
+}
+
+fn established_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
+    let now = Instant::from_secs(1);
+    for (n, label) in [(1_000u32, "1k"), (1_000_000u32, "1m")] {
+        for fwd in [Fwd::Nat, Fwd::Dr, Fwd::Tun] {
+            let prefix = format!("est/{}/", fwd.name());
+            let names: Vec<(Direction, String)> = [Direction::In, Direction::Out]
+                .into_iter()
+                .filter(|d| *d == Direction::In || fwd == Fwd::Nat)
+                .map(|d| {
+                    let dn = if d == Direction::In { "in" } else { "out" };
+                    (d, format!("{prefix}{dn}/{label}"))
+                })
+                .filter(|(_, nm)| cfg.wants(nm))
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let r = rules(fwd, "rr");
+            let huge0 = anon_huge_kb();
+            let mut e = engine(&r, n as usize);
+            let dests = establish(&mut e, n, now);
+            let thp = match (huge0, anon_huge_kb()) {
+                (Some(a), Some(b)) => format!("THP {} MiB", b.saturating_sub(a) / 1024),
+                _ => String::new(),
+            };
+            let (runs, pkts) = match (cfg.quick, n > 100_000) {
+                (true, _) => (1, 200_000),
+                (false, false) => (5, 1 << 21),
+                (false, true) => (5, 1 << 21),
+            };
+            for (dir, name) in names {
+                let what = format!(
+                    "{} {} ACK, {} ESTABLISHED conns, 8 real servers, uniform random flow, process_burst(32)",
+                    fwd.name().to_uppercase(),
+                    if dir == Direction::In {
+                        "client->VIP"
+                    } else {
+                        "reply RS->client"
+                    },
+                    n
+                );
+                eprintln!("running {name}");
+                let mut row = run_established(&mut e, &dests, dir, runs, pkts, now, name, what);
+                row.extra = thp.clone();
+                row.json["thp_mib"] = serde_json::json!(thp);
+                rows.push(row);
+            }
+        }
+    }
+}
+
+fn new_conn_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
+    let now = Instant::from_secs(1);
+    let (runs, conns) = if cfg.quick { (1, 50_000) } else { (3, 400_000) };
+    let cap = 1 << 19;
+    for s in sched::NAMES {
+        let name = format!("new/{s}");
+        if !cfg.wants(&name) {
+            continue;
+        }
+        eprintln!("running {name}");
+        let r = rules(Fwd::Nat, s);
+        let mut rates = Vec::new();
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).unwrap();
+        let mut out = [Verdict::Drop(DropReason::NoService); BURST];
+        for run in 0..runs {
+            let mut e = engine(&r, cap);
+            let base = run as u32 * 0x0100_0000;
+            let mut burst = [inbound(0, TcpFlags::SYN); BURST];
+            let mut total_ns = 0u128;
+            let mut i = 0u32;
+            while i + BURST as u32 <= conns {
+                for (k, p) in burst.iter_mut().enumerate() {
+                    *p = inbound(base + i + k as u32, TcpFlags::SYN);
+                }
+                let t0 = Wall::now();
+                e.process_burst(&burst, now, &mut out);
+                let dt = t0.elapsed().as_nanos();
+                black_box(&out);
+                total_ns += dt;
+                hist.saturating_record((dt * 1000 / BURST as u128) as u64);
+                i += BURST as u32;
+            }
+            assert_eq!(e.conn_count(), i as usize, "{name}: every SYN opens one");
+            rates.push(i as f64 / (total_ns as f64 / 1e9));
+            // Release the shared per-server counts for the next run.
+            e.flush();
+        }
+        let (best, median) = best_median(&rates, true);
+        let what = format!(
+            "TCP SYN from a new client -> {s} schedules among 8 NAT real servers + insert (both keys), process_burst(32), {conns} into an empty 512k table"
+        );
+        let (p50, p99, p999) = (
+            percentile_ns(&hist, 0.5),
+            percentile_ns(&hist, 0.99),
+            percentile_ns(&hist, 0.999),
+        );
+        rows.push(Row {
+            json: serde_json::json!({
+                "name": name, "what": what, "unit": "conns/s",
+                "best": best, "median": median, "runs": runs, "conns_per_run": conns,
+                "ns_per_conn_p50": p50, "ns_per_conn_p99": p99, "ns_per_conn_p999": p999,
+            }),
+            name,
+            what,
+            unit: "conns/s",
+            best,
+            median,
+            p50: Some(p50),
+            p99: Some(p99),
+            p999: Some(p999),
+            extra: format!("{:.0} ns/conn (median)", 1e9 / median),
+        });
+    }
+}
+
+fn memory_row(cfg: &Cfg, rows: &mut Vec<Row>) {
+    let name = "mem/1m".to_string();
+    if !cfg.wants(&name) {
+        return;
+    }
+    eprintln!("running {name}");
+    let n = if cfg.quick { 100_000u32 } else { 1_000_000 };
+    let now = Instant::from_secs(1);
+    let r = rules(Fwd::Nat, "rr");
+    let rss0 = resident_bytes();
+    let huge0 = anon_huge_kb();
+    let mut e = engine(&r, n as usize);
+    let mut out = [Verdict::Drop(DropReason::NoService); BURST];
+    let mut burst = [inbound(0, TcpFlags::SYN); BURST];
+    let mut i = 0u32;
+    while i < n {
+        let m = (n - i).min(BURST as u32) as usize;
+        for (k, p) in burst[..m].iter_mut().enumerate() {
+            *p = inbound(i + k as u32, TcpFlags::SYN);
+        }
+        e.process_burst(&burst[..m], now, &mut out);
+        i += m as u32;
+    }
+    assert_eq!(e.conn_count(), n as usize);
+    let rss1 = resident_bytes();
+    let huge1 = anon_huge_kb();
+    let acct = e.memory_bytes() as f64 / n as f64;
+    let rss = match (rss0, rss1) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / n as f64),
+        _ => None,
+    };
+    let huge = match (huge0, huge1) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let what = format!(
+        "Engine::memory_bytes / conns with {n} NAT conns in a table of capacity {n} (RSS delta over create+fill in extra)"
+    );
+    rows.push(Row {
+        json: serde_json::json!({
+            "name": name, "what": what, "unit": "bytes/conn",
+            "accounted": acct, "rss_delta": rss, "anon_huge_kb_delta": huge,
+            "connections": n,
+        }),
+        name,
+        what,
+        unit: "B/conn",
+        best: acct,
+        median: acct,
+        p50: None,
+        p99: None,
+        p999: None,
+        extra: format!(
+            "RSS delta {} B/conn; THP {} MiB",
+            rss.map(|v| format!("{v:.1}")).unwrap_or("?".into()),
+            huge.map(|v| (v / 1024).to_string()).unwrap_or("?".into())
+        ),
+    });
+    drop(e);
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.0}", v)
+    } else if v >= 100.0 {
+        format!("{:.1}", v)
+    } else {
+        format!("{:.2}", v)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let cfg = Cfg {
+        quick: std::env::var_os("RVS_BENCH_QUICK").is_some(),
+        filter: args
+            .iter()
+            .filter(|a| !a.starts_with("--"))
+            .cloned()
+            .collect(),
+    };
+    let t = Wall::now();
+    let mut rows = Vec::new();
+    // First, so that the RSS delta is not blurred by memory earlier rows
+    // freed into the allocator.
+    memory_row(&cfg, &mut rows);
+    established_rows(&cfg, &mut rows);
+    new_conn_rows(&cfg, &mut rows);
+    let secs = t.elapsed().as_secs_f64();
+
+    println!();
+    println!("| row | unit | best | median | p50 | p99 | p99.9 | notes | measures |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|---|");
+    let o = |v: Option<f64>| v.map(fmt).unwrap_or_default();
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.unit,
+            fmt(r.best),
+            fmt(r.median),
+            o(r.p50),
+            o(r.p99),
+            o(r.p999),
+            r.extra,
+            r.what
+        );
+    }
+    println!();
+    println!("(est, new: p50/p99/p99.9 are per-burst time / 32 in ns; {secs:.1} s total)");
+
+    let json = serde_json::json!({
+        "bench": "lb_core",
+        "quick": cfg.quick,
+        "seconds": secs,
+        "rows": rows.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
+    });
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.ancestors().nth(3).map(|d| d.join("bench")))
+        .unwrap_or_else(|| "target/bench".into());
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let path = dir.join("lb_core.json");
+        match std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()) {
+            Ok(()) => println!("wrote {}", path.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        }
+    }
+}
