@@ -13,7 +13,7 @@ use rvs::lb::persist::TemplateTable;
 use rvs::lb::rules::Rules;
 use rvs::lb::service::{Protocol, ServiceConfig, ServiceKey};
 use rvs::lb::time::Instant;
-use rvs::net::{IpCidr, Iface, NeighConfig, NeighTable, NetConfig, RouteTable};
+use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
 use rvs::pipeline::{Action, Balancer, Drop};
 use rvs::wire::buf::{PacketBuf, VecBuf};
 use rvs::wire::EthernetAddress;
@@ -36,7 +36,10 @@ fn fixtures() -> Value {
 }
 
 fn mac(s: &str) -> EthernetAddress {
-    let b: Vec<u8> = s.split(':').map(|x| u8::from_str_radix(x, 16).unwrap()).collect();
+    let b: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
     EthernetAddress([b[0], b[1], b[2], b[3], b[4], b[5]])
 }
 
@@ -57,11 +60,17 @@ fn port_index(world: &Value, name: &str) -> u16 {
 fn build(world: &Value) -> Balancer {
     let mut rules = Rules::new(1);
     for s in world["services"].as_array().unwrap() {
-        let proto = if s["proto"] == "tcp" { Protocol::Tcp } else { Protocol::Udp };
+        let proto = if s["proto"] == "tcp" {
+            Protocol::Tcp
+        } else {
+            Protocol::Udp
+        };
         let vip = ip(&s["vip"]);
         let port = s["port"].as_u64().unwrap() as u16;
         rules
-            .add_service(ServiceConfig::new(proto, vip, port).with_scheduler(s["sched"].as_str().unwrap()))
+            .add_service(
+                ServiceConfig::new(proto, vip, port).with_scheduler(s["sched"].as_str().unwrap()),
+            )
             .unwrap();
         for d in s["dests"].as_array().unwrap() {
             let fwd = match d["fwd"].as_str().unwrap() {
@@ -77,8 +86,11 @@ fn build(world: &Value) -> Balancer {
                     csum: TunCsum::NoCsum,
                 },
             };
-            let dc = DestConfig::new(ip(&d["addr"]), d["port"].as_u64().unwrap() as u16).with_fwd(fwd);
-            rules.add_dest(&ServiceKey::new(proto, vip, port), dc).unwrap();
+            let dc =
+                DestConfig::new(ip(&d["addr"]), d["port"].as_u64().unwrap() as u16).with_fwd(fwd);
+            rules
+                .add_dest(&ServiceKey::new(proto, vip, port), dc)
+                .unwrap();
         }
     }
     let mut net = NetConfig::new();
@@ -101,10 +113,19 @@ fn build(world: &Value) -> Balancer {
     let mut neigh = NeighTable::new(NeighConfig::default());
     for (addr, m) in world["neighbors"].as_object().unwrap() {
         let a: IpAddr = addr.parse().unwrap();
-        let port = routes.lookup(&a).expect("neighbour on a connected network").port;
+        let port = routes
+            .lookup(&a)
+            .expect("neighbour on a connected network")
+            .port;
         neigh.add_static(port, a, mac(m.as_str().unwrap()));
     }
-    let engine = Engine::new(0, 1 << 16, rules.snapshot(), Arc::new(TemplateTable::new(16)), Instant::ZERO);
+    let engine = Engine::new(
+        0,
+        1 << 16,
+        rules.snapshot(),
+        Arc::new(TemplateTable::new(16)),
+        Instant::ZERO,
+    );
     Balancer::new(
         engine,
         net,
@@ -126,9 +147,7 @@ fn hex(s: &str) -> Vec<u8> {
 /// scapy's dissection of a frame, for failure messages.
 fn show(frame: &[u8]) -> String {
     let h: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-    let code = format!(
-        "from scapy.all import Ether; Ether(bytes.fromhex('{h}')).show2()"
-    );
+    let code = format!("from scapy.all import Ether; Ether(bytes.fromhex('{h}')).show2()");
     Command::new(PYTHON)
         .args(["-c", &code])
         .output()
@@ -164,7 +183,9 @@ fn golden_packets() {
                     _ => None,
                 };
                 if got_port != Some(want_port) {
-                    failures.push(format!("{desc}: expected tx on {want_port}, got {action:?}"));
+                    failures.push(format!(
+                        "{desc}: expected tx on {want_port}, got {action:?}"
+                    ));
                     continue;
                 }
                 let want = hex(c["output"].as_str().unwrap());

@@ -1,7 +1,6 @@
 //! rvsd's runtime: EAL, pool, ports and workers from a [`Config`], run until
 //! told to stop, then a clean shutdown with the final counters.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -832,6 +832,45 @@ impl Engine {
         Some(Verdict::Forward(fwd))
     }
 
+    /// The connection `pkt` belongs to, without scheduling and without
+    /// touching its state or timer: for ICMP errors about a connection,
+    /// which go the connection's way but do not move its TCP state (as in
+    /// the kernel's ip_vs_in_icmp). Counted in the real server's stats.
+    pub fn lookup(&mut self, pkt: &Packet, now: Instant) -> Option<Forward> {
+        let p = Self::prepare(pkt);
+        let out = pkt.dir == Direction::Out;
+        let i = self.table.find(p.hash, &p.tuple, out, &self.slab)?;
+        let c = self.table.get(i);
+        if c.expires <= now.0 {
+            return None;
+        }
+        let d = self
+            .slab
+            .hot
+            .get_mut(c.dest as usize)
+            .filter(|d| d.used && (out || d.live))?;
+        let state = if c.has(flag::UDP) {
+            ConnState::Udp
+        } else {
+            ConnState::Tcp(TcpState::from_u8(c.state))
+        };
+        let v6 = c.has(flag::V6);
+        let vport = c.vport;
+        d.pkts[out as usize] += 1;
+        d.bytes[out as usize] += pkt.len as u64;
+        Some(Forward {
+            conn: Some(i),
+            new: false,
+            dest: c.dest,
+            fwd: d.fwd,
+            daddr: d.daddr,
+            dport: if d.port == 0 { vport } else { d.port },
+            vaddr: conntable::ip_from16(c.vaddr, v6),
+            vport,
+            state,
+        })
+    }
+
     /// No connection: schedule a new one if the packet may open one.
     fn new_conn(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
         let snap = &*self.snap;

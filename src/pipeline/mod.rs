@@ -75,7 +75,10 @@ pub enum Action {
     /// Rewritten for port `port`, but the MAC of `next_hop` is not known
     /// yet: hold it until the neighbour resolves, then write the MAC into
     /// the Ethernet destination and transmit.
-    Hold { port: u16, next_hop: IpAddr },
+    Hold {
+        port: u16,
+        next_hop: IpAddr,
+    },
     Drop(Drop),
 }
 
@@ -224,7 +227,7 @@ impl Balancer {
             sport: h.src_port,
             dst: h.dst,
             dport: h.dst_port,
-            tcp_flags: TcpFlags(h.tcp_flags),
+            tcp_flags: TcpFlags(h.tcp_flags.0),
             dir,
             len: h.l3_len as u32,
         };
@@ -276,7 +279,13 @@ impl Balancer {
     /// An ICMP error about one of our connections: find the connection from
     /// the quoted packet (which we sent, so its tuple is reversed) and
     /// translate or forward it like the connection's own packets.
-    fn icmp_error<B: PacketBuf>(&mut self, port: u16, buf: &mut B, h: &Headers, now: Instant) -> Action {
+    fn icmp_error<B: PacketBuf>(
+        &mut self,
+        port: u16,
+        buf: &mut B,
+        h: &Headers,
+        now: Instant,
+    ) -> Action {
         let Some(inner) = h.inner else {
             return Action::Drop(Drop::Malformed);
         };

@@ -1,0 +1,275 @@
+//! Pipeline behaviour beyond the golden fixtures (tests/golden_packets.rs):
+//! local traffic, unresolved next hops, fragments, and a fuzz loop over the
+//! whole pipeline.
+
+use super::*;
+use crate::lb::dest::DestConfig;
+use crate::lb::persist::TemplateTable;
+use crate::lb::rules::Rules;
+use crate::lb::service::ServiceConfig;
+use crate::net::{IpCidr, NeighConfig, NeighTable};
+use crate::wire::buf::VecBuf;
+use crate::wire::fuzz::{mutate, XorShift};
+
+const CLI_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xfe]);
+const SRV_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 1, 0xfe]);
+const PEER: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn vip() -> IpAddr {
+    "10.0.0.100".parse().unwrap()
+}
+
+/// Client port 0 (10.0.0.254/24), server port 1 (10.1.0.254/24), a NAT
+/// service on the VIP:80 to 10.1.0.11:8080 and a DR one on :81 to
+/// 10.1.0.12; only 10.1.0.11's MAC is known.
+fn balancer() -> Balancer {
+    let mut rules = Rules::new(1);
+    let tcp = crate::lb::service::Protocol::Tcp;
+    rules
+        .add_service(ServiceConfig::new(tcp, vip(), 80).with_scheduler("rr"))
+        .unwrap();
+    rules
+        .add_dest(
+            &crate::lb::service::ServiceKey::new(tcp, vip(), 80),
+            DestConfig::new("10.1.0.11".parse().unwrap(), 8080).masq(),
+        )
+        .unwrap();
+    rules
+        .add_service(ServiceConfig::new(tcp, vip(), 81).with_scheduler("rr"))
+        .unwrap();
+    rules
+        .add_dest(
+            &crate::lb::service::ServiceKey::new(tcp, vip(), 81),
+            DestConfig::new("10.1.0.12".parse().unwrap(), 81),
+        )
+        .unwrap();
+    let mut net = NetConfig::new();
+    net.set(Iface::new(0, CLI_MAC).with_addr("10.0.0.254/24".parse::<IpCidr>().unwrap()));
+    net.set(Iface::new(1, SRV_MAC).with_addr("10.1.0.254/24".parse::<IpCidr>().unwrap()));
+    let routes = RouteTable::from_config(&net);
+    let mut neigh = NeighTable::new(NeighConfig::default());
+    neigh.add_static(
+        1,
+        "10.1.0.11".parse().unwrap(),
+        EthernetAddress([2, 0, 0, 0, 0x11, 0x11]),
+    );
+    let engine = Engine::new(
+        0,
+        4096,
+        rules.snapshot(),
+        Arc::new(TemplateTable::new(4)),
+        Instant::ZERO,
+    );
+    Balancer::new(
+        engine,
+        net,
+        vec![0],
+        Arc::new(routes),
+        neigh.snapshot(),
+        1500,
+        1,
+    )
+}
+
+fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&PEER);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn ipv4(src: [u8; 4], dst: IpAddr, proto: u8, l4: &[u8], frag: u16) -> Vec<u8> {
+    let IpAddr::V4(d) = dst else { unreachable!() };
+    let total = (20 + l4.len()) as u16;
+    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1];
+    ip.extend_from_slice(&frag.to_be_bytes());
+    ip.extend_from_slice(&[64, proto, 0, 0]);
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&d.octets());
+    let c = crate::wire::checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(l4);
+    ip
+}
+
+fn syn(sport: u16, dport: u16) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = 0x02;
+    t
+}
+
+#[test]
+fn arp_for_a_vip_is_answered_on_the_client_port_only() {
+    let mut b = balancer();
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&PEER);
+    arp.extend_from_slice(&[10, 0, 0, 1]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[10, 0, 0, 100]);
+    let frame = eth([0xff; 6], 0x0806, &arp);
+    let mut buf = VecBuf::from_frame(&frame);
+    assert_eq!(b.process(0, &mut buf, Instant::ZERO), Action::Reply);
+    assert_eq!(
+        &buf.data()[6..12],
+        &CLI_MAC.0,
+        "the reply comes from the client port"
+    );
+    assert_eq!(&buf.data()[22..28], &CLI_MAC.0, "the VIP is at our MAC");
+    assert_eq!(b.take_learned().count(), 1, "the asker was learned");
+    let mut buf = VecBuf::from_frame(&frame);
+    assert!(matches!(
+        b.process(1, &mut buf, Instant::ZERO),
+        Action::Drop(_)
+    ));
+}
+
+#[test]
+fn unknown_next_hop_holds_the_rewritten_packet() {
+    let mut b = balancer();
+    let f = eth(
+        CLI_MAC.0,
+        0x0800,
+        &ipv4([192, 0, 2, 10], vip(), 6, &syn(4000, 81), 0),
+    );
+    let mut buf = VecBuf::from_frame(&f);
+    assert_eq!(
+        b.process(0, &mut buf, Instant::ZERO),
+        Action::Hold {
+            port: 1,
+            next_hop: "10.1.0.12".parse().unwrap()
+        }
+    );
+    assert_eq!(
+        &buf.data()[6..12],
+        &SRV_MAC.0,
+        "rewritten for the server port"
+    );
+}
+
+#[test]
+fn fragments_and_other_protocols_are_counted_drops() {
+    let mut b = balancer();
+    let frag = eth(
+        CLI_MAC.0,
+        0x0800,
+        &ipv4([192, 0, 2, 10], vip(), 6, &syn(4000, 80), 0x2000),
+    );
+    let mut buf = VecBuf::from_frame(&frag);
+    assert_eq!(
+        b.process(0, &mut buf, Instant::ZERO),
+        Action::Drop(Drop::Fragment)
+    );
+    let gre = eth(
+        CLI_MAC.0,
+        0x0800,
+        &ipv4([192, 0, 2, 10], vip(), 47, &[0; 8], 0),
+    );
+    let mut buf = VecBuf::from_frame(&gre);
+    assert_eq!(
+        b.process(0, &mut buf, Instant::ZERO),
+        Action::Drop(Drop::Unsupported)
+    );
+    let ipx = eth(CLI_MAC.0, 0x8137, &[0; 30]);
+    let mut buf = VecBuf::from_frame(&ipx);
+    assert_eq!(
+        b.process(0, &mut buf, Instant::ZERO),
+        Action::Drop(Drop::NotIp)
+    );
+}
+
+#[test]
+fn vips_follow_the_snapshot() {
+    let mut b = balancer();
+    assert!(b.net().port(0).unwrap().is_vip(&vip()));
+    b.set_snapshot(Rules::new(1).snapshot());
+    assert!(!b.net().port(0).unwrap().is_vip(&vip()));
+}
+
+/// The whole pipeline on mutated frames: never a panic, and every frame it
+/// sends out parses again. Bounded by RVS_FUZZ_SECS (default 2 s).
+#[test]
+fn fuzz_pipeline() {
+    let secs: u64 = std::env::var("RVS_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut b = balancer();
+    let seeds = [
+        eth(
+            CLI_MAC.0,
+            0x0800,
+            &ipv4([192, 0, 2, 10], vip(), 6, &syn(4000, 80), 0),
+        ),
+        eth(
+            CLI_MAC.0,
+            0x0800,
+            &ipv4([192, 0, 2, 10], vip(), 6, &syn(4001, 81), 0),
+        ),
+        eth(
+            CLI_MAC.0,
+            0x0800,
+            &ipv4(
+                [10, 1, 0, 11],
+                "192.0.2.10".parse().unwrap(),
+                6,
+                &syn(8080, 4000),
+                0,
+            ),
+        ),
+        eth(
+            CLI_MAC.0,
+            0x0800,
+            &ipv4(
+                [192, 0, 2, 10],
+                vip(),
+                17,
+                &[0x0f, 0xa0, 0, 80, 0, 12, 0, 0, 1, 2, 3, 4],
+                0,
+            ),
+        ),
+        eth(
+            CLI_MAC.0,
+            0x0800,
+            &ipv4(
+                [192, 0, 2, 10],
+                vip(),
+                1,
+                &[8, 0, 0xf7, 0xff, 0, 0, 0, 0],
+                0,
+            ),
+        ),
+    ];
+    let mut rng = XorShift::new(0x5eed);
+    let (mut runs, mut sent) = (0u64, 0u64);
+    while std::time::Instant::now() < deadline {
+        for _ in 0..256 {
+            let mut f = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..1 + rng.below(4) {
+                mutate(&mut rng, &mut f);
+            }
+            let port = rng.below(2) as u16;
+            let mut buf = VecBuf::from_frame(&f);
+            let now = Instant::from_millis(runs);
+            match b.process(port, &mut buf, now) {
+                Action::Tx(_) | Action::Reply | Action::Hold { .. } => {
+                    sent += 1;
+                    assert!(
+                        parse_frame(buf.data()).is_ok(),
+                        "rvs emitted an unparsable frame"
+                    );
+                }
+                Action::Drop(_) => {}
+            }
+            runs += 1;
+        }
+        b.engine_mut().expire(Instant::from_millis(runs), 1024);
+    }
+    eprintln!("pipeline fuzz: {runs} frames, {sent} sent out");
+    assert!(runs > 0);
+}
