@@ -1101,9 +1101,9 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if live.len() < 200 && (x % 3 != 0 || live.is_empty()) {
+            if live.len() < 200 && (!x.is_multiple_of(3) || live.is_empty()) {
                 let t = client(step);
-                let i = add(&mut tab, t, 0, x % 2 == 0, 1000, &e).unwrap();
+                let i = add(&mut tab, t, 0, x.is_multiple_of(2), 1000, &e).unwrap();
                 live.push((i, t));
             } else {
                 let k = (x as usize / 3) % live.len();

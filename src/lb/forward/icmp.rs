@@ -181,7 +181,7 @@ pub fn may_answer(f: &[u8], h: &Headers, env: &Env, reply: Reply) -> bool {
     if matches!(h.frag, Some(fr) if fr.offset != 0) {
         return false;
     }
-    let eth_mcast = f.first().map_or(true, |&b| b & 1 != 0);
+    let eth_mcast = f.first().is_none_or(|&b| b & 1 != 0);
     match (h.l3, h.src, h.dst) {
         (L3::Ipv4, IpAddr::V4(s), IpAddr::V4(d)) => {
             let refuse = eth_mcast

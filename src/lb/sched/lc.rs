@@ -29,7 +29,7 @@ impl Scheduler for Lc {
                 continue;
             }
             let doh = overhead(dests, i);
-            if least.map_or(true, |(_, loh)| doh < loh) {
+            if least.is_none_or(|(_, loh)| doh < loh) {
                 least = Some((i, doh));
             }
         }

@@ -34,9 +34,7 @@ impl Scheduler for Nq {
             }
             let doh = sed_overhead(dests, i);
             // loh * dw > doh * lw  <=>  doh/dw < loh/lw
-            if least.map_or(true, |(l, loh)| {
-                ratio_gt(loh, dests.weight(l), doh, dests.weight(i))
-            }) {
+            if least.is_none_or(|(l, loh)| ratio_gt(loh, dests.weight(l), doh, dests.weight(i))) {
                 least = Some((i, doh));
             }
         }

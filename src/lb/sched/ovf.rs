@@ -29,7 +29,7 @@ impl Scheduler for Ovf {
             if dests.overloaded(i) || dests.active(i) > w || w == 0 {
                 continue;
             }
-            if best.map_or(true, |(_, hw)| w > hw) {
+            if best.is_none_or(|(_, hw)| w > hw) {
                 best = Some((i, w));
             }
         }
