@@ -53,6 +53,8 @@ fn run_rvsd(secs: u64, run: u64) -> f64 {
         "a=net_null0".into(),
         "--port".into(),
         "b=net_null1".into(),
+        "--mode".into(),
+        "l2fwd".into(),
         "--duration".into(),
         secs.to_string(),
         "--json".into(),

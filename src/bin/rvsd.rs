@@ -26,9 +26,16 @@ struct Args {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<f64>,
-    /// Print a line of per-second counters while running.
-    #[arg(long)]
-    progress: bool,
+    /// What the workers run: `lb` (the load balancer) or `l2fwd` (plain
+    /// forwarding between ports, for benchmarks).
+    #[arg(long, default_value = "lb", value_parser = ["lb", "l2fwd"])]
+    mode: String,
+    /// Load rules (ipvsadm-save format) before traffic starts.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
+    /// The control socket (overrides the config file's control.socket).
+    #[arg(long, value_name = "PATH")]
+    sock: Option<PathBuf>,
     /// Print the shutdown report as JSON.
     #[arg(long)]
     json: bool,
@@ -59,6 +66,9 @@ fn load(args: &Args) -> Result<Config, String> {
             addresses: Vec::new(),
         });
     }
+    if let Some(sock) = &args.sock {
+        cfg.control.socket = sock.display().to_string();
+    }
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
@@ -86,20 +96,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let mut last = 0u64;
-    let show = args.progress;
-    let result = rvs::daemon::run(&cfg, &args.eal, stop, duration, |t, stats| {
-        if show {
-            let rx: u64 = stats.iter().map(|s| s.snapshot().rx).sum();
-            eprintln!(
-                "rvsd: {:>6.1} s  rx {:>12} pkts  ({:.3} Mpps)",
-                t.as_secs_f64(),
-                rx,
-                (rx - last) as f64 / 1e6
-            );
-            last = rx;
-        }
-    });
+    let opts = rvs::daemon::RunOptions {
+        mode: if args.mode == "l2fwd" {
+            rvs::daemon::Mode::L2Fwd
+        } else {
+            rvs::daemon::Mode::Lb
+        },
+        cli_eal: args.eal.clone(),
+        stop,
+        duration,
+        restore: args.restore.as_ref().map(|p| p.display().to_string()),
+    };
+    let result = rvs::daemon::run(&cfg, opts);
     match result {
         Ok(summary) => {
             if args.json {

@@ -283,7 +283,7 @@ pub fn protocol(p: proto::Protocol) -> Protocol {
     }
 }
 
-fn wire_protocol(p: Protocol) -> proto::Protocol {
+pub fn wire_protocol(p: Protocol) -> proto::Protocol {
     match p {
         Protocol::Tcp => proto::Protocol::Tcp,
         Protocol::Udp => proto::Protocol::Udp,

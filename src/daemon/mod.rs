@@ -1,15 +1,36 @@
 //! rvsd's runtime: EAL, pool, ports and workers from a [`Config`], run until
 //! told to stop, then a clean shutdown with the final counters.
 
+pub mod lbworker;
+mod runtime;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::config::Config;
+use std::sync::Mutex;
+
+use crate::config::{Config, Role};
+use crate::control::handler::{RulesHandler, Runtime};
+use crate::control::listener::{self, Limits, ListenerStats};
+use crate::control::server::Handler;
+use crate::control::{self};
+use crate::dataplane::handoff;
 use crate::dataplane::lcore::{self, Exit};
-use crate::dataplane::port::rss_types;
+use crate::dataplane::port::{rss_types, RxQueue, TxQueue};
 use crate::dataplane::worker::{DropReason, L2Forward, Worker, WorkerCounts, WorkerStats};
 use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortConfig, PortStats, RssConfig};
+use crate::lb::engine::Engine;
+use crate::lb::persist::TemplateTable;
+use crate::lb::rules::{Rules, Snapshot};
+use crate::net::{
+    self, Iface, IpCidr, NeighConfig, NeighSnapshot, NeighTable, NetConfig, RouteTable,
+};
+use crate::pipeline::{Balancer, DropCounts};
+use crate::rss::{OwnerMap, Reta};
+use crate::wire::EthernetAddress;
+use lbworker::{Clock, LbPipeline, LbPipelineParts, SharedCounters};
+use runtime::DaemonRuntime;
 
 /// The RSS key most NICs ship with (Microsoft's verification key); rvs's
 /// software Toeplitz mirrors whatever key is configured.
@@ -19,27 +40,158 @@ pub const DEFAULT_RSS_KEY: [u8; 40] = [
     0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
 ];
 
+/// What the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The load balancer (the default).
+    #[default]
+    Lb,
+    /// Plain L2 forwarding between ports (the forwarding benchmark).
+    L2Fwd,
+}
+
+/// How rvsd was asked to run, beyond the configuration file.
+pub struct RunOptions {
+    pub mode: Mode,
+    /// EAL arguments from the command line (after `--`).
+    pub cli_eal: Vec<String>,
+    pub stop: Arc<AtomicBool>,
+    pub duration: Option<Duration>,
+    /// Rules in ipvsadm-save format to load before traffic starts.
+    pub restore: Option<String>,
+}
+
 /// What rvsd did, for the shutdown report.
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub elapsed: Duration,
     pub ports: Vec<(String, String, PortStats)>,
     pub lcores: Vec<(LcoreId, WorkerCounts, Exit)>,
+    /// Load-balancer drops by reason, summed over workers (name, count).
+    pub lb_drops: Vec<(&'static str, u64)>,
 }
 
-/// Run the daemon until `stop` is set (or `duration` passes).
-/// `cli_eal` are EAL arguments from the command line (after `--`).
-pub fn run(
-    cfg: &Config,
-    cli_eal: &[String],
-    stop: Arc<AtomicBool>,
-    duration: Option<Duration>,
-    mut progress: impl FnMut(Duration, &[Arc<WorkerStats>]),
-) -> Result<Summary, String> {
+/// Ports configured and started, with their queues.
+struct Started {
+    ports: Vec<(String, String, Port)>,
+    macs: Vec<[u8; 6]>,
+    /// Per worker: (rx queue of every port, tx queue of every port).
+    queues: Vec<(Vec<RxQueue>, Vec<TxQueue>)>,
+    /// Redirection table size used on the ports (for the software owner map).
+    reta_size: usize,
+}
+
+fn rss_for(role: Role) -> u64 {
+    let base = rss_types::ip() | rss_types::tcp() | rss_types::udp();
+    match role {
+        Role::Client | Role::Both => base | rss_types::l3_src_only() | rss_types::l4_src_only(),
+        Role::Server => base | rss_types::l3_dst_only() | rss_types::l4_dst_only(),
+    }
+}
+
+fn start_ports(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, String> {
+    let mut ports = Vec::new();
+    let mut macs = Vec::new();
+    let mut queues: Vec<(Vec<RxQueue>, Vec<TxQueue>)> =
+        (0..nq).map(|_| (Vec::new(), Vec::new())).collect();
+    let mut reta_size = 128;
+    for pc in &cfg.ports {
+        let port = Port::by_name(pc.dev_name()).map_err(|e| format!("port {}: {e}", pc.name))?;
+        let info = port.info().map_err(|e| e.to_string())?;
+        let rss = (nq > 1 && info.rss_offloads != 0).then(|| {
+            // Keep only the hash types the driver has; without the
+            // *_ONLY bits packets still spread, and hand-off fixes owners.
+            let want = rss_for(pc.role);
+            let mut hash_types = want & info.rss_offloads;
+            if hash_types & (rss_types::ip() | rss_types::tcp() | rss_types::udp()) == 0 {
+                hash_types = info.rss_offloads;
+            }
+            RssConfig {
+                key: DEFAULT_RSS_KEY,
+                hash_types,
+                reta: Vec::new(),
+            }
+        });
+        if info.reta_size > 0 {
+            reta_size = info.reta_size as usize;
+        }
+        let pcfg = PortConfig {
+            rx_queues: nq,
+            tx_queues: nq,
+            rx_desc: cfg.workers.rx_desc,
+            tx_desc: cfg.workers.tx_desc,
+            rss,
+            promiscuous: true,
+            mtu: pc.mtu,
+        };
+        let (rx, tx) = port
+            .start(&pcfg, pool)
+            .map_err(|e| format!("port {} ({}): {e}", pc.name, pc.device))?;
+        for (w, (r, t)) in rx.into_iter().zip(tx).enumerate() {
+            queues[w].0.push(r);
+            queues[w].1.push(t);
+        }
+        macs.push(port.mac().unwrap_or([0; 6]));
+        ports.push((pc.name.clone(), pc.device.clone(), port));
+    }
+    Ok(Started {
+        ports,
+        macs,
+        queues,
+        reta_size,
+    })
+}
+
+/// Each port's addresses as the net module sees them.
+fn net_config(cfg: &Config, macs: &[[u8; 6]]) -> Result<NetConfig, String> {
+    let mut net = NetConfig::new();
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let mut iface = Iface::new(i as u16, EthernetAddress(macs[i]));
+        let mut v6 = false;
+        for a in &pc.addresses {
+            let cidr: IpCidr = a
+                .parse()
+                .map_err(|e| format!("port {}: address {a}: {e:?}", pc.name))?;
+            v6 |= cidr.addr().is_ipv6();
+            iface.add_addr(cidr);
+        }
+        if v6 {
+            iface = iface.with_link_local();
+        }
+        net.set(iface);
+    }
+    Ok(net)
+}
+
+fn routes(cfg: &Config, net: &NetConfig) -> Result<RouteTable, String> {
+    let mut t = RouteTable::from_config(net);
+    for r in &cfg.routes {
+        let port = cfg
+            .ports
+            .iter()
+            .position(|p| p.name == r.port)
+            .ok_or_else(|| format!("route {}: no port {}", r.prefix, r.port))?
+            as u16;
+        let prefix: IpCidr = r
+            .prefix
+            .parse()
+            .map_err(|e| format!("route {}: {e:?}", r.prefix))?;
+        let res = if prefix.prefix_len() == 0 {
+            t.set_default(r.via, port)
+        } else {
+            t.add_static(prefix, r.via, port)
+        };
+        res.map_err(|e| format!("route {} via {}: {e:?}", r.prefix, r.via))?;
+    }
+    Ok(t)
+}
+
+/// Run the daemon until `opts.stop` is set (or the duration passes).
+pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
     let mut args = vec!["rvsd".to_string()];
     args.extend(cfg.eal.args.iter().cloned());
     args.extend(cfg.device_args());
-    args.extend(cli_eal.iter().cloned());
+    args.extend(opts.cli_eal.iter().cloned());
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
 
     let mut lcores = eal.worker_lcores();
@@ -56,45 +208,31 @@ pub fn run(
         return Err("no worker lcore: give the EAL at least two lcores, e.g. -l 0,1".into());
     }
     let nq = lcores.len() as u16;
+    let pool = Arc::new(
+        Mempool::new("rvs_pkts", cfg.workers.mbufs, 256, 2048 + 128, -1)
+            .map_err(|e| e.to_string())?,
+    );
+    let started = start_ports(cfg, nq, &pool)?;
+    let result = match opts.mode {
+        Mode::L2Fwd => run_l2fwd(cfg, &opts, &lcores, started),
+        Mode::Lb => run_lb(cfg, &opts, &lcores, started, &pool),
+    };
+    drop(pool);
+    drop(eal);
+    result
+}
 
-    let pool = Mempool::new("rvs_pkts", cfg.workers.mbufs, 256, 2048 + 128, -1)
-        .map_err(|e| e.to_string())?;
-
-    let mut ports = Vec::new();
-    // queues[w] = (rx of every port, tx of every port) for worker w.
-    let mut per_worker: Vec<(Vec<_>, Vec<_>)> = (0..nq).map(|_| (Vec::new(), Vec::new())).collect();
-    for pc in &cfg.ports {
-        let port = Port::by_name(pc.dev_name()).map_err(|e| format!("port {}: {e}", pc.name))?;
-        let info = port.info().map_err(|e| e.to_string())?;
-        let want_rss = nq > 1 && info.rss_offloads != 0;
-        let pcfg = PortConfig {
-            rx_queues: nq,
-            tx_queues: nq,
-            rx_desc: cfg.workers.rx_desc,
-            tx_desc: cfg.workers.tx_desc,
-            rss: want_rss.then(|| RssConfig {
-                key: DEFAULT_RSS_KEY,
-                hash_types: rss_types::ip() | rss_types::tcp() | rss_types::udp(),
-                reta: Vec::new(),
-            }),
-            promiscuous: true,
-            mtu: pc.mtu,
-        };
-        let (rx, tx) = port
-            .start(&pcfg, &pool)
-            .map_err(|e| format!("port {} ({}): {e}", pc.name, pc.device))?;
-        for (w, (r, t)) in rx.into_iter().zip(tx).enumerate() {
-            per_worker[w].0.push(r);
-            per_worker[w].1.push(t);
-        }
-        ports.push((pc.name.clone(), pc.device.clone(), port));
-    }
-
+fn run_l2fwd(
+    cfg: &Config,
+    opts: &RunOptions,
+    lcores: &[LcoreId],
+    started: Started,
+) -> Result<Summary, String> {
     let peers = cfg.peers();
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut stats = Vec::new();
-    for (w, (rx, tx)) in per_worker.into_iter().enumerate() {
+    for (w, (rx, tx)) in started.queues.into_iter().enumerate() {
         let st = Arc::new(WorkerStats::default());
         stats.push(st.clone());
         let flag = run_flag.clone();
@@ -108,42 +246,265 @@ pub fn run(
         .map_err(|e| e.to_string())?;
         handles.push(h);
     }
+    let started_at = std::time::Instant::now();
+    wait(opts, started_at, || {});
+    finish(
+        started_at,
+        &run_flag,
+        handles,
+        &stats,
+        &started.ports,
+        Vec::new(),
+    )
+}
 
-    let started = Instant::now();
-    let mut last_progress = started;
-    while !stop.load(Ordering::Relaxed) {
-        if duration.is_some_and(|d| started.elapsed() >= d) {
+/// Poll until told to stop, calling `every_20ms` meanwhile.
+fn wait(opts: &RunOptions, started: std::time::Instant, mut every_20ms: impl FnMut()) {
+    while !opts.stop.load(Ordering::Relaxed) {
+        if opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-        if last_progress.elapsed() >= Duration::from_secs(1) {
-            last_progress = Instant::now();
-            progress(started.elapsed(), &stats);
-        }
+        every_20ms();
     }
+}
+
+fn finish(
+    started: std::time::Instant,
+    run_flag: &AtomicBool,
+    handles: Vec<lcore::LaunchHandle>,
+    stats: &[Arc<WorkerStats>],
+    ports: &[(String, String, Port)],
+    lb_drops: Vec<(&'static str, u64)>,
+) -> Result<Summary, String> {
     run_flag.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let mut lc = Vec::new();
-    for (h, st) in handles.into_iter().zip(&stats) {
+    for (h, st) in handles.into_iter().zip(stats) {
         let l = h.lcore();
         let exit = h.join();
         lc.push((l, st.snapshot(), exit));
     }
     let mut port_stats = Vec::new();
-    for (name, dev, port) in &ports {
+    for (name, dev, port) in ports {
         port_stats.push((name.clone(), dev.clone(), port.stats().unwrap_or_default()));
     }
-    for (_, _, port) in &ports {
+    for (_, _, port) in ports {
         let _ = port.stop();
         let _ = port.close();
     }
-    drop(pool);
-    drop(eal);
     Ok(Summary {
         elapsed,
         ports: port_stats,
         lcores: lc,
+        lb_drops,
     })
+}
+
+fn run_lb(
+    cfg: &Config,
+    opts: &RunOptions,
+    lcores: &[LcoreId],
+    started: Started,
+    pool: &Arc<Mempool>,
+) -> Result<Summary, String> {
+    let nw = lcores.len();
+    let hz = crate::dataplane::tsc_hz().max(1000);
+    let clock = Clock {
+        tsc0: crate::dataplane::tsc(),
+        ticks_per_ms: hz / 1000,
+    };
+    let now = || clock.now(crate::dataplane::tsc());
+
+    let mut rules = Rules::new(nw);
+    let mut settings = *rules.settings();
+    settings.expire_nodest_conn = cfg.lb.expire_nodest_conn;
+    settings.expire_quiescent_template = cfg.lb.expire_quiescent_template;
+    settings.conn_reuse_mode = cfg.lb.conn_reuse_mode;
+    rules.set_settings(settings);
+
+    let net = net_config(cfg, &started.macs)?;
+    let routes = Arc::new(routes(cfg, &net)?);
+    let mut neigh = NeighTable::new(NeighConfig::default());
+    let (learn_tx, learn_rx) = net::learn_channel(4096);
+    let (snap_tx, snap_rxs) = net::snapshot_channel::<Snapshot>(nw);
+    let (neigh_tx, neigh_rxs) = net::snapshot_channel::<NeighSnapshot>(nw);
+    let templates = Arc::new(TemplateTable::new(64));
+    let roles: Vec<Role> = cfg.ports.iter().map(|p| p.role).collect();
+    let vip_ports: Vec<u16> = roles
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r != Role::Server)
+        .map(|(i, _)| i as u16)
+        .collect();
+    let mtu = cfg.ports.iter().filter_map(|p| p.mtu).min().unwrap_or(1500);
+    let owner = (nw > 1).then(|| {
+        OwnerMap::new(
+            DEFAULT_RSS_KEY,
+            Reta::round_robin(started.reta_size, nw as u16),
+        )
+    });
+    let mut handoffs = if nw > 1 {
+        handoff::mesh(nw, "lb").map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    handoffs.reverse();
+
+    let neigh_snap = neigh.snapshot();
+    let first = rules.snapshot();
+    let run_flag = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    let mut stats = Vec::new();
+    let mut shared = Vec::new();
+    let mut mailboxes = Vec::new();
+    for (w, ((rx, tx), (snaps, neighs))) in started
+        .queues
+        .into_iter()
+        .zip(snap_rxs.into_iter().zip(neigh_rxs))
+        .enumerate()
+    {
+        let st = Arc::new(WorkerStats::default());
+        let sh = Arc::new(SharedCounters::default());
+        let (mb_tx, mb_rx) = crossbeam_channel::bounded(4);
+        stats.push(st.clone());
+        shared.push(sh.clone());
+        mailboxes.push(mb_tx);
+        let engine = Engine::new(
+            w,
+            cfg.lb.connections as usize,
+            first.clone(),
+            templates.clone(),
+            now(),
+        );
+        let balancer = Balancer::new(
+            engine,
+            net.clone(),
+            vip_ports.clone(),
+            routes.clone(),
+            neigh_snap.clone(),
+            mtu,
+            (w as u16).wrapping_mul(0x4000),
+        );
+        let pipeline = LbPipeline::new(LbPipelineParts {
+            me: w as u16,
+            balancer,
+            owner: owner.clone(),
+            roles: roles.clone(),
+            snaps,
+            neighs,
+            learn: learn_tx.clone(),
+            pool: pool.clone(),
+            mailbox: mb_rx,
+            clock,
+            shared: sh,
+        });
+        let flag = run_flag.clone();
+        let ho = handoffs.pop();
+        let h = lcore::launch(lcores[w], move || {
+            let mut worker = Worker::new(rx, tx, pipeline, st);
+            if let Some(ho) = ho {
+                worker = worker.with_handoff(ho);
+            }
+            worker.run(&flag);
+        })
+        .map_err(|e| e.to_string())?;
+        handles.push(h);
+    }
+
+    // The control thread's state: the rules behind the socket.
+    let runtime = DaemonRuntime {
+        snap_tx,
+        mailboxes,
+        ports: started
+            .ports
+            .iter()
+            .map(|(n, _, p)| (n.clone(), *p))
+            .collect(),
+        lcores: lcores.to_vec(),
+        workers: stats.clone(),
+        shared: shared.clone(),
+        conn_capacity: cfg.lb.connections,
+        listener: Arc::new(ListenerStats::default()),
+    };
+    let listener_stats = runtime.listener.clone();
+    let handler = Arc::new(Mutex::new(RulesHandler::new(rules, runtime)));
+    {
+        let mut h = handler.lock().map_err(|_| "control state poisoned")?;
+        let snap = h.rules.snapshot();
+        h.runtime.publish(snap);
+    }
+    if let Some(path) = &opts.restore {
+        restore_file(&handler, path)?;
+    }
+    let sock = std::path::PathBuf::from(&cfg.control.socket);
+    let listener = control::server::bind(&sock)
+        .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
+    let ctl_stop = Arc::new(AtomicBool::new(false));
+    let ctl = {
+        let (h, stop, st) = (handler.clone(), ctl_stop.clone(), listener_stats.clone());
+        std::thread::Builder::new()
+            .name("rvsd-control".into())
+            .spawn(move || {
+                if let Err(e) = listener::serve(listener, h, Limits::default(), stop, st) {
+                    eprintln!("rvsd: control socket: {e}");
+                }
+            })
+            .map_err(|e| e.to_string())?
+    };
+    eprintln!(
+        "rvsd: balancing on {} port(s) with {nw} worker(s); control socket {}",
+        started.ports.len(),
+        sock.display()
+    );
+
+    let started_at = std::time::Instant::now();
+    let mut last_estimate = started_at;
+    wait(opts, started_at, || {
+        let t = now();
+        neigh.apply(&learn_rx, 4096, t);
+        neigh.expire(t);
+        if neigh.is_dirty() {
+            neigh_tx.publish(&neigh.snapshot());
+        }
+        if last_estimate.elapsed() >= Duration::from_secs(2) {
+            last_estimate = std::time::Instant::now();
+            if let Ok(h) = handler.lock() {
+                h.rules.estimate(t);
+            }
+        }
+    });
+    ctl_stop.store(true, Ordering::Relaxed);
+    let _ = ctl.join();
+    let _ = std::fs::remove_file(&sock);
+    let mut drops = DropCounts::default();
+    for sh in &shared {
+        for (d, a) in drops.0.iter_mut().zip(sh.drops.iter()) {
+            *d += a.load(Ordering::Relaxed);
+        }
+    }
+    let lb_drops = drops.iter().filter(|(_, n)| *n > 0).collect();
+    finish(
+        started_at,
+        &run_flag,
+        handles,
+        &stats,
+        &started.ports,
+        lb_drops,
+    )
+}
+
+/// `rvsd --restore FILE`: ipvsadm-save text applied as one atomic restore.
+fn restore_file<R: Runtime>(handler: &Mutex<RulesHandler<R>>, path: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--restore {path}: {e}"))?;
+    let (rules, timeouts) = control::ipvsadm::restore::restore(&text, Default::default())
+        .map_err(|e| format!("--restore {path}: line {}: {}", e.line, e.message))?;
+    let mut h = handler.lock().map_err(|_| "control state poisoned")?;
+    match h.handle(control::proto::Request::Restore { rules, timeouts }) {
+        control::proto::Response::Ok => Ok(()),
+        control::proto::Response::Error { message } => Err(format!("--restore {path}: {message}")),
+        other => Err(format!("--restore {path}: unexpected answer {other:?}")),
+    }
 }
 
 impl Summary {
@@ -180,6 +541,14 @@ impl Summary {
                 }
             );
         }
+        if !self.lb_drops.is_empty() {
+            let list: Vec<String> = self
+                .lb_drops
+                .iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect();
+            s += &format!("load balancer drops: {}\n", list.join(", "));
+        }
         s
     }
 
@@ -202,6 +571,9 @@ impl Summary {
                     .collect::<serde_json::Map<_, _>>(),
                 "panicked": matches!(exit, Exit::Panicked(_)),
             })).collect::<Vec<_>>(),
+            "lb_drops": self.lb_drops.iter()
+                .map(|(n, c)| (n.to_string(), serde_json::Value::from(*c)))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }

@@ -21,15 +21,18 @@ pub enum DropReason {
     Malformed = 2,
     /// The hand-off ring to the owning lcore was full.
     HandoffFull = 3,
+    /// The pipeline decided to drop it (its own counters say why).
+    Pipeline = 4,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TxFull,
         DropReason::NoRoute,
         DropReason::Malformed,
         DropReason::HandoffFull,
+        DropReason::Pipeline,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +41,7 @@ impl DropReason {
             DropReason::NoRoute => "no-route",
             DropReason::Malformed => "malformed",
             DropReason::HandoffFull => "handoff-full",
+            DropReason::Pipeline => "pipeline",
         }
     }
 }
@@ -49,6 +53,9 @@ pub enum Verdict {
     Tx(u16),
     /// Hand to worker `n` (the owner of the packet's connection).
     Handoff(u16),
+    /// The pipeline keeps the packet ([`Pipeline::keep`]), e.g. until its
+    /// next hop's MAC is known.
+    Keep,
     Drop(DropReason),
 }
 
@@ -58,8 +65,13 @@ pub trait Pipeline {
     /// writing `verdicts[i]` for `pkts[i]`; packets may be rewritten in place.
     fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]);
 
+    /// Take ownership of packet `index` of the burst just processed, whose
+    /// verdict was [`Verdict::Keep`]. The default drops it.
+    fn keep(&mut self, _index: usize, _m: Mbuf) {}
+
     /// Called once per loop iteration, after tx (timers, config pickup).
-    fn tick(&mut self, _now_tsc: u64) {}
+    /// Frames pushed to `out` as (port index, mbuf) are transmitted.
+    fn tick(&mut self, _now_tsc: u64, _out: &mut Vec<(u16, Mbuf)>) {}
 }
 
 /// Plain L2 forwarding: everything received on port i leaves on `peer[i]`.
@@ -142,6 +154,8 @@ pub struct Worker<P: Pipeline> {
     handoff: Option<Handoff>,
     /// Packets queued for hand-off since the last stats update.
     pending_handoff: u64,
+    /// Frames the pipeline emits from `tick` (capacity kept across loops).
+    emitted: Vec<(u16, Mbuf)>,
 }
 
 /// How many times a full tx queue is retried before its packets are dropped.
@@ -158,6 +172,7 @@ impl<P: Pipeline> Worker<P> {
             pending,
             handoff: None,
             pending_handoff: 0,
+            emitted: Vec::with_capacity(2 * BURST_SIZE),
         }
     }
 
@@ -215,7 +230,29 @@ impl<P: Pipeline> Worker<P> {
         if received + handed_in == 0 {
             bump(&self.stats.idle_loops, 1);
         }
-        self.pipeline.tick(now_tsc);
+        self.pipeline.tick(now_tsc, &mut self.emitted);
+        if !self.emitted.is_empty() {
+            let mut emitted = std::mem::take(&mut self.emitted);
+            let mut dropped = 0;
+            for (port, m) in emitted.drain(..) {
+                let p = port as usize;
+                if p >= self.pending.len() {
+                    dropped += 1;
+                    continue;
+                }
+                if self.pending[p].is_full() {
+                    dropped += self.flush(p);
+                }
+                if self.pending[p].push(m).is_err() {
+                    dropped += 1;
+                }
+            }
+            self.emitted = emitted;
+            for p in 0..self.pending.len() {
+                dropped += self.flush(p);
+            }
+            bump(&self.stats.drops[DropReason::TxFull as usize], dropped);
+        }
         received + handed_in
     }
 
@@ -269,8 +306,9 @@ impl<P: Pipeline> Worker<P> {
             }
         }
         let in_port = self.rx[port as usize].port().0;
-        for (mut m, v) in burst.drain().zip(verdicts.iter()) {
+        for (i, (mut m, v)) in burst.drain().zip(verdicts.iter()).enumerate() {
             match *v {
+                Verdict::Keep => self.pipeline.keep(i, m),
                 Verdict::Tx(out) => {
                     let out = out as usize;
                     if out >= self.pending.len() {

@@ -64,6 +64,67 @@ impl Drop {
     }
 }
 
+/// Per-reason drop counters, one flat array (pipeline reasons, then the
+/// engine's, the net module's and the rewrite's).
+#[derive(Clone, Debug)]
+pub struct DropCounts(pub [u64; DROP_KINDS]);
+
+const OWN: usize = 5;
+const LB_AT: usize = OWN;
+const NET_AT: usize = LB_AT + engine::N_DROP_REASONS;
+const FWD_AT: usize = NET_AT + net::DropReason::COUNT;
+/// How many distinct drop reasons [`DropCounts`] holds.
+pub const DROP_KINDS: usize = FWD_AT + forward::N_FWD_ERRORS;
+
+impl Default for DropCounts {
+    fn default() -> Self {
+        DropCounts([0; DROP_KINDS])
+    }
+}
+
+impl Drop {
+    /// The reason's slot in [`DropCounts`].
+    pub fn index(self) -> usize {
+        match self {
+            Drop::Malformed => 0,
+            Drop::NotIp => 1,
+            Drop::Fragment => 2,
+            Drop::Unsupported => 3,
+            Drop::NoRoute => 4,
+            Drop::Lb(r) => LB_AT + r as usize,
+            Drop::Net(r) => NET_AT + r.index(),
+            Drop::Fwd(e) => FWD_AT + e as usize,
+        }
+    }
+
+    /// Every reason, in [`Drop::index`] order.
+    pub fn all() -> impl Iterator<Item = Drop> {
+        [
+            Drop::Malformed,
+            Drop::NotIp,
+            Drop::Fragment,
+            Drop::Unsupported,
+            Drop::NoRoute,
+        ]
+        .into_iter()
+        .chain(engine::DropReason::ALL.into_iter().map(Drop::Lb))
+        .chain(net::DropReason::ALL.into_iter().map(Drop::Net))
+        .chain(FwdError::ALL.into_iter().map(Drop::Fwd))
+    }
+}
+
+impl DropCounts {
+    #[inline]
+    pub fn bump(&mut self, d: Drop) {
+        self.0[d.index()] += 1;
+    }
+
+    /// (name, count) for every reason.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Drop::all().map(move |d| (d.name(), self.0[d.index()]))
+    }
+}
+
 /// What to do with the packet now in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -179,10 +240,28 @@ impl Balancer {
 
     /// Decide one frame that arrived on `port`, rewriting it in place.
     pub fn process<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now: Instant) -> Action {
-        let h = match parse_frame(buf.data()) {
-            Ok(h) => h,
-            Err(_) => return Action::Drop(Drop::Malformed),
-        };
+        match parse_frame(buf.data()) {
+            Ok(h) => self.process_parsed(port, buf, &h, now),
+            Err(_) => Action::Drop(Drop::Malformed),
+        }
+    }
+
+    /// True when `addr` is a VIP of the current configuration.
+    #[inline]
+    pub fn is_vip(&self, addr: &IpAddr) -> bool {
+        self.vips.contains(addr)
+    }
+
+    /// [`Balancer::process`] for a frame the caller already parsed (`h`
+    /// must describe `buf`).
+    pub fn process_parsed<B: PacketBuf>(
+        &mut self,
+        port: u16,
+        buf: &mut B,
+        h: &Headers,
+        now: Instant,
+    ) -> Action {
+        let h = *h;
         match h.l3 {
             L3::Arp => {
                 return self

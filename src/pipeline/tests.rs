@@ -273,3 +273,12 @@ fn fuzz_pipeline() {
     eprintln!("pipeline fuzz: {runs} frames, {sent} sent out");
     assert!(runs > 0);
 }
+
+#[test]
+fn drop_indexes_are_distinct_and_dense() {
+    let idx: Vec<usize> = Drop::all().map(Drop::index).collect();
+    assert_eq!(idx, (0..DROP_KINDS).collect::<Vec<_>>());
+    let mut c = DropCounts::default();
+    c.bump(Drop::Lb(engine::DropReason::NotSyn));
+    assert_eq!(c.iter().find(|(n, _)| *n == "not_syn").unwrap().1, 1);
+}

@@ -1,0 +1,170 @@
+//! What the control handler asks of the running daemon: publish a
+//! configuration to the workers, and report connections, ports, lcores and
+//! counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use super::lbworker::{SharedCounters, WorkerCmd};
+use crate::control::handler::{self, Runtime};
+use crate::control::listener::ListenerStats;
+use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo};
+use crate::dataplane::worker::{DropReason, WorkerStats};
+use crate::dataplane::{LcoreId, Port};
+use crate::lb::engine::ConnInfo;
+use crate::lb::rules::Snapshot;
+use crate::net::SnapshotTx;
+use crate::pipeline::Drop;
+
+pub(super) struct DaemonRuntime {
+    pub snap_tx: SnapshotTx<Snapshot>,
+    pub mailboxes: Vec<Sender<WorkerCmd>>,
+    pub ports: Vec<(String, Port)>,
+    pub lcores: Vec<LcoreId>,
+    pub workers: Vec<Arc<WorkerStats>>,
+    pub shared: Vec<Arc<SharedCounters>>,
+    pub conn_capacity: u32,
+    pub listener: Arc<ListenerStats>,
+}
+
+/// How long the control thread waits for a worker's answer.
+const WORKER_ANSWER: Duration = Duration::from_secs(2);
+
+fn conn_entry(c: ConnInfo) -> ConnEntry {
+    ConnEntry {
+        protocol: handler::wire_protocol(c.proto),
+        // The kernel prints the remaining time rounded down to seconds.
+        expire: (c.expires_in_ms / 1000).min(u32::MAX as u64) as u32,
+        state: c.state.to_string(),
+        client: c.client,
+        virtual_addr: c.vip,
+        destination: c.dest,
+        template: c.template,
+    }
+}
+
+impl Runtime for DaemonRuntime {
+    fn publish(&mut self, snap: Arc<Snapshot>) {
+        self.snap_tx.publish(&snap);
+    }
+
+    fn connections(&self) -> Vec<ConnEntry> {
+        let mut replies = Vec::new();
+        for mb in &self.mailboxes {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if mb.try_send(WorkerCmd::ListConns(tx)).is_ok() {
+                replies.push(rx);
+            }
+        }
+        let mut out = Vec::new();
+        for rx in replies {
+            if let Ok(list) = rx.recv_timeout(WORKER_ANSWER) {
+                out.extend(list.into_iter().map(conn_entry));
+            }
+        }
+        out
+    }
+
+    fn ports(&self) -> Vec<PortInfo> {
+        self.ports
+            .iter()
+            .map(|(name, p)| {
+                let s = p.stats().unwrap_or_default();
+                let link = p.link().unwrap_or_default();
+                let mac = p.mac().unwrap_or([0; 6]);
+                PortInfo {
+                    port: p.id().0,
+                    name: name.clone(),
+                    mac: mac
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                    link_up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    rx_packets: s.ipackets,
+                    tx_packets: s.opackets,
+                    rx_bytes: s.ibytes,
+                    tx_bytes: s.obytes,
+                    rx_dropped: s.imissed + s.rx_nombuf,
+                    tx_errors: s.oerrors,
+                }
+            })
+            .collect()
+    }
+
+    fn lcores(&self) -> Vec<LcoreInfo> {
+        self.lcores
+            .iter()
+            .zip(self.workers.iter().zip(&self.shared))
+            .map(|(l, (w, sh))| {
+                let c = w.snapshot();
+                LcoreInfo {
+                    lcore: l.0,
+                    socket: 0,
+                    role: "worker".into(),
+                    rx_packets: c.rx,
+                    tx_packets: c.tx,
+                    dropped: c.drops.iter().sum(),
+                    handoffs: c.handoff_out,
+                    connections: sh.connections.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for w in &self.workers {
+            let c = w.snapshot();
+            *m.entry("worker.rx".into()).or_default() += c.rx;
+            *m.entry("worker.tx".into()).or_default() += c.tx;
+            *m.entry("worker.handoff_out".into()).or_default() += c.handoff_out;
+            *m.entry("worker.handoff_in".into()).or_default() += c.handoff_in;
+            for r in DropReason::ALL {
+                *m.entry(format!("worker.drop.{}", r.name())).or_default() += c.drops[r as usize];
+            }
+        }
+        for sh in &self.shared {
+            for d in Drop::all() {
+                *m.entry(format!("lb.drop.{}", d.name())).or_default() +=
+                    sh.drops[d.index()].load(Ordering::Relaxed);
+            }
+            *m.entry("lb.connections".into()).or_default() +=
+                sh.connections.load(Ordering::Relaxed);
+            *m.entry("neigh.pending_queued".into()).or_default() +=
+                sh.pending_queued.load(Ordering::Relaxed);
+            *m.entry("neigh.pending_dropped".into()).or_default() +=
+                sh.pending_dropped.load(Ordering::Relaxed);
+            *m.entry("neigh.learn_dropped".into()).or_default() +=
+                sh.learn_dropped.load(Ordering::Relaxed);
+        }
+        let l = &self.listener;
+        m.insert(
+            "control.accepted".into(),
+            l.accepted.load(Ordering::Relaxed) as u64,
+        );
+        m.insert(
+            "control.refused_busy".into(),
+            l.refused_busy.load(Ordering::Relaxed) as u64,
+        );
+        m.insert(
+            "control.too_long".into(),
+            l.too_long.load(Ordering::Relaxed) as u64,
+        );
+        m.insert(
+            "control.idle_closed".into(),
+            l.idle_closed.load(Ordering::Relaxed) as u64,
+        );
+        m
+    }
+
+    fn conn_tab_size(&self) -> u32 {
+        self.conn_capacity
+            .saturating_mul(self.mailboxes.len().max(1) as u32)
+    }
+}
