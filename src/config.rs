@@ -34,6 +34,35 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<NeighborConfig>,
+}
+
+/// A static neighbour (permanent ARP/ND entry): `address` is at `mac` on `port`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    pub address: std::net::IpAddr,
+    /// `02:00:00:00:00:01`
+    pub mac: String,
+    /// The port's name.
+    pub port: String,
+}
+
+/// A MAC address `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(ConfigError(format!(
+            "{s:?}: expected a MAC address aa:bb:cc:dd:ee:ff"
+        )));
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16)
+            .map_err(|_| ConfigError(format!("{s:?}: expected a MAC address aa:bb:cc:dd:ee:ff")))?;
+    }
+    Ok(mac)
 }
 
 /// Where rvsd listens for rvsadm.
@@ -268,6 +297,15 @@ impl Config {
                 )));
             }
         }
+        for n in &self.neighbors {
+            parse_mac(&n.mac)?;
+            if !self.ports.iter().any(|p| p.name == n.port) {
+                return Err(ConfigError(format!(
+                    "neighbor {}: port {:?} is not a configured port",
+                    n.address, n.port
+                )));
+            }
+        }
         if self.lb.connections < 1024 {
             return Err(ConfigError("lb.connections must be at least 1024".into()));
         }
@@ -333,6 +371,11 @@ addresses = ["10.0.0.1/24", "2001:db8::1/64"]
 prefix = "0.0.0.0/0"
 via = "10.0.0.254"
 port = "server"
+
+[[neighbor]]
+address = "10.0.0.254"
+mac = "02:00:00:00:00:fe"
+port = "server"
 "#;
 
     #[test]
@@ -354,6 +397,12 @@ port = "server"
             "10.0.0.254".parse::<std::net::IpAddr>().unwrap()
         );
         assert_eq!(parse_cidr(&c.ports[1].addresses[1]).unwrap().1, 64);
+        assert_eq!(
+            parse_mac(&c.neighbors[0].mac).unwrap(),
+            [2, 0, 0, 0, 0, 0xfe]
+        );
+        assert!(parse_mac("02:00:00:00:00").is_err());
+        assert!(parse_mac("02:00:00:00:00:zz").is_err());
     }
 
     #[test]

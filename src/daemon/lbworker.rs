@@ -68,8 +68,9 @@ impl Default for SharedCounters {
 /// Housekeeping every millisecond; counters every 100 ms.
 const HOUSEKEEPING_MS: u64 = 1;
 const PUBLISH_MS: u64 = 100;
-/// Connections expired per housekeeping pass at most.
-const EXPIRE_BUDGET: usize = 1024;
+/// Connections expired per housekeeping pass (every millisecond) at most:
+/// above the new-connection rate a worker sustains (millions per second).
+const EXPIRE_BUDGET: usize = 8192;
 
 pub struct LbPipeline {
     me: u16,
@@ -329,11 +330,11 @@ impl Pipeline for LbPipeline {
                 }
             }
         }
-        {
+        if self.bal.has_learned() {
+            // Rare (ARP/ND traffic): only then pay for the snapshot clone.
             let neigh = self.bal.neighbours().clone();
             let now = self.now;
-            let learned: Vec<_> = self.bal.take_learned().collect();
-            for l in learned {
+            for l in self.bal.take_learned() {
                 if l.worth_reporting(&neigh, now) {
                     self.learn.send(l);
                 }

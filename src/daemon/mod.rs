@@ -326,6 +326,11 @@ fn run_lb(
     let net = net_config(cfg, &started.macs)?;
     let routes = Arc::new(routes(cfg, &net)?);
     let mut neigh = NeighTable::new(NeighConfig::default());
+    for n in &cfg.neighbors {
+        let port = cfg.ports.iter().position(|p| p.name == n.port).unwrap_or(0) as u16;
+        let mac = crate::config::parse_mac(&n.mac).map_err(|e| e.to_string())?;
+        neigh.add_static(port, n.address, EthernetAddress(mac));
+    }
     let (learn_tx, learn_rx) = net::learn_channel(4096);
     let (snap_tx, snap_rxs) = net::snapshot_channel::<Snapshot>(nw);
     let (neigh_tx, neigh_rxs) = net::snapshot_channel::<NeighSnapshot>(nw);

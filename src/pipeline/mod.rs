@@ -223,6 +223,11 @@ impl Balancer {
         self.learned.drain(..)
     }
 
+    #[inline]
+    pub fn has_learned(&self) -> bool {
+        !self.learned.is_empty()
+    }
+
     fn update_vips(&mut self, snap: &Snapshot) {
         let new: ahash::AHashSet<IpAddr> = snap.services.iter().map(|s| s.cfg.key.addr).collect();
         for &p in &self.vip_ports {
