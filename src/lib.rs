@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod control;
+pub mod gen;
 pub mod lb;
 pub mod net;
 pub mod pipeline;
