@@ -135,7 +135,7 @@ pub fn generate(
     let mut rng = XorShift::new(spec.seed | 1);
     let mut n = 0u64;
     let mut order: Vec<u32> = (0..spec.flows).collect();
-    let mut shuffle = |order: &mut Vec<u32>, rng: &mut XorShift| {
+    let shuffle = |order: &mut Vec<u32>, rng: &mut XorShift| {
         for i in (1..order.len()).rev() {
             let j = rng.below(i + 1);
             order.swap(i, j);
