@@ -33,6 +33,9 @@ struct Args {
     /// Load rules (ipvsadm-save format) before traffic starts.
     #[arg(long, value_name = "FILE")]
     restore: Option<PathBuf>,
+    /// Measure per-burst processing time in each worker (reported at exit).
+    #[arg(long)]
+    latency: bool,
     /// The control socket (overrides the config file's control.socket).
     #[arg(long, value_name = "PATH")]
     sock: Option<PathBuf>,
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         stop,
         duration,
         restore: args.restore.as_ref().map(|p| p.display().to_string()),
+        latency: args.latency,
     };
     let result = rvs::daemon::run(&cfg, opts);
     match result {

@@ -267,6 +267,12 @@ impl LbPipeline {
     }
 }
 
+impl LbPipeline {
+    pub fn engine(&self) -> &crate::lb::engine::Engine {
+        self.bal.engine()
+    }
+}
+
 impl Pipeline for LbPipeline {
     fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]) {
         let now = self.now;

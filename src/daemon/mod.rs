@@ -59,6 +59,31 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Rules in ipvsadm-save format to load before traffic starts.
     pub restore: Option<String>,
+    /// Record per-burst processing time in each worker (reported at exit).
+    pub latency: bool,
+}
+
+/// Per-burst processing time of one worker, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BurstLatency {
+    pub bursts: u64,
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+    pub p999_ns: f64,
+    pub max_ns: f64,
+}
+
+impl BurstLatency {
+    fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Self {
+        let ns = |ticks: u64| ticks as f64 * 1e9 / crate::dataplane::tsc_hz().max(1) as f64;
+        BurstLatency {
+            bursts: h.len(),
+            p50_ns: ns(h.value_at_quantile(0.5)),
+            p99_ns: ns(h.value_at_quantile(0.99)),
+            p999_ns: ns(h.value_at_quantile(0.999)),
+            max_ns: ns(h.max()),
+        }
+    }
 }
 
 /// What rvsd did, for the shutdown report.
@@ -69,6 +94,10 @@ pub struct Summary {
     pub lcores: Vec<(LcoreId, WorkerCounts, Exit)>,
     /// Load-balancer drops by reason, summed over workers (name, count).
     pub lb_drops: Vec<(&'static str, u64)>,
+    /// Per worker, when measured.
+    pub latency: Vec<BurstLatency>,
+    /// Connection-table memory per worker (bytes) and its capacity.
+    pub conn_memory: Vec<(usize, usize)>,
 }
 
 /// Ports configured and started, with their queues.
@@ -229,6 +258,7 @@ fn run_l2fwd(
     started: Started,
 ) -> Result<Summary, String> {
     let peers = cfg.peers();
+    let lat_slots: Vec<LatencySlot> = lcores.iter().map(|_| Default::default()).collect();
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut stats = Vec::new();
@@ -239,23 +269,33 @@ fn run_l2fwd(
         let pipeline = L2Forward {
             peer: peers.clone(),
         };
+        let lat = lat_slots[w].clone();
+        let measure = opts.latency;
         let h = lcore::launch(lcores[w], move || {
             let mut worker = Worker::new(rx, tx, pipeline, st);
+            if measure {
+                worker = worker.with_latency();
+            }
             worker.run(&flag);
+            if let (Some(h), Ok(mut slot)) = (worker.latency(), lat.lock()) {
+                *slot = Some(BurstLatency::from_histogram(h));
+            }
         })
         .map_err(|e| e.to_string())?;
         handles.push(h);
     }
     let started_at = std::time::Instant::now();
     wait(opts, started_at, || {});
-    finish(
+    let mut s = finish(
         started_at,
         &run_flag,
         handles,
         &stats,
         &started.ports,
         Vec::new(),
-    )
+    )?;
+    s.latency = collect_latency(&lat_slots);
+    Ok(s)
 }
 
 /// Poll until told to stop, calling `every_20ms` meanwhile.
@@ -298,6 +338,8 @@ fn finish(
         ports: port_stats,
         lcores: lc,
         lb_drops,
+        latency: Vec::new(),
+        conn_memory: Vec::new(),
     })
 }
 
@@ -358,6 +400,9 @@ fn run_lb(
 
     let neigh_snap = neigh.snapshot();
     let first = rules.snapshot();
+    let lat_slots: Vec<LatencySlot> = lcores.iter().map(|_| Default::default()).collect();
+    let mem_slots: Vec<Arc<Mutex<(usize, usize)>>> =
+        lcores.iter().map(|_| Default::default()).collect();
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut stats = Vec::new();
@@ -406,12 +451,25 @@ fn run_lb(
         });
         let flag = run_flag.clone();
         let ho = handoffs.pop();
+        let lat = lat_slots[w].clone();
+        let mem = mem_slots[w].clone();
+        let measure = opts.latency;
         let h = lcore::launch(lcores[w], move || {
             let mut worker = Worker::new(rx, tx, pipeline, st);
             if let Some(ho) = ho {
                 worker = worker.with_handoff(ho);
             }
+            if measure {
+                worker = worker.with_latency();
+            }
             worker.run(&flag);
+            if let (Some(h), Ok(mut slot)) = (worker.latency(), lat.lock()) {
+                *slot = Some(BurstLatency::from_histogram(h));
+            }
+            if let Ok(mut m) = mem.lock() {
+                let e = worker.pipeline.engine();
+                *m = (e.memory_bytes(), e.capacity());
+            }
         })
         .map_err(|e| e.to_string())?;
         handles.push(h);
@@ -489,14 +547,29 @@ fn run_lb(
         }
     }
     let lb_drops = drops.iter().filter(|(_, n)| *n > 0).collect();
-    finish(
+    let mut s = finish(
         started_at,
         &run_flag,
         handles,
         &stats,
         &started.ports,
         lb_drops,
-    )
+    )?;
+    s.latency = collect_latency(&lat_slots);
+    s.conn_memory = mem_slots
+        .iter()
+        .filter_map(|m| m.lock().ok().map(|g| *g))
+        .collect();
+    Ok(s)
+}
+
+type LatencySlot = Arc<Mutex<Option<BurstLatency>>>;
+
+fn collect_latency(slots: &[LatencySlot]) -> Vec<BurstLatency> {
+    slots
+        .iter()
+        .filter_map(|s| s.lock().ok().and_then(|g| *g))
+        .collect()
 }
 
 /// `rvsd --restore FILE`: ipvsadm-save text applied as one atomic restore.
@@ -575,6 +648,13 @@ impl Summary {
                     .map(|r| (r.name().to_string(), serde_json::Value::from(c.drops[*r as usize])))
                     .collect::<serde_json::Map<_, _>>(),
                 "panicked": matches!(exit, Exit::Panicked(_)),
+            })).collect::<Vec<_>>(),
+            "burst_latency": self.latency.iter().map(|l| serde_json::json!({
+                "bursts": l.bursts, "p50_ns": l.p50_ns, "p99_ns": l.p99_ns,
+                "p999_ns": l.p999_ns, "max_ns": l.max_ns,
+            })).collect::<Vec<_>>(),
+            "conn_memory": self.conn_memory.iter().map(|(b, c)| serde_json::json!({
+                "bytes": b, "capacity": c,
             })).collect::<Vec<_>>(),
             "lb_drops": self.lb_drops.iter()
                 .map(|(n, c)| (n.to_string(), serde_json::Value::from(*c)))
