@@ -399,6 +399,12 @@ fn run_lb(
     handoffs.reverse();
 
     let neigh_snap = neigh.snapshot();
+    // --restore before any worker runs, so no packet sees an empty rule set.
+    if let Some(path) = &opts.restore {
+        let mut h = RulesHandler::new(rules, NoWorkersYet);
+        restore_file(&mut h, path)?;
+        rules = h.rules;
+    }
     let first = rules.snapshot();
     let lat_slots: Vec<LatencySlot> = lcores.iter().map(|_| Default::default()).collect();
     let mem_slots: Vec<Arc<Mutex<(usize, usize)>>> =
@@ -497,9 +503,6 @@ fn run_lb(
         let snap = h.rules.snapshot();
         h.runtime.publish(snap);
     }
-    if let Some(path) = &opts.restore {
-        restore_file(&handler, path)?;
-    }
     let sock = std::path::PathBuf::from(&cfg.control.socket);
     let listener = control::server::bind(&sock)
         .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
@@ -572,12 +575,34 @@ fn collect_latency(slots: &[LatencySlot]) -> Vec<BurstLatency> {
         .collect()
 }
 
+/// The runtime before the workers start: nothing to publish to yet (the
+/// workers' engines are built from the rules' snapshot).
+struct NoWorkersYet;
+
+impl Runtime for NoWorkersYet {
+    fn publish(&mut self, _snap: Arc<Snapshot>) {}
+    fn connections(&self) -> Vec<control::proto::ConnEntry> {
+        Vec::new()
+    }
+    fn ports(&self) -> Vec<control::proto::PortInfo> {
+        Vec::new()
+    }
+    fn lcores(&self) -> Vec<control::proto::LcoreInfo> {
+        Vec::new()
+    }
+    fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        Default::default()
+    }
+    fn conn_tab_size(&self) -> u32 {
+        0
+    }
+}
+
 /// `rvsd --restore FILE`: ipvsadm-save text applied as one atomic restore.
-fn restore_file<R: Runtime>(handler: &Mutex<RulesHandler<R>>, path: &str) -> Result<(), String> {
+fn restore_file<R: Runtime>(h: &mut RulesHandler<R>, path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--restore {path}: {e}"))?;
     let (rules, timeouts) = control::ipvsadm::restore::restore(&text, Default::default())
         .map_err(|e| format!("--restore {path}: line {}: {}", e.line, e.message))?;
-    let mut h = handler.lock().map_err(|_| "control state poisoned")?;
     match h.handle(control::proto::Request::Restore { rules, timeouts }) {
         control::proto::Response::Ok => Ok(()),
         control::proto::Response::Error { message } => Err(format!("--restore {path}: {message}")),
