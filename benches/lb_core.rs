@@ -5,6 +5,11 @@
 //!   cargo bench --no-default-features --bench lb_core -- est/nat (rows whose name contains it)
 //!   RVS_BENCH_QUICK=1 ...   (fewer packets and runs, e.g. under callgrind)
 //!
+//! Instructions per packet of a pipe row: run it under
+//! `valgrind --tool=callgrind --toggle-collect='lb_core::run_pipe*'` with
+//! RVS_BENCH_QUICK=1 and divide `Balancer::process`'s inclusive cost by its
+//! calls (400 000: the warm-up run and the measured one).
+//!
 //! Rows:
 //! - `est/<fwd>/<dir>/<n>`: an established TCP flow's packet (ACK) through
 //!   `Engine::process_burst` in bursts of 32, flows drawn uniformly at random
@@ -14,6 +19,20 @@
 //!   per-burst time / 32 (hdrhistogram). The bursts are built outside the
 //!   timed region; the clock is read around each `process_burst` call (that
 //!   read is part of the figure, about 1 ns per packet).
+//! - `pipe/<fwd>/<dir>/<n>`: the same established flows (1k or 1M, opened
+//!   beforehand by a SYN and an ACK frame each through the pipeline), now
+//!   as whole frames through `rvs::pipeline::Balancer::process`: parse,
+//!   engine, route and neighbour lookup, rewrite (NAT; DR; TUN = IPIP
+//!   encapsulation) with incremental checksums. Each frame is a TCP/IPv4
+//!   ACK of 64 bytes on the wire (60 in the buffer: 54 + Ethernet padding)
+//!   with valid checksums, in a `VecBuf` with the mbuf geometry (128 bytes
+//!   of headroom); bursts of 32 frames of uniformly random flows, the 32
+//!   `process` calls timed together, figures as for `est`. Frames are
+//!   restored (`VecBuf::reset` from a freshly built template) before the
+//!   clock starts, so that copy is *not* in the figures; `pipe/copy-only`
+//!   times those 32 resets alone, for whoever wants to add it. The warm-up
+//!   run checks the first 64 bursts' output frames in full (checksums,
+//!   addresses, MACs, TTL).
 //! - `new/<sched>`: connection set-up through `process_burst` (bursts of 32
 //!   SYNs from distinct clients) for a NAT service with 8 real servers and
 //!   each of the 14 schedulers, into an empty table sized for 512k; new
@@ -45,6 +64,12 @@ use rvs::lb::sched;
 use rvs::lb::service::{Protocol, ServiceConfig};
 use rvs::lb::tcp_state::TcpFlags;
 use rvs::lb::time::Instant;
+use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
+use rvs::pipeline::{Action, Balancer};
+use rvs::wire::buf::{PacketBuf, VecBuf, DEFAULT_DATAROOM, DEFAULT_HEADROOM};
+use rvs::wire::checksum;
+use rvs::wire::parse::parse_frame;
+use rvs::wire::{EthernetAddress, IpProtocol};
 
 const BURST: usize = 32;
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 100);
@@ -373,6 +398,437 @@ fn established_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
     }
 }
 
+// ---- Full pipeline: parse -> engine -> route -> neighbour -> rewrite ----
+
+/// Port 0 faces the clients (the VIP's network, default route via a
+/// router), port 1 the real servers (10.1.0.0/24, on link).
+const CLI_PORT: u16 = 0;
+const SRV_PORT: u16 = 1;
+const LB_MAC: [EthernetAddress; 2] = [
+    EthernetAddress([0x02, 0, 0, 0, 0, 0xfe]),
+    EthernetAddress([0x02, 0, 0, 0, 1, 0xfe]),
+];
+const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+const ROUTER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+/// Ethernet frame without FCS: 64 bytes on the wire, 60 in the mbuf (a
+/// 54-byte TCP/IPv4 ACK padded to the Ethernet minimum).
+const FRAME_LEN: usize = 60;
+
+fn rs_mac(k: u32) -> EthernetAddress {
+    EthernetAddress([0x02, 0, 0, 1, 0, 1 + k as u8])
+}
+
+/// A balancer for `rules(fwd, "rr")` with its own addresses, a default
+/// route toward the clients and every next hop's MAC known.
+fn balancer(fwd: Fwd, cap: usize) -> Balancer {
+    let r = rules(fwd, "rr");
+    let mut net = NetConfig::new();
+    net.set(
+        Iface::new(CLI_PORT, LB_MAC[0]).with_addr("192.168.1.254/24".parse::<IpCidr>().unwrap()),
+    );
+    net.set(Iface::new(SRV_PORT, LB_MAC[1]).with_addr("10.1.0.254/24".parse::<IpCidr>().unwrap()));
+    let mut routes = RouteTable::from_config(&net);
+    routes
+        .set_default(IpAddr::V4(ROUTER), CLI_PORT)
+        .expect("default route");
+    let mut neigh = NeighTable::new(NeighConfig::default());
+    neigh.add_static(CLI_PORT, IpAddr::V4(ROUTER), ROUTER_MAC);
+    for k in 0..N_DESTS {
+        neigh.add_static(SRV_PORT, IpAddr::V4(dest_addr(k)), rs_mac(k));
+    }
+    Balancer::new(
+        engine(&r, cap),
+        net,
+        vec![CLI_PORT],
+        Arc::new(routes),
+        neigh.snapshot(),
+        1500,
+        1,
+    )
+}
+
+fn client_v4(i: u32) -> (Ipv4Addr, u16) {
+    match client(i) {
+        (IpAddr::V4(a), p) => (a, p),
+        _ => unreachable!(),
+    }
+}
+
+/// Writes a TCP/IPv4 segment without payload (correct checksums, DF,
+/// TTL 64, per-flow sequence numbers, zero padding) into `f`.
+#[allow(clippy::too_many_arguments)]
+fn tcp_frame(
+    f: &mut [u8; FRAME_LEN],
+    dst_mac: EthernetAddress,
+    src_mac: EthernetAddress,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) {
+    *f = [0; FRAME_LEN];
+    f[0..6].copy_from_slice(&dst_mac.0);
+    f[6..12].copy_from_slice(&src_mac.0);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = IpProtocol::TCP.0;
+    ip[12..16].copy_from_slice(&src.0.octets());
+    ip[16..20].copy_from_slice(&dst.0.octets());
+    let c = checksum::checksum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let t = &mut f[34..54];
+    t[0..2].copy_from_slice(&src.1.to_be_bytes());
+    t[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&502u16.to_be_bytes());
+    let ph = checksum::pseudo_header_v4(&src.0, &dst.0, IpProtocol::TCP, 20);
+    let c = !checksum::combine(&[ph, checksum::data(t)]);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Flow `i`'s client->VIP segment as it arrives on the client port.
+fn inbound_frame(f: &mut [u8; FRAME_LEN], i: u32, flags: u8) {
+    let seq = i.wrapping_mul(0x9e37_79b1);
+    let ack = i.wrapping_mul(0x85eb_ca6b);
+    tcp_frame(
+        f,
+        LB_MAC[CLI_PORT as usize],
+        ROUTER_MAC,
+        client_v4(i),
+        (VIP, 80),
+        flags,
+        seq,
+        ack,
+    );
+}
+
+/// Flow `i`'s reply from real server `k` as it arrives on the server port.
+fn outbound_frame(f: &mut [u8; FRAME_LEN], i: u32, k: u8, flags: u8) {
+    let seq = i.wrapping_mul(0x85eb_ca6b);
+    let ack = i.wrapping_mul(0x9e37_79b1);
+    tcp_frame(
+        f,
+        LB_MAC[SRV_PORT as usize],
+        rs_mac(k as u32),
+        (dest_addr(k as u32), DEST_PORT),
+        client_v4(i),
+        flags,
+        seq,
+        ack,
+    );
+}
+
+/// Open `n` connections through the pipeline (a SYN then an ACK frame
+/// each). Returns each flow's real server index, read from the rewritten
+/// frame's destination MAC (every method sends to the server's MAC).
+// Not inlined, so that callgrind tells the set-up's calls of
+// `Balancer::process` from the measured ones (`run_pipe`).
+#[inline(never)]
+fn establish_pipe(b: &mut Balancer, n: u32, now: Instant) -> Vec<u8> {
+    let mut dest = vec![0u8; n as usize];
+    let mut f = [0u8; FRAME_LEN];
+    let mut buf = VecBuf::new(DEFAULT_DATAROOM, DEFAULT_HEADROOM);
+    for flags in [TcpFlags::SYN, TcpFlags::ACK] {
+        for i in 0..n {
+            inbound_frame(&mut f, i, flags);
+            buf.reset(&f, DEFAULT_HEADROOM);
+            let a = b.process(CLI_PORT, &mut buf, now);
+            assert_eq!(a, Action::Tx(SRV_PORT), "set-up frame {i}");
+            let k = buf.data()[5].wrapping_sub(1);
+            if flags == TcpFlags::SYN {
+                dest[i as usize] = k;
+            } else {
+                assert_eq!(dest[i as usize], k, "flow {i} changed server");
+            }
+        }
+    }
+    assert_eq!(b.engine().conn_count(), n as usize);
+    dest
+}
+
+/// Full checks of one rewritten frame (the warm-up run's first bursts).
+fn check_output(fwd: Fwd, dir: Direction, out: &[u8], i: u32, k: u8) {
+    rvs::lb::forward::verify::verify_frame(out, None)
+        .unwrap_or_else(|e| panic!("flow {i}: bad {e} checksum"));
+    let h = parse_frame(out).expect("output parses");
+    let (cli, cport) = client_v4(i);
+    let rs = IpAddr::V4(dest_addr(k as u32));
+    match dir {
+        Direction::In => {
+            assert_eq!(&out[..6], &rs_mac(k as u32).0);
+            assert_eq!(&out[6..12], &LB_MAC[SRV_PORT as usize].0);
+            assert_eq!((h.src, h.src_port), (IpAddr::V4(cli), cport));
+            match fwd {
+                Fwd::Nat => {
+                    assert_eq!((h.dst, h.dst_port), (rs, DEST_PORT));
+                    assert_eq!(h.ttl, 63);
+                }
+                Fwd::Dr => {
+                    assert_eq!((h.dst, h.dst_port), (IpAddr::V4(VIP), 80));
+                    assert_eq!(h.ttl, 63);
+                }
+                Fwd::Tun => unreachable!("outer header checked by the caller"),
+            }
+        }
+        Direction::Out => {
+            assert_eq!(&out[..6], &ROUTER_MAC.0);
+            assert_eq!(&out[6..12], &LB_MAC[CLI_PORT as usize].0);
+            assert_eq!((h.src, h.src_port), (IpAddr::V4(VIP), 80));
+            assert_eq!((h.dst, h.dst_port), (IpAddr::V4(cli), cport));
+            assert_eq!(h.ttl, 63);
+        }
+    }
+}
+
+fn check_tunnel(out: &[u8], i: u32, k: u8) {
+    rvs::lb::forward::verify::verify_frame(out, None)
+        .unwrap_or_else(|e| panic!("flow {i}: bad {e} checksum"));
+    let h = parse_frame(out).expect("output parses");
+    assert_eq!(&out[..6], &rs_mac(k as u32).0);
+    assert_eq!(h.protocol, IpProtocol::IPIP);
+    assert_eq!(h.src, IpAddr::V4(Ipv4Addr::new(10, 1, 0, 254)));
+    assert_eq!(h.dst, IpAddr::V4(dest_addr(k as u32)));
+    // The inner packet, unchanged but for the TTL.
+    let inner = &out[h.l4_offset as usize..h.l3_end()];
+    let mut f = vec![0u8; 14];
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f.extend_from_slice(inner);
+    let ih = parse_frame(&f).expect("inner parses");
+    let (cli, cport) = client_v4(i);
+    assert_eq!((ih.src, ih.src_port), (IpAddr::V4(cli), cport));
+    assert_eq!((ih.dst, ih.dst_port), (IpAddr::V4(VIP), 80));
+    assert_eq!(ih.ttl, 63);
+}
+
+/// Established-flow frames through `Balancer::process`: `runs` runs of
+/// `pkts` frames, in bursts of 32 whose frames are written into their
+/// buffers before the clock starts.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn run_pipe(
+    b: &mut Balancer,
+    fwd: Fwd,
+    dests: &[u8],
+    dir: Direction,
+    runs: usize,
+    pkts: usize,
+    now: Instant,
+    name: String,
+    what: String,
+) -> Row {
+    let n = dests.len() as u32;
+    let mut rng = Rng(0x1234_5678 ^ n as u64 ^ (dir == Direction::Out) as u64);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).unwrap();
+    let mut means = Vec::new();
+    let mut bufs: Vec<VecBuf> = (0..BURST)
+        .map(|_| VecBuf::new(DEFAULT_DATAROOM, DEFAULT_HEADROOM))
+        .collect();
+    let mut flows = [0u32; BURST];
+    let mut acts = [Action::Tx(u16::MAX); BURST];
+    let mut f = [0u8; FRAME_LEN];
+    let (in_port, out_port) = match dir {
+        Direction::In => (CLI_PORT, SRV_PORT),
+        Direction::Out => (SRV_PORT, CLI_PORT),
+    };
+    let mut forwarded = 0u64;
+    let checked_bursts = 64;
+    for r in 0..=runs {
+        let mut total_ns = 0u128;
+        let nb = pkts / BURST;
+        for bi in 0..nb {
+            for (buf, fl) in bufs.iter_mut().zip(flows.iter_mut()) {
+                let i = rng.below(n);
+                *fl = i;
+                match dir {
+                    Direction::In => inbound_frame(&mut f, i, TcpFlags::ACK),
+                    Direction::Out => outbound_frame(&mut f, i, dests[i as usize], TcpFlags::ACK),
+                }
+                buf.reset(&f, DEFAULT_HEADROOM);
+            }
+            let t0 = Wall::now();
+            for (buf, a) in bufs.iter_mut().zip(acts.iter_mut()) {
+                *a = b.process(in_port, buf, now);
+            }
+            let dt = t0.elapsed().as_nanos();
+            black_box(&acts);
+            if r > 0 {
+                total_ns += dt;
+                hist.saturating_record((dt * 1000 / BURST as u128) as u64);
+                forwarded += acts.iter().filter(|a| **a == Action::Tx(out_port)).count() as u64;
+            } else if bi < checked_bursts {
+                for ((buf, a), &i) in bufs.iter().zip(&acts).zip(&flows) {
+                    assert_eq!(*a, Action::Tx(out_port), "{name}: flow {i}");
+                    let k = dests[i as usize];
+                    if fwd == Fwd::Tun {
+                        check_tunnel(buf.data(), i, k);
+                    } else {
+                        check_output(fwd, dir, buf.data(), i, k);
+                    }
+                }
+            }
+        }
+        if r > 0 {
+            means.push(total_ns as f64 / (nb * BURST) as f64);
+        }
+    }
+    let measured = (runs * (pkts / BURST) * BURST) as u64;
+    assert_eq!(forwarded, measured, "{name}: every frame must be forwarded");
+    let (best, median) = best_median(&means, false);
+    let (p50, p99, p999) = (
+        percentile_ns(&hist, 0.5),
+        percentile_ns(&hist, 0.99),
+        percentile_ns(&hist, 0.999),
+    );
+    Row {
+        json: serde_json::json!({
+            "name": name, "what": what, "unit": "ns/packet",
+            "mean_best": best, "mean_median": median, "runs": runs,
+            "packets_per_run": pkts, "connections": n, "frame_bytes": FRAME_LEN,
+            "frame_copy": "excluded: frames are written into the buffers before the clock starts (see pipe/copy-only)",
+            "p50": p50, "p99": p99, "p999": p999,
+        }),
+        name,
+        what,
+        unit: "ns/pkt",
+        best,
+        median,
+        p50: Some(p50),
+        p99: Some(p99),
+        p999: Some(p999),
+        extra: String::new(),
+    }
+}
+
+/// What restoring a burst's frames would add if it were timed: 32
+/// `VecBuf::reset` copies of a 60-byte frame from 32 templates.
+fn copy_only_row(cfg: &Cfg, rows: &mut Vec<Row>) {
+    let name = "pipe/copy-only".to_string();
+    if !cfg.wants(&name) {
+        return;
+    }
+    eprintln!("running {name}");
+    let (runs, pkts) = if cfg.quick {
+        (1, 200_000)
+    } else {
+        (5, 1 << 21)
+    };
+    let mut tmpl = vec![[0u8; FRAME_LEN]; BURST];
+    for (i, t) in tmpl.iter_mut().enumerate() {
+        inbound_frame(t, i as u32, TcpFlags::ACK);
+    }
+    let mut bufs: Vec<VecBuf> = (0..BURST)
+        .map(|_| VecBuf::new(DEFAULT_DATAROOM, DEFAULT_HEADROOM))
+        .collect();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).unwrap();
+    let mut means = Vec::new();
+    for r in 0..=runs {
+        let mut total_ns = 0u128;
+        let nb = pkts / BURST;
+        for _ in 0..nb {
+            let t0 = Wall::now();
+            for (b, t) in bufs.iter_mut().zip(black_box(&tmpl)) {
+                b.reset(t, DEFAULT_HEADROOM);
+            }
+            let dt = t0.elapsed().as_nanos();
+            black_box(&mut bufs);
+            if r > 0 {
+                total_ns += dt;
+                hist.saturating_record((dt * 1000 / BURST as u128) as u64);
+            }
+        }
+        if r > 0 {
+            means.push(total_ns as f64 / (nb * BURST) as f64);
+        }
+    }
+    let (best, median) = best_median(&means, false);
+    let (p50, p99, p999) = (
+        percentile_ns(&hist, 0.5),
+        percentile_ns(&hist, 0.99),
+        percentile_ns(&hist, 0.999),
+    );
+    let what = format!(
+        "VecBuf::reset from a {FRAME_LEN}-byte template, 32 per burst (not included in the pipe rows)"
+    );
+    rows.push(Row {
+        json: serde_json::json!({
+            "name": name, "what": what, "unit": "ns/packet",
+            "mean_best": best, "mean_median": median, "runs": runs,
+            "packets_per_run": pkts, "p50": p50, "p99": p99, "p999": p999,
+        }),
+        name,
+        what,
+        unit: "ns/pkt",
+        best,
+        median,
+        p50: Some(p50),
+        p99: Some(p99),
+        p999: Some(p999),
+        extra: String::new(),
+    });
+}
+
+fn pipeline_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
+    let now = Instant::from_secs(1);
+    copy_only_row(cfg, rows);
+    for (n, label) in [(1_000u32, "1k"), (1_000_000u32, "1m")] {
+        for fwd in [Fwd::Nat, Fwd::Dr, Fwd::Tun] {
+            let names: Vec<(Direction, String)> = [Direction::In, Direction::Out]
+                .into_iter()
+                .filter(|d| *d == Direction::In || fwd == Fwd::Nat)
+                .map(|d| {
+                    let dn = if d == Direction::In { "in" } else { "out" };
+                    (d, format!("pipe/{}/{dn}/{label}", fwd.name()))
+                })
+                .filter(|(_, nm)| cfg.wants(nm))
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let huge0 = anon_huge_kb();
+            let mut b = balancer(fwd, n as usize);
+            let dests = establish_pipe(&mut b, n, now);
+            let thp = match (huge0, anon_huge_kb()) {
+                (Some(a), Some(b)) => format!("THP {} MiB", b.saturating_sub(a) / 1024),
+                _ => String::new(),
+            };
+            // More, shorter runs than `est`: the best run is more likely to
+            // find the machine quiet.
+            let (runs, pkts) = if cfg.quick {
+                (1, 200_000)
+            } else {
+                (9, 1 << 19)
+            };
+            for (dir, name) in names {
+                let what = format!(
+                    "{} {} {FRAME_LEN}-byte TCP ACK frame, {} ESTABLISHED conns, 8 real servers, uniform random flow, Balancer::process x32 (parse, engine, route, neighbour, rewrite{})",
+                    if fwd == Fwd::Tun { "TUN (IPIP)".to_string() } else { fwd.name().to_uppercase() },
+                    if dir == Direction::In {
+                        "client->VIP"
+                    } else {
+                        "reply RS->client"
+                    },
+                    n,
+                    if fwd == Fwd::Tun { ", encapsulation" } else { "" },
+                );
+                eprintln!("running {name}");
+                let mut row = run_pipe(&mut b, fwd, &dests, dir, runs, pkts, now, name, what);
+                row.extra = thp.clone();
+                row.json["thp_mib"] = serde_json::json!(thp);
+                rows.push(row);
+            }
+        }
+    }
+}
+
 fn new_conn_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
     let now = Instant::from_secs(1);
     let (runs, conns) = if cfg.quick { (1, 50_000) } else { (3, 400_000) };
@@ -528,6 +984,7 @@ fn main() {
     // freed into the allocator.
     memory_row(&cfg, &mut rows);
     established_rows(&cfg, &mut rows);
+    pipeline_rows(&cfg, &mut rows);
     new_conn_rows(&cfg, &mut rows);
     let secs = t.elapsed().as_secs_f64();
 
@@ -550,7 +1007,7 @@ fn main() {
         );
     }
     println!();
-    println!("(est, new: p50/p99/p99.9 are per-burst time / 32 in ns; {secs:.1} s total)");
+    println!("(est, pipe, new: p50/p99/p99.9 are per-burst time / 32 in ns; {secs:.1} s total)");
 
     let json = serde_json::json!({
         "bench": "lb_core",

@@ -424,10 +424,18 @@ impl Balancer {
             return Action::Drop(Drop::NoRoute);
         };
         let mac = self.neigh.lookup(nh.port, &nh.addr);
-        let (local_v4, local_v6) = addrs_for(egress, &target);
+        // Our addresses matter only for the headers rvs builds (tunnels,
+        // ICMP errors): skip finding them for the common NAT/DR packet.
+        const NONE: (Ipv4Addr, Ipv6Addr) = (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
+        let (need_local, need_reply) = forward::env_addrs_needed(h, f);
+        let (local_v4, local_v6) = if need_local {
+            addrs_for(egress, &target)
+        } else {
+            NONE
+        };
         let (reply_v4, reply_v6) = match self.net.port(in_port) {
-            Some(i) => addrs_for(i, &h.src),
-            None => (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED),
+            Some(i) if need_reply => addrs_for(i, &h.src),
+            _ => NONE,
         };
         let env = Env {
             local_v4,

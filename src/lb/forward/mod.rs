@@ -254,6 +254,18 @@ pub fn apply<B: PacketBuf>(
     }
 }
 
+/// Which of the [`Env`] addresses [`apply`] may read for this packet:
+/// (`local_v4`/`local_v6`: a tunnel's outer source, `reply_v4`/`reply_v6`:
+/// the source of an ICMP error rvs generates: TTL expiry for any method,
+/// fragmentation needed / packet too big for a tunnel). The others may be
+/// left unspecified, so that the caller skips looking them up for the
+/// common NAT/DR packet. Kept next to `apply`, which must agree with it.
+#[inline]
+pub fn env_addrs_needed(hdr: &Headers, fwd: &Forward) -> (bool, bool) {
+    let tunnel = matches!(fwd.fwd, FwdMethod::Tunnel { .. });
+    (tunnel, tunnel || hdr.ttl <= 1)
+}
+
 /// The headers must be IP and describe exactly this frame.
 #[inline]
 fn check_headers(frame: &[u8], h: &Headers) -> Result<(), FwdError> {
