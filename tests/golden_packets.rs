@@ -161,6 +161,16 @@ fn drop_name(d: Drop) -> String {
 
 #[test]
 fn golden_packets() {
+    run_table(false);
+}
+
+/// The same table through the burst path (one-frame bursts, in order).
+#[test]
+fn golden_packets_burst_path() {
+    run_table(true);
+}
+
+fn run_table(burst: bool) {
     let fx = fixtures();
     let world = &fx["world"];
     let mut bal = build(world);
@@ -173,7 +183,21 @@ fn golden_packets() {
         let input = hex(c["input"].as_str().unwrap());
         let mut buf = VecBuf::from_frame(&input);
         let now = Instant::from_millis(c["time_ms"].as_u64().unwrap());
-        let action = bal.process(in_port, &mut buf, now);
+        let action = if burst {
+            let heads = [rvs::wire::parse::parse_frame(buf.data()).ok()];
+            let mut actions = [Action::Drop(Drop::NoRoute)];
+            bal.process_burst(
+                in_port,
+                std::slice::from_mut(&mut buf),
+                &heads,
+                &[true],
+                now,
+                &mut actions,
+            );
+            actions[0]
+        } else {
+            bal.process(in_port, &mut buf, now)
+        };
         match c["verdict"].as_str().unwrap() {
             "tx" => {
                 let want_port = port_index(world, c["out_port"].as_str().unwrap());

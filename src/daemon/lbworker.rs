@@ -275,21 +275,43 @@ impl LbPipeline {
 
 impl Pipeline for LbPipeline {
     fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]) {
+        let n = pkts.len().min(BURST_SIZE);
         let now = self.now;
-        for (i, m) in pkts.iter_mut().enumerate() {
-            let h = match parse_frame(m.data()) {
-                Ok(h) => h,
+        // Start every frame's first cache line on its way before parsing any.
+        for m in pkts.iter() {
+            m.prefetch();
+        }
+        let mut heads: [Option<Headers>; BURST_SIZE] = [None; BURST_SIZE];
+        let mut todo = [false; BURST_SIZE];
+        for i in 0..n {
+            match parse_frame(pkts[i].data()) {
+                Ok(h) => match self.foreign_owner(port, &h) {
+                    Some(o) => verdicts[i] = Verdict::Handoff(o),
+                    None => {
+                        heads[i] = Some(h);
+                        todo[i] = true;
+                    }
+                },
                 Err(_) => {
                     self.drops.bump(crate::pipeline::Drop::Malformed);
                     verdicts[i] = Verdict::Drop(WorkerDrop::Malformed);
-                    continue;
                 }
-            };
-            if let Some(o) = self.foreign_owner(port, &h) {
-                verdicts[i] = Verdict::Handoff(o);
+            }
+        }
+        let mut actions = [Action::Drop(crate::pipeline::Drop::NoRoute); BURST_SIZE];
+        self.bal.process_burst(
+            port,
+            &mut pkts[..n],
+            &heads[..n],
+            &todo[..n],
+            now,
+            &mut actions[..n],
+        );
+        for i in 0..n {
+            if !todo[i] {
                 continue;
             }
-            verdicts[i] = match self.bal.process_parsed(port, m, &h, now) {
+            verdicts[i] = match actions[i] {
                 Action::Tx(p) => Verdict::Tx(p),
                 Action::Reply => Verdict::Tx(port),
                 Action::Hold { port: p, next_hop } => {

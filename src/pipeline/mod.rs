@@ -25,8 +25,11 @@ use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{parse_frame, Headers, L3};
 use crate::wire::{EthernetAddress, IpProtocol};
 
+mod hops;
 #[cfg(test)]
 mod tests;
+
+pub use hops::{Hop, HopCache};
 
 /// Why the pipeline dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +146,18 @@ pub enum Action {
     Drop(Drop),
 }
 
+/// Filler for unused slots of a burst's packet array.
+const PLACEHOLDER: Packet = Packet {
+    proto: Protocol::Tcp,
+    src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    sport: 0,
+    dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    dport: 0,
+    tcp_flags: TcpFlags(0),
+    dir: Direction::In,
+    len: 0,
+};
+
 /// One worker's pipeline state.
 pub struct Balancer {
     engine: Engine,
@@ -158,6 +173,7 @@ pub struct Balancer {
     /// What local traffic taught us, for the control thread; drained by the
     /// caller (bounded: a burst adds at most one entry per packet).
     learned: Vec<Learned>,
+    hops: HopCache,
 }
 
 impl Balancer {
@@ -182,6 +198,7 @@ impl Balancer {
             ip_id: Cell::new(ip_id_start),
             mtu,
             learned: Vec::with_capacity(64),
+            hops: HopCache::default(),
         };
         let snap = b.engine.snapshot().clone();
         b.update_vips(&snap);
@@ -208,6 +225,7 @@ impl Balancer {
 
     pub fn set_neighbours(&mut self, n: Arc<NeighSnapshot>) {
         self.neigh = n;
+        self.hops.clear();
     }
 
     pub fn neighbours(&self) -> &Arc<NeighSnapshot> {
@@ -255,6 +273,89 @@ impl Balancer {
     #[inline]
     pub fn is_vip(&self, addr: &IpAddr) -> bool {
         self.vips.contains(addr)
+    }
+
+    /// Decide a burst of at most 32 frames that arrived on `port`.
+    /// `heads[i]` are their parsed headers (`None`: did not parse) and
+    /// `todo[i]` says whether frame i is this call's to decide (others, e.g.
+    /// handed to another lcore, are left as they are). Plain TCP/UDP packets
+    /// go through the engine together, so that their connection-table
+    /// misses overlap; everything else takes [`Balancer::process_parsed`].
+    pub fn process_burst<B: PacketBuf>(
+        &mut self,
+        port: u16,
+        bufs: &mut [B],
+        heads: &[Option<Headers>],
+        todo: &[bool],
+        now: Instant,
+        actions: &mut [Action],
+    ) {
+        const N: usize = 32;
+        let n_in = bufs
+            .len()
+            .min(N)
+            .min(heads.len())
+            .min(todo.len())
+            .min(actions.len());
+        let mut pkts = [PLACEHOLDER; N];
+        let mut idx = [0u8; N];
+        let mut n = 0;
+        for i in 0..n_in {
+            if !todo[i] {
+                continue;
+            }
+            let Some(h) = heads[i] else {
+                actions[i] = Action::Drop(Drop::Malformed);
+                continue;
+            };
+            match self.plain(port, &h) {
+                Some(p) => {
+                    pkts[n] = p;
+                    idx[n] = i as u8;
+                    n += 1;
+                }
+                None => actions[i] = self.process_parsed(port, &mut bufs[i], &h, now),
+            }
+        }
+        let mut verdicts = [Verdict::Drop(engine::DropReason::NoService); N];
+        self.engine
+            .process_burst(&pkts[..n], now, &mut verdicts[..n]);
+        for k in 0..n {
+            let i = idx[k] as usize;
+            let Some(h) = heads[i] else { continue };
+            actions[i] = match verdicts[k] {
+                Verdict::Forward(f) => self.forward(port, &mut bufs[i], &h, &f, pkts[k].dir),
+                Verdict::Drop(r) => Action::Drop(Drop::Lb(r)),
+            };
+        }
+    }
+
+    /// The engine's view of a plain TCP/UDP packet (not local, not ICMP,
+    /// not a fragment), or `None` for anything else.
+    #[inline]
+    fn plain(&self, port: u16, h: &Headers) -> Option<Packet> {
+        if !matches!(h.l3, L3::Ipv4 | L3::Ipv6) || h.is_fragment() {
+            return None;
+        }
+        let proto = match h.protocol {
+            IpProtocol::TCP => Protocol::Tcp,
+            IpProtocol::UDP => Protocol::Udp,
+            _ => return None,
+        };
+        let vip = self.vips.contains(&h.dst);
+        if !vip && self.net.port(port).is_some_and(|i| i.is_own(&h.dst)) {
+            return None;
+        }
+        Some(Packet {
+            proto,
+            src: h.src,
+            sport: h.src_port,
+            dst: h.dst,
+            dport: h.dst_port,
+            tcp_flags: TcpFlags(h.tcp_flags.0),
+            dir: if vip { Direction::In } else { Direction::Out },
+            len: h.l3_len as u32,
+        })
     }
 
     /// [`Balancer::process`] for a frame the caller already parsed (`h`
@@ -417,13 +518,26 @@ impl Balancer {
             Direction::In => f.daddr,
             Direction::Out => h.dst,
         };
-        let Some(nh) = self.routes.lookup(&target) else {
+        let (routes, neigh) = (&self.routes, &self.neigh);
+        let resolve = || {
+            let nh = routes.lookup(&target)?;
+            Some(Hop {
+                port: nh.port,
+                next_hop: nh.addr,
+                mac: neigh.lookup(nh.port, &nh.addr),
+            })
+        };
+        let hop = match dir {
+            Direction::In => self.hops.dest(f.dest, target, resolve),
+            Direction::Out => self.hops.addr(target, resolve),
+        };
+        let Some(hop) = hop else {
             return Action::Drop(Drop::NoRoute);
         };
-        let Some(egress) = self.net.port(nh.port) else {
+        let Some(egress) = self.net.port(hop.port) else {
             return Action::Drop(Drop::NoRoute);
         };
-        let mac = self.neigh.lookup(nh.port, &nh.addr);
+        let mac = hop.mac;
         // Our addresses matter only for the headers rvs builds (tunnels,
         // ICMP errors): skip finding them for the common NAT/DR packet.
         const NONE: (Ipv4Addr, Ipv6Addr) = (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
@@ -449,10 +563,10 @@ impl Balancer {
         };
         match forward::apply(buf, h, f, dir, &env) {
             Ok(Applied::Transmit) => match mac {
-                Some(_) => Action::Tx(nh.port),
+                Some(_) => Action::Tx(hop.port),
                 None => Action::Hold {
-                    port: nh.port,
-                    next_hop: nh.addr,
+                    port: hop.port,
+                    next_hop: hop.next_hop,
                 },
             },
             Ok(Applied::Reply(_)) => Action::Reply,

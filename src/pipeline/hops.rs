@@ -1,0 +1,121 @@
+//! Route and neighbour results cached for the per-packet path: per real
+//! server slot for packets toward real servers, and in a small
+//! direct-mapped table by address for replies toward clients. Routes are
+//! fixed for the daemon's life; MACs change with the neighbour snapshot, so
+//! the whole cache is dropped when a new snapshot arrives.
+
+use std::net::IpAddr;
+
+use crate::wire::EthernetAddress;
+
+/// Where a target is sent: egress port, next hop, and its MAC when known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop {
+    pub port: u16,
+    pub next_hop: IpAddr,
+    pub mac: Option<EthernetAddress>,
+}
+
+const ADDR_SLOTS: usize = 256;
+
+#[derive(Debug)]
+pub struct HopCache {
+    by_dest: Vec<Option<(IpAddr, Hop)>>,
+    by_addr: Box<[Option<(IpAddr, Hop)>; ADDR_SLOTS]>,
+}
+
+impl Default for HopCache {
+    fn default() -> Self {
+        HopCache {
+            by_dest: vec![None; 1024],
+            by_addr: Box::new([None; ADDR_SLOTS]),
+        }
+    }
+}
+
+#[inline]
+fn slot_of(a: &IpAddr) -> usize {
+    let x = match a {
+        IpAddr::V4(v) => u32::from(*v),
+        IpAddr::V6(v) => {
+            let o = u128::from(*v);
+            (o as u32) ^ ((o >> 32) as u32) ^ ((o >> 64) as u32) ^ ((o >> 96) as u32)
+        }
+    };
+    (x.wrapping_mul(0x9e37_79b9) >> 24) as usize % ADDR_SLOTS
+}
+
+impl HopCache {
+    /// Forget everything (new neighbour snapshot).
+    pub fn clear(&mut self) {
+        self.by_dest.iter_mut().for_each(|e| *e = None);
+        self.by_addr.iter_mut().for_each(|e| *e = None);
+    }
+
+    /// The hop toward real server slot `slot` at `target`.
+    #[inline]
+    pub fn dest(
+        &mut self,
+        slot: u32,
+        target: IpAddr,
+        resolve: impl FnOnce() -> Option<Hop>,
+    ) -> Option<Hop> {
+        let i = slot as usize;
+        if let Some(Some((t, hop))) = self.by_dest.get(i) {
+            if *t == target {
+                return Some(*hop);
+            }
+        }
+        let hop = resolve()?;
+        if i >= self.by_dest.len() {
+            // Rare: more real servers than the table was sized for.
+            self.by_dest.resize(i + 1, None);
+        }
+        self.by_dest[i] = Some((target, hop));
+        Some(hop)
+    }
+
+    /// The hop toward `target` (a client), cached by address.
+    #[inline]
+    pub fn addr(&mut self, target: IpAddr, resolve: impl FnOnce() -> Option<Hop>) -> Option<Hop> {
+        let s = slot_of(&target);
+        if let Some((t, hop)) = self.by_addr[s] {
+            if t == target {
+                return Some(hop);
+            }
+        }
+        let hop = resolve()?;
+        self.by_addr[s] = Some((target, hop));
+        Some(hop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(port: u16) -> Hop {
+        Hop {
+            port,
+            next_hop: "10.0.0.1".parse().unwrap(),
+            mac: Some(EthernetAddress([2, 0, 0, 0, 0, port as u8])),
+        }
+    }
+
+    #[test]
+    fn caches_until_cleared_and_checks_the_target() {
+        let mut c = HopCache::default();
+        let a: IpAddr = "10.1.0.11".parse().unwrap();
+        let b: IpAddr = "10.1.0.12".parse().unwrap();
+        assert_eq!(c.dest(3, a, || Some(hop(1))), Some(hop(1)));
+        assert_eq!(c.dest(3, a, || panic!("cached")), Some(hop(1)));
+        // The slot now holds another server: resolve again.
+        assert_eq!(c.dest(3, b, || Some(hop(2))), Some(hop(2)));
+        assert_eq!(c.dest(5000, b, || Some(hop(4))), Some(hop(4)));
+        assert_eq!(c.addr(a, || Some(hop(0))), Some(hop(0)));
+        assert_eq!(c.addr(a, || panic!("cached")), Some(hop(0)));
+        c.clear();
+        assert_eq!(c.addr(a, || None), None);
+        assert_eq!(c.dest(3, b, || Some(hop(7))), Some(hop(7)));
+    }
+}
