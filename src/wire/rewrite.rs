@@ -70,23 +70,9 @@ pub fn set_endpoint(
     let l3 = h.l3_offset as usize;
     let ck = l4_checksum_at(h);
     let is_udp = h.protocol == IpProtocol::UDP;
-    let l4_check = match ck {
-        Some(at) => Some(rd16(frame, at)?),
-        None => None,
-    };
-    // Fix the L4 checksum through `upd`, honouring UDP's zero.
-    let fix = |c: u16, upd: &dyn Fn(u16) -> u16| -> u16 {
-        if is_udp {
-            if c == 0 && h.l3 == L3::Ipv4 {
-                0
-            } else {
-                checksum::udp_wire(upd(c))
-            }
-        } else {
-            upd(c)
-        }
-    };
-    let mut l4c = l4_check;
+    // Every change (address, port) adds ~old + new per 16-bit word to one
+    // one's-complement delta (RFC 1624), applied to the L4 checksum once.
+    let mut delta: u64 = 0;
     match (h.l3, addr) {
         (L3::Ipv4, IpAddr::V4(new)) => {
             let at = l3 + if side == Side::Src { 12 } else { 16 };
@@ -98,18 +84,21 @@ pub fn set_endpoint(
             let ipc = checksum::update_u32(rd16(frame, l3 + 10)?, old, new);
             frame[at..at + 4].copy_from_slice(&new.to_be_bytes());
             wr16(frame, l3 + 10, ipc)?;
-            l4c = l4c.map(|c| fix(c, &|c| checksum::update_u32(c, old, new)));
+            delta += word_delta(old >> 16, new >> 16) + word_delta(old & 0xffff, new & 0xffff);
         }
         (L3::Ipv6, IpAddr::V6(new)) => {
             let at = l3 + if side == Side::Src { 8 } else { 24 };
             let Some(slot) = frame.get_mut(at..at + 16) else {
                 return Err(Error::Truncated);
             };
-            let mut old = [0u8; 16];
-            old.copy_from_slice(slot);
             let new = new.octets();
+            for (o, n) in slot.chunks_exact(2).zip(new.chunks_exact(2)) {
+                delta += word_delta(
+                    u16::from_be_bytes([o[0], o[1]]) as u32,
+                    u16::from_be_bytes([n[0], n[1]]) as u32,
+                );
+            }
             slot.copy_from_slice(&new);
-            l4c = l4c.map(|c| fix(c, &|c| checksum::update_bytes(c, &old, &new)));
         }
         _ => return Err(Error::Unsupported),
     }
@@ -120,12 +109,41 @@ pub fn set_endpoint(
         let at = h.l4_offset as usize + if side == Side::Src { 0 } else { 2 };
         let old = rd16(frame, at)?;
         wr16(frame, at, port)?;
-        l4c = l4c.map(|c| fix(c, &|c| checksum::update_u16(c, old, port)));
+        delta += word_delta(old as u32, port as u32);
     }
-    if let (Some(at), Some(c)) = (ck, l4c) {
-        wr16(frame, at, c)?;
+    if let Some(at) = ck {
+        let c = rd16(frame, at)?;
+        let is_udp = h.protocol == IpProtocol::UDP;
+        let out = if is_udp && c == 0 && h.l3 == L3::Ipv4 {
+            // IPv4 UDP without a checksum stays without one.
+            0
+        } else {
+            let v = apply_delta(c, delta);
+            if is_udp {
+                checksum::udp_wire(v)
+            } else {
+                v
+            }
+        };
+        wr16(frame, at, out)?;
     }
     Ok(())
+}
+
+/// ~old + new for one 16-bit word, in one's-complement arithmetic.
+#[inline]
+fn word_delta(old: u32, new: u32) -> u64 {
+    (!old & 0xffff) as u64 + new as u64
+}
+
+/// HC' = ~(~HC + delta), folded to 16 bits.
+#[inline]
+fn apply_delta(c: u16, delta: u64) -> u16 {
+    let mut s = (!c) as u64 + delta;
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
 }
 
 /// Decrements the TTL / hop limit (fixing the IPv4 header checksum) and
