@@ -69,7 +69,6 @@ pub fn set_endpoint(
     }
     let l3 = h.l3_offset as usize;
     let ck = l4_checksum_at(h);
-    let is_udp = h.protocol == IpProtocol::UDP;
     // Every change (address, port) adds ~old + new per 16-bit word to one
     // one's-complement delta (RFC 1624), applied to the L4 checksum once.
     let mut delta: u64 = 0;
