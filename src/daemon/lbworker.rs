@@ -97,6 +97,8 @@ pub struct LbPipeline {
     shared: Arc<SharedCounters>,
     /// Worker 0 announces VIPs (gratuitous ARP / unsolicited NA).
     announced: ahash::AHashSet<IpAddr>,
+    /// A snapshot was picked up in `process`; announce at the next tick.
+    announce_due: bool,
 }
 
 pub struct LbPipelineParts {
@@ -136,6 +138,19 @@ impl LbPipeline {
             drops: DropCounts::default(),
             shared: p.shared,
             announced: ahash::AHashSet::default(),
+            announce_due: false,
+        }
+    }
+
+    /// Install a configuration published since the last look. Called
+    /// before each burst is decided (and at each tick): rvsadm's change is
+    /// acknowledged once published, so a packet received after the
+    /// acknowledgement must see it, even when the worker was descheduled
+    /// in between and finds both the burst and the snapshot waiting.
+    fn pick_up_snapshot(&mut self) {
+        if let Some(s) = self.snaps.latest() {
+            self.bal.set_snapshot(s);
+            self.announce_due = true;
         }
     }
 
@@ -276,6 +291,8 @@ impl LbPipeline {
 impl Pipeline for LbPipeline {
     fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]) {
         let n = pkts.len().min(BURST_SIZE);
+        // After rx: whatever rvsadm was told is done applies to this burst.
+        self.pick_up_snapshot();
         let now = self.now;
         // Start every frame's first cache line on its way before parsing any.
         for m in pkts.iter() {
@@ -340,11 +357,9 @@ impl Pipeline for LbPipeline {
 
     fn tick(&mut self, tsc: u64, out: &mut Vec<(u16, Mbuf)>) {
         self.now = self.clock.now(tsc);
-        if let Some(s) = self.snaps.latest() {
-            self.bal.set_snapshot(s);
-            if self.me == 0 {
-                self.announce(out);
-            }
+        self.pick_up_snapshot();
+        if std::mem::take(&mut self.announce_due) && self.me == 0 {
+            self.announce(out);
         }
         if let Some(n) = self.neighs.latest() {
             self.bal.set_neighbours(n.clone());
