@@ -75,18 +75,10 @@ http_get() {
     cl 5 curl -sS -f -m 3 --connect-timeout 2 "$@" "$u" 2>&1 || echo "ERR"
 }
 
-# udp_names N ADDR PORT [socat source options]: N UDP queries, each from a
-# new socket (new source port); prints the answering server per query.
+# udp_names N ADDR PORT [SOURCE]: N UDP queries, each from a new socket
+# (new source port); prints the answering server per query, or ERR.
 udp_names() {
-    local n=$1 a=$2 p=$3 bind=${4:-} dst
-    case $a in *:*) dst="UDP6:[$a]:$p" ;; *) dst="UDP4:$a:$p" ;; esac
-    [ -n "$bind" ] && dst="$dst,$bind"
-    cl $((n * 3 + 5)) bash -c '
-        n=$1 dst=$2
-        for ((i = 0; i < n; i++)); do
-            out=$(echo "q$i" | timeout 3 socat -T 2 - "$dst" 2>&1)
-            case $out in "rs"*" q$i") echo "${out%% *}" ;; *) echo "ERR $out" ;; esac
-        done' _ "$n" "$dst"
+    cl $(($1 * 3 + 5)) python3 "$E2E_DIR/udp_client.py" "$2" "$3" "$1" ${4:+"$4"}
 }
 
 # dist: reads server names (one a line) and prints "rs1=A rs2=B ...",
