@@ -2,7 +2,8 @@
 """A test real server: HTTP on the given TCP ports answering its own name
 (plus the client address it saw), a /blob endpoint streaming N pseudo-random
 bytes (random.Random(N), 64 KiB chunks; `--blob-sha N` prints their sha256),
-every response carrying an `X-Server: <name>` header, and UDP echo answering
+POST answering "<name> <sha256 of the body> <length>", every response
+carrying an `X-Server: <name>` header, and UDP echo answering
 "<name> <payload>". IPv4 and IPv6."""
 import argparse
 import hashlib
@@ -27,6 +28,7 @@ def blob_chunks(n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--blob-sha", type=int, metavar="N", help="print sha256 of /blob/N and exit")
+    ap.add_argument("--blob-write", nargs=2, metavar=("N", "FILE"), help="write /blob/N's bytes to FILE and exit")
     ap.add_argument("--name")
     ap.add_argument("--tcp", default="80")
     ap.add_argument("--udp", type=int, default=0)
@@ -36,6 +38,11 @@ def main():
         for chunk in blob_chunks(a.blob_sha):
             h.update(chunk)
         print(h.hexdigest())
+        return
+    if a.blob_write:
+        with open(a.blob_write[1], "wb") as f:
+            for chunk in blob_chunks(int(a.blob_write[0])):
+                f.write(chunk)
         return
     if not a.name:
         ap.error("--name is required")
@@ -55,6 +62,25 @@ def main():
                     self.wfile.write(chunk)
                 return
             body = f"{name} {self.client_address[0]}\n".encode()
+            self.send_response(200)
+            self.send_header("X-Server", name)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            # An upload: answers "<name> <sha256 of the body> <length>".
+            left = int(self.headers.get("Content-Length", 0))
+            h = hashlib.sha256()
+            got = 0
+            while left:
+                chunk = self.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                h.update(chunk)
+                got += len(chunk)
+                left -= len(chunk)
+            body = f"{name} {h.hexdigest()} {got}\n".encode()
             self.send_response(200)
             self.send_header("X-Server", name)
             self.send_header("Content-Length", str(len(body)))
