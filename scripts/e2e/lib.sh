@@ -64,8 +64,21 @@ http_names() {
     cl $((n * 3 + 5)) bash -c '
         n=$1 u=$2; shift 2
         for ((i = 0; i < n; i++)); do
-            out=$(curl -sS -f -m 2 --connect-timeout 2 "$@" "$u" 2>&1) && echo "${out%% *}" || echo "ERR $out"
-        done' _ "$n" "$u" "$@"
+            out=$(curl -sS -f -m 2 --connect-timeout 2 -w " %{local_port}" "$@" "$u" 2>&1) \
+                && echo "${out%% *} ${out##* }" || echo "ERR $out"
+        done' _ "$n" "$u" "$@" | e2e_log_requests "http $u $*"
+}
+
+# e2e_log_requests WHAT: pass "server [client port]" lines through, printing
+# only the server (first word); keep the whole lines in the case's
+# requests.log, which the runner shows when the case fails.
+e2e_log_requests() {
+    local line
+    { echo "## $1"; } >>"${E2E_CW:-/dev/null}/requests.log" 2>/dev/null
+    while IFS= read -r line; do
+        echo "$line" >>"${E2E_CW:-/dev/null}/requests.log" 2>/dev/null
+        echo "${line%% *}"
+    done
 }
 
 # http_get URL [curl args...]: one request; prints the full answer
@@ -78,7 +91,7 @@ http_get() {
 # udp_names N ADDR PORT [SOURCE]: N UDP queries, each from a new socket
 # (new source port); prints the answering server per query, or ERR.
 udp_names() {
-    cl $(($1 * 3 + 5)) python3 "$E2E_DIR/udp_client.py" "$2" "$3" "$1" ${4:+"$4"}
+    cl $(($1 * 3 + 5)) python3 "$E2E_DIR/udp_client.py" "$2" "$3" "$1" ${4:+"$4"} | e2e_log_requests "udp $*"
 }
 
 # dist: reads server names (one a line) and prints "rs1=A rs2=B ...",

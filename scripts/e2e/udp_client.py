@@ -21,7 +21,8 @@ def main():
             s.sendto(q, (addr, port))
             data = s.recv(65535)
             name, _, payload = data.partition(b" ")
-            print(name.decode() if payload == q else f"ERR bad answer {data!r}", flush=True)
+            lport = s.getsockname()[1]
+            print(f"{name.decode()} {lport}" if payload == q else f"ERR bad answer {data!r}", flush=True)
         except OSError as e:
             print(f"ERR {e}", flush=True)
         finally:
