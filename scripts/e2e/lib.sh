@@ -36,10 +36,21 @@ fail() { say "FAIL  $*"; E2E_FAILS=$((E2E_FAILS + 1)); }
 
 # rvsadm against this layout's rvsd (RVS_SOCK is exported by the runner).
 # Echoes the command so the output shows the configuration a case used.
+#
+# rvsd applies a rule change asynchronously: rvsadm returns once the control
+# thread has published the new rules, and each worker adopts them at its
+# next loop. On this shared 2-core machine a worker can be off the CPU for
+# milliseconds, so a connection made right after rvsadm returned could still
+# be scheduled by the old rules (seen: rr's first pick, lblc's server, a
+# -M change, all off by one snapshot). `adm` therefore ends every change
+# with a barrier: `rvsadm -Lnc` is answered by every worker from its loop
+# after it has picked up the newest rules.
 adm() {
     say "# rvsadm $*"
     timeout --foreground -k 2 10 "$E2E_ADM" "$@" || { fail "rvsadm $* exited $?"; return 1; }
+    case $1 in -L | -l | -S | --save | --list) ;; *) adm_sync ;; esac
 }
+adm_sync() { timeout --foreground -k 2 10 "$E2E_ADM" -L -n -c >/dev/null 2>&1; }
 # The same, quietly (listings parsed by the case).
 admq() { timeout --foreground -k 2 10 "$E2E_ADM" "$@"; }
 

@@ -12,8 +12,10 @@ c_config_under_load() {
         done' _ "$(url "$TOPO_VIP4")" >>"$f" </dev/null &
     local load=$!
     bg_on_exit $load
-    sleep 1; adm -a "${svc[@]}" -r "$(rs4 3):80" -m -w 1
-    echo "--- rs3 added" >>"$f"
+    # Markers go before an addition (answers after it may come from the
+    # new server) and after a removal (nothing from the server after it).
+    sleep 1; echo "--- rs3 added" >>"$f"
+    adm -a "${svc[@]}" -r "$(rs4 3):80" -m -w 1
     sleep 1; adm -e "${svc[@]}" -r "$(rs4 1):80" -m -w 3
     adm -A -t 10.231.1.101:80 -s wlc
     adm -a -t 10.231.1.101:80 -r "$(rs4 1):80" -m
@@ -25,8 +27,8 @@ c_config_under_load() {
     echo "--- rs2 removed" >>"$f"
     sleep 1; adm -D -t 10.231.1.101:80; adm -D -u "$TOPO_VIP4:53"
     adm -e "${svc[@]}" -r "$(rs4 1):80" -m -w 1
-    sleep 1; adm -a "${svc[@]}" -r "$(rs4 2):80" -m -w 2
-    echo "--- rs2 back" >>"$f"
+    sleep 1; echo "--- rs2 back" >>"$f"
+    adm -a "${svc[@]}" -r "$(rs4 2):80" -m -w 2
     sleep 1; adm -E "${svc[@]}" -s wlc
     wait $load
     local total errs

@@ -54,6 +54,7 @@ c_stats() {
     wait $load
     local made; made=$(grep -c '^rs' "$f")
     expect_eq "failed requests during the load" "$(grep -c '^ERR' "$f")" 0
+    grep '^ERR' "$f" | head -3 | sed 's/^/      /'
     expect_eq "Conns after the load = requests made ($made)" "$(stats_row "${t[@]}" | awk '{ print $1 }')" "$made"
 }
 e2e_case stats nat "--stats, --rate, -Lnc, -Z match the traffic"
