@@ -60,6 +60,14 @@ cl() {
     timeout --foreground -k 2 "$t" ip netns exec "$TOPO_CLIENT_NS" "$@"
 }
 
+# cl_bg SECS CMD...: the same in the background; $! is then the timeout
+# process, which passes a TERM on to CMD (a function run with & would give
+# the pid of a subshell, whose death leaves CMD running).
+cl_bg() {
+    local t=$1; shift
+    timeout --foreground -k 2 "$t" ip netns exec "$TOPO_CLIENT_NS" "$@" &
+}
+
 # url ADDR [PORT] [PATH]: an HTTP URL (IPv6 in brackets).
 url() {
     local a=$1 p=${2:-80} path=${3:-/}

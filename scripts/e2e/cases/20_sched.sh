@@ -23,7 +23,7 @@ names_of() { http_names "$1" "$(url "$TOPO_VIP4")" "${@:2}"; }
 slow_bg() {
     local n=$1 i
     for ((i = 0; i < n; i++)); do
-        cl 20 curl -s -m 15 --limit-rate 100K -o /dev/null "$(url "$TOPO_VIP4" 80 /blob/1000000)" &
+        cl_bg 20 curl -s -m 15 --limit-rate 100K -o /dev/null "$(url "$TOPO_VIP4" 80 /blob/1000000)" </dev/null >/dev/null
         bg_on_exit $!
     done
     rvs_wait_for 5 bash -c "[ \"\$($E2E_ADM -L -t $TOPO_VIP4:80 -n | awk '\$1 == \"->\" { a += \$5 } END { print a + 0 }')\" -ge $n ]" \

@@ -7,8 +7,8 @@
 # status) and FETCH_SERVER (the answering server's name).
 slow_fetch() {
     local n=$1 rate=$2 f=$3; shift 3
-    cl 40 curl -sS -m 35 --limit-rate "$rate" -D "$f.hdr" -o "$f.body" "$@" \
-        "$(url "$TOPO_VIP4" 80 "/blob/$n")" 2>"$f.err" </dev/null >/dev/null &
+    cl_bg 40 curl -sS -m 35 --limit-rate "$rate" -D "$f.hdr" -o "$f.body" "$@" \
+        "$(url "$TOPO_VIP4" 80 "/blob/$n")" 2>"$f.err" </dev/null >/dev/null
     FETCH_PID=$!
     bg_on_exit "$FETCH_PID"
     rvs_wait_for 5 grep -q '^X-Server:' "$f.hdr" || { fail "the download did not start"; return 1; }

@@ -6,10 +6,10 @@ c_config_under_load() {
     svc_up t "$TOPO_VIP4" 80 rr "1 1" 80 -m || return
     local svc=(-t "$TOPO_VIP4:80") f=$E2E_CW/load
     : >"$f"  # both the load and the markers append (O_APPEND)
-    cl 20 bash -c 'end=$((SECONDS + 10))
+    cl_bg 20 bash -c 'end=$((SECONDS + 10))
         while ((SECONDS < end)); do
             out=$(curl -sS -f -m 3 --connect-timeout 2 "$1" 2>&1) && echo "${out%% *}" || echo "ERR $out"
-        done' _ "$(url "$TOPO_VIP4")" >>"$f" </dev/null &
+        done' _ "$(url "$TOPO_VIP4")" >>"$f" </dev/null
     local load=$!
     bg_on_exit $load
     # Markers go before an addition (answers after it may come from the

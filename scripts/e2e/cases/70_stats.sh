@@ -40,10 +40,10 @@ c_stats() {
     adm -Z
     expect_eq "after -Z: TCP stats" "$(stats_row "${t[@]}")" "0 0 0 0 0"
     local f=$E2E_CW/load
-    cl 12 bash -c 'end=$((SECONDS + 6))
+    cl_bg 12 bash -c 'end=$((SECONDS + 6))
         while ((SECONDS < end)); do
             out=$(curl -sS -f -m 3 "$1" 2>&1) && echo "${out%% *}" || echo "ERR $out"; sleep 0.02
-        done' _ "$(url "$STATS_VIP")" >"$f" </dev/null &
+        done' _ "$(url "$STATS_VIP")" >"$f" </dev/null
     local load=$!
     bg_on_exit $load
     sleep 4.5
