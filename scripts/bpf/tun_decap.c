@@ -38,6 +38,12 @@ static __always_inline int strip(struct __sk_buff *skb, int len, __u16 outer, __
 SEC("tc")
 int tun_decap(struct __sk_buff *skb)
 {
+    // Frames sent through AF_PACKET (rvsd's net_af_packet) arrive with only
+    // the Ethernet and IP headers in the linear area; make every header this
+    // program reads (at most 14 + 20 + 8 + 4, or 14 + 40) directly readable.
+    __u32 need = skb->len < 64 ? skb->len : 64;
+    if (bpf_skb_pull_data(skb, need))
+        return TC_ACT_OK;
     void *data = (void *)(long)skb->data;
     void *end = (void *)(long)skb->data_end;
     struct ethhdr *eth = data;

@@ -150,3 +150,14 @@ topo_servers() {
         rvs_wait_for 10 grep -q "^ready" "$RVS_WORK/$ns.log" || { echo "real server $ns did not start" >&2; return 1; }
     done
 }
+
+# topo_client_addr ADDR/PREFIX: one more address on the client (a second
+# client for persistence and source-hash tests; curl --interface ADDR). It
+# is never picked as a source address on its own: IPv4 makes it secondary,
+# IPv6 gets it deprecated (preferred_lft 0).
+topo_client_addr() {
+    case $1 in
+    *:*) ip -n "$TOPO_CLIENT_NS" addr add "$1" dev eth0 nodad preferred_lft 0 ;;
+    *) ip -n "$TOPO_CLIENT_NS" addr add "$1" dev eth0 ;;
+    esac
+}
