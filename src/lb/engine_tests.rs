@@ -508,6 +508,12 @@ fn syn_reuses_time_wait_and_close() {
     assert_ne!(b.daddr, a.daddr); // rescheduled: rr moved on
     assert_eq!(b.state.name(), "SYN_RECV");
     assert_eq!(e.conn_count(), 1);
+    // The new real server's reply finds the rescheduled connection, and
+    // the old one's does not.
+    let reply = e.process(&tcp_out(b.daddr, 8080, c, 7, SYN | ACK), Instant(4));
+    assert!(matches!(reply, Verdict::Forward(_)), "reply after reuse: {reply:?}");
+    let stale = e.process(&tcp_out(a.daddr, 8080, c, 7, ACK), Instant(4));
+    assert!(matches!(stale, Verdict::Drop(_)), "old server's packet: {stale:?}");
     // CLOSE (after RST) is reused too.
     fwd(e.process(&tcp_in(c, 7, ACK), Instant(5)));
     assert_eq!(state(e.process(&tcp_in(c, 7, RST), Instant(5))), "CLOSE");
@@ -1157,4 +1163,65 @@ fn engine_on_a_caller_built_table() {
     let mut out = [Verdict::Drop(DropReason::NoService); 8];
     e.process_burst(&pkts, Instant(1), &mut out);
     assert!(out.iter().all(|v| fwd(*v).state.name() == "ESTABLISHED"));
+}
+
+/// Connections that open, close and are reopened from recycled client
+/// ports (TIME_WAIT reuse), with time jumping across expiries, through both
+/// the single and the burst path: a real server's answer to the SYN it was
+/// sent always finds its connection.
+#[test]
+fn recycled_client_ports_keep_both_directions() {
+    let r = nat_rules();
+    let mut e = engine(&r, 256);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut now = 0u64;
+    for round in 0..20_000u32 {
+        now += next() % 3000; // up to 3 s between connections
+        if next() % 4 == 0 {
+            // Just past TIME_WAIT, before the wheel collected it.
+            now += 120_000 + next() % 50;
+        }
+        let t = Instant(now);
+        let c = client((next() % 3) as u8 + 1);
+        let port = 1000 + (next() % 8) as u16;
+        let burst = round % 2 == 0;
+        let run = |e: &mut Engine, p: Packet| -> Verdict {
+            if burst {
+                let mut out = [Verdict::Drop(DropReason::NoService)];
+                e.process_burst(&[p], t, &mut out);
+                out[0]
+            } else {
+                e.process(&p, t)
+            }
+        };
+        let v = run(&mut e, tcp_in(c, port, SYN));
+        let Verdict::Forward(f) = v else {
+            continue; // e.g. a SYN on a connection still ESTABLISHED elsewhere in time
+        };
+        if !f.new {
+            continue;
+        }
+        let reply = run(&mut e, tcp_out(f.daddr, 8080, c, port, SYNACK));
+        assert!(
+            matches!(reply, Verdict::Forward(_)),
+            "round {round}: reply from {} for {c}:{port} -> {reply:?}",
+            f.daddr
+        );
+        run(&mut e, tcp_in(c, port, ACK));
+        if next() % 20 != 0 {
+            run(&mut e, tcp_in(c, port, FIN));
+            run(&mut e, tcp_out(f.daddr, 8080, c, port, FIN));
+            run(&mut e, tcp_in(c, port, ACK));
+        }
+        if next() % 64 == 0 {
+            e.expire(t, 64);
+        }
+    }
+    assert!(e.counters().rescheduled() > 300, "{}", e.counters().rescheduled());
 }
