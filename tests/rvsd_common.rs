@@ -136,7 +136,9 @@ impl Lab {
                 must("ip", &["link", "set", ifc, "up"]);
                 let _ = sh(
                     "ethtool",
-                    &["-K", ifc, "tx", "off", "tso", "off", "gso", "off", "gro", "off"],
+                    &[
+                        "-K", ifc, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+                    ],
                 );
             }
         }
@@ -332,7 +334,8 @@ impl Lab {
         ms: u64,
         linger: u64,
     ) -> std::collections::BTreeMap<String, Vec<Value>> {
-        let v = self.inj(json!({"op": "collect", "ifaces": ifaces, "ms": ms, "ip": ip, "linger": linger}));
+        let v = self
+            .inj(json!({"op": "collect", "ifaces": ifaces, "ms": ms, "ip": ip, "linger": linger}));
         v["frames"]
             .as_object()
             .unwrap()

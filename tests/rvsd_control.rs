@@ -178,7 +178,10 @@ addresses = ["198.18.4.1/24"]
             _ => {}
         }
     }
-    assert!(refused >= 10, "refused {refused} of 140 over a limit of 128");
+    assert!(
+        refused >= 10,
+        "refused {refused} of 140 over a limit of 128"
+    );
     drop(crowd);
     // Served again once they are gone.
     let t = Instant::now();
@@ -239,7 +242,10 @@ fn rvsadm_stale_socket() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
-        format!("rvsadm: cannot connect to rvsd at {}: is rvsd running?\n", p.display())
+        format!(
+            "rvsadm: cannot connect to rvsd at {}: is rvsd running?\n",
+            p.display()
+        )
     );
     assert!(o.stdout.is_empty());
 }

@@ -35,15 +35,24 @@ fn mac_of(ip: &str) -> String {
 
 struct World {
     lab: Lab,
-    ct: String, // test end, client side
-    st: String, // test end, server side
+    ct: String,   // test end, client side
+    st: String,   // test end, server side
     cmac: String, // rvsd's client port MAC
     smac: String, // rvsd's server port MAC
 }
 
 impl World {
     fn syn(&self, c: &str, sport: u16, vip: &str) -> Value {
-        tcp(&mac_of(c), &self.cmac, (c, sport), (vip, 80), "S", 1000, 0, "")
+        tcp(
+            &mac_of(c),
+            &self.cmac,
+            (c, sport),
+            (vip, 80),
+            "S",
+            1000,
+            0,
+            "",
+        )
     }
 
     /// Send `frames` on the client side, wait for `n` IP frames on the
@@ -62,7 +71,11 @@ impl World {
             "rvsd sent IP back to the client side: {:?}",
             got[&ct]
         );
-        got[&st].iter().filter(|f| f.get("ip").is_some()).cloned().collect()
+        got[&st]
+            .iter()
+            .filter(|f| f.get("ip").is_some())
+            .cloned()
+            .collect()
     }
 }
 
@@ -115,12 +128,34 @@ addresses = ["{L_SERVER}/24"]
     lab.start_rvsd(&config, &["-l", "0,1"], 90);
     let (cmac, smac) = (lab.mac(&cd), lab.mac(&sd));
     // The helper answers rvsd's ARP requests for the clients and servers.
-    let ctab: Vec<(String, String)> = [C1, C2, C3].iter().map(|a| (a.to_string(), mac_of(a))).collect();
-    let stab: Vec<(String, String)> = [R1, R2, R3, R4].iter().map(|a| (a.to_string(), mac_of(a))).collect();
-    let as_ref = |v: &Vec<(String, String)>| v.iter().map(|(a, b)| (a.clone(), b.clone())).collect::<Vec<_>>();
+    let ctab: Vec<(String, String)> = [C1, C2, C3]
+        .iter()
+        .map(|a| (a.to_string(), mac_of(a)))
+        .collect();
+    let stab: Vec<(String, String)> = [R1, R2, R3, R4]
+        .iter()
+        .map(|a| (a.to_string(), mac_of(a)))
+        .collect();
+    let as_ref = |v: &Vec<(String, String)>| {
+        v.iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect::<Vec<_>>()
+    };
     let (ctab, stab) = (as_ref(&ctab), as_ref(&stab));
-    lab.arp_table(&ct, &ctab.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>());
-    lab.arp_table(&st, &stab.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>());
+    lab.arp_table(
+        &ct,
+        &ctab
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    lab.arp_table(
+        &st,
+        &stab
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>(),
+    );
     let mut w = World {
         lab,
         ct: ct.clone(),
@@ -149,7 +184,10 @@ addresses = ["{L_SERVER}/24"]
     ] {
         assert!(ln.contains(&row), "{row:?} missing in -Ln:\n{ln}");
     }
-    assert!(ln.contains("Masq    1") && ln.contains("Route   2") && ln.contains("Tunnel  1"), "{ln}");
+    assert!(
+        ln.contains("Masq    1") && ln.contains("Route   2") && ln.contains("Tunnel  1"),
+        "{ln}"
+    );
 
     // --- ARP for the VIPs: rvsd answers on the client side -----------------
     for vip in [V1, V2] {
@@ -171,9 +209,14 @@ addresses = ["{L_SERVER}/24"]
         assert_eq!(s(&a["arp"]["pdst"]), C1, "{a}");
     }
     // ... and not for an address that is no VIP.
-    w.lab.send(&ct, vec![arp_request(&mac_of(C1), C1, "198.18.1.199")]);
+    w.lab
+        .send(&ct, vec![arp_request(&mac_of(C1), C1, "198.18.1.199")]);
     let got = w.lab.collect(&[&ct], 0, 300, 0);
-    assert!(got[&ct].iter().all(|f| f.get("arp").is_none()), "{:?}", got[&ct]);
+    assert!(
+        got[&ct].iter().all(|f| f.get("arp").is_none()),
+        "{:?}",
+        got[&ct]
+    );
 
     // --- NAT: four SYNs, rr over R1/R2 (newest first: R2) ------------------
     let syns: Vec<Value> = (40001..=40004).map(|p| w.syn(C1, p, V1)).collect();
@@ -196,7 +239,16 @@ addresses = ["{L_SERVER}/24"]
     let mut replies = Vec::new();
     for p in 40001..=40004u16 {
         let rs = placed[&p].clone();
-        replies.push(tcp(&mac_of(&rs), &w.smac, (&rs, 8080), (C1, p), "SA", 5000, 1001, ""));
+        replies.push(tcp(
+            &mac_of(&rs),
+            &w.smac,
+            (&rs, 8080),
+            (C1, p),
+            "SA",
+            5000,
+            1001,
+            "",
+        ));
     }
     w.lab.send(&st, replies);
     let got = w.lab.collect(&[&ct, &st], 4, 5000, 300);
@@ -219,7 +271,18 @@ addresses = ["{L_SERVER}/24"]
 
     // --- ACK + data from the client reach the same real servers -----------
     let data: Vec<Value> = (40001..=40004u16)
-        .map(|p| tcp(&mac_of(C1), &w.cmac, (C1, p), (V1, 80), "PA", 1001, 5001, "GET / HTTP/1.0\r\n\r\n"))
+        .map(|p| {
+            tcp(
+                &mac_of(C1),
+                &w.cmac,
+                (C1, p),
+                (V1, 80),
+                "PA",
+                1001,
+                5001,
+                "GET / HTTP/1.0\r\n\r\n",
+            )
+        })
         .collect();
     let out = w.to_servers(data, 4);
     assert_eq!(out.len(), 4, "{out:?}");
@@ -271,12 +334,17 @@ addresses = ["{L_SERVER}/24"]
     assert_eq!(seen.get(&41002), Some(&R3), "{out:?}");
 
     // --- weight 0: no new connection, existing ones continue ---------------
-    w.lab.adm_line(&format!("-e -t {V1}:80 -r {R1}:8080 -m -w 0"));
+    w.lab
+        .adm_line(&format!("-e -t {V1}:80 -r {R1}:8080 -m -w 0"));
     let out = w.to_servers((40011..=40014).map(|p| w.syn(C1, p, V1)).collect(), 4);
     assert_eq!(out.len(), 4, "{out:?}");
     for f in &out {
         let sport = u(&f["ip"]["tcp"]["sport"]) as u16;
-        assert_eq!(check_nat_in(&w, f, C1, sport, 8080), R2, "weight 0 got a new connection: {f}");
+        assert_eq!(
+            check_nat_in(&w, f, C1, sport, 8080),
+            R2,
+            "weight 0 got a new connection: {f}"
+        );
     }
     let on_r1: Vec<u16> = (40001..=40004).filter(|p| placed[p] == R1).collect();
     let out = w.to_servers(
@@ -300,7 +368,10 @@ addresses = ["{L_SERVER}/24"]
         .collect();
     frames.extend((40021..=40022).map(|p| w.syn(C1, p, V1)));
     let out = w.to_servers_within(frames, 2 + on_r1.len(), 1000);
-    assert!(out.iter().all(|f| s(&f["ip"]["dst"]) != R1), "deleted server got: {out:?}");
+    assert!(
+        out.iter().all(|f| s(&f["ip"]["dst"]) != R1),
+        "deleted server got: {out:?}"
+    );
     assert_eq!(out.len(), 2, "{out:?}");
     let ln = w.lab.adm_ok(&["-Ln"]);
     assert!(!ln.contains(R1), "{ln}");
@@ -311,7 +382,11 @@ addresses = ["{L_SERVER}/24"]
     assert!(out.is_empty(), "deleted service forwarded: {out:?}");
     w.lab.send(&ct, vec![arp_request(&mac_of(C1), C1, V2)]);
     let got = w.lab.collect(&[&ct], 0, 300, 0);
-    assert!(got[&ct].iter().all(|f| f.get("arp").is_none()), "ARP for a deleted VIP: {:?}", got[&ct]);
+    assert!(
+        got[&ct].iter().all(|f| f.get("arp").is_none()),
+        "ARP for a deleted VIP: {:?}",
+        got[&ct]
+    );
 
     // --- -C: nothing left ----------------------------------------------------
     w.lab.adm_line("-C");
@@ -322,10 +397,15 @@ addresses = ["{L_SERVER}/24"]
 
     // --- persistence: one client sticks to one server across ports --------
     w.lab.adm_line(&format!("-A -t {V1}:80 -s rr -p 300"));
-    w.lab.adm_line(&format!("-a -t {V1}:80 -r {R1}:8080 -m -w 1"));
-    w.lab.adm_line(&format!("-a -t {V1}:80 -r {R2}:8080 -m -w 1"));
+    w.lab
+        .adm_line(&format!("-a -t {V1}:80 -r {R1}:8080 -m -w 1"));
+    w.lab
+        .adm_line(&format!("-a -t {V1}:80 -r {R2}:8080 -m -w 1"));
     let ln = w.lab.adm_ok(&["-Ln"]);
-    assert!(ln.contains(&format!("TCP  {V1}:80 rr persistent 300")), "{ln}");
+    assert!(
+        ln.contains(&format!("TCP  {V1}:80 rr persistent 300")),
+        "{ln}"
+    );
     let mut in_pkts = 0u64;
     let mut in_bytes = 0u64;
     let mut out_pkts = 0u64;
@@ -339,7 +419,11 @@ addresses = ["{L_SERVER}/24"]
     let c2_rs = s(&out[0]["ip"]["dst"]).to_string();
     for f in &out {
         let sport = u(&f["ip"]["tcp"]["sport"]) as u16;
-        assert_eq!(check_nat_in(&w, f, C2, sport, 8080), c2_rs, "persistence broken: {f}");
+        assert_eq!(
+            check_nat_in(&w, f, C2, sport, 8080),
+            c2_rs,
+            "persistence broken: {f}"
+        );
     }
     in_pkts += 6;
     in_bytes += lens.iter().sum::<u64>();
@@ -350,7 +434,9 @@ addresses = ["{L_SERVER}/24"]
         e[3] += lens.iter().sum::<u64>();
     }
     // Another client goes to the other server (rr moves on), and sticks.
-    let lens = w.lab.send(&ct, vec![w.syn(C3, 43001, V1), w.syn(C3, 43002, V1)]);
+    let lens = w
+        .lab
+        .send(&ct, vec![w.syn(C3, 43001, V1), w.syn(C3, 43002, V1)]);
     let got = w.lab.collect(&[&st], 2, 5000, 300);
     let out = ip_frames(&got[&st]);
     assert_eq!(out.len(), 2, "{out:?}");
@@ -371,7 +457,16 @@ addresses = ["{L_SERVER}/24"]
     // One connection completes its handshake (SYN-ACK, ACK + data).
     let lens = w.lab.send(
         &st,
-        vec![tcp(&mac_of(&c2_rs), &w.smac, (&c2_rs, 8080), (C2, 42001), "SA", 7000, 1001, "")],
+        vec![tcp(
+            &mac_of(&c2_rs),
+            &w.smac,
+            (&c2_rs, 8080),
+            (C2, 42001),
+            "SA",
+            7000,
+            1001,
+            "",
+        )],
     );
     let got = w.lab.collect(&[&ct], 1, 5000, 300);
     let back = ip_frames(&got[&ct]);
@@ -383,7 +478,16 @@ addresses = ["{L_SERVER}/24"]
     per_rs.get_mut(&c2_rs).unwrap()[4] += lens[0];
     let lens = w.lab.send(
         &ct,
-        vec![tcp(&mac_of(C2), &w.cmac, (C2, 42001), (V1, 80), "PA", 1001, 7001, "hello")],
+        vec![tcp(
+            &mac_of(C2),
+            &w.cmac,
+            (C2, 42001),
+            (V1, 80),
+            "PA",
+            1001,
+            7001,
+            "hello",
+        )],
     );
     let got = w.lab.collect(&[&st], 1, 5000, 300);
     assert_eq!(ip_frames(&got[&st]).len(), 1, "{:?}", got[&st]);
@@ -395,13 +499,21 @@ addresses = ["{L_SERVER}/24"]
     // --- -Ln --stats --exact counts exactly what was sent ------------------
     let stats = w.lab.adm_ok(&["-Ln", "--stats", "--exact"]);
     let nums = |line: &str| -> Vec<u64> {
-        line.split_whitespace().skip_while(|t| !t.contains(':')).skip(1).map(|t| t.parse().unwrap()).collect()
+        line.split_whitespace()
+            .skip_while(|t| !t.contains(':'))
+            .skip(1)
+            .map(|t| t.parse().unwrap())
+            .collect()
     };
     let svc = stats
         .lines()
         .find(|l| l.starts_with(&format!("TCP  {V1}:80")))
         .unwrap_or_else(|| panic!("{stats}"));
-    assert_eq!(nums(svc), vec![8, in_pkts, out_pkts, in_bytes, out_bytes], "service row:\n{stats}");
+    assert_eq!(
+        nums(svc),
+        vec![8, in_pkts, out_pkts, in_bytes, out_bytes],
+        "service row:\n{stats}"
+    );
     for (rs, e) in &per_rs {
         let row = stats
             .lines()
@@ -437,8 +549,16 @@ addresses = ["{L_SERVER}/24"]
         assert_eq!(row(format!("{C3}:{p}"), &c3_rs).len(), 1, "{conns}");
     }
     // Persistence templates: client port 0.
-    assert_eq!(row(format!("{C2}:0"), &c2_rs).len(), 1, "template for {C2}\n{conns}");
-    assert_eq!(row(format!("{C3}:0"), &c3_rs).len(), 1, "template for {C3}\n{conns}");
+    assert_eq!(
+        row(format!("{C2}:0"), &c2_rs).len(),
+        1,
+        "template for {C2}\n{conns}"
+    );
+    assert_eq!(
+        row(format!("{C3}:0"), &c3_rs).len(),
+        1,
+        "template for {C3}\n{conns}"
+    );
 
     assert!(w.lab.rvsd_alive(), "rvsd died:\n{}", w.lab.rvsd_log());
     let st = w.lab.stop_rvsd().unwrap();

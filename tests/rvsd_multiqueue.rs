@@ -78,50 +78,83 @@ addresses = ["198.18.6.1/24"]
     // One round of `ports` from `client` to `vip`: SYNs reach the real
     // servers NAT-rewritten, SYN-ACKs come back from the VIP. Returns the
     // real server of each client port.
-    let round = |lab: &mut Lab, client: &str, vip: &str, ports: Vec<u16>| -> BTreeMap<u16, String> {
-        let n = ports.len();
-        let syns: Vec<Value> = ports
-            .iter()
-            .map(|&p| tcp(&mac_of(client), &cmac, (client, p), (vip, 80), "S", 1000, 0, ""))
-            .collect();
-        lab.send(&ct, syns);
-        let got = lab.collect(&[&st], n, 8000, 300);
-        let out = ip_frames(&got[&st]);
-        assert_eq!(out.len(), n, "SYNs reaching the servers: {} of {n}: {out:?}", out.len());
-        let mut placed = BTreeMap::new();
-        for f in out {
-            let ip = &f["ip"];
-            let rs = s(&ip["dst"]).to_string();
-            assert!(rs == R1 || rs == R2, "{f}");
-            assert_eq!(s(&ip["src"]), client, "{f}");
-            assert_eq!(u(&ip["tcp"]["dport"]), 8080, "{f}");
-            assert_eq!(u(&ip["ttl"]), 63, "{f}");
-            assert_eq!(ip["chk_ok"], true, "{f}");
-            assert_eq!(ip["tcp"]["chk_ok"], true, "{f}");
-            assert_eq!(s(&f["eth_dst"]), mac_of(&rs), "{f}");
-            let p = u(&ip["tcp"]["sport"]) as u16;
-            assert!(placed.insert(p, rs).is_none(), "port {p} twice");
-        }
-        let replies: Vec<Value> = placed
-            .iter()
-            .map(|(&p, rs)| tcp(&mac_of(rs), &smac, (rs, 8080), (client, p), "SA", 9000, 1001, ""))
-            .collect();
-        lab.send(&st, replies);
-        let got = lab.collect(&[&ct], n, 8000, 300);
-        let back = ip_frames(&got[&ct]);
-        assert_eq!(back.len(), n, "replies reaching the client: {} of {n}", back.len());
-        let mut seen = BTreeSet::new();
-        for f in back {
-            let ip = &f["ip"];
-            assert_eq!(s(&ip["src"]), vip, "{f}");
-            assert_eq!(u(&ip["tcp"]["sport"]), 80, "{f}");
-            assert_eq!(s(&ip["dst"]), client, "{f}");
-            assert_eq!(ip["chk_ok"], true, "{f}");
-            assert_eq!(ip["tcp"]["chk_ok"], true, "{f}");
-            assert!(seen.insert(u(&ip["tcp"]["dport"])), "{f}");
-        }
-        placed
-    };
+    let round =
+        |lab: &mut Lab, client: &str, vip: &str, ports: Vec<u16>| -> BTreeMap<u16, String> {
+            let n = ports.len();
+            let syns: Vec<Value> = ports
+                .iter()
+                .map(|&p| {
+                    tcp(
+                        &mac_of(client),
+                        &cmac,
+                        (client, p),
+                        (vip, 80),
+                        "S",
+                        1000,
+                        0,
+                        "",
+                    )
+                })
+                .collect();
+            lab.send(&ct, syns);
+            let got = lab.collect(&[&st], n, 8000, 300);
+            let out = ip_frames(&got[&st]);
+            assert_eq!(
+                out.len(),
+                n,
+                "SYNs reaching the servers: {} of {n}: {out:?}",
+                out.len()
+            );
+            let mut placed = BTreeMap::new();
+            for f in out {
+                let ip = &f["ip"];
+                let rs = s(&ip["dst"]).to_string();
+                assert!(rs == R1 || rs == R2, "{f}");
+                assert_eq!(s(&ip["src"]), client, "{f}");
+                assert_eq!(u(&ip["tcp"]["dport"]), 8080, "{f}");
+                assert_eq!(u(&ip["ttl"]), 63, "{f}");
+                assert_eq!(ip["chk_ok"], true, "{f}");
+                assert_eq!(ip["tcp"]["chk_ok"], true, "{f}");
+                assert_eq!(s(&f["eth_dst"]), mac_of(&rs), "{f}");
+                let p = u(&ip["tcp"]["sport"]) as u16;
+                assert!(placed.insert(p, rs).is_none(), "port {p} twice");
+            }
+            let replies: Vec<Value> = placed
+                .iter()
+                .map(|(&p, rs)| {
+                    tcp(
+                        &mac_of(rs),
+                        &smac,
+                        (rs, 8080),
+                        (client, p),
+                        "SA",
+                        9000,
+                        1001,
+                        "",
+                    )
+                })
+                .collect();
+            lab.send(&st, replies);
+            let got = lab.collect(&[&ct], n, 8000, 300);
+            let back = ip_frames(&got[&ct]);
+            assert_eq!(
+                back.len(),
+                n,
+                "replies reaching the client: {} of {n}",
+                back.len()
+            );
+            let mut seen = BTreeSet::new();
+            for f in back {
+                let ip = &f["ip"];
+                assert_eq!(s(&ip["src"]), vip, "{f}");
+                assert_eq!(u(&ip["tcp"]["sport"]), 80, "{f}");
+                assert_eq!(s(&ip["dst"]), client, "{f}");
+                assert_eq!(ip["chk_ok"], true, "{f}");
+                assert_eq!(ip["tcp"]["chk_ok"], true, "{f}");
+                assert!(seen.insert(u(&ip["tcp"]["dport"])), "{f}");
+            }
+            placed
+        };
 
     // Warm up: both real servers' and the client's MACs get learned.
     round(&mut lab, C1, V1, vec![30000, 30001]);
@@ -134,14 +167,21 @@ addresses = ["198.18.6.1/24"]
     // Persistence across both workers: one client, 32 source ports.
     let placed = round(&mut lab, C2, V2, (31000..31032).collect());
     let servers: BTreeSet<&String> = placed.values().collect();
-    assert_eq!(servers.len(), 1, "persistence broken across workers: {placed:?}");
+    assert_eq!(
+        servers.len(),
+        1,
+        "persistence broken across workers: {placed:?}"
+    );
 
     let k = lab.counters();
     // Known issue (see the h-itest report): about one run in four drops 2
     // packets as no_connection although every SYN and reply above arrived.
     // Bounded here so the rest stays checked; the count is printed.
     if k["lb.drop.no_connection"] != 0 {
-        eprintln!("note: lb.drop.no_connection = {}", k["lb.drop.no_connection"]);
+        eprintln!(
+            "note: lb.drop.no_connection = {}",
+            k["lb.drop.no_connection"]
+        );
     }
     assert!(k["lb.drop.no_connection"] <= 4, "{k:?}");
     assert!(k["worker.handoff_out"] > 0, "no hand-offs: {k:?}");
@@ -167,6 +207,9 @@ addresses = ["198.18.6.1/24"]
     assert!(lab.rvsd_alive(), "{}", lab.rvsd_log());
     let st = lab.stop_rvsd().unwrap();
     assert!(st.success(), "rvsd exit {st}");
-    eprintln!("rvsd_two_workers_multiqueue: {:.1?} counters {k:?}", t0.elapsed());
+    eprintln!(
+        "rvsd_two_workers_multiqueue: {:.1?} counters {k:?}",
+        t0.elapsed()
+    );
     assert!(t0.elapsed() < Duration::from_secs(60));
 }

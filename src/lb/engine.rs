@@ -953,21 +953,30 @@ impl Engine {
             });
         }
         let masq = d.fwd.is_masq();
-        let out_hash = masq.then(|| {
+        let out_key = masq.then(|| {
             let dport = if d.port == 0 { pkt.dport } else { d.port };
             let t = &p.tuple;
-            hash_key(
-                &Tuple {
-                    src: d.addr,
-                    dst: t.src,
-                    sport: dport,
-                    dport: t.sport,
-                    udp: t.udp,
-                    v6: t.v6,
-                },
-                true,
-            )
+            let k = Tuple {
+                src: d.addr,
+                dst: t.src,
+                sport: dport,
+                dport: t.sport,
+                udp: t.udp,
+                v6: t.v6,
+            };
+            (hash_key(&k, true), k)
         });
+        let out_hash = out_key.as_ref().map(|(h, _)| *h);
+        // The real server cannot hold two connections with one 4-tuple: an
+        // older NAT connection with this reply key (the client reused its
+        // port toward another VIP served by the same real server) is over.
+        // Left in place it could take the new connection's replies (the
+        // kernel avoids that by finding the newest connection first).
+        if let Some((h, k)) = &out_key {
+            if let Some(j) = self.table.find(*h, k, true, &self.slab) {
+                self.expire_now(j);
+            }
+        }
         let mut flags = flag::INACTIVE;
         if !masq {
             flags |= flag::NOOUTPUT;

@@ -511,9 +511,15 @@ fn syn_reuses_time_wait_and_close() {
     // The new real server's reply finds the rescheduled connection, and
     // the old one's does not.
     let reply = e.process(&tcp_out(b.daddr, 8080, c, 7, SYN | ACK), Instant(4));
-    assert!(matches!(reply, Verdict::Forward(_)), "reply after reuse: {reply:?}");
+    assert!(
+        matches!(reply, Verdict::Forward(_)),
+        "reply after reuse: {reply:?}"
+    );
     let stale = e.process(&tcp_out(a.daddr, 8080, c, 7, ACK), Instant(4));
-    assert!(matches!(stale, Verdict::Drop(_)), "old server's packet: {stale:?}");
+    assert!(
+        matches!(stale, Verdict::Drop(_)),
+        "old server's packet: {stale:?}"
+    );
     // CLOSE (after RST) is reused too.
     fwd(e.process(&tcp_in(c, 7, ACK), Instant(5)));
     assert_eq!(state(e.process(&tcp_in(c, 7, RST), Instant(5))), "CLOSE");
@@ -1223,5 +1229,49 @@ fn recycled_client_ports_keep_both_directions() {
             e.expire(t, 64);
         }
     }
-    assert!(e.counters().rescheduled() > 300, "{}", e.counters().rescheduled());
+    assert!(
+        e.counters().rescheduled() > 300,
+        "{}",
+        e.counters().rescheduled()
+    );
+}
+
+/// A client reuses its port toward a second VIP served by the same real
+/// server while its first connection is in TIME_WAIT: both share the reply
+/// key (real server, client), and the real server's answer must go to the
+/// new connection (source rewritten to the second VIP), as in the kernel,
+/// which finds the newest connection first.
+#[test]
+fn reply_key_shared_across_vips_goes_to_the_newest() {
+    let vip2 = ip("192.168.1.101");
+    let mut r = rules_with(
+        ServiceConfig::new(Protocol::Tcp, ip(VIP), 80).with_scheduler("rr"),
+        &[DestConfig::new(ip(RS1), 8080).masq()],
+    );
+    let k2 = ServiceKey::new(Protocol::Tcp, vip2, 80);
+    r.add_service(ServiceConfig::new(Protocol::Tcp, vip2, 80).with_scheduler("rr"))
+        .unwrap();
+    r.add_dest(&k2, DestConfig::new(ip(RS1), 8080).masq())
+        .unwrap();
+    let mut e = engine(&r, 64);
+    let c = client(1);
+    let a = fwd(e.process(&tcp_in(c, 7, SYN), Instant::ZERO));
+    fwd(e.process(&tcp_out(a.daddr, 8080, c, 7, SYNACK), Instant(1)));
+    fwd(e.process(&tcp_in(c, 7, ACK), Instant(2)));
+    fwd(e.process(&tcp_in(c, 7, FIN), Instant(3)));
+    fwd(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Instant(4)));
+    assert_eq!(
+        state(e.process(&tcp_in(c, 7, ACK), Instant(5))),
+        "TIME_WAIT"
+    );
+    // Same client port, the other VIP, the same real server.
+    let mut syn2 = tcp_in(c, 7, SYN);
+    syn2.dst = vip2;
+    let b = fwd(e.process(&syn2, Instant(6)));
+    assert!(b.new);
+    assert_eq!(b.vaddr, vip2);
+    let reply = fwd(e.process(&tcp_out(b.daddr, 8080, c, 7, SYNACK), Instant(7)));
+    assert_eq!(reply.vaddr, vip2, "the reply is the new connection's");
+    assert_eq!(reply.conn, b.conn);
+    assert_eq!(e.conn_count(), 1, "the old connection was retired");
 }
