@@ -397,6 +397,8 @@ impl Drop for Lab {
 }
 
 /// A TCP frame spec for inject.py.
+// One argument per field of the segment: the call sites read as a packet.
+#[allow(clippy::too_many_arguments)]
 pub fn tcp(
     eth_src: &str,
     eth_dst: &str,

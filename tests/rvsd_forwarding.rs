@@ -57,12 +57,12 @@ impl World {
 
     /// Send `frames` on the client side, wait for `n` IP frames on the
     /// server side (plus 300 ms for strays); the server side's IP frames.
-    fn to_servers(&mut self, frames: Vec<Value>, n: usize) -> Vec<Value> {
-        self.to_servers_within(frames, n, 5000)
+    fn send_to_servers(&mut self, frames: Vec<Value>, n: usize) -> Vec<Value> {
+        self.send_to_servers_within(frames, n, 5000)
     }
 
     /// The same, waiting at most `ms` (for what should not arrive).
-    fn to_servers_within(&mut self, frames: Vec<Value>, n: usize, ms: u64) -> Vec<Value> {
+    fn send_to_servers_within(&mut self, frames: Vec<Value>, n: usize, ms: u64) -> Vec<Value> {
         let (ct, st) = (self.ct.clone(), self.st.clone());
         self.lab.send(&ct, frames);
         let got = self.lab.collect(&[&st, &ct], n, ms, 300);
@@ -220,7 +220,7 @@ addresses = ["{L_SERVER}/24"]
 
     // --- NAT: four SYNs, rr over R1/R2 (newest first: R2) ------------------
     let syns: Vec<Value> = (40001..=40004).map(|p| w.syn(C1, p, V1)).collect();
-    let out = w.to_servers(syns, 4);
+    let out = w.send_to_servers(syns, 4);
     assert_eq!(out.len(), 4, "{out:?}");
     let mut placed = BTreeMap::new();
     for f in &out {
@@ -284,7 +284,7 @@ addresses = ["{L_SERVER}/24"]
             )
         })
         .collect();
-    let out = w.to_servers(data, 4);
+    let out = w.send_to_servers(data, 4);
     assert_eq!(out.len(), 4, "{out:?}");
     for f in &out {
         let sport = u(&f["ip"]["tcp"]["sport"]) as u16;
@@ -294,7 +294,7 @@ addresses = ["{L_SERVER}/24"]
     }
 
     // --- DR and TUN on one service -------------------------------------------
-    let out = w.to_servers(vec![w.syn(C1, 41001, V2), w.syn(C1, 41002, V2)], 2);
+    let out = w.send_to_servers(vec![w.syn(C1, 41001, V2), w.syn(C1, 41002, V2)], 2);
     assert_eq!(out.len(), 2, "{out:?}");
     let mut seen = BTreeMap::new();
     for f in &out {
@@ -336,7 +336,7 @@ addresses = ["{L_SERVER}/24"]
     // --- weight 0: no new connection, existing ones continue ---------------
     w.lab
         .adm_line(&format!("-e -t {V1}:80 -r {R1}:8080 -m -w 0"));
-    let out = w.to_servers((40011..=40014).map(|p| w.syn(C1, p, V1)).collect(), 4);
+    let out = w.send_to_servers((40011..=40014).map(|p| w.syn(C1, p, V1)).collect(), 4);
     assert_eq!(out.len(), 4, "{out:?}");
     for f in &out {
         let sport = u(&f["ip"]["tcp"]["sport"]) as u16;
@@ -347,7 +347,7 @@ addresses = ["{L_SERVER}/24"]
         );
     }
     let on_r1: Vec<u16> = (40001..=40004).filter(|p| placed[p] == R1).collect();
-    let out = w.to_servers(
+    let out = w.send_to_servers(
         on_r1
             .iter()
             .map(|&p| tcp(&mac_of(C1), &w.cmac, (C1, p), (V1, 80), "A", 1019, 5001, ""))
@@ -367,7 +367,7 @@ addresses = ["{L_SERVER}/24"]
         .map(|&p| tcp(&mac_of(C1), &w.cmac, (C1, p), (V1, 80), "A", 1019, 5001, ""))
         .collect();
     frames.extend((40021..=40022).map(|p| w.syn(C1, p, V1)));
-    let out = w.to_servers_within(frames, 2 + on_r1.len(), 1000);
+    let out = w.send_to_servers_within(frames, 2 + on_r1.len(), 1000);
     assert!(
         out.iter().all(|f| s(&f["ip"]["dst"]) != R1),
         "deleted server got: {out:?}"
@@ -378,7 +378,7 @@ addresses = ["{L_SERVER}/24"]
 
     // --- -D: the service, its VIP and its traffic are gone ----------------
     w.lab.adm_line(&format!("-D -t {V2}:80"));
-    let out = w.to_servers_within(vec![w.syn(C1, 41003, V2)], 1, 700);
+    let out = w.send_to_servers_within(vec![w.syn(C1, 41003, V2)], 1, 700);
     assert!(out.is_empty(), "deleted service forwarded: {out:?}");
     w.lab.send(&ct, vec![arp_request(&mac_of(C1), C1, V2)]);
     let got = w.lab.collect(&[&ct], 0, 300, 0);
@@ -392,7 +392,7 @@ addresses = ["{L_SERVER}/24"]
     w.lab.adm_line("-C");
     let ln = w.lab.adm_ok(&["-Ln"]);
     assert!(!ln.contains("TCP"), "{ln}");
-    let out = w.to_servers_within(vec![w.syn(C1, 40031, V1)], 1, 700);
+    let out = w.send_to_servers_within(vec![w.syn(C1, 40031, V1)], 1, 700);
     assert!(out.is_empty(), "forwarded after -C: {out:?}");
 
     // --- persistence: one client sticks to one server across ports --------
