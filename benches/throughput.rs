@@ -489,13 +489,19 @@ pub mod harness {
             format!("--txq={queues}"),
             format!("--total-num-mbufs={mbufs}"),
             "--mbuf-size=256".into(),
+            // testpmd empties its RX queues at `start`: that would eat a
+            // capture played once.
+            "--no-flush-rx".into(),
         ];
         let mut g = Testpmd::spawn(&e, &app);
-        g.cmd(if retry {
-            "set fwd io retry"
+        if retry {
+            // Up to 64 x 1 ms of waiting for room per burst: nothing is lost
+            // even behind a slow (debug) rvsd.
+            g.cmd("set burst tx delay 1000 retry 64");
+            g.cmd("set fwd io retry");
         } else {
-            "set fwd io"
-        });
+            g.cmd("set fwd io");
+        }
         g.cmd("start");
         g
     }
@@ -608,7 +614,9 @@ port = "server"
         }
 
         pub fn counters(&self) -> BTreeMap<String, u64> {
-            let mut c = Client::connect(&self.sock).expect("rvsd control socket");
+            let mut c = Client::connect(&self.sock).unwrap_or_else(|e| {
+                panic!("rvsd control socket: {e}\n{}", self.err.lock().unwrap())
+            });
             match c.request(&Request::Counters).expect("counters") {
                 Response::Counters { counters } => counters,
                 other => panic!("unexpected answer to counters: {other:?}"),
