@@ -92,7 +92,12 @@ pub mod harness {
 
     impl Scratch {
         pub fn new(tag: &str) -> Scratch {
-            let uid = format!("{tag}-{}", std::process::id());
+            // scripts/bench names the run (RVS_BENCH_TAG) so that it can
+            // clean up after an interrupted run.
+            let uid = match std::env::var("RVS_BENCH_TAG") {
+                Ok(t) if !t.is_empty() => format!("{tag}-{t}"),
+                _ => format!("{tag}-{}", std::process::id()),
+            };
             let dir = std::env::temp_dir().join(format!("rvs-{uid}"));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("scratch directory");
@@ -993,8 +998,8 @@ fn fmt_lat(r: &Value) -> String {
 fn markdown(rows: &[Value], load: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!("load average at start: {load}\n\n"));
-    s.push_str("| row | workers | devices | lcores | bytes | flows | rate (rvsd/testpmd counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| row | workers | devices | lcores | bytes | flows | rate (DUT's own counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs | generator TX refused |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let rate = if let Some(c) = r["conn_per_s"].as_f64() {
             format!("{:.3} M conn/s", c / 1e6)
@@ -1005,8 +1010,9 @@ fn markdown(rows: &[Value], load: &str) -> String {
             .as_f64()
             .map(|x| format!("{x:.2}"))
             .unwrap_or("-".into());
+        let refused = r["gen_tx_dropped"].as_u64().unwrap_or(0);
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r["name"].as_str().unwrap_or(""),
             r["workers"],
             r["devices"].as_str().unwrap_or(""),
@@ -1016,6 +1022,11 @@ fn markdown(rows: &[Value], load: &str) -> String {
             rate,
             ratio,
             fmt_lat(r),
+            if refused > 0 {
+                format!("{:.1} M", refused as f64 / 1e6)
+            } else {
+                "0".into()
+            },
         ));
     }
     for r in rows {
@@ -1023,10 +1034,10 @@ fn markdown(rows: &[Value], load: &str) -> String {
             if r["flows"].as_u64() == Some(1_000_000) && r["method"] == "DR" {
                 s.push_str(&format!(
                     "\nmemory per connection at {} connections ({} worker(s)): {:.1} bytes of connection table per connection ({:.1} per slot of {} slots), resident memory growth {:.1} bytes per connection\n",
-                    m["connections"], r["workers"],
+                    m["connections"].as_f64().unwrap_or(0.0) as u64, r["workers"],
                     m["table_bytes_per_connection"].as_f64().unwrap_or(0.0),
                     m["table_bytes_per_slot"].as_f64().unwrap_or(0.0),
-                    m["table_capacity"],
+                    m["table_capacity"].as_f64().unwrap_or(0.0) as u64,
                     m["rss_growth_bytes_per_connection"].as_f64().unwrap_or(0.0),
                 ));
             }
