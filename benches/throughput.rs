@@ -500,9 +500,10 @@ pub mod harness {
         ];
         let mut g = Testpmd::spawn(&e, &app);
         if retry {
-            // Up to 64 x 1 ms of waiting for room per burst: nothing is lost
-            // even behind a slow (debug) rvsd.
-            g.cmd("set burst tx delay 1000 retry 64");
+            // Wait for room in 1 µs steps, up to 200 ms per burst: nothing
+            // is lost even behind a slow (debug) rvsd, and a fast one is
+            // not left idle by a coarse back-off.
+            g.cmd("set burst tx delay 1 retry 200000");
             g.cmd("set fwd io retry");
         } else {
             g.cmd("set fwd io");
