@@ -732,6 +732,18 @@ fn devices(dut: &str) -> String {
     format!("gen testpmd+net_pcap -> net_memif -> {dut} -> net_null")
 }
 
+/// The 1-minute load average when the row ended (2 of it is the generator
+/// and the device under test busy-polling; more is other work).
+fn with_load(mut r: Value) -> Value {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    r["load_average_1m"] = json!(l
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0));
+    r
+}
+
 fn row_base(name: &str, dut: &str, workers: u16, flows: u64) -> Value {
     json!({
         "name": name,
@@ -999,8 +1011,8 @@ fn fmt_lat(r: &Value) -> String {
 fn markdown(rows: &[Value], load: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!("load average at start: {load}\n\n"));
-    s.push_str("| row | workers | devices | lcores | bytes | flows | rate (DUT's own counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs | generator TX refused |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| row | workers | devices | lcores | bytes | flows | rate (DUT's own counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs | generator TX refused | load 1m |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let rate = if let Some(c) = r["conn_per_s"].as_f64() {
             format!("{:.3} M conn/s", c / 1e6)
@@ -1013,7 +1025,7 @@ fn markdown(rows: &[Value], load: &str) -> String {
             .unwrap_or("-".into());
         let refused = r["gen_tx_dropped"].as_u64().unwrap_or(0);
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
             r["name"].as_str().unwrap_or(""),
             r["workers"],
             r["devices"].as_str().unwrap_or(""),
@@ -1028,6 +1040,7 @@ fn markdown(rows: &[Value], load: &str) -> String {
             } else {
                 "0".into()
             },
+            r["load_average_1m"].as_f64().unwrap_or(0.0),
         ));
     }
     for r in rows {
@@ -1079,7 +1092,7 @@ fn main() {
         for mode in ["io", "macswap"] {
             if want(&format!("testpmd {mode}")) {
                 eprintln!("throughput: testpmd {mode}, {w} worker(s)");
-                let r = testpmd_row(&s, mode, w, o.secs, &ack1k);
+                let r = with_load(testpmd_row(&s, mode, w, o.secs, &ack1k));
                 if mode == "macswap" {
                     macswap = r["mpps"].as_f64();
                 }
@@ -1094,12 +1107,12 @@ fn main() {
                         "throughput: {} established, {flows} flows, {w} worker(s)",
                         m.name()
                     );
-                    rvs_rows.push(established_row(&s, m, w, flows, o.secs));
+                    rvs_rows.push(with_load(established_row(&s, m, w, flows, o.secs)));
                 }
             }
             if want(&format!("{} new", m.name())) {
                 eprintln!("throughput: {} new connections, {w} worker(s)", m.name());
-                rvs_rows.push(new_conn_row(&s, m, w, o.syn_flows));
+                rvs_rows.push(with_load(new_conn_row(&s, m, w, o.syn_flows)));
             }
         }
         for mut r in rvs_rows {
