@@ -1,0 +1,200 @@
+//! The throughput benchmark's quick mode (run by ./scripts/test): the same
+//! generator -> memif -> rvsd path as `benches/throughput.rs`, a few hundred
+//! frames played once, losslessly, for NAT, DR and TUN; the server-facing
+//! port captures what rvsd sent. Checks counts (rvsd's counters, the
+//! capture) and a sample of frames with scapy. No speed assertion.
+#![cfg(feature = "dpdk")]
+
+#[allow(dead_code, unused_imports, clippy::all)]
+#[path = "../benches/throughput.rs"]
+mod throughput;
+
+use std::process::Command;
+
+use throughput::harness::*;
+
+const FLOWS: u32 = 200;
+const ROUNDS: u32 = 2;
+
+/// scapy's view of what came out, against what went in.
+const CHECK: &str = r#"
+import sys
+from scapy.all import rdpcap, Ether, IP, TCP, ARP
+inp, out, method, expected = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rs_ip, rs_mac, rs_port, lb_src = sys.argv[5], sys.argv[6], int(sys.argv[7]), sys.argv[8]
+sent = {}
+for p in rdpcap(inp):
+    ip = p[IP]
+    sent[(ip.src, ip[TCP].sport, ip[TCP].seq, int(ip[TCP].flags))] = bytes(ip)[:ip.len]
+frames = [p for p in rdpcap(out) if IP in p]
+others = [p for p in rdpcap(out) if IP not in p]
+errors = []
+if len(frames) != expected:
+    errors.append(f"{len(frames)} IPv4 frames out, expected {expected}")
+if any(ARP not in p for p in others):
+    errors.append("non-ARP, non-IPv4 frames out")
+
+def valid(ip):
+    c = IP(bytes(ip)); c.chksum = None
+    if IP(bytes(c)).chksum != ip.chksum: return "IPv4 checksum"
+    if TCP in ip:
+        t = IP(bytes(ip)); t[TCP].chksum = None
+        if IP(bytes(t))[TCP].chksum != ip[TCP].chksum: return "TCP checksum"
+    return None
+
+step = max(1, len(frames) // 50)
+sample = frames[::step] + frames[-1:]
+for p in sample:
+    if p[Ether].dst.lower() != rs_mac:
+        errors.append(f"dst MAC {p[Ether].dst}"); continue
+    outer = p[IP]
+    if method == "TUN":
+        if outer.proto != 4 or outer.src != lb_src or outer.dst != rs_ip:
+            errors.append(f"TUN outer {outer.src}->{outer.dst} proto {outer.proto}"); continue
+        if len(p) != 14 + 20 + outer.payload.len:
+            errors.append(f"TUN frame length {len(p)}")
+        e = valid(outer)
+        if e: errors.append("outer " + e)
+        inner = IP(bytes(outer.payload))
+    else:
+        inner = outer
+    t = inner[TCP]
+    key = (inner.src, t.sport, t.seq, int(t.flags))
+    orig = sent.get(key)
+    if orig is None:
+        errors.append(f"frame not sent: {key}"); continue
+    o = IP(orig)
+    if method in ("DR", "TUN"):
+        # Unchanged but for the TTL (rvs forwards like a router: TTL - 1,
+        # header checksum updated).
+        dec = IP(orig); dec.ttl -= 1; dec.chksum = None
+        got = bytes(inner)[:inner.len]
+        if got != orig and got != bytes(dec):
+            errors.append(f"{method}: IP packet changed for {key}: {orig.hex()} -> {got.hex()}")
+    else:
+        if inner.dst != rs_ip or t.dport != rs_port or inner.src != o.src:
+            errors.append(f"NAT: {inner.src}:{t.sport}->{inner.dst}:{t.dport}")
+        e = valid(inner)
+        if e: errors.append("NAT " + e)
+if errors:
+    print("\n".join(errors[:20])); sys.exit(1)
+print(f"{method}: {len(frames)} frames out, {len(sample)} sampled and checked")
+"#;
+
+fn can_run() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let scapy = Command::new("/usr/bin/python3")
+        .args(["-c", "import scapy.all"])
+        .status()
+        .is_ok_and(|s| s.success());
+    root && scapy && testpmd_available()
+}
+
+#[test]
+fn generator_traffic_through_rvsd() {
+    if !can_run() {
+        eprintln!("throughput_quick: skipped (needs root, dpdk-testpmd and scapy)");
+        return;
+    }
+    let s = Scratch::new("quick");
+    // An empty capture: the server port's receive side (nothing to read).
+    let empty = s.path("empty.pcap");
+    rvs::gen::PcapWriter::new(std::fs::File::create(&empty).unwrap())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let check = s.path("check.py");
+    std::fs::write(&check, CHECK).unwrap();
+    let frames = (FLOWS * (1 + ROUNDS)) as u64;
+    for method in [Method::Dr, Method::Nat, Method::Tun] {
+        let name = method.name().to_lowercase();
+        let inp = write_pcaps(
+            &s,
+            &format!("in-{name}"),
+            FLOWS,
+            Traffic::SynThenAck { rounds: ROUNDS },
+            1,
+        );
+        assert_eq!(inp[0].1, frames);
+        let out = s.path(&format!("out-{name}.pcap"));
+        let server = format!(
+            "net_pcap1,rx_pcap={},tx_pcap={}",
+            empty.display(),
+            out.display()
+        );
+        let d = Rvsd::start(
+            &s,
+            &RvsdOpts {
+                method,
+                workers: 1,
+                connections: 65536,
+                server_device: &server,
+            },
+        );
+        let g = generator(&s, &inp, &d.memif, false, true);
+        let done = wait_for(40.0, || get(&d.counters(), "worker.rx") >= frames);
+        // Let the last burst leave.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let c = d.counters();
+        let gout = g.quit();
+        let rep = d.stop();
+        assert!(
+            done,
+            "{}: rvsd received {} of {frames} frames\n{gout}",
+            method.name(),
+            get(&c, "worker.rx")
+        );
+        assert_eq!(get(&c, "worker.rx"), frames, "{}: {c:?}", method.name());
+        assert_eq!(
+            get(&c, "lb.connections"),
+            FLOWS as u64,
+            "{}: {c:?}",
+            method.name()
+        );
+        // rvsd's gratuitous ARPs at start may meet a memif nobody is
+        // connected to yet (tx-full, at most one per port); nothing else
+        // may be dropped.
+        let dropped: u64 = c
+            .iter()
+            .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
+            .filter(|(k, _)| *k != "worker.drop.tx-full")
+            .map(|(_, v)| *v)
+            .sum();
+        assert_eq!(dropped, 0, "{}: drops {c:?}", method.name());
+        assert!(
+            get(&c, "worker.drop.tx-full") <= 2,
+            "{}: {c:?}",
+            method.name()
+        );
+        assert!(get(&c, "worker.tx") >= frames, "{}: {c:?}", method.name());
+        let server_out = rep["ports"][1]["opackets"].as_u64().unwrap_or(0);
+        assert!(server_out >= frames, "{}: {rep}", method.name());
+        let res = Command::new("/usr/bin/python3")
+            .arg(&check)
+            .arg(&inp[0].0)
+            .arg(&out)
+            .arg(method.name())
+            .arg(frames.to_string())
+            .arg(RS_IP)
+            .arg(RS_MAC)
+            .arg(if method == Method::Nat { RS_PORT } else { 80 }.to_string())
+            .arg(LB_SERVER_ADDR)
+            .output()
+            .expect("python3 runs");
+        let text = String::from_utf8_lossy(&res.stdout).to_string()
+            + &String::from_utf8_lossy(&res.stderr);
+        assert!(
+            res.status.success(),
+            "{}: scapy check\n{text}",
+            method.name()
+        );
+        eprintln!("throughput_quick: {}", text.trim());
+    }
+}
