@@ -11,6 +11,7 @@
 //!
 //! The frames never reach another host: the veths have no addresses, no ARP
 //! (`arp off`), no IPv6, and IPv4 forwarding is off on them.
+#![cfg(feature = "dpdk")]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};

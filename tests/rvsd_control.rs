@@ -6,6 +6,7 @@
 //! rvsd is not running (a stale socket; rvsadm_cli.rs covers a missing one).
 //!
 //! Needs root and /usr/bin/python3 with scapy; otherwise skipped.
+#![cfg(feature = "dpdk")]
 
 #[path = "rvsd_common.rs"]
 mod common;

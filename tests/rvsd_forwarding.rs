@@ -6,6 +6,7 @@
 //! persistence, then `-Ln --stats --exact` and `-Lnc`.
 //!
 //! Needs root and /usr/bin/python3 with scapy; otherwise skipped.
+#![cfg(feature = "dpdk")]
 
 #[path = "rvsd_common.rs"]
 mod common;

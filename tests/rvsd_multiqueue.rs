@@ -8,6 +8,7 @@
 //! connections land on both workers.
 //!
 //! Needs root and /usr/bin/python3 with scapy; otherwise skipped.
+#![cfg(feature = "dpdk")]
 
 #[path = "rvsd_common.rs"]
 mod common;
