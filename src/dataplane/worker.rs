@@ -65,6 +65,14 @@ pub trait Pipeline {
     /// writing `verdicts[i]` for `pkts[i]`; packets may be rewritten in place.
     fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]);
 
+    /// A verdict for every packet that arrives on `port`, when the pipeline
+    /// decides per port rather than per packet (plain forwarding); the
+    /// worker then moves the whole burst without calling `process`.
+    #[inline]
+    fn port_verdict(&mut self, _port: u16) -> Option<Verdict> {
+        None
+    }
+
     /// Take ownership of packet `index` of the burst just processed, whose
     /// verdict was [`Verdict::Keep`]. The default drops it.
     fn keep(&mut self, _index: usize, _m: Mbuf) {}
@@ -80,6 +88,14 @@ pub struct L2Forward {
 }
 
 impl Pipeline for L2Forward {
+    #[inline]
+    fn port_verdict(&mut self, port: u16) -> Option<Verdict> {
+        Some(match self.peer.get(port as usize) {
+            Some(&p) => Verdict::Tx(p),
+            None => Verdict::Drop(DropReason::NoRoute),
+        })
+    }
+
     #[inline]
     fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]) {
         let v = match self.peer.get(port as usize) {
@@ -314,8 +330,20 @@ impl<P: Pipeline> Worker<P> {
     fn dispatch(&mut self, port: u16, burst: &mut Burst, drops: &mut [u64; DropReason::COUNT]) {
         let n = burst.len();
         let mut verdicts = [Verdict::Drop(DropReason::NoRoute); BURST_SIZE];
-        self.pipeline
-            .process(port, burst.as_mut_slice(), &mut verdicts);
+        if let Some(v) = self.pipeline.port_verdict(port) {
+            if let Verdict::Tx(out) = v {
+                let out = out as usize;
+                if out < self.pending.len() && self.pending[out].is_empty() {
+                    std::mem::swap(&mut self.pending[out], burst);
+                    drops[DropReason::TxFull as usize] += self.flush(out);
+                    return;
+                }
+            }
+            verdicts[..n].fill(v);
+        } else {
+            self.pipeline
+                .process(port, burst.as_mut_slice(), &mut verdicts);
+        }
         // Common case: the whole burst leaves on one port whose buffer is
         // empty; hand the burst over as is, with no per-packet work.
         if let Verdict::Tx(out) = verdicts[0] {
