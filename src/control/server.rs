@@ -1,10 +1,10 @@
 //! The daemon side of the control protocol, minus the daemon: decode a
-//! request line, hand it to a [`Handler`], encode the answer. `rvsd` owns the
-//! listening socket and its threads; it calls [`serve_connection`] for each
-//! accepted stream (or [`handle_line`] for each line it reads itself).
+//! request line, hand it to a [`Handler`], encode the answer
+//! ([`handle_line`]), and bind the socket. The socket's clients, with their
+//! limits, are served by [`super::listener`].
 
 use super::proto::{decode_request, encode_response, Request, Response};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -29,27 +29,6 @@ pub fn handle_line<H: Handler + ?Sized>(handler: &mut H, line: &str) -> String {
         Err(e) => Response::error(format!("rvsd: {e}")),
     };
     encode_response(&resp)
-}
-
-/// Serves requests on one connection until the client closes it. Blank lines
-/// are ignored.
-pub fn serve_connection<H: Handler + ?Sized>(
-    stream: UnixStream,
-    handler: &mut H,
-) -> io::Result<()> {
-    let mut writer = stream.try_clone()?;
-    let reader = BufReader::new(stream);
-    for line in reader.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut out = handle_line(handler, &line);
-        out.push('\n');
-        writer.write_all(out.as_bytes())?;
-        writer.flush()?;
-    }
-    Ok(())
 }
 
 /// Binds the control socket: creates the parent directory, removes a stale
@@ -80,6 +59,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 mod tests {
     use super::*;
     use crate::control::client::Client;
+    use std::io::{BufRead, BufReader, Write};
 
     #[test]
     fn handle_line_dispatches_and_reports_bad_lines() {
@@ -112,11 +92,15 @@ mod tests {
             drop(l.accept().unwrap());
             let (s, _) = l.accept().unwrap();
             let mut n = 0;
-            serve_connection(s, &mut |_r: Request| {
+            let mut h = |_r: Request| {
                 n += 1;
                 Response::Ok
-            })
-            .unwrap();
+            };
+            let mut w = s.try_clone().unwrap();
+            for line in BufReader::new(s).lines() {
+                let out = handle_line(&mut h, &line.unwrap());
+                writeln!(w, "{out}").unwrap();
+            }
             n
         });
         let mut c = Client::connect(&path).unwrap();
