@@ -154,10 +154,7 @@ pub mod harness {
         pub fn new(queues: u16) -> Split {
             Split {
                 owner: (queues > 1).then(|| {
-                    OwnerMap::new(
-                        rvs::daemon::DEFAULT_RSS_KEY,
-                        Reta::round_robin(RETA_SIZE, queues),
-                    )
+                    OwnerMap::new(rvs::rss::DEFAULT_KEY, Reta::round_robin(RETA_SIZE, queues))
                 }),
             }
         }

@@ -49,20 +49,11 @@ pub struct NeighborConfig {
     pub port: String,
 }
 
-/// A MAC address `aa:bb:cc:dd:ee:ff`.
+/// A MAC address `aa:bb:cc:dd:ee:ff` (wire's parser, with the config's error).
 pub fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let mut mac = [0u8; 6];
-    if parts.len() != 6 {
-        return Err(ConfigError(format!(
-            "{s:?}: expected a MAC address aa:bb:cc:dd:ee:ff"
-        )));
-    }
-    for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16)
-            .map_err(|_| ConfigError(format!("{s:?}: expected a MAC address aa:bb:cc:dd:ee:ff")))?;
-    }
-    Ok(mac)
+    s.parse::<crate::wire::EthernetAddress>()
+        .map(|m| m.0)
+        .map_err(|_| ConfigError(format!("{s:?}: expected a MAC address aa:bb:cc:dd:ee:ff")))
 }
 
 /// Where rvsd listens for rvsadm.

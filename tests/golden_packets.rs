@@ -36,11 +36,7 @@ fn fixtures() -> Value {
 }
 
 fn mac(s: &str) -> EthernetAddress {
-    let b: Vec<u8> = s
-        .split(':')
-        .map(|x| u8::from_str_radix(x, 16).unwrap())
-        .collect();
-    EthernetAddress([b[0], b[1], b[2], b[3], b[4], b[5]])
+    s.parse().unwrap()
 }
 
 fn ip(v: &Value) -> IpAddr {

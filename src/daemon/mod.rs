@@ -32,14 +32,6 @@ use crate::wire::EthernetAddress;
 use lbworker::{Clock, LbPipeline, LbPipelineParts, SharedCounters};
 use runtime::DaemonRuntime;
 
-/// The RSS key most NICs ship with (Microsoft's verification key); rvs's
-/// software Toeplitz mirrors whatever key is configured.
-pub const DEFAULT_RSS_KEY: [u8; 40] = [
-    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
-    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
-    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
-];
-
 /// What the workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -136,7 +128,7 @@ fn start_ports(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, String>
                 hash_types = info.rss_offloads;
             }
             RssConfig {
-                key: DEFAULT_RSS_KEY,
+                key: crate::rss::DEFAULT_KEY,
                 hash_types,
                 reta: Vec::new(),
             }
@@ -387,7 +379,7 @@ fn run_lb(
     let mtu = cfg.ports.iter().filter_map(|p| p.mtu).min().unwrap_or(1500);
     let owner = (nw > 1).then(|| {
         OwnerMap::new(
-            DEFAULT_RSS_KEY,
+            crate::rss::DEFAULT_KEY,
             Reta::round_robin(started.reta_size, nw as u16),
         )
     });

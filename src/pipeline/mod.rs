@@ -367,11 +367,10 @@ impl Balancer {
         h: &Headers,
         now: Instant,
     ) -> Action {
-        let h = *h;
         match h.l3 {
             L3::Arp => {
                 return self
-                    .local(port, buf, &h)
+                    .local(port, buf, h)
                     .unwrap_or(Action::Drop(Drop::Net(net::DropReason::ArpNotOurs)))
             }
             L3::Ipv4 | L3::Ipv6 => {}
@@ -379,14 +378,14 @@ impl Balancer {
         }
         let icmp = h.protocol == IpProtocol::ICMP || h.protocol == IpProtocol::ICMPV6;
         if h.is_icmp_error() {
-            return self.icmp_error(port, buf, &h, now);
+            return self.icmp_error(port, buf, h, now);
         }
         let own = self
             .net
             .port(port)
             .is_some_and(|i| i.is_own(&h.dst) && !self.vips.contains(&h.dst));
         if icmp || own {
-            if let Some(a) = self.local(port, buf, &h) {
+            if let Some(a) = self.local(port, buf, h) {
                 return a;
             }
             if icmp {
@@ -417,7 +416,7 @@ impl Balancer {
             len: h.l3_len as u32,
         };
         match self.engine.process(&pkt, now) {
-            Verdict::Forward(f) => self.forward(port, buf, &h, &f, dir),
+            Verdict::Forward(f) => self.forward(port, buf, h, &f, dir),
             Verdict::Drop(r) => Action::Drop(Drop::Lb(r)),
         }
     }
