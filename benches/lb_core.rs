@@ -68,7 +68,7 @@ use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
 use rvs::pipeline::{Action, Balancer};
 use rvs::wire::buf::{PacketBuf, VecBuf, DEFAULT_DATAROOM, DEFAULT_HEADROOM};
 use rvs::wire::checksum;
-use rvs::wire::parse::parse_frame;
+use rvs::wire::parse::{parse_frame, parse_frame_into, Headers};
 use rvs::wire::{EthernetAddress, IpProtocol};
 
 const BURST: usize = 32;
@@ -659,7 +659,10 @@ fn run_pipe(
             let t0 = Wall::now();
             let mut heads = [None; BURST];
             for (h, buf) in heads.iter_mut().zip(bufs.iter()) {
-                *h = parse_frame(buf.data()).ok();
+                let slot = h.insert(Headers::EMPTY);
+                if parse_frame_into(buf.data(), slot).is_err() {
+                    *h = None;
+                }
             }
             b.process_burst(in_port, &mut bufs, &heads, &[true; BURST], now, &mut acts);
             let dt = t0.elapsed().as_nanos();

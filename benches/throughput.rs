@@ -438,6 +438,26 @@ pub mod harness {
         )
     }
 
+    /// EAL arguments of a device under test (rvsd or testpmd forwarding):
+    /// on hugepages when scripts/bench mounted them (RVS_BENCH_HUGE_DIR),
+    /// as a deployment runs; else as [`eal`].
+    pub fn dut_eal(lcores: &str, mem_mb: u64, prefix: &str) -> Vec<String> {
+        let mut e = eal(lcores, mem_mb, prefix);
+        if let Some(dir) = huge_dir() {
+            if let Some(i) = e.iter().position(|a| a == "--no-huge") {
+                e.splice(i..i + 1, ["--huge-dir".to_string(), dir]);
+            }
+        }
+        e
+    }
+
+    /// The hugetlbfs mount scripts/bench set up for the devices under test.
+    pub fn huge_dir() -> Option<String> {
+        std::env::var("RVS_BENCH_HUGE_DIR")
+            .ok()
+            .filter(|d| !d.is_empty())
+    }
+
     pub fn eal(lcores: &str, mem_mb: u64, prefix: &str) -> Vec<String> {
         [
             "--lcores",
@@ -584,7 +604,7 @@ port = "server"
                 .arg("--restore")
                 .arg(&rules)
                 .args(["--latency", "--json", "--"])
-                .args(eal(&dut_lcores(o.workers), 1024, &tag))
+                .args(dut_eal(&dut_lcores(o.workers), 1024, &tag))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -750,6 +770,7 @@ fn row_base(name: &str, dut: &str, workers: u16, flows: u64) -> Value {
         "lcores": format!("generator: 1 lcore on cpu 0; {dut}: main on cpu 0, {workers} forwarding lcore(s) on cpu 1 ({})", dut_lcores(workers)),
         "packet_bytes": 64,
         "flows": flows,
+        "dut_memory": if huge_dir().is_some() { "2 MiB hugepages" } else { "4 KiB pages (--no-huge)" },
     })
 }
 
@@ -762,7 +783,7 @@ fn testpmd_row(
     ack: &[(std::path::PathBuf, u64)],
 ) -> Value {
     let sock = s.path(&format!("tp-{mode}-{workers}.memif"));
-    let mut e = eal(&dut_lcores(workers), 1024, &s.prefix("fwd"));
+    let mut e = dut_eal(&dut_lcores(workers), 1024, &s.prefix("fwd"));
     e.extend([
         "--vdev".into(),
         memif("server", &sock),
@@ -1081,8 +1102,16 @@ fn main() {
         let ack1k = write_pcaps(
             &s,
             &format!("tpack-w{w}"),
-            1000,
-            Traffic::Ack { rounds: 256 },
+            std::env::var("TPF")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000),
+            Traffic::Ack {
+                rounds: std::env::var("TPR")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(256),
+            },
             w,
         );
         let mut macswap = None;

@@ -65,6 +65,7 @@ fn main() {
         .allowlist_function("rte_vdev_(init|uninit)")
         .allowlist_function("rte_ring_(create|free)")
         .allowlist_function("rte_strerror")
+        .allowlist_function("rte_(zmalloc_socket|free|eal_has_hugepages)")
         .allowlist_function("rte_eth_from_rings")
         .allowlist_function("rte_ring_(sp_enqueue_bulk_elem|count)")
         .allowlist_type("rte_mbuf")

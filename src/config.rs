@@ -94,6 +94,15 @@ pub struct LbConfig {
     /// net.ipv4.vs.conn_reuse_mode (0 or 1)
     #[serde(default = "default_reuse")]
     pub conn_reuse_mode: u8,
+    /// Put each worker's connection table in the EAL's hugepage heap when
+    /// the EAL runs on hugepages (else, and when there is no room, on the
+    /// process heap).
+    #[serde(default = "default_true")]
+    pub table_hugepages: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_connections() -> u32 {
@@ -108,6 +117,7 @@ impl Default for LbConfig {
     fn default() -> Self {
         LbConfig {
             connections: default_connections(),
+            table_hugepages: true,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: default_reuse(),

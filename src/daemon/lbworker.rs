@@ -20,7 +20,7 @@ use crate::lb::time::Instant;
 use crate::net::{self, LearnTx, NeighSnapshot, Pending, Resolved, SnapshotRx};
 use crate::pipeline::{Action, Balancer, DropCounts, DROP_KINDS};
 use crate::rss::OwnerMap;
-use crate::wire::parse::{parse_frame, Headers, L3};
+use crate::wire::parse::{parse_frame_into, Headers, L3};
 
 /// Requests from the control thread, answered between bursts.
 pub enum WorkerCmd {
@@ -301,15 +301,18 @@ impl Pipeline for LbPipeline {
         let mut heads: [Option<Headers>; BURST_SIZE] = [None; BURST_SIZE];
         let mut todo = [false; BURST_SIZE];
         for i in 0..n {
-            match parse_frame(pkts[i].data()) {
-                Ok(h) => match self.foreign_owner(port, &h) {
-                    Some(o) => verdicts[i] = Verdict::Handoff(o),
-                    None => {
-                        heads[i] = Some(h);
-                        todo[i] = true;
+            // Parsed in place: no copies of the headers struct per packet.
+            let h = heads[i].insert(Headers::EMPTY);
+            match parse_frame_into(pkts[i].data(), h) {
+                Ok(()) => match self.foreign_owner(port, h) {
+                    Some(o) => {
+                        verdicts[i] = Verdict::Handoff(o);
+                        heads[i] = None;
                     }
+                    None => todo[i] = true,
                 },
                 Err(_) => {
+                    heads[i] = None;
                     self.drops.bump(crate::pipeline::Drop::Malformed);
                     verdicts[i] = Verdict::Drop(WorkerDrop::Malformed);
                 }

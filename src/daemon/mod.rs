@@ -17,12 +17,14 @@ use crate::control::server::Handler;
 use crate::control::{self};
 use crate::dataplane::handoff;
 use crate::dataplane::lcore::{self, Exit};
+use crate::dataplane::memory::{self, Placement};
 use crate::dataplane::port::{rss_types, RxQueue, TxQueue};
 use crate::dataplane::worker::{DropReason, L2Forward, Worker, WorkerCounts, WorkerStats};
 use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortConfig, PortStats, RssConfig};
 use crate::lb::engine::Engine;
 use crate::lb::persist::TemplateTable;
 use crate::lb::rules::{Rules, Snapshot};
+use crate::lb::sched;
 use crate::net::{
     self, Iface, IpCidr, NeighConfig, NeighSnapshot, NeighTable, NetConfig, RouteTable,
 };
@@ -88,8 +90,9 @@ pub struct Summary {
     pub lb_drops: Vec<(&'static str, u64)>,
     /// Per worker, when measured.
     pub latency: Vec<BurstLatency>,
-    /// Connection-table memory per worker (bytes) and its capacity.
-    pub conn_memory: Vec<(usize, usize)>,
+    /// Connection-table memory per worker (bytes), its capacity, and where
+    /// it lives ([`Placement`]).
+    pub conn_memory: Vec<(usize, usize, Placement)>,
 }
 
 /// Ports configured and started, with their queues.
@@ -399,7 +402,7 @@ fn run_lb(
     }
     let first = rules.snapshot();
     let lat_slots: Vec<LatencySlot> = lcores.iter().map(|_| Default::default()).collect();
-    let mem_slots: Vec<Arc<Mutex<(usize, usize)>>> =
+    let mem_slots: Vec<MemorySlot> =
         lcores.iter().map(|_| Default::default()).collect();
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -418,13 +421,13 @@ fn run_lb(
         stats.push(st.clone());
         shared.push(sh.clone());
         mailboxes.push(mb_tx);
-        let engine = Engine::new(
-            w,
+        let (table, placement) = memory::conn_table(
+            lcores[w],
             cfg.lb.connections as usize,
-            first.clone(),
-            templates.clone(),
             now(),
+            cfg.lb.table_hugepages,
         );
+        let engine = Engine::with_table(w, table, first.clone(), templates.clone(), sched::new);
         let balancer = Balancer::new(
             engine,
             net.clone(),
@@ -466,7 +469,7 @@ fn run_lb(
             }
             if let Ok(mut m) = mem.lock() {
                 let e = worker.pipeline.engine();
-                *m = (e.memory_bytes(), e.capacity());
+                *m = Some((e.memory_bytes(), e.capacity(), placement));
             }
         })
         .map_err(|e| e.to_string())?;
@@ -553,12 +556,14 @@ fn run_lb(
     s.latency = collect_latency(&lat_slots);
     s.conn_memory = mem_slots
         .iter()
-        .filter_map(|m| m.lock().ok().map(|g| *g))
+        .filter_map(|m| m.lock().ok().and_then(|g| *g))
         .collect();
     Ok(s)
 }
 
 type LatencySlot = Arc<Mutex<Option<BurstLatency>>>;
+/// A worker's connection-table bytes, capacity and placement, at exit.
+type MemorySlot = Arc<Mutex<Option<(usize, usize, Placement)>>>;
 
 fn collect_latency(slots: &[LatencySlot]) -> Vec<BurstLatency> {
     slots
@@ -670,8 +675,8 @@ impl Summary {
                 "bursts": l.bursts, "p50_ns": l.p50_ns, "p99_ns": l.p99_ns,
                 "p999_ns": l.p999_ns, "max_ns": l.max_ns,
             })).collect::<Vec<_>>(),
-            "conn_memory": self.conn_memory.iter().map(|(b, c)| serde_json::json!({
-                "bytes": b, "capacity": c,
+            "conn_memory": self.conn_memory.iter().map(|(b, c, p)| serde_json::json!({
+                "bytes": b, "capacity": c, "placement": p.name(),
             })).collect::<Vec<_>>(),
             "lb_drops": self.lb_drops.iter()
                 .map(|(n, c)| (n.to_string(), serde_json::Value::from(*c)))

@@ -510,16 +510,12 @@ impl ConnTable {
     pub fn hint(&self, hash: u64) -> u32 {
         let bk = &self.buckets[self.bucket_of(hash)];
         let tag = tag_of(hash);
-        // The first matching slot (SLOTS = none): a compare and a
-        // conditional move per slot.
-        let mut s = SLOTS;
-        for k in (0..SLOTS).rev() {
-            s = if bk.tags[k] == tag { k } else { s };
-        }
-        if s == SLOTS {
+        // The first matching slot, from the vector compare's bit mask.
+        let m = bk.matches(tag);
+        if m == 0 {
             NO_HINT
         } else {
-            bk.idx[s]
+            bk.idx[(m.trailing_zeros() as usize).min(SLOTS - 1)]
         }
     }
 

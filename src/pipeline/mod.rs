@@ -28,8 +28,10 @@ use crate::wire::{EthernetAddress, IpProtocol};
 mod hops;
 #[cfg(test)]
 mod tests;
+mod vips;
 
 pub use hops::{Hop, HopCache};
+pub use vips::VipSet;
 
 /// Why the pipeline dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +168,8 @@ pub struct Balancer {
     vip_ports: Vec<u16>,
     /// Every VIP address in the current snapshot.
     vips: ahash::AHashSet<IpAddr>,
+    /// The same addresses, for the per-packet lookups.
+    vip_set: VipSet,
     routes: Arc<RouteTable>,
     neigh: Arc<NeighSnapshot>,
     ip_id: Cell<u16>,
@@ -193,6 +197,7 @@ impl Balancer {
             net,
             vip_ports,
             vips: ahash::AHashSet::default(),
+            vip_set: VipSet::default(),
             routes,
             neigh,
             ip_id: Cell::new(ip_id_start),
@@ -258,6 +263,7 @@ impl Balancer {
                 }
             }
         }
+        self.vip_set = VipSet::new(new.iter().copied());
         self.vips = new;
     }
 
@@ -272,7 +278,7 @@ impl Balancer {
     /// True when `addr` is a VIP of the current configuration.
     #[inline]
     pub fn is_vip(&self, addr: &IpAddr) -> bool {
-        self.vips.contains(addr)
+        self.vip_set.contains(addr)
     }
 
     /// Decide a burst of at most 32 frames that arrived on `port`.
@@ -304,17 +310,17 @@ impl Balancer {
             if !todo[i] {
                 continue;
             }
-            let Some(h) = heads[i] else {
+            let Some(h) = &heads[i] else {
                 actions[i] = Action::Drop(Drop::Malformed);
                 continue;
             };
-            match self.plain(port, &h) {
+            match self.plain(port, h) {
                 Some(p) => {
                     pkts[n] = p;
                     idx[n] = i as u8;
                     n += 1;
                 }
-                None => actions[i] = self.process_parsed(port, &mut bufs[i], &h, now),
+                None => actions[i] = self.process_parsed(port, &mut bufs[i], h, now),
             }
         }
         let mut verdicts = [Verdict::Drop(engine::DropReason::NoService); N];
@@ -322,10 +328,10 @@ impl Balancer {
             .process_burst(&pkts[..n], now, &mut verdicts[..n]);
         for k in 0..n {
             let i = idx[k] as usize;
-            let Some(h) = heads[i] else { continue };
-            actions[i] = match verdicts[k] {
-                Verdict::Forward(f) => self.forward(port, &mut bufs[i], &h, &f, pkts[k].dir),
-                Verdict::Drop(r) => Action::Drop(Drop::Lb(r)),
+            let Some(h) = &heads[i] else { continue };
+            actions[i] = match &verdicts[k] {
+                Verdict::Forward(f) => self.forward(port, &mut bufs[i], h, f, pkts[k].dir),
+                Verdict::Drop(r) => Action::Drop(Drop::Lb(*r)),
             };
         }
     }
@@ -342,7 +348,7 @@ impl Balancer {
             IpProtocol::UDP => Protocol::Udp,
             _ => return None,
         };
-        let vip = self.vips.contains(&h.dst);
+        let vip = self.vip_set.contains(&h.dst);
         if !vip && self.net.port(port).is_some_and(|i| i.is_own(&h.dst)) {
             return None;
         }
@@ -383,7 +389,7 @@ impl Balancer {
         let own = self
             .net
             .port(port)
-            .is_some_and(|i| i.is_own(&h.dst) && !self.vips.contains(&h.dst));
+            .is_some_and(|i| i.is_own(&h.dst) && !self.vip_set.contains(&h.dst));
         if icmp || own {
             if let Some(a) = self.local(port, buf, h) {
                 return a;
@@ -400,7 +406,7 @@ impl Balancer {
             IpProtocol::UDP => Protocol::Udp,
             _ => return Action::Drop(Drop::Unsupported),
         };
-        let dir = if self.vips.contains(&h.dst) {
+        let dir = if self.vip_set.contains(&h.dst) {
             Direction::In
         } else {
             Direction::Out
@@ -483,7 +489,7 @@ impl Balancer {
         };
         // Quoted VIP -> client: an error about a reply we sent for a
         // connection, reaching us from the client side: toward the server.
-        let dir = if self.vips.contains(&inner.src) {
+        let dir = if self.vip_set.contains(&inner.src) {
             Direction::In
         } else {
             Direction::Out

@@ -99,7 +99,8 @@ pub struct Headers {
 const UNSPEC: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 impl Headers {
-    const EMPTY: Headers = Headers {
+    /// Nothing parsed (what every field is before parsing).
+    pub const EMPTY: Headers = Headers {
         vlan: None,
         vlan_inner: None,
         ethertype: EtherType(0),
@@ -210,10 +211,80 @@ fn v6_at(d: &[u8], at: usize) -> IpAddr {
 /// Parses an Ethernet frame (no FCS). Frames over 65535 bytes are
 /// `Unsupported` (offsets are u16); three or more VLAN tags too.
 pub fn parse_frame(frame: &[u8]) -> Result<Headers> {
+    let mut h = Headers::EMPTY;
+    parse_frame_into(frame, &mut h)?;
+    Ok(h)
+}
+
+/// [`parse_frame`] into the caller's `Headers` (which must be
+/// [`Headers::EMPTY`] on entry), sparing the data path two copies of the
+/// struct per packet. On error `h` holds whatever was parsed so far.
+#[inline]
+pub fn parse_frame_into(frame: &[u8], h: &mut Headers) -> Result<()> {
     if frame.len() > u16::MAX as usize {
         return Err(Error::Unsupported);
     }
-    let mut h = Headers::EMPTY;
+    if parse_plain_v4(frame, h) {
+        return Ok(());
+    }
+    parse_general(frame, h)
+}
+
+/// The common frame in straight-line code: untagged Ethernet, IPv4 without
+/// options, not a fragment, TCP or UDP, lengths consistent. Writes `h`
+/// only when the frame is one (exactly what the general parser would);
+/// false sends every other frame to [`parse_general`].
+#[inline(always)]
+fn parse_plain_v4(frame: &[u8], h: &mut Headers) -> bool {
+    // 48 bytes cover the TCP flags; shorter frames take the general path.
+    let Some(Ok(b)) = frame.get(..48).map(<&[u8; 48]>::try_from) else {
+        return false;
+    };
+    let be16 = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let tl = be16(16) as usize;
+    let fo = be16(20);
+    let proto = b[23];
+    if be16(12) != 0x0800 || b[14] != 0x45 || fo & 0x3fff != 0 || 14 + tl > frame.len() {
+        return false;
+    }
+    let l4_len = tl.wrapping_sub(20);
+    let ok = match proto {
+        6 => {
+            let doff = (b[46] >> 4) as usize * 4;
+            tl >= 40 && doff >= 20 && doff <= l4_len
+        }
+        17 => {
+            let ulen = be16(38) as usize;
+            tl >= 28 && ulen >= 8 && ulen <= l4_len
+        }
+        _ => false,
+    };
+    if !ok {
+        return false;
+    }
+    h.ethertype = EtherType::IPV4;
+    h.l3 = L3::Ipv4;
+    h.l3_offset = 14;
+    h.l3_len = tl as u16;
+    h.padding = (frame.len() - 14 - tl) as u16;
+    h.ttl = b[22];
+    h.protocol = IpProtocol(proto);
+    h.src = IpAddr::V4(Ipv4Addr::new(b[26], b[27], b[28], b[29]));
+    h.dst = IpAddr::V4(Ipv4Addr::new(b[30], b[31], b[32], b[33]));
+    h.dont_frag = fo & 0x4000 != 0;
+    h.l4_offset = 34;
+    h.l4_len = l4_len as u16;
+    h.l4_parsed = true;
+    h.src_port = be16(34);
+    h.dst_port = be16(36);
+    if proto == 6 {
+        h.tcp_flags = Flags(b[47]);
+    }
+    true
+}
+
+/// Every frame [`parse_plain_v4`] does not take.
+pub(crate) fn parse_general(frame: &[u8], h: &mut Headers) -> Result<()> {
     let mut et = EtherType(get16(frame, 12).ok_or(Error::Truncated)?);
     let mut off = 14;
     if et.is_vlan() {
@@ -234,8 +305,8 @@ pub fn parse_frame(frame: &[u8]) -> Result<Headers> {
     // `off` <= frame.len(): the ethertype just read ends there.
     let l3 = frame.get(off..).unwrap_or(&[]);
     match et {
-        EtherType::IPV4 => parse_ipv4(&mut h, l3)?,
-        EtherType::IPV6 => parse_ipv6(&mut h, l3)?,
+        EtherType::IPV4 => parse_ipv4(h, l3)?,
+        EtherType::IPV6 => parse_ipv6(h, l3)?,
         EtherType::ARP => {
             // Length only; the data path reads the rest with `arp::Packet`.
             let p = super::arp::Packet::new_checked(l3)?;
@@ -246,7 +317,7 @@ pub fn parse_frame(frame: &[u8]) -> Result<Headers> {
         }
         _ => {}
     }
-    Ok(h)
+    Ok(())
 }
 
 #[inline]

@@ -234,6 +234,75 @@ fn addrs() -> impl Strategy<Value = (IpAddr, IpAddr, IpAddr)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// The straight-line IPv4 parser agrees with the general one on
+    /// plain frames and on frames with any few bytes of their headers
+    /// changed (lengths, version, flags, protocol, offsets).
+    #[test]
+    fn plain_v4_parse_equals_general(
+        udp_proto in any::<bool>(),
+        ports in any::<(u16, u16)>(),
+        seq in any::<u32>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..40),
+        pad in 0usize..20,
+        cut in 0usize..8,
+        edits in proptest::collection::vec((0usize..60, any::<u8>()), 0..4),
+    ) {
+        use super::parse::{parse_frame, parse_general, Headers};
+        let (s, d) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 100]));
+        let mut f = build(s, d, udp_proto, ports.0, ports.1, seq, &payload, false);
+        f.resize(f.len() + pad, 0);
+        for (at, v) in edits {
+            if at < f.len() {
+                f[at] = v;
+            }
+        }
+        f.truncate(f.len().saturating_sub(cut));
+        let mut g = Headers::EMPTY;
+        let general = parse_general(&f, &mut g).map(|_| g);
+        prop_assert_eq!(parse_frame(&f), general);
+    }
+
+    /// The one-pass IPv4 NAT rewrite writes exactly what the general
+    /// functions write.
+    #[test]
+    fn nat4_ttl_equals_general_path(
+        src in any::<[u8; 4]>(),
+        dst in any::<[u8; 4]>(),
+        new in any::<[u8; 4]>(),
+        udp_proto in any::<bool>(),
+        zero in any::<bool>(),
+        ports in any::<(u16, u16, u16)>(),
+        seq in any::<u32>(),
+        ttl in 0u8..=255,
+        on_src in any::<bool>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        use super::rewrite::{decrement_ttl, nat4_ttl, set_endpoint, Side};
+        let (s, d) = (IpAddr::from(src), IpAddr::from(dst));
+        let mut f = build(s, d, udp_proto, ports.0, ports.1, seq, &payload, zero);
+        // Any TTL, with the IPv4 header checksum fixed for it.
+        let c = u16::from_be_bytes([f[24], f[25]]);
+        let old = u16::from_be_bytes([f[22], f[23]]);
+        let neww = ((ttl as u16) << 8) | (old & 0xff);
+        f[22..24].copy_from_slice(&neww.to_be_bytes());
+        f[24..26].copy_from_slice(&checksum::update_u16(c, old, neww).to_be_bytes());
+        let h = parse_frame(&f).unwrap();
+        let side = if on_src { Side::Src } else { Side::Dst };
+        let a = Ipv4Addr::from(new);
+        let mut general = f.clone();
+        set_endpoint(&mut general, &h, side, IpAddr::V4(a), ports.2).unwrap();
+        decrement_ttl(&mut general, &h).unwrap();
+        let mut fast = f.clone();
+        let done = nat4_ttl(&mut fast, &h, side, a, ports.2);
+        if ttl <= 1 || (udp_proto && f.len() - 34 < 18) {
+            prop_assert!(!done);
+            prop_assert_eq!(&fast, &f);
+        } else {
+            prop_assert!(done);
+            prop_assert_eq!(&fast, &general);
+        }
+    }
+
     #[test]
     fn sum_matches_naive(d in proptest::collection::vec(any::<u8>(), 0..600)) {
         prop_assert_eq!(checksum::data(&d), naive(&d));

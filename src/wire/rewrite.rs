@@ -5,7 +5,7 @@
 //! it (unchanged since). Only the bytes being changed and the checksums
 //! covering them are touched.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::checksum;
 use super::parse::{Headers, L3};
@@ -127,6 +127,69 @@ pub fn set_endpoint(
         wr16(frame, at, out)?;
     }
     Ok(())
+}
+
+/// The common NAT rewrite in one pass: in an unfragmented IPv4 TCP or UDP
+/// datagram with a TTL above 1, the `side` endpoint becomes `addr:port` and
+/// the TTL drops by one, with a single update of each checksum. The bytes
+/// are exactly those of [`set_endpoint`] then [`decrement_ttl`]. Returns
+/// false, having written nothing, for any other packet: the caller then
+/// takes those two general functions.
+#[inline]
+pub fn nat4_ttl(frame: &mut [u8], h: &Headers, side: Side, addr: Ipv4Addr, port: u16) -> bool {
+    if h.l3 != L3::Ipv4 || h.frag.is_some() || !h.l4_parsed {
+        return false;
+    }
+    let (ck_at, is_udp) = match h.protocol {
+        IpProtocol::TCP => (16, false),
+        IpProtocol::UDP => (6, true),
+        _ => return false,
+    };
+    let (l3, l4) = (h.l3_offset as usize, h.l4_offset as usize);
+    if l4 > frame.len() {
+        return false;
+    }
+    // Fixed-size views: the offsets below need no bounds checks.
+    let (head, tail) = frame.split_at_mut(l4);
+    let Some(Ok(ip)) = head.get_mut(l3..l3 + 20).map(<&mut [u8; 20]>::try_from) else {
+        return false;
+    };
+    let Some(Ok(l4h)) = tail.get_mut(..18).map(<&mut [u8; 18]>::try_from) else {
+        // A UDP header (8 bytes) in a frame shorter than 18 after it: rare
+        // (Ethernet padding makes 60-byte frames); the general path has it.
+        return false;
+    };
+    if ip[8] <= 1 {
+        return false;
+    }
+    let (a_at, p_at) = match side {
+        Side::Src => (12, 0),
+        Side::Dst => (16, 2),
+    };
+    let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]) as u64;
+    let old_a = u32::from_be_bytes([ip[a_at], ip[a_at + 1], ip[a_at + 2], ip[a_at + 3]]);
+    let new_a = u32::from(addr);
+    let old_p = be16(l4h, p_at);
+    // ~old + new of the address words, shared by both checksums.
+    let addr_d = (!(old_a >> 16) & 0xffff) as u64
+        + (!old_a & 0xffff) as u64
+        + (new_a >> 16) as u64
+        + (new_a & 0xffff) as u64;
+    let ttl_w = be16(ip, 8);
+    let ip_s = (!be16(ip, 10) & 0xffff) + addr_d + (!ttl_w & 0xffff) + (ttl_w - 0x100);
+    let ipc = !checksum::fold(ip_s);
+    ip[8] -= 1;
+    ip[10..12].copy_from_slice(&ipc.to_be_bytes());
+    ip[a_at..a_at + 4].copy_from_slice(&new_a.to_be_bytes());
+    l4h[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
+    let c = be16(l4h, ck_at);
+    if !(is_udp && c == 0) {
+        let s = (!c & 0xffff) + addr_d + (!old_p & 0xffff) + port as u64;
+        let v = !checksum::fold(s);
+        let v = if is_udp { checksum::udp_wire(v) } else { v };
+        l4h[ck_at..ck_at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+    true
 }
 
 /// ~old + new for one 16-bit word, in one's-complement arithmetic.

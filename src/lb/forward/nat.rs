@@ -3,6 +3,8 @@
 //! balancer being its gateway) the source becomes the VIP:vport. ICMP
 //! errors about a connection are translated by [`super::icmp::translate`].
 
+use std::net::IpAddr;
+
 use crate::lb::engine::{Direction, Forward};
 use crate::wire::parse::Headers;
 use crate::wire::rewrite::{self, Side};
@@ -26,6 +28,13 @@ pub fn apply(
             Direction::In => (Side::Dst, fwd.daddr, fwd.dport),
             Direction::Out => (Side::Src, fwd.vaddr, fwd.vport),
         };
+        if let IpAddr::V4(a) = addr {
+            // Most packets: the address, port and TTL in one pass.
+            if rewrite::nat4_ttl(f, h, side, a, port) {
+                set_macs(f, env.dst_mac, env.src_mac)?;
+                return Ok(Applied::Transmit);
+            }
+        }
         if !same_family(h, &addr) {
             return Err(FwdError::Family);
         }
