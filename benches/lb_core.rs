@@ -126,14 +126,21 @@ fn rules(fwd: Fwd, scheduler: &str) -> Rules {
     r
 }
 
+/// With the `dpdk` feature (the default) the engine gets the data plane's
+/// prefetch instruction, as rvsd's workers do; `--no-default-features`
+/// measures the portable load/store preloads.
 fn engine(r: &Rules, cap: usize) -> Engine {
-    Engine::new(
+    #[allow(unused_mut)]
+    let mut e = Engine::new(
         0,
         cap,
         r.snapshot(),
         Arc::new(TemplateTable::default()),
         Instant::ZERO,
-    )
+    );
+    #[cfg(feature = "dpdk")]
+    e.set_prefetch(rvs::dataplane::prefetch);
+    e
 }
 
 /// Client `i`: a distinct (address, port) for every i < 2^32.

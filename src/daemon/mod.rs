@@ -402,8 +402,7 @@ fn run_lb(
     }
     let first = rules.snapshot();
     let lat_slots: Vec<LatencySlot> = lcores.iter().map(|_| Default::default()).collect();
-    let mem_slots: Vec<MemorySlot> =
-        lcores.iter().map(|_| Default::default()).collect();
+    let mem_slots: Vec<MemorySlot> = lcores.iter().map(|_| Default::default()).collect();
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut stats = Vec::new();
@@ -427,7 +426,8 @@ fn run_lb(
             now(),
             cfg.lb.table_hugepages,
         );
-        let engine = Engine::with_table(w, table, first.clone(), templates.clone(), sched::new);
+        let mut engine = Engine::with_table(w, table, first.clone(), templates.clone(), sched::new);
+        engine.set_prefetch(crate::dataplane::prefetch);
         let balancer = Balancer::new(
             engine,
             net.clone(),

@@ -31,6 +31,20 @@ pub fn tsc() -> u64 {
     unsafe { dpdk_sys::rvs_rdtsc() }
 }
 
+/// Ask for the cache line at `p` (into all levels) without waiting for it:
+/// for [`crate::lb::engine::Engine::set_prefetch`].
+#[inline]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and changes no
+    // memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// TSC ticks per second, as calibrated by the EAL.
 pub fn tsc_hz() -> u64 {
     // SAFETY: reads a value the EAL computed at init; no arguments.

@@ -491,6 +491,13 @@ impl ConnTable {
         (&self.buckets[self.bucket_of(hash)]) as *const Bucket as *const u8
     }
 
+    /// Address of the entry a hint names (see [`ConnTable::hint`]), for a
+    /// prefetch instruction; only an address, never read here.
+    #[inline]
+    pub fn entry_addr(&self, hint: u32) -> *const u8 {
+        self.conns.as_ptr().wrapping_add((hint & !OUT) as usize) as *const u8
+    }
+
     /// First stage of a burst preload: start fetching the index line of a
     /// key. Without `unsafe` there is no prefetch instruction, and a load
     /// holds up retirement until its line arrives; a store does not (it

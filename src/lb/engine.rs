@@ -219,6 +219,11 @@ impl ConnInfo {
 /// Creates scheduler instances by name ([`sched::new`] by default).
 pub type SchedFactory = fn(&str, SchedFlags) -> Option<Box<dyn Scheduler>>;
 
+/// A prefetch instruction the data plane provides (`lb` has no `unsafe`):
+/// asks for the cache line at an address without waiting for it; any
+/// address is allowed.
+pub type Prefetch = fn(*const u8);
+
 /// What this lcore reads per packet about a real server slot, and the
 /// slot's packet counters since the last [`Engine::publish_stats`] (plain
 /// integers: only this lcore touches them).
@@ -432,6 +437,7 @@ pub struct Engine {
     templates: Arc<TemplateTable>,
     counters: Arc<EngineCounters>,
     factory: SchedFactory,
+    prefetch: Option<Prefetch>,
 }
 
 #[inline]
@@ -498,6 +504,7 @@ impl Engine {
             templates,
             counters: Arc::new(EngineCounters::default()),
             factory,
+            prefetch: None,
         };
         e.set_snapshot(snap);
         e
@@ -607,6 +614,12 @@ impl Engine {
         Prepared { tuple, hash }
     }
 
+    /// Use a real prefetch instruction for the burst lookups (else they
+    /// are started with plain loads and stores).
+    pub fn set_prefetch(&mut self, f: Prefetch) {
+        self.prefetch = Some(f);
+    }
+
     /// Address of the index cache line a prepared packet will read first,
     /// for a prefetch by the caller.
     #[inline]
@@ -633,18 +646,30 @@ impl Engine {
             // do not hold up the loop), then each packet's candidate entry
             // is found from its bucket, then the entries are loaded in a
             // loop small enough for all of them to be in flight at once.
+            let pf = self.prefetch;
             for p in prep {
-                self.table.preload_bucket(p.hash);
+                match pf {
+                    Some(f) => f(self.table.bucket_addr(p.hash)),
+                    None => self.table.preload_bucket(p.hash),
+                }
             }
             let mut hint = [NO_HINT; B];
             for (h, p) in hint.iter_mut().zip(prep) {
                 *h = self.table.hint(p.hash);
             }
-            let mut acc = 0u8;
-            for h in &hint[..n] {
-                acc ^= self.table.preload_entry(*h);
+            if let Some(f) = pf {
+                for h in &hint[..n] {
+                    if *h != NO_HINT {
+                        f(self.table.entry_addr(*h));
+                    }
+                }
+            } else {
+                let mut acc = 0u8;
+                for h in &hint[..n] {
+                    acc ^= self.table.preload_entry(*h);
+                }
+                std::hint::black_box(acc);
             }
-            std::hint::black_box(acc);
             for (((v, k), p), h) in ov.iter_mut().zip(pk).zip(prep).zip(hint) {
                 *v = self.process_hinted(k, p, h, now);
             }

@@ -547,6 +547,11 @@ impl Balancer {
         // ICMP errors): skip finding them for the common NAT/DR packet.
         const NONE: (Ipv4Addr, Ipv6Addr) = (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
         let (need_local, need_reply) = forward::env_addrs_needed(h, f);
+        if let (Some(m), false) = (mac, need_local || need_reply) {
+            if forward::apply_direct(buf.data_mut(), h, f, dir, m, egress.mac()) {
+                return Action::Tx(hop.port);
+            }
+        }
         let (local_v4, local_v6) = if need_local {
             addrs_for(egress, &target)
         } else {

@@ -51,6 +51,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
+use crate::wire::rewrite::Side;
 use crate::wire::EthernetAddress;
 
 use super::dest::FwdMethod;
@@ -252,6 +253,45 @@ pub fn apply<B: PacketBuf>(
             tunnel::apply(buf, hdr, fwd.daddr, &tun, env)
         }
     }
+}
+
+/// [`apply`]'s common case without an [`Env`]: a NAT (IPv4) or DR packet
+/// with a TTL above 1 and not an ICMP error, to a next hop whose MAC is
+/// known. Rewrites it exactly as [`apply`] would and returns true; returns
+/// false, with the frame untouched, for anything else (the caller then
+/// takes [`apply`]). `hdr` must be what `parse_frame` returned for this
+/// frame (the data path's case; [`apply`] checks that, this does not).
+#[inline]
+pub fn apply_direct(
+    f: &mut [u8],
+    hdr: &Headers,
+    fwd: &Forward,
+    dir: Direction,
+    dst_mac: EthernetAddress,
+    src_mac: EthernetAddress,
+) -> bool {
+    if hdr.ttl <= 1 || hdr.is_icmp_error() || f.len() < 14 {
+        return false;
+    }
+    let done = match (fwd.fwd, dir) {
+        (FwdMethod::Masq, Direction::In) => match fwd.daddr {
+            IpAddr::V4(a) => crate::wire::rewrite::nat4_ttl(f, hdr, Side::Dst, a, fwd.dport),
+            IpAddr::V6(_) => false,
+        },
+        (FwdMethod::Masq, Direction::Out) => match fwd.vaddr {
+            IpAddr::V4(a) => crate::wire::rewrite::nat4_ttl(f, hdr, Side::Src, a, fwd.vport),
+            IpAddr::V6(_) => false,
+        },
+        (FwdMethod::Route, Direction::In) => {
+            hdr.is_ip() && crate::wire::rewrite::decrement_ttl(f, hdr).is_ok()
+        }
+        _ => false,
+    };
+    if done {
+        f[..6].copy_from_slice(&dst_mac.0);
+        f[6..12].copy_from_slice(&src_mac.0);
+    }
+    done
 }
 
 /// Which of the [`Env`] addresses [`apply`] may read for this packet:
