@@ -1,9 +1,12 @@
 //! Handing immutable snapshots (`Arc<T>`) from the control thread to the
 //! workers without locks: one bounded(1) channel per worker. The control
 //! thread replaces whatever the worker has not picked up yet; a worker
-//! polls between bursts ([`SnapshotRx::latest`]: one `try_recv`, no
-//! blocking) and keeps its current `Arc` until a newer one arrives.
+//! polls between bursts ([`SnapshotRx::latest`]: one load of a shared
+//! publication counter, and a `try_recv` only when it moved; no blocking)
+//! and keeps its current `Arc` until a newer one arrives.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -12,6 +15,8 @@ use crossbeam_channel::{Receiver, Sender};
 #[derive(Debug)]
 pub struct SnapshotTx<T> {
     slots: Vec<Slot<T>>,
+    /// Bumped after every publication: what a worker checks per poll.
+    published: Arc<AtomicU64>,
 }
 
 /// One worker's slot: the sending end and a receiver to take back an
@@ -26,18 +31,26 @@ struct Slot<T> {
 #[derive(Debug)]
 pub struct SnapshotRx<T> {
     rx: Receiver<Arc<T>>,
+    published: Arc<AtomicU64>,
+    /// The counter's value at the last look into the channel.
+    seen: Cell<u64>,
 }
 
 /// A publisher for `workers` workers, and their receivers in order.
 pub fn snapshot_channel<T>(workers: usize) -> (SnapshotTx<T>, Vec<SnapshotRx<T>>) {
     let mut slots = Vec::with_capacity(workers);
     let mut rxs = Vec::with_capacity(workers);
+    let published = Arc::new(AtomicU64::new(0));
     for _ in 0..workers {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        rxs.push(SnapshotRx { rx: rx.clone() });
+        rxs.push(SnapshotRx {
+            rx: rx.clone(),
+            published: published.clone(),
+            seen: Cell::new(0),
+        });
         slots.push(Slot { tx, rx });
     }
-    (SnapshotTx { slots }, rxs)
+    (SnapshotTx { slots, published }, rxs)
 }
 
 impl<T> SnapshotTx<T> {
@@ -49,6 +62,9 @@ impl<T> SnapshotTx<T> {
             while s.rx.try_recv().is_ok() {}
             let _ = s.tx.try_send(Arc::clone(snap));
         }
+        // After the sends: a worker that sees the new count finds the
+        // snapshot in its channel.
+        self.published.fetch_add(1, Ordering::Release);
     }
 
     pub fn workers(&self) -> usize {
@@ -60,6 +76,11 @@ impl<T> SnapshotRx<T> {
     /// A snapshot published since the last call, if any.
     #[inline]
     pub fn latest(&self) -> Option<Arc<T>> {
+        let p = self.published.load(Ordering::Acquire);
+        if p == self.seen.get() {
+            return None;
+        }
+        self.seen.set(p);
         let mut last = None;
         while let Ok(s) = self.rx.try_recv() {
             last = Some(s);
