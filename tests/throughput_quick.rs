@@ -1,17 +1,17 @@
 //! The throughput benchmark's quick mode (run by ./scripts/test): the same
-//! generator -> memif -> rvsd path as `benches/throughput.rs`, a few hundred
+//! generator -> memif -> rvsd path as `benches/throughput/`, a few hundred
 //! frames played once, losslessly, for NAT, DR and TUN; the server-facing
 //! port captures what rvsd sent. Checks counts (rvsd's counters, the
 //! capture) and a sample of frames with scapy. No speed assertion.
 #![cfg(feature = "dpdk")]
 
-#[allow(dead_code, unused_imports, clippy::all)]
-#[path = "../benches/throughput.rs"]
-mod throughput;
+#[allow(dead_code)]
+#[path = "../benches/throughput/harness.rs"]
+mod harness;
 
 use std::process::Command;
 
-use throughput::harness::*;
+use harness::*;
 
 const FLOWS: u32 = 200;
 const ROUNDS: u32 = 2;
