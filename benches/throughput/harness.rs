@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rvs::control::client::Client;
-use rvs::control::proto::{Request, Response};
+use rvs::control::proto::{LcoreInfo, Request, Response, WorkerLatency};
 use rvs::gen::{tcp_frame, FlowSpec, PcapWriter};
 use rvs::rss::{OwnerMap, Reta};
 use rvs::wire::fuzz::XorShift;
@@ -507,6 +507,36 @@ pub struct RvsdOpts<'a> {
     pub workers: u16,
     pub connections: u64,
     pub server_device: &'a str,
+    /// The client-facing device; `None`: the memif server ([`Rvsd::memif`]).
+    /// With another device, the memif server is still there, as a second
+    /// client-facing port (e.g. to open connections through it).
+    pub client_device: Option<&'a str>,
+    /// Mbufs in rvsd's pool, and EAL memory (MiB).
+    pub mbufs: u64,
+    pub mem_mb: u64,
+    /// EAL `--lcores`; default [`dut_lcores`].
+    pub lcores: Option<String>,
+}
+
+impl<'a> RvsdOpts<'a> {
+    pub fn new(method: Method, workers: u16, connections: u64, server_device: &'a str) -> Self {
+        RvsdOpts {
+            method,
+            workers,
+            connections,
+            server_device,
+            client_device: None,
+            mbufs: 65535,
+            mem_mb: 1024,
+            lcores: None,
+        }
+    }
+}
+
+/// EAL memory (MiB) for a pool of `mbufs` buffers of rvsd's size (2176
+/// bytes of data room) plus everything else.
+pub fn mem_for_mbufs(mbufs: u64) -> u64 {
+    512 + mbufs * 2560 / (1 << 20)
 }
 
 pub struct Rvsd {
@@ -525,10 +555,11 @@ impl Rvsd {
         let sock = s.path(&format!("{tag}.sock"));
         let memif_sock = s.path(&format!("{tag}.memif"));
         let lcores: Vec<String> = (1..=o.workers).map(|w| w.to_string()).collect();
-        let cfg = format!(
+        let memif_dev = memif("server", &memif_sock);
+        let mut cfg = format!(
             r#"[workers]
 lcores = [{lc}]
-mbufs = 65535
+mbufs = {mbufs}
 
 [lb]
 connections = {conns}
@@ -551,10 +582,18 @@ mac = "{RS_MAC}"
 port = "server"
 "#,
             lc = lcores.join(", "),
+            mbufs = o.mbufs,
             conns = o.connections,
-            client = memif("server", &memif_sock),
+            client = o.client_device.unwrap_or(&memif_dev),
             server = o.server_device,
         );
+        if o.client_device.is_some() {
+            write!(
+                cfg,
+                "\n[[port]]\nname = \"opener\"\ndevice = \"{memif_dev}\"\nrole = \"client\"\n"
+            )
+            .unwrap();
+        }
         let cfg_path = s.path(&format!("{tag}.toml"));
         std::fs::write(&cfg_path, cfg).unwrap();
         let rules = s.path(&format!("{tag}.rules"));
@@ -567,7 +606,11 @@ port = "server"
             .arg("--restore")
             .arg(&rules)
             .args(["--latency", "--json", "--"])
-            .args(eal(&dut_lcores(o.workers), 1024, &tag))
+            .args(eal(
+                o.lcores.as_deref().unwrap_or(&dut_lcores(o.workers)),
+                o.mem_mb,
+                &tag,
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -600,11 +643,33 @@ port = "server"
     }
 
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        let mut c = Client::connect(&self.sock)
-            .unwrap_or_else(|e| panic!("rvsd control socket: {e}\n{}", self.err.lock().unwrap()));
-        match c.request(&Request::Counters).expect("counters") {
+        match self.request(&Request::Counters) {
             Response::Counters { counters } => counters,
             other => panic!("unexpected answer to counters: {other:?}"),
+        }
+    }
+
+    fn request(&self, req: &Request) -> Response {
+        let mut c = Client::connect(&self.sock)
+            .unwrap_or_else(|e| panic!("rvsd control socket: {e}\n{}", self.err.lock().unwrap()));
+        c.request(req)
+            .unwrap_or_else(|e| panic!("rvsd: {req:?}: {e}"))
+    }
+
+    /// Per-worker counters (`rvsadm --lcores`).
+    pub fn lcores(&self) -> Vec<LcoreInfo> {
+        match self.request(&Request::Lcores) {
+            Response::Lcores { lcores } => lcores,
+            other => panic!("unexpected answer to lcores: {other:?}"),
+        }
+    }
+
+    /// Each worker's per-burst latency since the last reset; `reset`
+    /// starts a new window.
+    pub fn latency(&self, reset: bool) -> Vec<WorkerLatency> {
+        match self.request(&Request::Latency { reset }) {
+            Response::Latency { latency } => latency,
+            other => panic!("unexpected answer to latency: {other:?}"),
         }
     }
 
@@ -643,6 +708,107 @@ impl Drop for Rvsd {
     fn drop(&mut self) {
         if !self.stopped {
             interrupt(self.pid());
+            reap(&mut self.child, Duration::from_secs(10));
+        }
+    }
+}
+
+/// `rvsgen send`: the paced generator, replaying `pcaps` (one per queue)
+/// into the memif client at `sock`, on cpu 0 (where the testpmd generator
+/// runs too).
+pub struct Rvsgen {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    done: bool,
+}
+
+/// How `rvsgen send` plays its captures.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// Packets per second over all queues; 0: as fast as the ring takes them.
+    pub pps: u64,
+    /// Each capture once (lossless), else in a loop.
+    pub once: bool,
+    /// At most this long.
+    pub secs: f64,
+}
+
+impl Rvsgen {
+    pub fn spawn(s: &Scratch, pcaps: &[(PathBuf, u64)], sock: &Path, pace: Pace) -> Rvsgen {
+        let frames: u64 = pcaps.iter().map(|p| p.1).sum();
+        // Every frame in one small mbuf (64-byte frames: ~450 bytes each
+        // with headers), plus the receive rings.
+        let mbufs = frames + pcaps.len() as u64 * 4096 + 2048;
+        let mem = 256 + mbufs * 512 / (1 << 20);
+        let mut e = eal("0@0", mem, &s.prefix("rvsgen"));
+        e.extend(["--vdev".into(), memif("client", sock)]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rvsgen"));
+        cmd.arg("send");
+        for (f, _) in pcaps {
+            cmd.arg("--pcap").arg(f);
+        }
+        cmd.args(["--pps", &pace.pps.to_string()])
+            .args(["--secs", &pace.secs.to_string()]);
+        if pace.once {
+            cmd.arg("--once");
+        }
+        let mut child = cmd
+            .arg("--")
+            .args(&e)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rvsgen runs");
+        let (out, r1) = collect(child.stdout.take().unwrap());
+        let (err, r2) = collect(child.stderr.take().unwrap());
+        Rvsgen {
+            child,
+            out,
+            err,
+            readers: vec![r1, r2],
+            done: false,
+        }
+    }
+
+    /// Still sending.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGINT (a no-op once it is done), then its JSON summary.
+    pub fn stop(mut self) -> serde_json::Value {
+        interrupt(self.child.id());
+        self.report()
+    }
+
+    /// Wait for it to end by itself (`once`, `secs`), then its summary.
+    pub fn wait(mut self) -> serde_json::Value {
+        self.report()
+    }
+
+    fn report(&mut self) -> serde_json::Value {
+        self.done = true;
+        let _ = self.child.wait();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let out = self.out.lock().unwrap().clone();
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+            panic!(
+                "rvsgen's summary is not JSON ({e}): {out}\n{}",
+                self.err.lock().unwrap()
+            )
+        })
+    }
+}
+
+impl Drop for Rvsgen {
+    fn drop(&mut self) {
+        if !self.done {
+            interrupt(self.child.id());
             reap(&mut self.child, Duration::from_secs(10));
         }
     }

@@ -21,10 +21,12 @@
 // Shared with the quick test, which uses parts the benchmark does not.
 #[allow(dead_code)]
 mod harness;
+mod scaling;
 
 use std::time::{Duration, Instant};
 
 use harness::*;
+use rvs::control::proto::WorkerLatency;
 use serde_json::{json, Value};
 
 struct Opts {
@@ -150,11 +152,37 @@ fn testpmd_row(
     r
 }
 
+/// `1k`, `1M`: flow counts in row names.
+fn flows_label(flows: u32) -> String {
+    if flows >= 1_000_000 && flows.is_multiple_of(1_000_000) {
+        format!("{}M", flows / 1_000_000)
+    } else if flows >= 1000 && flows.is_multiple_of(1000) {
+        format!("{}k", flows / 1000)
+    } else {
+        flows.to_string()
+    }
+}
+
+/// The worst worker's percentiles (highest p99) of rvsd's exit report.
 fn latency(rep: &Value) -> Value {
-    // The worst worker's percentiles.
+    worst(
+        rep["burst_latency"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .cloned(),
+    )
+}
+
+/// The worst worker's percentiles of a `latency` answer.
+fn window_latency(ws: &[WorkerLatency]) -> Value {
+    worst(ws.iter().map(|w| serde_json::to_value(w).unwrap()))
+}
+
+fn worst(workers: impl Iterator<Item = Value>) -> Value {
     let mut best = json!(null);
     let mut worst = -1.0;
-    for l in rep["burst_latency"].as_array().into_iter().flatten() {
+    for l in workers {
         let p = l["p99_ns"].as_f64().unwrap_or(0.0);
         if p > worst {
             worst = p;
@@ -198,15 +226,7 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     let conns = (flows as u64 / workers as u64 + 1)
         .next_power_of_two()
         .max(1 << 16);
-    let d = Rvsd::start(
-        s,
-        &RvsdOpts {
-            method,
-            workers,
-            connections: conns,
-            server_device: NULL_DEV,
-        },
-    );
+    let d = Rvsd::start(s, &RvsdOpts::new(method, workers, conns, NULL_DEV));
     let rss0 = d.rss_kb();
     let g1 = generator(s, &syn, &d.memif, true, true);
     let t_open = Instant::now();
@@ -221,32 +241,31 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     let base = get(&c_open, "worker.rx");
     wait_for(60.0, || get(&d.counters(), "worker.rx") > base + 1000);
     std::thread::sleep(Duration::from_secs(1));
+    d.latency(true);
     let c0 = d.counters();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
     let c1 = d.counters();
     let dt = t0.elapsed().as_secs_f64();
+    let lat_max = window_latency(&d.latency(true));
     let gout = g2.quit();
-    let rep = d.stop();
     let delta = |k: &str| get(&c1, k).saturating_sub(get(&c0, k));
+    let mpps = delta("worker.tx") as f64 / dt / 1e6;
+    let load80 = paced_window(s, &d, &ack, 0.8 * mpps * 1e6, secs);
+    let rep = d.stop();
     let drops: u64 = c1
         .iter()
         .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
         .map(|(k, _)| delta(k))
         .sum();
-    let flows_label = if flows >= 1_000_000 {
-        format!("{}M", flows / 1_000_000)
-    } else {
-        format!("{}k", flows / 1000)
-    };
     let mut r = row_base(
-        &format!("{} established {flows_label}", method.name()),
+        &format!("{} established {}", method.name(), flows_label(flows)),
         "rvsd",
         workers,
         flows as u64,
     );
     r["method"] = json!(method.name());
-    r["mpps"] = json!(delta("worker.tx") as f64 / dt / 1e6);
+    r["mpps"] = json!(mpps);
     r["rx_mpps"] = json!(delta("worker.rx") as f64 / dt / 1e6);
     r["seconds"] = json!(dt);
     r["drops_in_window"] = json!(drops);
@@ -254,7 +273,9 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     r["connections"] = json!(get(&c1, "lb.connections"));
     r["all_opened"] = json!(opened);
     r["open_seconds"] = json!(open_s);
-    r["burst_latency"] = latency(&rep);
+    r["burst_latency"] = load80["burst_latency"].clone();
+    r["burst_latency_max_load"] = lat_max;
+    r["load80"] = load80;
     r["idle_loop_share"] = json!(idle_share(&rep));
     r["gen_tx_dropped"] = json!(testpmd_tx_dropped(&gout));
     let mem: f64 = rep["conn_memory"]
@@ -281,6 +302,58 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     r
 }
 
+/// rvsd under a fixed offered load: `rvsgen send` paced at `pps` on the
+/// same captures (the previous generator gone), and over a window of
+/// `secs` once it runs: the per-burst latency (a window of its own, reset
+/// at the start) and what rvsd received and forwarded.
+fn paced_window(
+    s: &Scratch,
+    d: &Rvsd,
+    pcaps: &[(std::path::PathBuf, u64)],
+    pps: f64,
+    secs: f64,
+) -> Value {
+    let before = get(&d.counters(), "worker.rx");
+    let pace = Pace {
+        pps: pps as u64,
+        once: false,
+        secs: secs + 30.0,
+    };
+    let mut g = Rvsgen::spawn(s, pcaps, &d.memif, pace);
+    let mut up = false;
+    wait_for(30.0, || {
+        up = get(&d.counters(), "worker.rx") > before + 1000;
+        up || !g.running()
+    });
+    if !up {
+        return json!({"error": format!("rvsgen did not start: {}", g.stop())});
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    d.latency(true);
+    let c0 = d.counters();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let c1 = d.counters();
+    let dt = t0.elapsed().as_secs_f64();
+    let lat = d.latency(true);
+    let gen = g.stop();
+    let delta = |k: &str| get(&c1, k).saturating_sub(get(&c0, k));
+    let drops: u64 = c1
+        .iter()
+        .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
+        .map(|(k, _)| delta(k))
+        .sum();
+    json!({
+        "target_pps": pps,
+        "rx_mpps": delta("worker.rx") as f64 / dt / 1e6,
+        "mpps": delta("worker.tx") as f64 / dt / 1e6,
+        "seconds": dt,
+        "drops_in_window": drops,
+        "burst_latency": window_latency(&lat),
+        "generator": gen,
+    })
+}
+
 /// New connections: every packet a SYN from a new client, played once
 /// (losslessly); the rate is the growth of rvsd's connection count.
 fn new_conn_row(s: &Scratch, method: Method, workers: u16, flows: u32) -> Value {
@@ -292,15 +365,7 @@ fn new_conn_row(s: &Scratch, method: Method, workers: u16, flows: u32) -> Value 
         workers,
     );
     let conns = (flows as u64 / workers as u64 + 1).next_power_of_two();
-    let d = Rvsd::start(
-        s,
-        &RvsdOpts {
-            method,
-            workers,
-            connections: conns,
-            server_device: NULL_DEV,
-        },
-    );
+    let d = Rvsd::start(s, &RvsdOpts::new(method, workers, conns, NULL_DEV));
     let g = generator(s, &syn, &d.memif, true, true);
     let total = flows as u64;
     let mut samples: Vec<(f64, u64)> = Vec::new();
@@ -342,8 +407,8 @@ fn new_conn_row(s: &Scratch, method: Method, workers: u16, flows: u32) -> Value 
     r
 }
 
-fn fmt_lat(r: &Value) -> String {
-    let l = &r["burst_latency"];
+/// p50 / p99 / p99.9 in µs, or `-`.
+fn fmt_lat(l: &Value) -> String {
     if l.is_null() {
         return "-".into();
     }
@@ -359,8 +424,8 @@ fn fmt_lat(r: &Value) -> String {
 fn markdown(rows: &[Value], load: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!("load average at start: {load}\n\n"));
-    s.push_str("| row | workers | devices | lcores | bytes | flows | rate (DUT's own counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs | generator TX refused | load 1m |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| row | workers | devices | lcores | bytes | flows | rate (DUT's own counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs at max | 80 % load: offered -> forwarded Mpps | burst p50 / p99 / p99.9 µs at 80 % | generator TX refused | load 1m |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let rate = if let Some(c) = r["conn_per_s"].as_f64() {
             format!("{:.3} M conn/s", c / 1e6)
@@ -372,8 +437,29 @@ fn markdown(rows: &[Value], load: &str) -> String {
             .map(|x| format!("{x:.2}"))
             .unwrap_or("-".into());
         let refused = r["gen_tx_dropped"].as_u64().unwrap_or(0);
+        let l80 = &r["load80"];
+        let (at_max, offered, at80) = if l80.is_null() {
+            // New connections: the whole run is at full load.
+            (fmt_lat(&r["burst_latency"]), "-".into(), "-".into())
+        } else if let Some(e) = l80["error"].as_str() {
+            (
+                fmt_lat(&r["burst_latency_max_load"]),
+                e.to_string(),
+                "-".into(),
+            )
+        } else {
+            (
+                fmt_lat(&r["burst_latency_max_load"]),
+                format!(
+                    "{:.3} -> {:.3}",
+                    l80["rx_mpps"].as_f64().unwrap_or(0.0),
+                    l80["mpps"].as_f64().unwrap_or(0.0)
+                ),
+                fmt_lat(&l80["burst_latency"]),
+            )
+        };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
             r["name"].as_str().unwrap_or(""),
             r["workers"],
             r["devices"].as_str().unwrap_or(""),
@@ -382,7 +468,9 @@ fn markdown(rows: &[Value], load: &str) -> String {
             r["flows"],
             rate,
             ratio,
-            fmt_lat(r),
+            at_max,
+            offered,
+            at80,
             if refused > 0 {
                 format!("{:.1} M", refused as f64 / 1e6)
             } else {
@@ -450,7 +538,7 @@ fn main() {
         let mut rvs_rows = Vec::new();
         for m in [Method::Nat, Method::Dr, Method::Tun] {
             for flows in [1000, o.big_flows] {
-                if want(&format!("{} established {flows}", m.name())) {
+                if want(&format!("{} established {}", m.name(), flows_label(flows))) {
                     eprintln!(
                         "throughput: {} established, {flows} flows, {w} worker(s)",
                         m.name()
@@ -472,8 +560,13 @@ fn main() {
             rows.push(r);
         }
     }
-    let md = markdown(&rows, &load);
+    let scaling_rows = scaling::rows(&s, &o.workers, &[1000, o.big_flows], o.secs, &want);
+    let mut md = markdown(&rows, &load);
+    if !scaling_rows.is_empty() {
+        md.push_str(&scaling::markdown(&scaling_rows));
+    }
     println!("{md}");
+    rows.extend(scaling_rows);
     let result = json!({
         "load_average_at_start": load,
         "load_average_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),

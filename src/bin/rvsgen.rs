@@ -93,6 +93,11 @@ struct SendArgs {
     /// How long to wait for the port's link (e.g. a memif peer).
     #[arg(long, default_value_t = 10.0)]
     link_wait: f64,
+    /// After the last frame, keep the port open this long so that the peer
+    /// reads what is still in the rings (memif's live in the sender's
+    /// memory); SIGINT ends it early.
+    #[arg(long, default_value_t = 1.0)]
+    linger: f64,
     /// EAL arguments.
     #[arg(last = true)]
     eal: Vec<String>,
@@ -170,8 +175,10 @@ fn send(a: SendArgs) -> ExitCode {
     if a.secs.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
         return fail("--secs must be a positive number of seconds".into());
     }
-    if !(a.link_wait.is_finite() && a.link_wait >= 0.0) {
-        return fail("--link-wait must be a number of seconds".into());
+    for (name, v) in [("--link-wait", a.link_wait), ("--linger", a.linger)] {
+        if !(v.is_finite() && (0.0..=3600.0).contains(&v)) {
+            return fail(format!("{name} must be a number of seconds"));
+        }
     }
     if !(1..=rvs::dataplane::BURST_SIZE).contains(&a.burst) {
         return fail(format!(
@@ -201,6 +208,7 @@ fn send(a: SendArgs) -> ExitCode {
         burst: a.burst,
         once: a.once,
         secs: a.secs,
+        linger: std::time::Duration::from_secs_f64(a.linger),
     };
     match replay::send(
         &a.eal,

@@ -76,6 +76,10 @@ pub struct SendOptions {
     pub once: bool,
     /// Stop after this long (with `once`: at the latest).
     pub secs: Option<f64>,
+    /// After the last frame, keep the port open this long (unless
+    /// stopped): a peer that reads later (memif: its ring lives in the
+    /// sender's shared memory) still gets every frame.
+    pub linger: Duration,
 }
 
 /// What one queue did.
@@ -291,6 +295,22 @@ impl Replay {
     }
 }
 
+impl Replay {
+    /// Keep the port open for `d` (or until `stop`), freeing what comes
+    /// back.
+    pub fn linger(&mut self, d: Duration, stop: &AtomicBool) {
+        let t0 = Instant::now();
+        let mut b = Burst::new();
+        while t0.elapsed() < d && !stop.load(Ordering::Relaxed) {
+            for rx in &mut self.rx {
+                rx.rx_burst(&mut b);
+                b.drain().for_each(drop);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// Everything `rvsgen send` does after parsing its arguments: EAL, pool,
 /// port, link, replay; the port is stopped and closed before returning.
 pub fn send(
@@ -360,7 +380,9 @@ pub fn send(
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(replay.run(opts, stop))
+        let report = replay.run(opts, stop);
+        replay.linger(opts.linger, stop);
+        Ok(report)
     })();
     let _ = port.stop();
     let _ = port.close();
