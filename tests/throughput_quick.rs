@@ -137,13 +137,16 @@ fn generator_traffic_through_rvsd() {
             out.display()
         );
         let d = Rvsd::start(&s, &RvsdOpts::new(method, 1, 65536, &server));
-        let g = generator(&s, &inp, &d.memif, false, true);
+        let mut g = generator(&s, &inp, &d.memif, false, true);
         let done = wait_for(40.0, || get(&d.counters(), "worker.rx") >= frames);
         // Let the last burst leave.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let c = d.counters();
-        let gout = g.quit();
+        // The generator stops polling, rvsd goes, then the generator: no
+        // memif side loses its peer while reading the rings.
+        g.cmd("stop");
         let rep = d.stop();
+        let gout = g.quit();
         assert!(
             done,
             "{}: rvsd received {} of {frames} frames\n{gout}",
@@ -236,6 +239,11 @@ fn paced_rvsgen_through_rvsd() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let c = d.counters();
     let lcores = d.lcores();
+    // Latency windows: the traffic's bursts, then (reset, no traffic) none.
+    let w1 = d.latency(true);
+    let w2 = d.latency(false);
+    // rvsd first: rvsgen lingers, connected and idle, until stopped.
+    let rep = d.stop();
     let sum = g.stop();
     assert!(
         done,
@@ -272,13 +280,9 @@ fn paced_rvsgen_through_rvsd() {
         assert_eq!(l.rx_packets, *n, "lcore {}: {lcores:?}", l.lcore);
         assert_eq!(l.handoffs, 0, "{lcores:?}");
     }
-    // Latency windows: the traffic's bursts, then (reset, no traffic) none.
-    let w = d.latency(true);
-    assert_eq!(w.len(), 2);
-    assert!(w.iter().all(|l| l.bursts > 0 && l.p50_ns > 0), "{w:?}");
-    let w = d.latency(false);
-    assert!(w.iter().all(|l| l.bursts == 0), "{w:?}");
-    let rep = d.stop();
+    assert_eq!(w1.len(), 2);
+    assert!(w1.iter().all(|l| l.bursts > 0 && l.p50_ns > 0), "{w1:?}");
+    assert!(w2.iter().all(|l| l.bursts == 0), "{w2:?}");
     let server_out = rep["ports"][1]["opackets"].as_u64().unwrap_or(0);
     assert!(server_out >= frames, "{rep}");
     eprintln!(

@@ -749,8 +749,12 @@ impl Rvsgen {
         for (f, _) in pcaps {
             cmd.arg("--pcap").arg(f);
         }
+        // It lingers, connected and idle, after sending until told to go
+        // (stop): rvsd can be stopped first, with nothing in flight, so its
+        // memif port never loses the peer while a worker reads its rings.
         cmd.args(["--pps", &pace.pps.to_string()])
-            .args(["--secs", &pace.secs.to_string()]);
+            .args(["--secs", &pace.secs.to_string()])
+            .args(["--linger", "600"]);
         if pace.once {
             cmd.arg("--once");
         }
@@ -784,9 +788,11 @@ impl Rvsgen {
         self.report()
     }
 
-    /// Wait for it to end by itself (`once`, `secs`), then its summary.
-    pub fn wait(mut self) -> serde_json::Value {
-        self.report()
+    /// SIGUSR1: stop sending, stay connected (until [`Rvsgen::stop`]).
+    pub fn pause(&self) {
+        let _ = Command::new("kill")
+            .args(["-USR1", &self.child.id().to_string()])
+            .status();
     }
 
     fn report(&mut self) -> serde_json::Value {

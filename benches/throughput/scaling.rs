@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::harness::*;
-use super::{flows_label, window_latency, with_load, NULL_DEV};
+use super::{attempt, flows_label, window_latency, with_load, NULL_DEV};
 
 /// Capture files, one per queue, with their frame counts.
 type Pcaps = Vec<(PathBuf, u64)>;
@@ -146,9 +146,6 @@ fn rvsd_row(
         get(&d.counters(), "lb.connections") >= flows as u64
     });
     let open_s = t_open.elapsed().as_secs_f64();
-    // It lingers after the last SYN (rvsd reads the memif rings from the
-    // generator's memory); everything is read now.
-    let gen = opener.stop();
     std::thread::sleep(Duration::from_millis(500));
     d.latency(true);
     let (l0, c0) = (d.lcores(), d.counters());
@@ -157,7 +154,10 @@ fn rvsd_row(
     let (l1, c1) = (d.lcores(), d.counters());
     let dt = t0.elapsed().as_secs_f64();
     let lat = d.latency(true);
+    // The opener lingers, connected and idle, after its last SYN: rvsd
+    // goes first, so its memif port never loses the peer mid-read.
     let rep = d.stop();
+    let gen = opener.stop();
     let delta = |k: &str| get(&c1, k).saturating_sub(get(&c0, k));
     let drops: u64 = c1
         .iter()
@@ -240,7 +240,10 @@ pub fn rows(
         if tp {
             for (w, _, ack) in &captures {
                 eprintln!("throughput: scaling, testpmd macswap, {label} flows, {w} worker(s)");
-                rows.push(with_load(testpmd_row(s, *w, flows, ack, secs)));
+                let b = base(&format!("testpmd macswap {label}"), "testpmd", *w, flows, 0);
+                rows.push(with_load(attempt(b, || {
+                    testpmd_row(s, *w, flows, ack, secs)
+                })));
             }
         }
         for m in methods {
@@ -249,7 +252,16 @@ pub fn rows(
                     "throughput: scaling, {} established, {label} flows, {w} worker(s)",
                     m.name()
                 );
-                rows.push(with_load(rvsd_row(s, m, *w, flows, syn, ack, secs)));
+                let b = base(
+                    &format!("{} established {label}", m.name()),
+                    "rvsd",
+                    *w,
+                    flows,
+                    0,
+                );
+                rows.push(with_load(attempt(b, || {
+                    rvsd_row(s, m, *w, flows, syn, ack, secs)
+                })));
             }
         }
     }

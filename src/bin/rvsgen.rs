@@ -25,7 +25,8 @@ enum Cmd {
     /// Write synthetic client traffic toward a VIP as a pcap file.
     Write(WriteArgs),
     /// Replay pcap captures over a DPDK port (one capture per tx queue) at
-    /// a paced rate; prints a JSON summary on stdout.
+    /// a paced rate; prints a JSON summary on stdout. SIGINT/SIGTERM stop
+    /// it; SIGUSR1 stops the sending only (the port stays open, --linger).
     #[command(
         after_help = "EAL arguments go after `--`, e.g.\n  rvsgen send --pcap q0.pcap --pps 1000000 --secs 5 -- \\\n    -l 0 --no-huge --no-pci -m 512 --file-prefix gen \\\n    --vdev net_memif0,role=client,socket=/tmp/m.sock,socket-abstract=no"
     )]
@@ -93,9 +94,10 @@ struct SendArgs {
     /// How long to wait for the port's link (e.g. a memif peer).
     #[arg(long, default_value_t = 10.0)]
     link_wait: f64,
-    /// After the last frame, keep the port open this long so that the peer
-    /// reads what is still in the rings (memif's live in the sender's
-    /// memory); SIGINT ends it early.
+    /// After the last frame (the end of --once or --secs, or SIGUSR1), keep
+    /// the port open this long so that the peer reads what is still in the
+    /// rings (memif's live in the sender's memory), or can be stopped first;
+    /// SIGINT ends it early.
     #[arg(long, default_value_t = 1.0)]
     linger: f64,
     /// EAL arguments.
@@ -197,8 +199,13 @@ fn send(a: SendArgs) -> ExitCode {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+    let pause = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGUSR1, &pause),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
             eprintln!("rvsgen send: cannot handle signal {sig}: {e}");
             return ExitCode::FAILURE;
         }
@@ -217,6 +224,7 @@ fn send(a: SendArgs) -> ExitCode {
         &opts,
         std::time::Duration::from_secs_f64(a.link_wait),
         &stop,
+        &pause,
     ) {
         Ok(report) => {
             println!("{}", report.to_json());

@@ -211,7 +211,7 @@ impl Replay {
     }
 
     /// Send until `opts` says to stop or `stop` is set.
-    pub fn run(&mut self, opts: &SendOptions, stop: &AtomicBool) -> SendReport {
+    pub fn run(&mut self, opts: &SendOptions, stop: &impl Flag) -> SendReport {
         let hz = super::tsc_hz().max(1);
         let burst = opts.burst.clamp(1, BURST_SIZE);
         let start = super::tsc();
@@ -228,7 +228,7 @@ impl Replay {
         let mut last_drain = start;
         let mut complete = false;
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_set() {
                 break;
             }
             let now = super::tsc();
@@ -297,7 +297,7 @@ impl Replay {
 
 impl Replay {
     /// Keep the port open for `d` (or until `stop`), freeing what comes
-    /// back.
+    /// back now and then.
     pub fn linger(&mut self, d: Duration, stop: &AtomicBool) {
         let t0 = Instant::now();
         let mut b = Burst::new();
@@ -306,13 +306,38 @@ impl Replay {
                 rx.rx_burst(&mut b);
                 b.drain().for_each(drop);
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// Either of two flags.
+struct Either<'a>(&'a AtomicBool, &'a AtomicBool);
+
+impl Flag for Either<'_> {
+    #[inline]
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed) || self.1.load(Ordering::Relaxed)
+    }
+}
+
+/// A condition the send loop polls.
+pub trait Flag {
+    fn is_set(&self) -> bool;
+}
+
+impl Flag for AtomicBool {
+    #[inline]
+    fn is_set(&self) -> bool {
+        self.load(Ordering::Relaxed)
     }
 }
 
 /// Everything `rvsgen send` does after parsing its arguments: EAL, pool,
 /// port, link, replay; the port is stopped and closed before returning.
+/// `stop` ends it (sending and lingering); `pause` ends the sending only, so
+/// the port stays open for the linger time: a peer can then be stopped
+/// first, while nothing is in flight.
 pub fn send(
     eal_args: &[String],
     port_name: Option<&str>,
@@ -320,6 +345,7 @@ pub fn send(
     opts: &SendOptions,
     link_wait: Duration,
     stop: &AtomicBool,
+    pause: &AtomicBool,
 ) -> Result<SendReport, String> {
     if captures.is_empty() {
         return Err("no capture to send".into());
@@ -380,7 +406,7 @@ pub fn send(
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let report = replay.run(opts, stop);
+        let report = replay.run(opts, &Either(stop, pause));
         replay.linger(opts.linger, stop);
         Ok(report)
     })();
