@@ -147,6 +147,35 @@ fn dpdk_layer_on_virtual_devices() {
     assert_eq!((sa.ipackets, sa.opackets), (100, 50));
     drop(worker);
 
+    // --- Shared transmit: the same mbuf sent three times by reference;
+    // the queue's refusals leave it as it was; it returns to the pool only
+    // when the last holder frees it.
+    {
+        let ring_in = Ring::new("sh_in", 4).unwrap();
+        let ring_out = Ring::new("sh_out", 4).unwrap();
+        let ps = Port::from_rings("net_ring_sh", &[&ring_in], &[&ring_out]).unwrap();
+        let (_rx, mut tx) = ps.start(&PortConfig::default(), &pool).unwrap();
+        let before = pool.in_use_count();
+        let held = [Mbuf::from_bytes(&pool, &frame(7, 60)).unwrap()];
+        assert_eq!(tx[0].tx_shared(&held), 1);
+        assert_eq!(tx[0].tx_shared(&held), 1);
+        assert_eq!(tx[0].tx_shared(&held), 1);
+        // The 4-slot ring holds 3: the fourth is refused.
+        assert_eq!(tx[0].tx_shared(&held), 0);
+        assert_eq!(tx[0].tx_shared(&[]), 0);
+        assert_eq!(pool.in_use_count(), before + 1, "one mbuf, shared");
+        let mut b = Burst::new();
+        assert_eq!(ring_out.dequeue(&mut b), 3);
+        assert!(b.as_slice().iter().all(|m| m.data() == frame(7, 60)));
+        drop(b);
+        assert_eq!(pool.in_use_count(), before + 1, "still held by the sender");
+        assert_eq!(held[0].data(), frame(7, 60));
+        drop(held);
+        assert_eq!(pool.in_use_count(), before);
+        ps.stop().unwrap();
+        ps.close().unwrap();
+    }
+
     // --- RSS on a multi-queue vdev: key, hash types and RETA accepted and read back.
     let pn = Port::attach_vdev("net_null7,copy=0").unwrap();
     let info = pn.info().unwrap();

@@ -1,17 +1,20 @@
 //! The throughput benchmark's quick mode (run by ./scripts/test): the same
-//! generator -> memif -> rvsd path as `benches/throughput.rs`, a few hundred
+//! generator -> memif -> rvsd path as `benches/throughput/`, a few hundred
 //! frames played once, losslessly, for NAT, DR and TUN; the server-facing
 //! port captures what rvsd sent. Checks counts (rvsd's counters, the
-//! capture) and a sample of frames with scapy. No speed assertion.
+//! capture) and a sample of frames with scapy. Then `rvsgen send`, paced,
+//! into two workers: every frame it says it sent arrives, each on the
+//! worker its queue belongs to. No speed assertion.
 #![cfg(feature = "dpdk")]
 
-#[allow(dead_code, unused_imports, clippy::all)]
-#[path = "../benches/throughput.rs"]
-mod throughput;
+#[allow(dead_code)]
+#[path = "../benches/throughput/harness.rs"]
+mod harness;
 
 use std::process::Command;
+use std::sync::Mutex;
 
-use throughput::harness::*;
+use harness::*;
 
 const FLOWS: u32 = 200;
 const ROUNDS: u32 = 2;
@@ -81,6 +84,9 @@ if errors:
 print(f"{method}: {len(frames)} frames out, {len(sample)} sampled and checked")
 "#;
 
+/// One DPDK process set at a time: the tests below run in parallel threads.
+static DPDK: Mutex<()> = Mutex::new(());
+
 fn can_run() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -99,6 +105,7 @@ fn can_run() -> bool {
 
 #[test]
 fn generator_traffic_through_rvsd() {
+    let _one_at_a_time = DPDK.lock().unwrap_or_else(|e| e.into_inner());
     if !can_run() {
         eprintln!("throughput_quick: skipped (needs root, dpdk-testpmd and scapy)");
         return;
@@ -129,22 +136,17 @@ fn generator_traffic_through_rvsd() {
             empty.display(),
             out.display()
         );
-        let d = Rvsd::start(
-            &s,
-            &RvsdOpts {
-                method,
-                workers: 1,
-                connections: 65536,
-                server_device: &server,
-            },
-        );
-        let g = generator(&s, &inp, &d.memif, false, true);
+        let d = Rvsd::start(&s, &RvsdOpts::new(method, 1, 65536, &server));
+        let mut g = generator(&s, &inp, &d.memif, false, true);
         let done = wait_for(40.0, || get(&d.counters(), "worker.rx") >= frames);
         // Let the last burst leave.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let c = d.counters();
-        let gout = g.quit();
+        // The generator stops polling, rvsd goes, then the generator: no
+        // memif side loses its peer while reading the rings.
+        g.cmd("stop");
         let rep = d.stop();
+        let gout = g.quit();
         assert!(
             done,
             "{}: rvsd received {} of {frames} frames\n{gout}",
@@ -197,4 +199,94 @@ fn generator_traffic_through_rvsd() {
         );
         eprintln!("throughput_quick: {}", text.trim());
     }
+}
+
+/// `rvsgen send` at a low paced rate, each capture once, into rvsd with two
+/// workers: it reports every frame sent, rvsd received exactly those, each
+/// queue's frames on that queue's worker (the captures are split by RSS
+/// owner as a NIC would spread them, so nothing is handed off), and the
+/// latency control request reads and resets the workers' windows.
+#[test]
+fn paced_rvsgen_through_rvsd() {
+    let _one_at_a_time = DPDK.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        eprintln!("throughput_quick: skipped (needs root, dpdk-testpmd and scapy)");
+        return;
+    }
+    const PPS: u64 = 20_000;
+    let s = Scratch::new("quick-gen");
+    let inp = write_pcaps(
+        &s,
+        "paced",
+        FLOWS,
+        Traffic::SynThenAck { rounds: ROUNDS },
+        2,
+    );
+    let frames: u64 = inp.iter().map(|p| p.1).sum();
+    assert_eq!(frames, (FLOWS * (1 + ROUNDS)) as u64);
+    assert!(inp.iter().all(|p| p.1 > 0), "both queues have flows");
+    let d = Rvsd::start(
+        &s,
+        &RvsdOpts::new(Method::Dr, 2, 65536, "net_null0,no-rx=1"),
+    );
+    let pace = Pace {
+        pps: PPS,
+        once: true,
+        secs: 30.0,
+    };
+    let g = Rvsgen::spawn(&s, &inp, &d.memif, pace);
+    let done = wait_for(30.0, || get(&d.counters(), "worker.rx") >= frames);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let c = d.counters();
+    let lcores = d.lcores();
+    // Latency windows: the traffic's bursts, then (reset, no traffic) none.
+    let w1 = d.latency(true);
+    let w2 = d.latency(false);
+    // rvsd first: rvsgen lingers, connected and idle, until stopped.
+    let rep = d.stop();
+    let sum = g.stop();
+    assert!(
+        done,
+        "rvsd received {} of {frames}: {sum}",
+        get(&c, "worker.rx")
+    );
+    // What rvsgen says it sent.
+    assert_eq!(sum["sent"].as_u64(), Some(frames), "{sum}");
+    assert_eq!(sum["complete"].as_bool(), Some(true), "{sum}");
+    for (q, (_, n)) in inp.iter().enumerate() {
+        assert_eq!(sum["queues"][q]["sent"].as_u64(), Some(*n), "{sum}");
+    }
+    // Paced: no faster than asked (10 % slack), so it took at least
+    // frames / PPS seconds.
+    let secs = sum["seconds"].as_f64().unwrap_or(0.0);
+    assert!(
+        secs >= frames as f64 / PPS as f64 / 1.1,
+        "{frames} frames in {secs} s at {PPS} pps: {sum}"
+    );
+    // What rvsd received: all of it, each queue on its own worker.
+    assert_eq!(get(&c, "worker.rx"), frames, "{c:?}");
+    assert_eq!(get(&c, "lb.connections"), FLOWS as u64, "{c:?}");
+    assert_eq!(get(&c, "worker.handoff_out"), 0, "{c:?}");
+    let dropped: u64 = c
+        .iter()
+        .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
+        .filter(|(k, _)| *k != "worker.drop.tx-full")
+        .map(|(_, v)| *v)
+        .sum();
+    assert_eq!(dropped, 0, "{c:?}");
+    assert!(get(&c, "worker.tx") >= frames, "{c:?}");
+    assert_eq!(lcores.len(), 2);
+    for (l, (_, n)) in lcores.iter().zip(&inp) {
+        assert_eq!(l.rx_packets, *n, "lcore {}: {lcores:?}", l.lcore);
+        assert_eq!(l.handoffs, 0, "{lcores:?}");
+    }
+    assert_eq!(w1.len(), 2);
+    assert!(w1.iter().all(|l| l.bursts > 0 && l.p50_ns > 0), "{w1:?}");
+    assert!(w2.iter().all(|l| l.bursts == 0), "{w2:?}");
+    let server_out = rep["ports"][1]["opackets"].as_u64().unwrap_or(0);
+    assert!(server_out >= frames, "{rep}");
+    eprintln!(
+        "throughput_quick: rvsgen sent {frames} frames at {PPS} pps in {secs:.3} s; rvsd received them all, {} + {} on its two workers",
+        inp[0].1, inp[1].1
+    );
 }

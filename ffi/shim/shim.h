@@ -36,6 +36,11 @@ int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint16_t rvs_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_tailroom(const struct rte_mbuf *m);
 int rvs_pktmbuf_is_contiguous(const struct rte_mbuf *m);
+/* Add v (may be negative) to the reference count of each of the n mbufs
+ * (first segments only): a transmit's free then returns a shared mbuf to
+ * its pool only when the last reference goes. */
+void rvs_pktmbuf_refcnt_update_bulk(struct rte_mbuf *const *pkts, unsigned n, int16_t v);
+uint16_t rvs_pktmbuf_refcnt_read(const struct rte_mbuf *m);
 unsigned rvs_mempool_avail_count(const struct rte_mempool *mp);
 unsigned rvs_mempool_in_use_count(const struct rte_mempool *mp);
 

@@ -1,20 +1,40 @@
-//! rvsgen: write synthetic client traffic toward a VIP as a pcap capture,
-//! for packet generators (e.g. `dpdk-testpmd` replaying it with net_pcap).
+//! rvsgen: synthetic client traffic toward a VIP. `write` makes a pcap
+//! capture (for `dpdk-testpmd` with net_pcap, or `send`); `send` replays
+//! captures over a DPDK port at a paced rate (`rvs::dataplane::replay`).
 
 use std::io::BufWriter;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rvs::gen::{generate, FlowSpec, Pattern, PcapWriter};
 
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Write synthetic client traffic toward a VIP as a pcap file"
+    about = "Synthetic client traffic toward a VIP: write pcap captures, replay them over DPDK"
 )]
-struct Args {
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Write synthetic client traffic toward a VIP as a pcap file.
+    Write(WriteArgs),
+    /// Replay pcap captures over a DPDK port (one capture per tx queue) at
+    /// a paced rate; prints a JSON summary on stdout. SIGINT/SIGTERM stop
+    /// it; SIGUSR1 stops the sending only (the port stays open, --linger).
+    #[command(
+        after_help = "EAL arguments go after `--`, e.g.\n  rvsgen send --pcap q0.pcap --pps 1000000 --secs 5 -- \\\n    -l 0 --no-huge --no-pci -m 512 --file-prefix gen \\\n    --vdev net_memif0,role=client,socket=/tmp/m.sock,socket-abstract=no"
+    )]
+    Send(SendArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct WriteArgs {
     /// Output pcap file.
     #[arg(short, long)]
     out: PathBuf,
@@ -48,8 +68,51 @@ struct Args {
     seed: u64,
 }
 
+#[derive(clap::Args, Debug)]
+struct SendArgs {
+    /// A capture to replay; repeat for more tx queues (capture i on queue i).
+    #[arg(long = "pcap", value_name = "FILE", required = true)]
+    pcaps: Vec<PathBuf>,
+    /// Target rate in packets per second over all queues (0: as fast as
+    /// the port takes them).
+    #[arg(long, default_value_t = 0)]
+    pps: u64,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM, or
+    /// the end of the captures with --once).
+    #[arg(long)]
+    secs: Option<f64>,
+    /// Play each capture once (frames refused by a full queue are retried,
+    /// so all of them go, in order).
+    #[arg(long)]
+    once: bool,
+    /// Packets per transmit call (1..=32).
+    #[arg(long, default_value_t = 32)]
+    burst: usize,
+    /// The DPDK port to send on (default: the first one).
+    #[arg(long)]
+    port: Option<String>,
+    /// How long to wait for the port's link (e.g. a memif peer).
+    #[arg(long, default_value_t = 10.0)]
+    link_wait: f64,
+    /// After the last frame (the end of --once or --secs, or SIGUSR1), keep
+    /// the port open this long so that the peer reads what is still in the
+    /// rings (memif's live in the sender's memory), or can be stopped first;
+    /// SIGINT ends it early.
+    #[arg(long, default_value_t = 1.0)]
+    linger: f64,
+    /// EAL arguments.
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
 fn main() -> ExitCode {
-    let a = Args::parse();
+    match Cli::parse().cmd {
+        Cmd::Write(a) => write(a),
+        Cmd::Send(a) => send(a),
+    }
+}
+
+fn write(a: WriteArgs) -> ExitCode {
     let mac = |s: &str| rvs::config::parse_mac(s).map_err(|e| e.to_string());
     let (src_mac, dst_mac) = match (mac(&a.src_mac), mac(&a.dst_mac)) {
         (Ok(s), Ok(d)) => (s, d),
@@ -99,4 +162,83 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "dpdk")]
+fn send(a: SendArgs) -> ExitCode {
+    use rvs::dataplane::replay::{self, Capture, SendOptions};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let fail = |msg: String| {
+        eprintln!("rvsgen send: {msg}");
+        ExitCode::from(2)
+    };
+    if a.secs.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        return fail("--secs must be a positive number of seconds".into());
+    }
+    for (name, v) in [("--link-wait", a.link_wait), ("--linger", a.linger)] {
+        if !(v.is_finite() && (0.0..=3600.0).contains(&v)) {
+            return fail(format!("{name} must be a number of seconds"));
+        }
+    }
+    if !(1..=rvs::dataplane::BURST_SIZE).contains(&a.burst) {
+        return fail(format!(
+            "--burst must be within 1..={}",
+            rvs::dataplane::BURST_SIZE
+        ));
+    }
+    if a.eal.is_empty() {
+        return fail("EAL arguments after `--` are needed (at least the port's --vdev)".into());
+    }
+    let mut captures = Vec::new();
+    for p in &a.pcaps {
+        match Capture::read(p) {
+            Ok(c) => captures.push(c),
+            Err(e) => return fail(e),
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let pause = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGUSR1, &pause),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
+            eprintln!("rvsgen send: cannot handle signal {sig}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let opts = SendOptions {
+        pps: a.pps,
+        burst: a.burst,
+        once: a.once,
+        secs: a.secs,
+        linger: std::time::Duration::from_secs_f64(a.linger),
+    };
+    match replay::send(
+        &a.eal,
+        a.port.as_deref(),
+        &captures,
+        &opts,
+        std::time::Duration::from_secs_f64(a.link_wait),
+        &stop,
+        &pause,
+    ) {
+        Ok(report) => {
+            println!("{}", report.to_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rvsgen send: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn send(_: SendArgs) -> ExitCode {
+    eprintln!("rvsgen send: this build has no DPDK (built without the `dpdk` feature)");
+    ExitCode::FAILURE
 }

@@ -29,6 +29,10 @@ pub trait Runtime {
     fn counters(&self) -> BTreeMap<String, u64>;
     /// Connection table size reported in the listing header.
     fn conn_tab_size(&self) -> u32;
+    /// Each worker's per-burst latency window (see [`Request::Latency`]).
+    fn latency(&self, _reset: bool) -> Result<Vec<proto::WorkerLatency>, String> {
+        Err("rvsd does not measure latency (start it with --latency)".into())
+    }
 }
 
 /// The control requests' handler: the rules plus the data plane behind them.
@@ -180,6 +184,10 @@ impl<R: Runtime> Handler for RulesHandler<R> {
             },
             Request::Counters => Response::Counters {
                 counters: self.runtime.counters(),
+            },
+            Request::Latency { reset } => match self.runtime.latency(reset) {
+                Ok(latency) => Response::Latency { latency },
+                Err(message) => Response::Error { message },
             },
         }
     }

@@ -381,6 +381,20 @@ pub struct LcoreInfo {
     pub connections: u64,
 }
 
+/// One worker's per-burst processing time (from `rx_burst` to the end of
+/// the burst's `tx_burst`) over a window, in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerLatency {
+    pub lcore: u32,
+    /// Non-empty bursts measured in the window.
+    pub bursts: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -435,6 +449,13 @@ pub enum Request {
     Lcores,
     /// Answer `counters` (global named counters).
     Counters,
+    /// Answer `latency`: each worker's per-burst processing time since it
+    /// started or since the last reset (rvsd runs with `--latency`, else an
+    /// error). With `reset`, a new window starts right after the reading.
+    Latency {
+        #[serde(default, skip_serializing_if = "is_false")]
+        reset: bool,
+    },
 }
 
 /// A response from the daemon.
@@ -451,6 +472,7 @@ pub enum Response {
     Ports { ports: Vec<PortInfo> },
     Lcores { lcores: Vec<LcoreInfo> },
     Counters { counters: BTreeMap<String, u64> },
+    Latency { latency: Vec<WorkerLatency> },
 }
 
 impl Response {
@@ -611,6 +633,8 @@ mod tests {
             Request::Ports,
             Request::Lcores,
             Request::Counters,
+            Request::Latency { reset: false },
+            Request::Latency { reset: true },
         ]
     }
 
@@ -689,6 +713,16 @@ mod tests {
             Response::Counters {
                 counters: [("rx".to_string(), 5u64)].into_iter().collect(),
             },
+            Response::Latency {
+                latency: vec![WorkerLatency {
+                    lcore: 1,
+                    bursts: 10,
+                    p50_ns: 2000,
+                    p99_ns: 3000,
+                    p999_ns: 9000,
+                    max_ns: 20000,
+                }],
+            },
         ];
         for r in resps {
             let line = encode_response(&r);
@@ -716,6 +750,14 @@ mod tests {
             r#"{"address":"2001:db8::5","port":80,"forward":{"method":"tunnel","type":"gue","port":6080,"csum":"remcsum"},"weight":3,"u_threshold":10,"l_threshold":5}"#
         );
         assert_eq!(encode_response(&Response::Ok), r#"{"v":1,"result":"ok"}"#);
+        assert_eq!(
+            encode_request(&Request::Latency { reset: true }),
+            r#"{"v":1,"op":"latency","reset":true}"#
+        );
+        assert_eq!(
+            decode_request(r#"{"v":1,"op":"latency"}"#).unwrap(),
+            Request::Latency { reset: false }
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::dataplane::handoff;
 use crate::dataplane::lcore::{self, Exit};
 use crate::dataplane::memory::{self, Placement};
 use crate::dataplane::port::{rss_types, RxQueue, TxQueue};
-use crate::dataplane::worker::{DropReason, L2Forward, Worker, WorkerCounts, WorkerStats};
+use crate::dataplane::worker::{
+    DropReason, L2Forward, LatencyControl, LatencyWindow, Worker, WorkerCounts, WorkerStats,
+};
 use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortConfig, PortStats, RssConfig};
 use crate::lb::engine::Engine;
 use crate::lb::persist::TemplateTable;
@@ -69,13 +71,17 @@ pub struct BurstLatency {
 
 impl BurstLatency {
     fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Self {
+        Self::from_window(&LatencyWindow::of(h))
+    }
+
+    pub(crate) fn from_window(w: &LatencyWindow) -> Self {
         let ns = |ticks: u64| ticks as f64 * 1e9 / crate::dataplane::tsc_hz().max(1) as f64;
         BurstLatency {
-            bursts: h.len(),
-            p50_ns: ns(h.value_at_quantile(0.5)),
-            p99_ns: ns(h.value_at_quantile(0.99)),
-            p999_ns: ns(h.value_at_quantile(0.999)),
-            max_ns: ns(h.max()),
+            bursts: w.bursts,
+            p50_ns: ns(w.p50),
+            p99_ns: ns(w.p99),
+            p999_ns: ns(w.p999),
+            max_ns: ns(w.max),
         }
     }
 }
@@ -402,6 +408,11 @@ fn run_lb(
     }
     let first = rules.snapshot();
     let lat_slots: Vec<LatencySlot> = lcores.iter().map(|_| Default::default()).collect();
+    let lat_controls: Vec<Arc<LatencyControl>> = if opts.latency {
+        lcores.iter().map(|_| Default::default()).collect()
+    } else {
+        Vec::new()
+    };
     let mem_slots: Vec<MemorySlot> = lcores.iter().map(|_| Default::default()).collect();
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -453,15 +464,15 @@ fn run_lb(
         let flag = run_flag.clone();
         let ho = handoffs.pop();
         let lat = lat_slots[w].clone();
+        let lat_ctl = lat_controls.get(w).cloned();
         let mem = mem_slots[w].clone();
-        let measure = opts.latency;
         let h = lcore::launch(lcores[w], move || {
             let mut worker = Worker::new(rx, tx, pipeline, st);
             if let Some(ho) = ho {
                 worker = worker.with_handoff(ho);
             }
-            if measure {
-                worker = worker.with_latency();
+            if let Some(ctl) = lat_ctl {
+                worker = worker.with_latency_control(ctl);
             }
             worker.run(&flag);
             if let (Some(h), Ok(mut slot)) = (worker.latency(), lat.lock()) {
@@ -490,6 +501,7 @@ fn run_lb(
         shared: shared.clone(),
         conn_capacity: cfg.lb.connections,
         listener: Arc::new(ListenerStats::default()),
+        latency: lat_controls,
     };
     let listener_stats = runtime.listener.clone();
     let handler = Arc::new(Mutex::new(RulesHandler::new(rules, runtime)));

@@ -12,8 +12,8 @@ use crossbeam_channel::Sender;
 use super::lbworker::{SharedCounters, WorkerCmd};
 use crate::control::handler::{self, Runtime};
 use crate::control::listener::ListenerStats;
-use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo};
-use crate::dataplane::worker::{DropReason, WorkerStats};
+use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo, WorkerLatency};
+use crate::dataplane::worker::{DropReason, LatencyControl, WorkerStats};
 use crate::dataplane::{LcoreId, Port};
 use crate::lb::engine::ConnInfo;
 use crate::lb::rules::Snapshot;
@@ -29,6 +29,8 @@ pub(super) struct DaemonRuntime {
     pub shared: Vec<Arc<SharedCounters>>,
     pub conn_capacity: u32,
     pub listener: Arc<ListenerStats>,
+    /// One per worker when rvsd measures latency, else empty.
+    pub latency: Vec<Arc<LatencyControl>>,
 }
 
 /// How long the control thread waits for a worker's answer.
@@ -161,6 +163,31 @@ impl Runtime for DaemonRuntime {
             l.idle_closed.load(Ordering::Relaxed) as u64,
         );
         m
+    }
+
+    fn latency(&self, reset: bool) -> Result<Vec<WorkerLatency>, String> {
+        if self.latency.is_empty() {
+            return Err("rvsd does not measure latency (start it with --latency)".into());
+        }
+        // Ask every worker first, then collect: the windows of all workers
+        // end (and restart) within one poll loop of each other.
+        let tickets: Vec<Option<u64>> = self.latency.iter().map(|c| c.ask(reset)).collect();
+        let mut out = Vec::new();
+        for ((l, ctl), t) in self.lcores.iter().zip(&self.latency).zip(tickets) {
+            let w = t
+                .and_then(|t| ctl.answer(t, WORKER_ANSWER))
+                .ok_or_else(|| format!("worker on {l} did not answer"))?;
+            let b = super::BurstLatency::from_window(&w);
+            out.push(WorkerLatency {
+                lcore: l.0,
+                bursts: b.bursts,
+                p50_ns: b.p50_ns.round() as u64,
+                p99_ns: b.p99_ns.round() as u64,
+                p999_ns: b.p999_ns.round() as u64,
+                max_ns: b.max_ns.round() as u64,
+            });
+        }
+        Ok(out)
     }
 
     fn conn_tab_size(&self) -> u32 {

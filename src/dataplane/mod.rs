@@ -14,6 +14,7 @@ pub mod mbuf;
 pub mod memory;
 pub mod mempool;
 pub mod port;
+pub mod replay;
 pub mod ring;
 pub mod worker;
 
@@ -58,6 +59,13 @@ pub fn prefetch(p: *const u8) {
 pub fn tsc_hz() -> u64 {
     // SAFETY: reads a value the EAL computed at init; no arguments.
     unsafe { dpdk_sys::rvs_tsc_hz() }
+}
+
+/// The headroom DPDK leaves in front of a fresh mbuf's data
+/// (`RTE_PKTMBUF_HEADROOM`).
+pub fn mbuf_headroom() -> u16 {
+    // SAFETY: returns a compile-time constant.
+    unsafe { dpdk_sys::rvs_pktmbuf_headroom_default() }
 }
 
 /// The DPDK version string of the library rvs runs against.

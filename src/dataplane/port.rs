@@ -5,7 +5,7 @@ use std::ffi::{CStr, CString};
 
 use dpdk_sys as sys;
 
-use super::{Burst, DpdkError, Mempool, PortId, QueueId, Result};
+use super::{Burst, DpdkError, Mbuf, Mempool, PortId, QueueId, Result, BURST_SIZE};
 
 /// Toeplitz RSS settings for a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -519,5 +519,45 @@ impl TxQueue {
         // SAFETY: we own this queue; DPDK takes ownership of the first
         // `sent` mbufs, which drain_into forgets.
         burst.drain_into(|src, n| unsafe { sys::rvs_tx_burst(p, q, src, n) })
+    }
+
+    /// Send frames that stay the caller's (a generator replaying the same
+    /// frames): each mbuf's reference count is raised before the transmit,
+    /// so the driver's free after sending drops that reference instead of
+    /// returning the buffer to its pool, and nothing is allocated or copied
+    /// on this side. Returns how many of the first [`BURST_SIZE`] of `pkts`
+    /// the queue took (in order); the others are as they were.
+    ///
+    /// The frames are only read. Drivers that copy at transmit (memif,
+    /// pcap) are done with them on return; others keep a reference for a
+    /// while (a NIC until it completes, net_ring until the reader frees
+    /// the mbuf), and the frames must not be written while they may.
+    #[inline]
+    pub fn tx_shared(&mut self, pkts: &[Mbuf]) -> usize {
+        let n = pkts.len().min(BURST_SIZE);
+        if n == 0 {
+            return 0;
+        }
+        let mut raw = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST_SIZE];
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which
+        // has the layout of *mut rte_mbuf; n <= pkts.len() and n <= 32.
+        unsafe {
+            std::ptr::copy_nonoverlapping(pkts.as_ptr().cast(), raw.as_mut_ptr(), n);
+        }
+        // SAFETY: the n pointers are live mbufs the caller owns (&[Mbuf]);
+        // raising their count keeps them alive through the driver's free.
+        unsafe { sys::rvs_pktmbuf_refcnt_update_bulk(raw.as_ptr(), n as u32, 1) };
+        let (p, q) = (self.port.0, self.queue.0);
+        // SAFETY: we own this queue (&mut self); the driver takes the extra
+        // reference of the first `sent` mbufs and leaves the rest alone.
+        let sent = (unsafe { sys::rvs_tx_burst(p, q, raw.as_mut_ptr(), n as u16) } as usize).min(n);
+        if sent < n {
+            // SAFETY: the refused mbufs are still ours with the reference
+            // raised above; give it back so each holds exactly one again.
+            unsafe {
+                sys::rvs_pktmbuf_refcnt_update_bulk(raw[sent..].as_ptr(), (n - sent) as u32, -1)
+            };
+        }
+        sent
     }
 }

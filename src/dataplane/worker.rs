@@ -3,7 +3,8 @@
 //! as a `Pipeline`; the loop itself knows nothing about packets.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::handoff::Handoff;
 use super::mbuf::{Burst, Mbuf, BURST_SIZE};
@@ -160,6 +161,102 @@ fn bump(a: &AtomicU64, n: u64) {
     }
 }
 
+/// Per-burst processing time over a window, in TSC ticks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyWindow {
+    pub bursts: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl LatencyWindow {
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> LatencyWindow {
+        LatencyWindow {
+            bursts: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Another thread's handle on a worker's latency histogram: read the
+/// percentiles so far and/or start a new window, without stopping the
+/// worker. The worker looks at one flag per poll loop (a relaxed load) and
+/// takes the lock only when asked.
+#[derive(Debug, Default)]
+pub struct LatencyControl {
+    asked: AtomicBool,
+    state: Mutex<LatencyRequests>,
+}
+
+#[derive(Debug, Default)]
+struct LatencyRequests {
+    reset: bool,
+    /// Requests made / answered so far.
+    made: u64,
+    answered: u64,
+    last: Option<LatencyWindow>,
+}
+
+impl LatencyControl {
+    /// The window since the worker started or since the last reset; with
+    /// `reset`, a new window starts right after it is read. `None` when the
+    /// worker did not answer within `timeout` (not running, or busy in a
+    /// long call).
+    pub fn query(&self, reset: bool, timeout: Duration) -> Option<LatencyWindow> {
+        let ticket = self.ask(reset)?;
+        self.answer(ticket, timeout)
+    }
+
+    /// The first half of [`LatencyControl::query`], so that several
+    /// workers can be asked at once; returns the ticket for `answer`.
+    pub fn ask(&self, reset: bool) -> Option<u64> {
+        let mut st = self.state.lock().ok()?;
+        st.reset |= reset;
+        st.made += 1;
+        // Set under the lock: the worker clears it under the lock too, so
+        // a request is never missed.
+        self.asked.store(true, Ordering::Release);
+        Some(st.made)
+    }
+
+    /// The second half: wait until the request `ticket` (or a later one)
+    /// has been answered.
+    pub fn answer(&self, ticket: u64, timeout: Duration) -> Option<LatencyWindow> {
+        let t0 = Instant::now();
+        loop {
+            {
+                let st = self.state.lock().ok()?;
+                if st.answered >= ticket {
+                    return st.last;
+                }
+            }
+            if t0.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// The worker's side: answer every request made so far.
+    #[cold]
+    fn serve(&self, h: &mut hdrhistogram::Histogram<u64>) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        self.asked.store(false, Ordering::Relaxed);
+        st.last = Some(LatencyWindow::of(h));
+        if std::mem::take(&mut st.reset) {
+            h.reset();
+        }
+        st.answered = st.made;
+    }
+}
+
 /// One worker's queues: rx and tx queue `i` belong to port index `i`.
 pub struct Worker<P: Pipeline> {
     pub rx: Vec<RxQueue>,
@@ -175,6 +272,7 @@ pub struct Worker<P: Pipeline> {
     /// Per-burst processing time in TSC ticks (rx to tx of one burst), when
     /// measuring: recording is a few instructions, no allocation.
     latency: Option<hdrhistogram::Histogram<u64>>,
+    latency_control: Option<Arc<LatencyControl>>,
 }
 
 /// How many times a full tx queue is retried before its packets are dropped.
@@ -193,6 +291,7 @@ impl<P: Pipeline> Worker<P> {
             pending_handoff: 0,
             emitted: Vec::with_capacity(2 * BURST_SIZE),
             latency: None,
+            latency_control: None,
         }
     }
 
@@ -200,6 +299,14 @@ impl<P: Pipeline> Worker<P> {
     pub fn with_latency(mut self) -> Self {
         // 3 significant digits up to 10 s worth of ticks at 5 GHz.
         self.latency = hdrhistogram::Histogram::new_with_bounds(1, 50_000_000_000, 3).ok();
+        self
+    }
+
+    /// Measure per-burst processing time and let `ctl` read and reset the
+    /// histogram while the worker runs.
+    pub fn with_latency_control(mut self, ctl: Arc<LatencyControl>) -> Self {
+        self = self.with_latency();
+        self.latency_control = Some(ctl);
         self
     }
 
@@ -227,6 +334,11 @@ impl<P: Pipeline> Worker<P> {
     /// One pass over every rx queue and the incoming hand-off rings.
     /// Returns the packets received.
     pub fn poll_once(&mut self, now_tsc: u64) -> usize {
+        if let (Some(ctl), Some(h)) = (&self.latency_control, self.latency.as_mut()) {
+            if ctl.asked.load(Ordering::Relaxed) {
+                ctl.serve(h);
+            }
+        }
         let mut burst = Burst::new();
         let mut drops = [0u64; DropReason::COUNT];
         let mut received = 0;
@@ -411,5 +523,62 @@ impl<P: Pipeline> Worker<P> {
         let dropped = burst.len() as u64;
         burst.drain().for_each(drop);
         dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(values: &[u64]) -> hdrhistogram::Histogram<u64> {
+        let mut h = hdrhistogram::Histogram::new_with_bounds(1, 1_000_000, 3).unwrap();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn latency_window_read_and_reset_by_another_thread() {
+        let ctl = Arc::new(LatencyControl::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // The "worker": records 100 then 200 forever, answering requests
+        // once per loop as Worker::poll_once does.
+        let worker = {
+            let (ctl, stop) = (ctl.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut h = histogram(&[100]);
+                let mut v = 100;
+                while !stop.load(Ordering::Relaxed) {
+                    if ctl.asked.load(Ordering::Relaxed) {
+                        ctl.serve(&mut h);
+                        v = 200;
+                    }
+                    h.record(v).unwrap();
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let t = Duration::from_secs(5);
+        let first = ctl.query(true, t).expect("answer");
+        assert!(first.bursts > 0);
+        assert_eq!((first.p50, first.max), (100, 100));
+        // After the reset only 200s are recorded (at least one: the
+        // worker records after answering).
+        let second = ctl.query(false, t).expect("answer");
+        assert_eq!((second.p50, second.p999), (200, 200));
+        let third = ctl.query(false, t).expect("answer");
+        assert!(third.bursts >= second.bursts, "no reset without asking");
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+        // Nobody answers any more.
+        assert_eq!(ctl.query(false, Duration::from_millis(20)), None);
+    }
+
+    #[test]
+    fn latency_window_percentiles() {
+        let w = LatencyWindow::of(&histogram(&(1..=1000).collect::<Vec<_>>()));
+        assert_eq!(w.bursts, 1000);
+        assert_eq!((w.p50, w.p99, w.p999, w.max), (500, 990, 999, 1000));
     }
 }

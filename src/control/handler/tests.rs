@@ -266,6 +266,12 @@ fn timeouts_set_and_get() {
     );
 }
 
+#[test]
+fn latency_without_measurement_is_an_error() {
+    let mut h = handler();
+    assert!(err(h.handle(Request::Latency { reset: true })).contains("--latency"));
+}
+
 /// A rule set from ipvsadm-save text, through rvsadm's own restore parser.
 fn restore_set(text: &str) -> proto::RuleSet {
     restore::restore(text, proto::RuleSet::default())

@@ -1,13 +1,21 @@
 //! Synthetic client traffic for throughput tests: N flows (client address and
 //! port) toward a VIP, as TCP openings, established-flow segments, whole
 //! connection lifecycles or UDP, written as a pcap capture that a packet
-//! generator (`dpdk-testpmd` replaying it with `net_pcap`) sends at full rate.
+//! generator (`dpdk-testpmd` replaying it with `net_pcap`, or `rvsgen send`)
+//! sends. [`pcap`] reads and writes the captures, [`Pacer`] spreads a
+//! target packet rate over time for `rvsgen send`.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::Ipv4Addr;
 
 use crate::wire::checksum;
 use crate::wire::fuzz::XorShift;
+
+mod pace;
+mod pcap;
+
+pub use pace::Pacer;
+pub use pcap::{PcapReader, PcapWriter};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pattern {
@@ -201,44 +209,6 @@ pub fn generate(
     Ok(n)
 }
 
-/// A pcap (libpcap 2.4, Ethernet) writer.
-pub struct PcapWriter<W: Write> {
-    out: W,
-    count: u64,
-}
-
-impl<W: Write> PcapWriter<W> {
-    pub fn new(mut out: W) -> io::Result<Self> {
-        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?;
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?;
-        out.write_all(&0u32.to_le_bytes())?;
-        out.write_all(&65535u32.to_le_bytes())?;
-        out.write_all(&1u32.to_le_bytes())?; // LINKTYPE_ETHERNET
-        Ok(PcapWriter { out, count: 0 })
-    }
-
-    pub fn write(&mut self, frame: &[u8]) -> io::Result<()> {
-        // Microsecond timestamps, one per packet: only the order matters.
-        let us = self.count;
-        self.out
-            .write_all(&((us / 1_000_000) as u32).to_le_bytes())?;
-        self.out
-            .write_all(&((us % 1_000_000) as u32).to_le_bytes())?;
-        self.out.write_all(&(frame.len() as u32).to_le_bytes())?;
-        self.out.write_all(&(frame.len() as u32).to_le_bytes())?;
-        self.out.write_all(frame)?;
-        self.count += 1;
-        Ok(())
-    }
-
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.out.flush()?;
-        Ok(self.count)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,15 +265,5 @@ mod tests {
         assert_eq!(count(Pattern::Established { rounds: 3 }), 400);
         assert_eq!(count(Pattern::Lifecycle), 500);
         assert_eq!(count(Pattern::Udp { rounds: 2 }), 200);
-    }
-
-    #[test]
-    fn pcap_layout() {
-        let mut buf = Vec::new();
-        let mut w = PcapWriter::new(&mut buf).unwrap();
-        w.write(&[1, 2, 3]).unwrap();
-        assert_eq!(w.finish().unwrap(), 1);
-        assert_eq!(buf.len(), 24 + 16 + 3);
-        assert_eq!(&buf[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
     }
 }
