@@ -565,9 +565,11 @@ impl<'a> RvsdOpts<'a> {
 }
 
 /// EAL memory (MiB) for a pool of `mbufs` buffers of rvsd's size (2176
-/// bytes of data room) plus everything else.
+/// bytes of data room) plus everything else. Without hugepages a buffer
+/// takes a whole 4 KiB page: DPDK keeps each mempool object within one
+/// page, and two of these (2.3 KiB with headers) do not fit in one.
 pub fn mem_for_mbufs(mbufs: u64) -> u64 {
-    512 + mbufs * 2560 / (1 << 20)
+    512 + mbufs * 4096 / (1 << 20)
 }
 
 pub struct Rvsd {

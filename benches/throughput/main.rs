@@ -131,9 +131,12 @@ fn testpmd_row(
     ];
     let mut fwd = Testpmd::spawn(&e, &app);
     fwd.cmd(&format!("set fwd {mode}"));
-    fwd.cmd("start");
     assert!(wait_for(30.0, || sock.exists()), "testpmd memif server");
     let gen = generator(s, ack, &sock, true, false);
+    // Forwarding starts once the generator is connected: a memif server
+    // reading its rings while a peer connects (or leaves) may crash.
+    std::thread::sleep(Duration::from_millis(1500));
+    fwd.cmd("start");
     std::thread::sleep(Duration::from_secs(2));
     fwd.cmd("clear port stats all");
     let t0 = Instant::now();
@@ -147,6 +150,10 @@ fn testpmd_row(
     let gout = gen.quit();
     let out = fwd.quit();
     let st = testpmd_port_stats(&out);
+    assert!(
+        st.contains_key(&1),
+        "testpmd printed no port statistics:\n{out}"
+    );
     let (rx, _) = st.get(&0).copied().unwrap_or_default();
     let (_, tx) = st.get(&1).copied().unwrap_or_default();
     let mut r = row_base(&format!("testpmd {mode}"), "testpmd", workers, 1000);

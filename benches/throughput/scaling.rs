@@ -99,6 +99,10 @@ fn testpmd_row(s: &Scratch, workers: u16, flows: u32, ack: &[(PathBuf, u64)], se
     let dt = t0.elapsed().as_secs_f64();
     let out = tp.quit();
     let st = testpmd_port_stats(&out);
+    assert!(
+        st.contains_key(&1),
+        "testpmd printed no port statistics:\n{out}"
+    );
     let (_, tx) = st.get(&1).copied().unwrap_or_default();
     let mut r = base(
         &format!("testpmd macswap {}", flows_label(flows)),
@@ -188,6 +192,14 @@ fn rvsd_row(
     r["mpps"] = json!(delta("worker.tx") as f64 / dt / 1e6);
     r["rx_mpps"] = json!(delta("worker.rx") as f64 / dt / 1e6);
     r["seconds"] = json!(dt);
+    // Each queue's capture holds only the flows its worker owns: every
+    // worker receives, nothing is handed off.
+    r["split_ok"] = json!(
+        per_worker.len() == workers as usize
+            && per_worker.iter().all(|w| {
+                w["rx_mpps"].as_f64().unwrap_or(0.0) > 0.0 && w["handoffs"].as_u64() == Some(0)
+            })
+    );
     r["per_worker"] = json!(per_worker);
     r["drops_in_window"] = json!(drops);
     r["handoffs_in_window"] = json!(delta("worker.handoff_out"));
