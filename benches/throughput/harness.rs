@@ -327,6 +327,14 @@ impl Testpmd {
         }
     }
 
+    /// Wait until testpmd has printed `text` (e.g. after a command whose
+    /// effect must have happened before going on); false after `secs`.
+    pub fn wait_output(&mut self, text: &str, secs: f64) -> bool {
+        let out = self.out.clone();
+        wait_for(secs, || out.lock().unwrap().contains(text) || !self.alive())
+            && out.lock().unwrap().contains(text)
+    }
+
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
