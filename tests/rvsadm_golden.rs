@@ -410,6 +410,6 @@ fn docs_examples_decode() {
             resps += 1;
         }
     }
-    assert_eq!(reqs, 20, "one example per request form");
-    assert_eq!(resps, 10, "one example per response");
+    assert_eq!(reqs, 22, "one example per request form");
+    assert_eq!(resps, 11, "one example per response");
 }
