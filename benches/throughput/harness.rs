@@ -293,7 +293,16 @@ pub fn testpmd_available() -> bool {
 
 impl Testpmd {
     pub fn spawn(eal: &[String], app: &[String]) -> Testpmd {
-        let mut child = Command::new("dpdk-testpmd")
+        // Line-buffered output (stdbuf execs testpmd, same pid): its stdout
+        // is a pipe, and what it printed is waited for (`wait_output`).
+        let mut cmd = if Path::new("/usr/bin/stdbuf").exists() {
+            let mut c = Command::new("/usr/bin/stdbuf");
+            c.args(["-oL", "dpdk-testpmd"]);
+            c
+        } else {
+            Command::new("dpdk-testpmd")
+        };
+        let mut child = cmd
             .args(eal)
             .arg("--")
             .arg("-i")
