@@ -274,6 +274,7 @@ fn paced_rvsgen_through_rvsd() {
         .map(|(_, v)| *v)
         .sum();
     assert_eq!(dropped, 0, "{c:?}");
+    assert!(get(&c, "worker.drop.tx-full") <= 2, "{c:?}");
     assert!(get(&c, "worker.tx") >= frames, "{c:?}");
     assert_eq!(lcores.len(), 2);
     for (l, (_, n)) in lcores.iter().zip(&inp) {

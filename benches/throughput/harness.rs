@@ -293,7 +293,16 @@ pub fn testpmd_available() -> bool {
 
 impl Testpmd {
     pub fn spawn(eal: &[String], app: &[String]) -> Testpmd {
-        let mut child = Command::new("dpdk-testpmd")
+        // Line-buffered output (stdbuf execs testpmd, same pid): its stdout
+        // is a pipe, and what it printed is waited for (`wait_output`).
+        let mut cmd = if Path::new("/usr/bin/stdbuf").exists() {
+            let mut c = Command::new("/usr/bin/stdbuf");
+            c.args(["-oL", "dpdk-testpmd"]);
+            c
+        } else {
+            Command::new("dpdk-testpmd")
+        };
+        let mut child = cmd
             .args(eal)
             .arg("--")
             .arg("-i")
@@ -325,6 +334,14 @@ impl Testpmd {
             let _ = writeln!(s, "{line}");
             let _ = s.flush();
         }
+    }
+
+    /// Wait until testpmd has printed `text` (e.g. after a command whose
+    /// effect must have happened before going on); false after `secs`.
+    pub fn wait_output(&mut self, text: &str, secs: f64) -> bool {
+        let out = self.out.clone();
+        wait_for(secs, || out.lock().unwrap().contains(text) || !self.alive())
+            && out.lock().unwrap().contains(text)
     }
 
     pub fn alive(&mut self) -> bool {

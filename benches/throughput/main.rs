@@ -646,7 +646,11 @@ fn main() {
         }
     }
     let scaling_rows = scaling::rows(&s, &o.workers, &[1000, o.big_flows], o.secs, &want);
-    let mut md = markdown(&rows, &load);
+    let mut md = if rows.is_empty() {
+        format!("load average at start: {load}\n")
+    } else {
+        markdown(&rows, &load)
+    };
     if !scaling_rows.is_empty() {
         md.push_str(&scaling::markdown(&scaling_rows));
     }

@@ -253,9 +253,8 @@ impl Replay {
                 burst
             };
             let n = pacer.due(now, want as u64) as usize;
-            // Frames coming back (ARP, replies) are freed every 100 µs, so
-            // the peer's ring never fills; not more often: a receive call
-            // may cost a system call (memif reads its interrupt eventfd).
+            // Frames coming back (ARP, replies) are freed every 100 µs:
+            // often enough that the peer's ring never fills.
             if now.wrapping_sub(last_drain) >= drain_every {
                 last_drain = now;
                 if !self.rx.is_empty() {
@@ -293,9 +292,7 @@ impl Replay {
             queues,
         }
     }
-}
 
-impl Replay {
     /// Keep the port open for `d` (or until `stop`), freeing what comes
     /// back now and then.
     pub fn linger(&mut self, d: Duration, stop: &AtomicBool) {
