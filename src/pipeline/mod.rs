@@ -352,16 +352,11 @@ impl Balancer {
         if !vip && self.net.port(port).is_some_and(|i| i.is_own(&h.dst)) {
             return None;
         }
-        Some(Packet {
+        Some(engine_packet(
+            h,
             proto,
-            src: h.src,
-            sport: h.src_port,
-            dst: h.dst,
-            dport: h.dst_port,
-            tcp_flags: TcpFlags(h.tcp_flags.0),
-            dir: if vip { Direction::In } else { Direction::Out },
-            len: h.l3_len as u32,
-        })
+            if vip { Direction::In } else { Direction::Out },
+        ))
     }
 
     /// [`Balancer::process`] for a frame the caller already parsed (`h`
@@ -411,16 +406,7 @@ impl Balancer {
         } else {
             Direction::Out
         };
-        let pkt = Packet {
-            proto,
-            src: h.src,
-            sport: h.src_port,
-            dst: h.dst,
-            dport: h.dst_port,
-            tcp_flags: TcpFlags(h.tcp_flags.0),
-            dir,
-            len: h.l3_len as u32,
-        };
+        let pkt = engine_packet(h, proto, dir);
         match self.engine.process(&pkt, now) {
             Verdict::Forward(f) => self.forward(port, buf, h, &f, dir),
             Verdict::Drop(r) => Action::Drop(Drop::Lb(r)),
@@ -582,6 +568,21 @@ impl Balancer {
             Ok(Applied::Reply(_)) => Action::Reply,
             Err(e) => Action::Drop(Drop::Fwd(e)),
         }
+    }
+}
+
+/// The engine's view of a parsed TCP/UDP packet.
+#[inline(always)]
+fn engine_packet(h: &Headers, proto: Protocol, dir: Direction) -> Packet {
+    Packet {
+        proto,
+        src: h.src,
+        sport: h.src_port,
+        dst: h.dst,
+        dport: h.dst_port,
+        tcp_flags: TcpFlags(h.tcp_flags.0),
+        dir,
+        len: h.l3_len as u32,
     }
 }
 
