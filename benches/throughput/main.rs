@@ -107,6 +107,25 @@ fn row_base(name: &str, dut: &str, workers: u16, flows: u64) -> Value {
     })
 }
 
+/// testpmd forwarding from `rx_dev` to the null port on `workers` lcores
+/// (`extra`: further application arguments); the ceiling rows' device
+/// under test.
+pub(crate) fn forwarder(
+    mut eal: Vec<String>,
+    rx_dev: String,
+    workers: u16,
+    extra: &[String],
+) -> Testpmd {
+    eal.extend(["--vdev".into(), rx_dev, "--vdev".into(), NULL_DEV.into()]);
+    let mut app = vec![
+        format!("--nb-cores={workers}"),
+        format!("--rxq={workers}"),
+        format!("--txq={workers}"),
+    ];
+    app.extend_from_slice(extra);
+    Testpmd::spawn(&eal, &app)
+}
+
 /// The testpmd ceiling: io or macswap between the memif server and null.
 fn testpmd_row(
     s: &Scratch,
@@ -116,20 +135,12 @@ fn testpmd_row(
     ack: &[(std::path::PathBuf, u64)],
 ) -> Value {
     let sock = s.path(&format!("tp-{mode}-{workers}.memif"));
-    let mut e = dut_eal(&dut_lcores(workers), 1024, &s.prefix("fwd"));
-    e.extend([
-        "--vdev".into(),
+    let mut fwd = forwarder(
+        dut_eal(&dut_lcores(workers), 1024, &s.prefix("fwd")),
         memif("server", &sock),
-        "--vdev".into(),
-        NULL_DEV.into(),
-    ]);
-    let app = vec![
-        format!("--nb-cores={workers}"),
-        format!("--rxq={workers}"),
-        format!("--txq={workers}"),
-        "--total-num-mbufs=65536".into(),
-    ];
-    let mut fwd = Testpmd::spawn(&e, &app);
+        workers,
+        &["--total-num-mbufs=65536".into()],
+    );
     fwd.cmd(&format!("set fwd {mode}"));
     assert!(wait_for(30.0, || sock.exists()), "testpmd memif server");
     let gen = generator(s, ack, &sock, true, false);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::harness::*;
-use super::{attempt, flows_label, window_latency, with_load, NULL_DEV};
+use super::{attempt, flows_label, forwarder, window_latency, with_load, NULL_DEV};
 
 /// Capture files, one per queue, with their frame counts.
 type Pcaps = Vec<(PathBuf, u64)>;
@@ -69,26 +69,20 @@ fn base(name: &str, dut: &str, workers: u16, flows: u32, frames: u64) -> Value {
 fn testpmd_row(s: &Scratch, workers: u16, flows: u32, ack: &[(PathBuf, u64)], secs: f64) -> Value {
     let frames: u64 = ack.iter().map(|p| p.1).sum();
     let mbufs = frames + 65536;
-    let mut e = eal(
-        &lcores(workers),
-        mem_for_mbufs(mbufs),
-        &s.prefix("scale-tp"),
-    );
-    e.extend([
-        "--vdev".into(),
+    let mut tp = forwarder(
+        eal(
+            &lcores(workers),
+            mem_for_mbufs(mbufs),
+            &s.prefix("scale-tp"),
+        ),
         pcap_dev(ack),
-        "--vdev".into(),
-        NULL_DEV.into(),
-    ]);
-    let app = vec![
-        format!("--nb-cores={workers}"),
-        format!("--rxq={workers}"),
-        format!("--txq={workers}"),
-        format!("--total-num-mbufs={mbufs}"),
-        // rvsd's data room: the copy the driver makes is the same.
-        "--mbuf-size=2176".into(),
-    ];
-    let mut tp = Testpmd::spawn(&e, &app);
+        workers,
+        &[
+            format!("--total-num-mbufs={mbufs}"),
+            // rvsd's data room: the copy the driver makes is the same.
+            "--mbuf-size=2176".into(),
+        ],
+    );
     tp.cmd("set fwd macswap");
     tp.cmd("start");
     // Loading a large capture takes a while; the commands wait for it.
