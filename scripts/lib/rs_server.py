@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """A test real server: HTTP on the given TCP ports answering its own name
 (plus the client address it saw), a /blob endpoint streaming N pseudo-random
-bytes (random.Random(N), 64 KiB chunks; `--blob-sha N` prints their sha256),
+bytes (random.Random(N), 64 KiB chunks; `--blob-sha N` prints their sha256;
+`/blob/N?rate=R` paces the sending at R bytes per second, so that a slow
+download is slow at the server and nothing piles up in the client's socket),
 POST answering "<name> <sha256 of the body> <length>", every response
 carrying an `X-Server: <name>` header, and UDP echo answering
 "<name> <payload>". IPv4 and IPv6."""
@@ -13,6 +15,8 @@ import socket
 import socketserver
 import struct
 import threading
+import time
+import urllib.parse
 
 
 def blob_chunks(n):
@@ -53,13 +57,25 @@ def main():
 
         def do_GET(self):
             if self.path.startswith("/blob/"):
-                n = int(self.path.split("/")[2])
+                url = urllib.parse.urlsplit(self.path)
+                n = int(url.path.split("/")[2])
+                rate = int(urllib.parse.parse_qs(url.query).get("rate", ["0"])[0])
                 self.send_response(200)
                 self.send_header("X-Server", name)
                 self.send_header("Content-Length", str(n))
                 self.end_headers()
+                self.wfile.flush()
+                start, sent = time.monotonic(), 0
                 for chunk in blob_chunks(n):
-                    self.wfile.write(chunk)
+                    # Paced in 8 KiB pieces on an absolute schedule.
+                    step = 8192 if rate else len(chunk)
+                    for i in range(0, len(chunk), step):
+                        if rate:
+                            ahead = start + sent / rate - time.monotonic()
+                            if ahead > 0:
+                                time.sleep(ahead)
+                        self.wfile.write(chunk[i : i + step])
+                        sent += len(chunk[i : i + step])
                 return
             body = f"{name} {self.client_address[0]}\n".encode()
             self.send_response(200)

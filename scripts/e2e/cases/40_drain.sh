@@ -2,13 +2,16 @@
 # of everything (-C).
 
 # slow_fetch N RATE FILE-PREFIX [curl args]: a background download of
-# /blob/N from VIP4:80 at RATE; headers to PREFIX.hdr, body to PREFIX.body.
+# /blob/N from VIP4:80 that the server paces at RATE bytes per second (a
+# client-side limit would let data received before a rule change sit in
+# the client's socket buffer and trickle out afterwards); headers to
+# PREFIX.hdr, body to PREFIX.body.
 # Waits for the headers; sets FETCH_PID (wait for it to get curl's exit
 # status) and FETCH_SERVER (the answering server's name).
 slow_fetch() {
     local n=$1 rate=$2 f=$3; shift 3
-    cl_bg 40 curl -sS -m 35 --limit-rate "$rate" -D "$f.hdr" -o "$f.body" "$@" \
-        "$(url "$TOPO_VIP4" 80 "/blob/$n")" 2>"$f.err" </dev/null >/dev/null
+    cl_bg 40 curl -sS -m 35 -D "$f.hdr" -o "$f.body" "$@" \
+        "$(url "$TOPO_VIP4" 80 "/blob/$n?rate=$rate")" 2>"$f.err" </dev/null >/dev/null
     FETCH_PID=$!
     bg_on_exit "$FETCH_PID"
     rvs_wait_for 5 grep -q '^X-Server:' "$f.hdr" || { fail "the download did not start"; return 1; }
@@ -21,7 +24,7 @@ c_drain_quiesce() {
     svc_up t "$TOPO_VIP4" 80 rr "1 1 1" 80 -m || return
     local n=4000000 want s names act
     want=$(blob_sha $n)
-    slow_fetch $n 1M "$E2E_CW/dl" || return
+    slow_fetch $n 1000000 "$E2E_CW/dl" || return
     s=$FETCH_SERVER
     say "download on $s"
     adm -e -t "$TOPO_VIP4:80" -r "$(rs4 "${s#rs}"):80" -m -w 0
@@ -42,7 +45,7 @@ c_drain_delete() {
     say "stalls: no byte arrives between 1 s and 3 s after -d), new connections go to the others"
     svc_up t "$TOPO_VIP4" 80 rr "1 1 1" 80 -m || return
     local n=4000000 s names b1 b2
-    slow_fetch $n 500K "$E2E_CW/dl" || return
+    slow_fetch $n 500000 "$E2E_CW/dl" || return
     s=$FETCH_SERVER
     say "download on $s"
     sleep 0.5
