@@ -526,6 +526,38 @@ impl ConnTable {
         }
     }
 
+    /// For a key whose home bucket holds no matching tag but overflowed
+    /// (about 2.5% of keys at full load are placed further on): the next
+    /// bucket, where a probe would look, so that a burst can fetch it
+    /// ahead as well instead of missing twice in a row in
+    /// [`ConnTable::find`]. `None` for every other key.
+    #[inline(always)]
+    pub fn overflow_next(&self, hash: u64) -> Option<usize> {
+        let b = self.bucket_of(hash);
+        let bk = &self.buckets[b];
+        (bk.overflow() != 0 && bk.matches(tag_of(hash)) == 0).then(|| self.next_bucket(b))
+    }
+
+    /// Address of bucket `b` (from [`ConnTable::overflow_next`]).
+    #[inline]
+    pub fn bucket_addr_at(&self, b: usize) -> *const u8 {
+        self.buckets.as_ptr().wrapping_add(b) as *const u8
+    }
+
+    /// [`ConnTable::hint`] in bucket `b` (from [`ConnTable::overflow_next`]).
+    #[inline(always)]
+    pub fn hint_at(&self, b: usize, hash: u64) -> u32 {
+        let Some(bk) = self.buckets.get(b) else {
+            return NO_HINT;
+        };
+        let m = bk.matches(tag_of(hash));
+        if m == 0 {
+            NO_HINT
+        } else {
+            bk.idx[(m.trailing_zeros() as usize).min(SLOTS - 1)]
+        }
+    }
+
     /// Third stage: load the hinted entry (returns a byte of it for the
     /// caller to consume, so that the load is not optimised away). Keep the
     /// loop around this small: the number of these loads in flight is

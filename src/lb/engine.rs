@@ -657,6 +657,28 @@ impl Engine {
             for (h, p) in hint.iter_mut().zip(prep) {
                 *h = self.table.hint(p.hash);
             }
+            // Keys placed past a full home bucket: fetch the next bucket
+            // for all of them, then take their hints from there.
+            let mut next = [usize::MAX; B];
+            let mut spilled = false;
+            for ((nb, h), p) in next.iter_mut().zip(&hint).zip(prep) {
+                if *h == NO_HINT {
+                    if let Some(b) = self.table.overflow_next(p.hash) {
+                        *nb = b;
+                        spilled = true;
+                        if let Some(f) = pf {
+                            f(self.table.bucket_addr_at(b));
+                        }
+                    }
+                }
+            }
+            if spilled {
+                for ((h, nb), p) in hint.iter_mut().zip(&next).zip(prep) {
+                    if *nb != usize::MAX {
+                        *h = self.table.hint_at(*nb, p.hash);
+                    }
+                }
+            }
             if let Some(f) = pf {
                 for h in &hint[..n] {
                     if *h != NO_HINT {

@@ -795,6 +795,49 @@ fn prepared_burst_path_matches() {
     assert_eq!(e.conn_count(), 8);
 }
 
+/// A full table: some keys sit past their overflowing home bucket. The
+/// burst path fetches the next bucket for those and must still find every
+/// connection, in both directions, with and without a prefetch hook.
+#[test]
+fn burst_lookups_find_keys_past_full_buckets() {
+    fn no_prefetch(_: *const u8) {}
+    for hook in [false, true] {
+        let r = nat_rules();
+        let cap = 2000;
+        let mut e = engine(&r, cap);
+        if hook {
+            e.set_prefetch(no_prefetch);
+        }
+        let c = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
+        let n = cap as u32;
+        let syns: Vec<Packet> = (0..n).map(|i| tcp_in(c(i), 1000, SYN)).collect();
+        let mut v = vec![Verdict::Drop(DropReason::NoService); syns.len()];
+        e.process_burst(&syns, Instant(1), &mut v);
+        assert_eq!(e.conn_count(), cap);
+        let spilled = syns
+            .iter()
+            .filter(|p| {
+                let h = Engine::prepare(p).hash;
+                e.table.overflow_next(h).is_some()
+            })
+            .count();
+        assert!(spilled > 0, "the table is full enough for overflow");
+        let acks: Vec<Packet> = (0..n).map(|i| tcp_in(c(i), 1000, ACK)).collect();
+        e.process_burst(&acks, Instant(2), &mut v);
+        let mut replies = Vec::new();
+        for (k, verdict) in v.iter().enumerate() {
+            let f = fwd(*verdict);
+            assert!(!f.new, "ack {k} found its connection");
+            replies.push(tcp_out(f.daddr, f.dport, c(k as u32), 1000, ACK));
+        }
+        e.process_burst(&replies, Instant(3), &mut v);
+        for verdict in &v {
+            assert!(!fwd(*verdict).new);
+        }
+        assert_eq!(e.conn_count(), cap);
+    }
+}
+
 #[test]
 fn measured_size_per_connection() {
     let r = nat_rules();
