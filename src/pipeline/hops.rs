@@ -4,7 +4,7 @@
 //! fixed for the daemon's life; MACs change with the neighbour snapshot, so
 //! the whole cache is dropped when a new snapshot arrives.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::EthernetAddress;
 
@@ -14,6 +14,11 @@ pub struct Hop {
     pub port: u16,
     pub next_hop: IpAddr,
     pub mac: Option<EthernetAddress>,
+    /// The egress port's source addresses toward the target (a tunnel's
+    /// outer source), when the resolver filled them in (real servers:
+    /// addresses and routes are fixed for the daemon's life, so they are
+    /// found once per cached hop instead of once per packet).
+    pub local: Option<(Ipv4Addr, Ipv6Addr)>,
 }
 
 const ADDR_SLOTS: usize = 256;
@@ -99,6 +104,7 @@ mod tests {
             port,
             next_hop: "10.0.0.1".parse().unwrap(),
             mac: Some(EthernetAddress([2, 0, 0, 0, 0, port as u8])),
+            local: None,
         }
     }
 

@@ -509,18 +509,24 @@ impl Balancer {
             Direction::In => f.daddr,
             Direction::Out => h.dst,
         };
-        let (routes, neigh) = (&self.routes, &self.neigh);
-        let resolve = || {
+        // Our addresses matter only for the headers rvs builds (tunnels,
+        // ICMP errors): skip finding them for the common NAT/DR packet.
+        const NONE: (Ipv4Addr, Ipv6Addr) = (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
+        let (routes, neigh, net) = (&self.routes, &self.neigh, &self.net);
+        let resolve = |with_local: bool| {
             let nh = routes.lookup(&target)?;
+            let local =
+                with_local.then(|| net.port(nh.port).map_or(NONE, |i| addrs_for(i, &target)));
             Some(Hop {
                 port: nh.port,
                 next_hop: nh.addr,
                 mac: neigh.lookup(nh.port, &nh.addr),
+                local,
             })
         };
         let hop = match dir {
-            Direction::In => self.hops.dest(f.dest, target, resolve),
-            Direction::Out => self.hops.addr(target, resolve),
+            Direction::In => self.hops.dest(f.dest, target, || resolve(true)),
+            Direction::Out => self.hops.addr(target, || resolve(false)),
         };
         let Some(hop) = hop else {
             return Action::Drop(Drop::NoRoute);
@@ -529,19 +535,16 @@ impl Balancer {
             return Action::Drop(Drop::NoRoute);
         };
         let mac = hop.mac;
-        // Our addresses matter only for the headers rvs builds (tunnels,
-        // ICMP errors): skip finding them for the common NAT/DR packet.
-        const NONE: (Ipv4Addr, Ipv6Addr) = (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
-        let (need_local, need_reply) = forward::env_addrs_needed(h, f);
+        let (need_local, need_reply) = forward::env_addrs_needed(h, f, self.mtu);
         if let (Some(m), false) = (mac, need_local || need_reply) {
             if forward::apply_direct(buf.data_mut(), h, f, dir, m, egress.mac()) {
                 return Action::Tx(hop.port);
             }
         }
-        let (local_v4, local_v6) = if need_local {
-            addrs_for(egress, &target)
-        } else {
-            NONE
+        let (local_v4, local_v6) = match (need_local, hop.local) {
+            (false, _) => NONE,
+            (true, Some(l)) => l,
+            (true, None) => addrs_for(egress, &target),
         };
         let (reply_v4, reply_v6) = match self.net.port(in_port) {
             Some(i) if need_reply => addrs_for(i, &h.src),

@@ -110,7 +110,7 @@ pub fn fuzz_one(data: &[u8]) {
                     check(&h, valid, buf.data(), r);
                     // The addresses `env_addrs_needed` says are not read
                     // may be left unspecified: same outcome, same bytes.
-                    let (need_local, need_reply) = env_addrs_needed(&h, &f);
+                    let (need_local, need_reply) = env_addrs_needed(&h, &f, env.mtu);
                     let id = Cell::new(id0);
                     let lean = Env {
                         local_v4: if need_local {

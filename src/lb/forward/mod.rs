@@ -301,9 +301,25 @@ pub fn apply_direct(
 /// left unspecified, so that the caller skips looking them up for the
 /// common NAT/DR packet. Kept next to `apply`, which must agree with it.
 #[inline]
-pub fn env_addrs_needed(hdr: &Headers, fwd: &Forward) -> (bool, bool) {
-    let tunnel = matches!(fwd.fwd, FwdMethod::Tunnel { .. });
-    (tunnel, tunnel || hdr.ttl <= 1)
+pub fn env_addrs_needed(hdr: &Headers, fwd: &Forward, mtu: u16) -> (bool, bool) {
+    match fwd.fwd {
+        FwdMethod::Tunnel {
+            tun_type,
+            port,
+            csum,
+        } => {
+            // A reply (too big) only when the encapsulated packet would
+            // exceed the MTU.
+            let tun = tunnel::Tunnel {
+                kind: tun_type,
+                port,
+                csum,
+            };
+            let too_big = hdr.l3_len as usize + tun.overhead(&fwd.daddr) > mtu as usize;
+            (true, too_big || hdr.ttl <= 1)
+        }
+        _ => (false, hdr.ttl <= 1),
+    }
 }
 
 /// The headers must be IP and describe exactly this frame.

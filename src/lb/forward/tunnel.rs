@@ -213,8 +213,11 @@ pub fn apply<B: PacketBuf>(
             (b0 << 4) | (b1 >> 4),
             u32::from_be_bytes([0, b1 & 0x0f, b2, b3]),
         )
-    } else {
+    } else if outer_v6 {
         (b1, flow_hash(h) & 0x000f_ffff)
+    } else {
+        // The flow label exists only in an IPv6 outer header.
+        (b1, 0)
     };
     let tos = ecn_encap(tos);
     let inner_sum = if tun.checksummed() {
