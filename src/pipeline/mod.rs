@@ -14,6 +14,7 @@ use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::lb::dest::{FwdMethod, TunType};
 use crate::lb::engine::{self, Direction, Engine, Packet, Verdict};
 use crate::lb::forward::{self, Applied, Env, FwdError};
 use crate::lb::rules::Snapshot;
@@ -538,6 +539,33 @@ impl Balancer {
         let (need_local, need_reply) = forward::env_addrs_needed(h, f, self.mtu);
         if let (Some(m), false) = (mac, need_local || need_reply) {
             if forward::apply_direct(buf.data_mut(), h, f, dir, m, egress.mac()) {
+                return Action::Tx(hop.port);
+            }
+        }
+        if let (
+            Some(m),
+            false,
+            Direction::In,
+            FwdMethod::Tunnel {
+                tun_type: TunType::Ipip,
+                ..
+            },
+            IpAddr::V4(d),
+        ) = (mac, need_reply, dir, f.fwd, f.daddr)
+        {
+            let local = hop
+                .local
+                .map_or_else(|| addrs_for(egress, &target).0, |l| l.0);
+            if forward::tunnel::ipip4_direct(
+                buf,
+                h,
+                d,
+                local,
+                self.mtu,
+                &self.ip_id,
+                m,
+                egress.mac(),
+            ) {
                 return Action::Tx(hop.port);
             }
         }

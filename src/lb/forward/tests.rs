@@ -1030,3 +1030,92 @@ fn fuzz_mutation_loop() {
         "{iters} iterations, {parsed} parsed"
     );
 }
+
+// ---- the data path's direct rewrites against `apply` ----
+
+/// `apply_direct` (NAT, DR) and `tunnel::ipip4_direct` write exactly the
+/// bytes (and take the IP ids) that `apply` does, or leave the frame
+/// untouched for `apply` to handle: over TTLs, DF, ECN, padding, VLAN tags,
+/// UDP without checksum, MTUs and headroom.
+#[test]
+fn direct_paths_match_apply() {
+    let (c, v, rs) = (v4("10.0.0.1"), v4("10.0.0.100"), v4("192.168.10.5"));
+    let ipip = tunnel(TunType::Ipip, TunCsum::NoCsum);
+    let mut taken = [0usize; 4];
+    for (mi, (method, dir)) in [
+        (masq(), In),
+        (masq(), Out),
+        (FwdMethod::Route, In),
+        (ipip, In),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = fwd(method, rs, 8080, v, 80);
+        for udp in [false, true] {
+            for (ttl, df, tos, pad, vlan, zero) in [
+                (64, true, 0x00, 0, None, false),
+                (64, false, 0x2b, 0, None, false),
+                (2, true, 0x03, 0, None, true),
+                (1, true, 0x00, 0, None, false),
+                (64, true, 0x00, 0, Some(5), false),
+                (64, true, 0x00, 20, None, false),
+            ] {
+                let (src, sport, dst, dport) = match dir {
+                    In => (c, 40000, v, 80),
+                    Out => (rs, 8080, c, 40000),
+                };
+                let p = if udp {
+                    Pkt::udp(src, sport, dst, dport)
+                } else {
+                    Pkt::tcp(src, sport, dst, dport)
+                };
+                let p = p.with(|p| {
+                    (p.ttl, p.df, p.tos, p.vlan, p.udp_zero) = (ttl, df, tos, vlan, zero);
+                    if pad > 0 {
+                        p.payload.clear();
+                    }
+                });
+                let mut frame = p.frame();
+                frame.resize(frame.len() + pad, 0);
+                let h = parse_frame(&frame).unwrap();
+                for mtu in [1500u16, 40] {
+                    for headroom in [128usize, 0] {
+                        let id = Cell::new(0x1000);
+                        let mut general = VecBuf::with_frame(&frame, headroom, 256);
+                        let r = apply(&mut general, &h, &f, dir, &env(&id, mtu));
+                        let direct_id = Cell::new(0x1000);
+                        let mut direct = VecBuf::with_frame(&frame, headroom, 256);
+                        let done = if mi == 3 {
+                            let IpAddr::V4(d) = rs else { unreachable!() };
+                            tunnel::ipip4_direct(
+                                &mut direct,
+                                &h,
+                                d,
+                                LOCAL4,
+                                mtu,
+                                &direct_id,
+                                RS_MAC,
+                                LB_OUT_MAC,
+                            )
+                        } else {
+                            apply_direct(direct.data_mut(), &h, &f, dir, RS_MAC, LB_OUT_MAC)
+                        };
+                        let case = format!("{method:?} {dir:?} udp={udp} ttl={ttl} df={df} tos={tos:#x} pad={pad} vlan={vlan:?} mtu={mtu} headroom={headroom}");
+                        if done {
+                            taken[mi] += 1;
+                            assert_eq!(r, Ok(Applied::Transmit), "{case}");
+                            assert_frames_eq(&direct.to_vec(), &general.to_vec());
+                            assert_eq!(direct_id.get(), id.get(), "{case}");
+                        } else {
+                            assert_eq!(direct.to_vec(), frame, "{case}: untouched");
+                            assert_eq!(direct_id.get(), 0x1000, "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Every direct path is taken by the common frames.
+    assert!(taken.iter().all(|&n| n >= 4), "{taken:?}");
+}

@@ -35,12 +35,13 @@
 //! IPv6 packets with extension headers and other protocols are summed in
 //! full.
 
-use std::net::IpAddr;
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::lb::dest::{TunCsum, TunType};
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
-use crate::wire::{checksum, rewrite, IpProtocol};
+use crate::wire::{checksum, rewrite, EthernetAddress, IpProtocol};
 
 use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, Env, FwdError};
 
@@ -322,4 +323,90 @@ pub fn apply<B: PacketBuf>(
         }
     }
     Ok(Applied::Transmit)
+}
+
+/// [`apply`]'s common case without an [`Env`]: IPIP of an untagged IPv4
+/// packet (TTL above 1, not an ICMP error) to an IPv4 real server `daddr`
+/// from `local`, within `mtu` once wrapped, in a buffer with headroom for
+/// the outer header. Writes exactly what `apply` and the MAC rewrite
+/// would (the IP id from `ip_id`, as [`Env::next_ip_id`]) and returns
+/// true; returns false with the buffer untouched for anything else. `h`
+/// must be what the parser returned for this frame.
+#[allow(clippy::too_many_arguments)]
+pub fn ipip4_direct<B: PacketBuf>(
+    buf: &mut B,
+    h: &Headers,
+    daddr: Ipv4Addr,
+    local: Ipv4Addr,
+    mtu: u16,
+    ip_id: &Cell<u16>,
+    dst_mac: EthernetAddress,
+    src_mac: EthernetAddress,
+) -> bool {
+    let inner_len = h.l3_len as usize;
+    let total = inner_len + 20;
+    if h.l3 != L3::Ipv4
+        || h.l3_offset != 14
+        || h.ttl <= 1
+        || h.is_icmp_error()
+        || local.is_unspecified()
+        || total > mtu as usize
+        || buf.headroom() < 20
+        || buf.len() != 14 + inner_len + h.padding as usize
+    {
+        return false;
+    }
+    let f = buf.data_mut();
+    let Some(Ok(inner)) = f.get_mut(14..34).map(<&mut [u8; 20]>::try_from) else {
+        return false;
+    };
+    if inner[8] <= 1 {
+        return false;
+    }
+    // The inner TTL, as rewrite::decrement_ttl does it.
+    let old = u16::from_be_bytes([inner[8], inner[9]]);
+    let ttl = inner[8] - 1;
+    let new = ((ttl as u16) << 8) | (old & 0xff);
+    let c = checksum::update_u16(u16::from_be_bytes([inner[10], inner[11]]), old, new);
+    inner[8] = ttl;
+    inner[10..12].copy_from_slice(&c.to_be_bytes());
+    let tos = ecn_encap(inner[1]);
+    if h.padding > 0 && !buf.trim(h.padding as usize) {
+        return false;
+    }
+    // Headroom was checked: the outer header goes in front, the Ethernet
+    // header moves to the new front (ethertype stays IPv4).
+    if buf.prepend(20).is_none() {
+        return false;
+    }
+    let f = buf.data_mut();
+    f.copy_within(20..34, 0);
+    let Some(Ok(head)) = f.get_mut(..34).map(<&mut [u8; 34]>::try_from) else {
+        return false;
+    };
+    head[..6].copy_from_slice(&dst_mac.0);
+    head[6..12].copy_from_slice(&src_mac.0);
+    let id = ip_id.get();
+    ip_id.set(id.wrapping_add(1));
+    let t = total as u16;
+    let ip = &mut head[14..34];
+    ip[..12].copy_from_slice(&[
+        0x45,
+        tos,
+        (t >> 8) as u8,
+        t as u8,
+        (id >> 8) as u8,
+        id as u8,
+        if h.dont_frag { 0x40 } else { 0 },
+        0,
+        ttl,
+        IpProtocol::IPIP.0,
+        0,
+        0,
+    ]);
+    ip[12..16].copy_from_slice(&local.octets());
+    ip[16..20].copy_from_slice(&daddr.octets());
+    let c = checksum::checksum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    true
 }
