@@ -37,6 +37,9 @@
 //!   SYNs from distinct clients) for a NAT service with 8 real servers and
 //!   each of the 14 schedulers, into an empty table sized for 512k; new
 //!   connections per second (best and median run).
+//! - `mem/floor/<n>`: the memory floor under the `est` rows: two dependent
+//!   random cache lines per packet over a table-sized index and entry
+//!   array, fetched a burst at a time; nothing else.
 //! - `mem/1m`: bytes per connection at 1 000 000 NAT connections, from
 //!   `Engine::memory_bytes`, cross-checked with the process RSS delta
 //!   (/proc/self/statm) over creating the engine and filling it.
@@ -969,6 +972,88 @@ fn memory_row(cfg: &Cfg, rows: &mut Vec<Row>) {
     drop(e);
 }
 
+/// `mem/floor/<n>`: the least the memory of an n-connection table costs
+/// per packet, whatever the code: a random index line (of as many buckets
+/// as the table has) then the entry line it names (of n), 64 bytes each,
+/// fetched for 32 packets at a time as the burst path does (prefetch all
+/// index lines, read them, prefetch all entries, read them). No hashing,
+/// no key compare, no state; the random draw is included (about 2 ns). The
+/// floor under the `est/*/<n>` rows, on the same kind of pages.
+fn floor_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
+    for (label, n) in [("1k", 1_000usize), ("1m", 1_000_000)] {
+        let name = format!("mem/floor/{label}");
+        if !cfg.wants(&name) {
+            continue;
+        }
+        eprintln!("running {name}");
+        let l = rvs::lb::conntable::ConnTable::layout(n);
+        let mut rng = Rng(0x51ee_d000 ^ n as u64);
+        let buckets: Vec<[u64; 8]> = (0..l.buckets)
+            .map(|_| [rng.below(l.conns as u32) as u64; 8])
+            .collect();
+        let entries: Vec<[u64; 8]> = vec![[1; 8]; l.conns];
+        let pkts = if cfg.quick { 200_000 } else { 4_000_000 };
+        let runs = if cfg.quick { 1 } else { 5 };
+        let mut means = Vec::new();
+        let mut acc = 0u64;
+        for r in 0..=runs {
+            let t0 = Wall::now();
+            for _ in 0..pkts / BURST {
+                let mut b = [0usize; BURST];
+                for x in b.iter_mut() {
+                    *x = rng.below(l.buckets as u32) as usize;
+                    fetch(&buckets[*x]);
+                }
+                let mut e = [0usize; BURST];
+                for (x, bi) in e.iter_mut().zip(&b) {
+                    *x = buckets[*bi][0] as usize;
+                    fetch(&entries[*x]);
+                }
+                for x in &e {
+                    acc = acc.wrapping_add(entries[*x][1]);
+                }
+            }
+            if r > 0 {
+                means.push(t0.elapsed().as_nanos() as f64 / pkts as f64);
+            }
+        }
+        black_box(acc);
+        means.sort_by(f64::total_cmp);
+        let (best, median) = (means[0], means[means.len() / 2]);
+        let what = format!(
+            "2 dependent random 64-byte lines per packet (index of {} buckets, then entry of {}), bursts of 32, prefetched",
+            l.buckets, l.conns
+        );
+        rows.push(Row {
+            json: serde_json::json!({
+                "name": name, "what": what, "unit": "ns/pkt",
+                "best": best, "median": median, "runs": means,
+                "buckets": l.buckets, "entries": l.conns,
+            }),
+            name,
+            what,
+            unit: "ns/pkt",
+            best,
+            median,
+            p50: None,
+            p99: None,
+            p999: None,
+            extra: String::new(),
+        });
+    }
+}
+
+/// Start fetching a line: the data plane's prefetch instruction with DPDK,
+/// else nothing (the read loop's loads then overlap on their own, as far
+/// as the reorder window lets them).
+#[inline(always)]
+fn fetch(line: &[u64; 8]) {
+    #[cfg(feature = "dpdk")]
+    rvs::dataplane::prefetch(line.as_ptr().cast());
+    #[cfg(not(feature = "dpdk"))]
+    let _ = line;
+}
+
 fn fmt(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.0}", v)
@@ -997,6 +1082,7 @@ fn main() {
     // First, so that the RSS delta is not blurred by memory earlier rows
     // freed into the allocator.
     memory_row(&cfg, &mut rows);
+    floor_rows(&cfg, &mut rows);
     established_rows(&cfg, &mut rows);
     pipeline_rows(&cfg, &mut rows);
     new_conn_rows(&cfg, &mut rows);
