@@ -240,18 +240,10 @@ pub fn apply<B: PacketBuf>(
     match fwd.fwd {
         FwdMethod::Masq => nat::apply(buf.data_mut(), hdr, fwd, dir, env),
         FwdMethod::Route => dr::apply(buf.data_mut(), hdr, env),
-        FwdMethod::Tunnel {
-            tun_type,
-            port,
-            csum,
-        } => {
-            let tun = tunnel::Tunnel {
-                kind: tun_type,
-                port,
-                csum,
-            };
-            tunnel::apply(buf, hdr, fwd.daddr, &tun, env)
-        }
+        FwdMethod::Tunnel { .. } => match tunnel::Tunnel::of(fwd.fwd) {
+            Some(tun) => tunnel::apply(buf, hdr, fwd.daddr, &tun, env),
+            None => Err(FwdError::Unsupported),
+        },
     }
 }
 
@@ -302,23 +294,14 @@ pub fn apply_direct(
 /// common NAT/DR packet. Kept next to `apply`, which must agree with it.
 #[inline]
 pub fn env_addrs_needed(hdr: &Headers, fwd: &Forward, mtu: u16) -> (bool, bool) {
-    match fwd.fwd {
-        FwdMethod::Tunnel {
-            tun_type,
-            port,
-            csum,
-        } => {
+    match tunnel::Tunnel::of(fwd.fwd) {
+        Some(tun) => {
             // A reply (too big) only when the encapsulated packet would
             // exceed the MTU.
-            let tun = tunnel::Tunnel {
-                kind: tun_type,
-                port,
-                csum,
-            };
             let too_big = hdr.l3_len as usize + tun.overhead(&fwd.daddr) > mtu as usize;
             (true, too_big || hdr.ttl <= 1)
         }
-        _ => (false, hdr.ttl <= 1),
+        None => (false, hdr.ttl <= 1),
     }
 }
 

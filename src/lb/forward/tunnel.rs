@@ -55,6 +55,23 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
+    /// The settings of a `Tunnel` forwarding method; `None` for the others.
+    #[inline]
+    pub fn of(m: crate::lb::dest::FwdMethod) -> Option<Tunnel> {
+        match m {
+            crate::lb::dest::FwdMethod::Tunnel {
+                tun_type,
+                port,
+                csum,
+            } => Some(Tunnel {
+                kind: tun_type,
+                port,
+                csum,
+            }),
+            _ => None,
+        }
+    }
+
     /// Bytes between the outer IP header and the inner packet.
     #[inline]
     pub fn encap_len(&self) -> usize {
@@ -175,6 +192,15 @@ fn datagram_sum(f: &[u8], h: &Headers) -> Result<u16, FwdError> {
     Ok(checksum::combine(&[checksum::data(head), seg_sum]))
 }
 
+/// The first 12 bytes of an outer IPv4 header (checksum 0, to be filled
+/// in once the addresses follow).
+#[inline]
+fn outer4_head(tos: u8, total: u16, id: u16, df: u8, ttl: u8, proto: IpProtocol) -> [u8; 12] {
+    let [t0, t1] = total.to_be_bytes();
+    let [i0, i1] = id.to_be_bytes();
+    [0x45, tos, t0, t1, i0, i1, df, 0, ttl, proto.0, 0, 0]
+}
+
 /// Encapsulates the packet toward the real server `daddr`. The caller has
 /// checked the headers and that the TTL is above 1.
 pub fn apply<B: PacketBuf>(
@@ -256,21 +282,7 @@ pub fn apply<B: PacketBuf>(
         IpAddr::V4(d) => {
             let df = if inner_v6 || h.dont_frag { 0x40 } else { 0 };
             let id = env.next_ip_id();
-            let t = total as u16;
-            ip[..12].copy_from_slice(&[
-                0x45,
-                tos,
-                (t >> 8) as u8,
-                t as u8,
-                (id >> 8) as u8,
-                id as u8,
-                df,
-                0,
-                ttl,
-                proto.0,
-                0,
-                0,
-            ]);
+            ip[..12].copy_from_slice(&outer4_head(tos, total as u16, id, df, ttl, proto));
             ip[12..16].copy_from_slice(&env.local_v4.octets());
             ip[16..20].copy_from_slice(&d.octets());
             let c = checksum::checksum(ip);
@@ -388,22 +400,16 @@ pub fn ipip4_direct<B: PacketBuf>(
     head[6..12].copy_from_slice(&src_mac.0);
     let id = ip_id.get();
     ip_id.set(id.wrapping_add(1));
-    let t = total as u16;
+    let df = if h.dont_frag { 0x40 } else { 0 };
     let ip = &mut head[14..34];
-    ip[..12].copy_from_slice(&[
-        0x45,
+    ip[..12].copy_from_slice(&outer4_head(
         tos,
-        (t >> 8) as u8,
-        t as u8,
-        (id >> 8) as u8,
-        id as u8,
-        if h.dont_frag { 0x40 } else { 0 },
-        0,
+        total as u16,
+        id,
+        df,
         ttl,
-        IpProtocol::IPIP.0,
-        0,
-        0,
-    ]);
+        IpProtocol::IPIP,
+    ));
     ip[12..16].copy_from_slice(&local.octets());
     ip[16..20].copy_from_slice(&daddr.octets());
     let c = checksum::checksum(ip);
