@@ -160,6 +160,9 @@ fn testpmd_row(
     std::thread::sleep(Duration::from_millis(200));
     let gout = gen.quit();
     let out = fwd.quit();
+    if std::env::var_os("RVS_BENCH_DEBUG").is_some() {
+        eprintln!("---- testpmd {mode} output\n{out}\n---- generator\n{gout}\n----");
+    }
     let st = testpmd_port_stats(&out);
     assert!(
         st.contains_key(&1),
