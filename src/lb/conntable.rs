@@ -488,7 +488,7 @@ impl ConnTable {
     /// Address of the bucket a hash starts at, for a prefetch instruction.
     #[inline]
     pub fn bucket_addr(&self, hash: u64) -> *const u8 {
-        (&self.buckets[self.bucket_of(hash)]) as *const Bucket as *const u8
+        self.bucket_addr_at(self.bucket_of(hash))
     }
 
     /// Address of the entry a hint names (see [`ConnTable::hint`]), for a
@@ -515,15 +515,7 @@ impl ConnTable {
     /// the bucket; the match is not verified here.
     #[inline(always)]
     pub fn hint(&self, hash: u64) -> u32 {
-        let bk = &self.buckets[self.bucket_of(hash)];
-        let tag = tag_of(hash);
-        // The first matching slot, from the vector compare's bit mask.
-        let m = bk.matches(tag);
-        if m == 0 {
-            NO_HINT
-        } else {
-            bk.idx[(m.trailing_zeros() as usize).min(SLOTS - 1)]
-        }
+        self.hint_at(self.bucket_of(hash), hash)
     }
 
     /// For a key whose home bucket holds no matching tag but overflowed
@@ -538,18 +530,21 @@ impl ConnTable {
         (bk.overflow() != 0 && bk.matches(tag_of(hash)) == 0).then(|| self.next_bucket(b))
     }
 
-    /// Address of bucket `b` (from [`ConnTable::overflow_next`]).
+    /// Address of bucket `b`, for a prefetch instruction; only an address,
+    /// never read here.
     #[inline]
     pub fn bucket_addr_at(&self, b: usize) -> *const u8 {
         self.buckets.as_ptr().wrapping_add(b) as *const u8
     }
 
-    /// [`ConnTable::hint`] in bucket `b` (from [`ConnTable::overflow_next`]).
+    /// [`ConnTable::hint`] in bucket `b` (the key's home bucket, or the
+    /// one [`ConnTable::overflow_next`] names).
     #[inline(always)]
     pub fn hint_at(&self, b: usize, hash: u64) -> u32 {
         let Some(bk) = self.buckets.get(b) else {
             return NO_HINT;
         };
+        // The first matching slot, from the compare's bit mask.
         let m = bk.matches(tag_of(hash));
         if m == 0 {
             NO_HINT
