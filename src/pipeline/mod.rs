@@ -14,7 +14,6 @@ use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::lb::dest::{FwdMethod, TunType};
 use crate::lb::engine::{self, Direction, Engine, Packet, Verdict};
 use crate::lb::forward::{self, Applied, Env, FwdError};
 use crate::lb::rules::Snapshot;
@@ -536,48 +535,53 @@ impl Balancer {
             return Action::Drop(Drop::NoRoute);
         };
         let mac = hop.mac;
-        let (need_local, need_reply) = forward::env_addrs_needed(h, f, self.mtu);
-        if let (Some(m), false) = (mac, need_local || need_reply) {
+        // NAT and DR: rewritten before any Env is built (apply_direct
+        // declines tunnels and whatever may need an ICMP error).
+        if let Some(m) = mac {
             if forward::apply_direct(buf.data_mut(), h, f, dir, m, egress.mac()) {
                 return Action::Tx(hop.port);
             }
         }
-        if let (
-            Some(m),
-            false,
-            Direction::In,
-            FwdMethod::Tunnel {
-                tun_type: TunType::Ipip,
-                ..
-            },
-            IpAddr::V4(d),
-        ) = (mac, need_reply, dir, f.fwd, f.daddr)
-        {
-            let local = hop
-                .local
-                .map_or_else(|| addrs_for(egress, &target).0, |l| l.0);
-            if forward::tunnel::ipip4_direct(
-                buf,
-                h,
-                d,
-                local,
-                self.mtu,
-                &self.ip_id,
-                m,
-                egress.mac(),
-            ) {
-                return Action::Tx(hop.port);
-            }
-        }
+        self.forward_with_env(in_port, buf, h, f, dir, &hop)
+    }
+
+    /// [`Balancer::forward`] for what needs an [`Env`] (tunnels, ICMP
+    /// errors, an unresolved next hop, anything the direct rewrite
+    /// declines).
+    #[inline]
+    fn forward_with_env<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        buf: &mut B,
+        h: &Headers,
+        f: &engine::Forward,
+        dir: Direction,
+        hop: &Hop,
+    ) -> Action {
+        const NONE: (Ipv4Addr, Ipv6Addr) = (Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
+        let Some(egress) = self.net.port(hop.port) else {
+            return Action::Drop(Drop::NoRoute);
+        };
+        let (need_local, need_reply) = forward::env_addrs_needed(h, f, self.mtu);
         let (local_v4, local_v6) = match (need_local, hop.local) {
             (false, _) => NONE,
             (true, Some(l)) => l,
-            (true, None) => addrs_for(egress, &target),
+            (true, None) => {
+                let target = match dir {
+                    Direction::In => f.daddr,
+                    Direction::Out => h.dst,
+                };
+                addrs_for(egress, &target)
+            }
         };
-        let (reply_v4, reply_v6) = match self.net.port(in_port) {
-            Some(i) if need_reply => addrs_for(i, &h.src),
-            _ => NONE,
+        let (reply_v4, reply_v6) = if need_reply {
+            self.net
+                .port(in_port)
+                .map_or(NONE, |i| addrs_for(i, &h.src))
+        } else {
+            NONE
         };
+        let mac = hop.mac;
         let env = Env {
             local_v4,
             local_v6,
@@ -588,6 +592,9 @@ impl Balancer {
             mtu: self.mtu,
             ip_id: &self.ip_id,
         };
+        if mac.is_some() && !need_reply && forward::apply_direct_tunnel(buf, h, f, dir, &env) {
+            return Action::Tx(hop.port);
+        }
         match forward::apply(buf, h, f, dir, &env) {
             Ok(Applied::Transmit) => match mac {
                 Some(_) => Action::Tx(hop.port),

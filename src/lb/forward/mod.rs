@@ -54,7 +54,7 @@ use crate::wire::parse::{Headers, L3};
 use crate::wire::rewrite::Side;
 use crate::wire::EthernetAddress;
 
-use super::dest::FwdMethod;
+use super::dest::{FwdMethod, TunType};
 use super::engine::{Direction, Forward};
 
 pub mod dr;
@@ -237,13 +237,35 @@ pub fn apply<B: PacketBuf>(
     if hdr.ttl <= 1 {
         return icmp::time_exceeded(buf, hdr, env);
     }
-    match fwd.fwd {
-        FwdMethod::Masq => nat::apply(buf.data_mut(), hdr, fwd, dir, env),
-        FwdMethod::Route => dr::apply(buf.data_mut(), hdr, env),
-        FwdMethod::Tunnel { .. } => match tunnel::Tunnel::of(fwd.fwd) {
-            Some(tun) => tunnel::apply(buf, hdr, fwd.daddr, &tun, env),
-            None => Err(FwdError::Unsupported),
-        },
+    if let Some(tun) = tunnel::Tunnel::of(fwd.fwd) {
+        return tunnel::apply(buf, hdr, fwd.daddr, &tun, env);
+    }
+    if fwd.fwd.is_masq() {
+        nat::apply(buf.data_mut(), hdr, fwd, dir, env)
+    } else {
+        dr::apply(buf.data_mut(), hdr, env)
+    }
+}
+
+/// [`apply_direct`]'s counterpart for tunnels, which need the `Env` (the
+/// outer source): IPv4-in-IPv4 through [`tunnel::ipip4_direct`]. For a
+/// packet whose next hop's MAC is in `env` and for which no ICMP error can
+/// be due ([`env_addrs_needed`]'s second answer false). True: rewritten
+/// exactly as [`apply`] would; false (any other method or packet):
+/// untouched, take [`apply`].
+#[inline]
+pub fn apply_direct_tunnel<B: PacketBuf>(
+    buf: &mut B,
+    hdr: &Headers,
+    fwd: &Forward,
+    dir: Direction,
+    env: &Env,
+) -> bool {
+    match (tunnel::Tunnel::of(fwd.fwd), dir, fwd.daddr) {
+        (Some(t), Direction::In, IpAddr::V4(d)) if t.kind == TunType::Ipip => {
+            tunnel::ipip4_direct(buf, hdr, d, env)
+        }
+        _ => false,
     }
 }
 

@@ -1033,8 +1033,9 @@ fn fuzz_mutation_loop() {
 
 // ---- the data path's direct rewrites against `apply` ----
 
-/// `apply_direct` (NAT, DR) and `tunnel::ipip4_direct` write exactly the
-/// bytes (and take the IP ids) that `apply` does, or leave the frame
+/// `apply_direct` (NAT, DR) and `apply_direct_tunnel` (IPIP, through
+/// `tunnel::ipip4_direct`) write exactly the bytes (and take the IP ids)
+/// that `apply` does, or leave the frame
 /// untouched for `apply` to handle: over TTLs, DF, ECN, padding, VLAN tags,
 /// UDP without checksum, MTUs and headroom.
 #[test]
@@ -1086,20 +1087,11 @@ fn direct_paths_match_apply() {
                         let r = apply(&mut general, &h, &f, dir, &env(&id, mtu));
                         let direct_id = Cell::new(0x1000);
                         let mut direct = VecBuf::with_frame(&frame, headroom, 256);
-                        let done = if mi == 3 {
-                            let IpAddr::V4(d) = rs else { unreachable!() };
-                            tunnel::ipip4_direct(
-                                &mut direct,
-                                &h,
-                                d,
-                                LOCAL4,
-                                mtu,
-                                &direct_id,
-                                RS_MAC,
-                                LB_OUT_MAC,
-                            )
-                        } else {
-                            apply_direct(direct.data_mut(), &h, &f, dir, RS_MAC, LB_OUT_MAC)
+                        let done = match method {
+                            FwdMethod::Tunnel { .. } => {
+                                apply_direct_tunnel(&mut direct, &h, &f, dir, &env(&direct_id, mtu))
+                            }
+                            _ => apply_direct(direct.data_mut(), &h, &f, dir, RS_MAC, LB_OUT_MAC),
                         };
                         let case = format!("{method:?} {dir:?} udp={udp} ttl={ttl} df={df} tos={tos:#x} pad={pad} vlan={vlan:?} mtu={mtu} headroom={headroom}");
                         if done {

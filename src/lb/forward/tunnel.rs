@@ -35,13 +35,12 @@
 //! IPv6 packets with extension headers and other protocols are summed in
 //! full.
 
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::lb::dest::{TunCsum, TunType};
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
-use crate::wire::{checksum, rewrite, EthernetAddress, IpProtocol};
+use crate::wire::{checksum, rewrite, IpProtocol};
 
 use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, Env, FwdError};
 
@@ -337,71 +336,49 @@ pub fn apply<B: PacketBuf>(
     Ok(Applied::Transmit)
 }
 
-/// [`apply`]'s common case without an [`Env`]: IPIP of an untagged IPv4
-/// packet (TTL above 1, not an ICMP error) to an IPv4 real server `daddr`
-/// from `local`, within `mtu` once wrapped, in a buffer with headroom for
-/// the outer header. Writes exactly what `apply` and the MAC rewrite
-/// would (the IP id from `ip_id`, as [`Env::next_ip_id`]) and returns
-/// true; returns false with the buffer untouched for anything else. `h`
-/// must be what the parser returned for this frame.
-#[allow(clippy::too_many_arguments)]
-pub fn ipip4_direct<B: PacketBuf>(
-    buf: &mut B,
-    h: &Headers,
-    daddr: Ipv4Addr,
-    local: Ipv4Addr,
-    mtu: u16,
-    ip_id: &Cell<u16>,
-    dst_mac: EthernetAddress,
-    src_mac: EthernetAddress,
-) -> bool {
+/// [`apply`]'s common IPIP case, without its general checks: an untagged
+/// IPv4 packet (TTL above 1, not an ICMP error) to an IPv4 real server
+/// `daddr`, within the MTU once wrapped, in a buffer with headroom for
+/// the outer header, with `env.local_v4` known. Writes exactly what
+/// `apply` and the MAC rewrite would and returns true; returns false with
+/// the buffer untouched for anything else. `h` must be what the parser
+/// returned for this frame.
+pub fn ipip4_direct<B: PacketBuf>(buf: &mut B, h: &Headers, daddr: Ipv4Addr, env: &Env) -> bool {
     let inner_len = h.l3_len as usize;
     let total = inner_len + 20;
     if h.l3 != L3::Ipv4
         || h.l3_offset != 14
         || h.ttl <= 1
         || h.is_icmp_error()
-        || local.is_unspecified()
-        || total > mtu as usize
+        || env.local_v4.is_unspecified()
+        || total > env.mtu as usize
         || buf.headroom() < 20
         || buf.len() != 14 + inner_len + h.padding as usize
     {
         return false;
     }
+    // Every step below succeeds on such a frame (lengths and headroom
+    // were checked), so nothing is written unless all of it is.
     let f = buf.data_mut();
-    let Some(Ok(inner)) = f.get_mut(14..34).map(<&mut [u8; 20]>::try_from) else {
+    let Some(&tos) = f.get(15) else {
         return false;
     };
-    if inner[8] <= 1 {
+    let tos = ecn_encap(tos);
+    let Ok(ttl) = rewrite::decrement_ttl(f, h) else {
         return false;
-    }
-    // The inner TTL, as rewrite::decrement_ttl does it.
-    let old = u16::from_be_bytes([inner[8], inner[9]]);
-    let ttl = inner[8] - 1;
-    let new = ((ttl as u16) << 8) | (old & 0xff);
-    let c = checksum::update_u16(u16::from_be_bytes([inner[10], inner[11]]), old, new);
-    inner[8] = ttl;
-    inner[10..12].copy_from_slice(&c.to_be_bytes());
-    let tos = ecn_encap(inner[1]);
-    if h.padding > 0 && !buf.trim(h.padding as usize) {
-        return false;
-    }
-    // Headroom was checked: the outer header goes in front, the Ethernet
-    // header moves to the new front (ethertype stays IPv4).
-    if buf.prepend(20).is_none() {
+    };
+    if (h.padding > 0 && !buf.trim(h.padding as usize)) || insert_gap(buf, 14, 20).is_err() {
         return false;
     }
     let f = buf.data_mut();
-    f.copy_within(20..34, 0);
-    let Some(Ok(head)) = f.get_mut(..34).map(<&mut [u8; 34]>::try_from) else {
+    if set_macs(f, env.dst_mac, env.src_mac).is_err() {
+        return false;
+    }
+    let Some(Ok(ip)) = f.get_mut(14..34).map(<&mut [u8; 20]>::try_from) else {
         return false;
     };
-    head[..6].copy_from_slice(&dst_mac.0);
-    head[6..12].copy_from_slice(&src_mac.0);
-    let id = ip_id.get();
-    ip_id.set(id.wrapping_add(1));
     let df = if h.dont_frag { 0x40 } else { 0 };
-    let ip = &mut head[14..34];
+    let id = env.next_ip_id();
     ip[..12].copy_from_slice(&outer4_head(
         tos,
         total as u16,
@@ -410,7 +387,7 @@ pub fn ipip4_direct<B: PacketBuf>(
         ttl,
         IpProtocol::IPIP,
     ));
-    ip[12..16].copy_from_slice(&local.octets());
+    ip[12..16].copy_from_slice(&env.local_v4.octets());
     ip[16..20].copy_from_slice(&daddr.octets());
     let c = checksum::checksum(ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
