@@ -70,12 +70,13 @@ def main():
                     # Paced in 8 KiB pieces on an absolute schedule.
                     step = 8192 if rate else len(chunk)
                     for i in range(0, len(chunk), step):
+                        piece = chunk[i : i + step]
                         if rate:
                             ahead = start + sent / rate - time.monotonic()
                             if ahead > 0:
                                 time.sleep(ahead)
-                        self.wfile.write(chunk[i : i + step])
-                        sent += len(chunk[i : i + step])
+                        self.wfile.write(piece)
+                        sent += len(piece)
                 return
             body = f"{name} {self.client_address[0]}\n".encode()
             self.send_response(200)
