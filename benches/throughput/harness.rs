@@ -440,12 +440,11 @@ pub fn memif(role: &str, sock: &Path) -> String {
 
 /// EAL arguments of a device under test (rvsd or testpmd forwarding):
 /// on hugepages when scripts/bench mounted them (RVS_BENCH_HUGE_DIR), as a
-/// deployment runs, if it needs no more than the 1 GiB reserved for it
-/// (the memif rows); else (the scaling rows, whose pool holds a whole
-/// capture) as [`eal`], on 4 KiB pages.
+/// deployment runs, if it needs no more than the pages reserved for it
+/// (RVS_BENCH_HUGE_MB); else as [`eal`], on 4 KiB pages.
 pub fn dut_eal(lcores: &str, mem_mb: u64, prefix: &str) -> Vec<String> {
     let mut e = eal(lcores, mem_mb, prefix);
-    if let (Some(dir), true) = (huge_dir(), mem_mb <= 1024) {
+    if let (Some(dir), true) = (huge_dir(), on_huge(mem_mb)) {
         if let Some(i) = e.iter().position(|a| a == "--no-huge") {
             e.splice(i..i + 1, ["--huge-dir".to_string(), dir]);
         }
@@ -460,9 +459,23 @@ pub fn huge_dir() -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
+/// MiB of hugepages scripts/bench reserved for one device under test at a
+/// time (1024 if it did not say).
+fn huge_budget_mb() -> u64 {
+    std::env::var("RVS_BENCH_HUGE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Whether a device under test needing `mem_mb` runs on hugepages.
+pub fn on_huge(mem_mb: u64) -> bool {
+    huge_dir().is_some() && mem_mb <= huge_budget_mb()
+}
+
 /// What the device under test's memory is on, for the rows.
 pub fn dut_pages(mem_mb: u64) -> &'static str {
-    if huge_dir().is_some() && mem_mb <= 1024 {
+    if on_huge(mem_mb) {
         "2 MiB hugepages"
     } else {
         "4 KiB pages (--no-huge)"
@@ -581,12 +594,18 @@ impl<'a> RvsdOpts<'a> {
     }
 }
 
-/// EAL memory (MiB) for a pool of `mbufs` buffers of rvsd's size (2176
-/// bytes of data room) plus everything else. Without hugepages a buffer
-/// takes a whole 4 KiB page: DPDK keeps each mempool object within one
-/// page, and two of these (2.3 KiB with headers) do not fit in one.
+/// EAL memory (MiB) for a device under test with a pool of `mbufs`
+/// buffers of rvsd's size (2176 bytes of data room) plus everything else.
+/// On hugepages the buffers pack at about 2.5 KiB each; without them a
+/// buffer takes a whole 4 KiB page (DPDK keeps each mempool object within
+/// one page, and two of these, 2.3 KiB with headers, do not fit in one).
 pub fn mem_for_mbufs(mbufs: u64) -> u64 {
-    512 + mbufs * 4096 / (1 << 20)
+    let huge = 512 + mbufs * 2560 / (1 << 20);
+    if on_huge(huge) {
+        huge
+    } else {
+        512 + mbufs * 4096 / (1 << 20)
+    }
 }
 
 pub struct Rvsd {

@@ -50,31 +50,37 @@ fn pcap_dev(pcaps: &[(PathBuf, u64)]) -> String {
     d
 }
 
-fn base(name: &str, dut: &str, workers: u16, flows: u32, frames: u64) -> Value {
+fn base(name: &str, dut: &str, workers: u16, flows: u32, frames: u64, mem_mb: u64) -> Value {
     json!({
         "section": "scaling",
         "name": name,
         "dut": dut,
         "workers": workers,
-        "devices": format!("net_pcap (infinite_rx, in the worker) -> {dut} -> net_null"),
+        "devices": format!(
+            "net_pcap (infinite_rx, in the worker) -> {dut} -> net_null; {}",
+            dut_pages(mem_mb)
+        ),
         "lcores": format!("{} ({})", lcores(workers), cpus(workers)),
         "packet_bytes": 64,
         "flows": flows,
         "capture_frames": frames,
-        "dut_memory": dut_pages(u64::MAX),
+        "dut_memory": dut_pages(mem_mb),
     })
+}
+
+/// EAL memory of a device under test whose pool holds the whole capture.
+fn capture_mem(ack: &[(PathBuf, u64)]) -> u64 {
+    let frames: u64 = ack.iter().map(|p| p.1).sum();
+    mem_for_mbufs(frames + 65536)
 }
 
 /// testpmd macswap between the same two devices.
 fn testpmd_row(s: &Scratch, workers: u16, flows: u32, ack: &[(PathBuf, u64)], secs: f64) -> Value {
     let frames: u64 = ack.iter().map(|p| p.1).sum();
     let mbufs = frames + 65536;
+    let mem_mb = capture_mem(ack);
     let mut tp = forwarder(
-        eal(
-            &lcores(workers),
-            mem_for_mbufs(mbufs),
-            &s.prefix("scale-tp"),
-        ),
+        dut_eal(&lcores(workers), mem_mb, &s.prefix("scale-tp")),
         pcap_dev(ack),
         workers,
         &[
@@ -109,6 +115,7 @@ fn testpmd_row(s: &Scratch, workers: u16, flows: u32, ack: &[(PathBuf, u64)], se
         workers,
         flows,
         frames,
+        mem_mb,
     );
     r["mpps"] = json!(tx as f64 / dt / 1e6);
     r["seconds"] = json!(dt);
@@ -136,7 +143,7 @@ fn rvsd_row(
     let mut o = RvsdOpts::new(method, workers, conns, NULL_DEV);
     o.client_device = Some(&client);
     o.mbufs = mbufs;
-    o.mem_mb = mem_for_mbufs(mbufs);
+    o.mem_mb = capture_mem(ack);
     o.lcores = Some(lcores(workers));
     let d = Rvsd::start(s, &o);
     let pace = Pace {
@@ -186,6 +193,7 @@ fn rvsd_row(
         workers,
         flows,
         frames,
+        o.mem_mb,
     );
     r["method"] = json!(method.name());
     r["mpps"] = json!(delta("worker.tx") as f64 / dt / 1e6);
@@ -252,7 +260,14 @@ pub fn rows(
         if tp {
             for (w, _, ack) in &captures {
                 eprintln!("throughput: scaling, testpmd macswap, {label} flows, {w} worker(s)");
-                let b = base(&format!("testpmd macswap {label}"), "testpmd", *w, flows, 0);
+                let b = base(
+                    &format!("testpmd macswap {label}"),
+                    "testpmd",
+                    *w,
+                    flows,
+                    0,
+                    capture_mem(ack),
+                );
                 rows.push(with_load(attempt(b, || {
                     testpmd_row(s, *w, flows, ack, secs)
                 })));
@@ -270,6 +285,7 @@ pub fn rows(
                     *w,
                     flows,
                     0,
+                    capture_mem(ack),
                 );
                 rows.push(with_load(attempt(b, || {
                     rvsd_row(s, m, *w, flows, syn, ack, secs)
