@@ -1318,3 +1318,55 @@ fn reply_key_shared_across_vips_goes_to_the_newest() {
     assert_eq!(reply.conn, b.conn);
     assert_eq!(e.conn_count(), 1, "the old connection was retired");
 }
+
+/// Bursts decide exactly as packet-by-packet processing does: the same
+/// random mix of SYNs, ACKs, FINs and RSTs from both sides, with flows that
+/// open and close within a burst and a small table that fills up, through
+/// `process` on one engine and `process_burst` (bursts of 1 to 40, with and
+/// without a prefetch hook) on another, gives the same verdicts.
+#[test]
+fn bursts_decide_as_single_packets() {
+    fn no_prefetch(_: *const u8) {}
+    for hook in [false, true] {
+        let r = nat_rules();
+        let (mut one, mut many) = (engine(&r, 48), engine(&r, 48));
+        if hook {
+            many.set_prefetch(no_prefetch);
+        }
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ hook as u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut now = 0u64;
+        for round in 0..3000 {
+            now += next(2000);
+            let t = Instant(now);
+            let len = next(40) as usize + 1;
+            let burst: Vec<Packet> = (0..len)
+                .map(|_| {
+                    let c = client(next(6) as u8 + 1);
+                    let port = 2000 + next(12) as u16;
+                    let flags = [SYN, ACK, ACK, FIN, RST, SYNACK][next(6) as usize];
+                    if next(3) == 0 {
+                        let rs = ip([RS1, RS2][next(2) as usize]);
+                        tcp_out(rs, 8080, c, port, flags)
+                    } else {
+                        tcp_in(c, port, flags)
+                    }
+                })
+                .collect();
+            let single: Vec<Verdict> = burst.iter().map(|p| one.process(p, t)).collect();
+            let mut out = vec![Verdict::Drop(DropReason::NoService); len];
+            many.process_burst(&burst, t, &mut out);
+            assert_eq!(out, single, "round {round}, prefetch hook {hook}");
+            if next(8) == 0 {
+                one.expire(t, 16);
+                many.expire(t, 16);
+            }
+        }
+        assert_eq!(one.conn_count(), many.conn_count());
+    }
+}
