@@ -13,11 +13,11 @@
 //! the persistence template table when the service is persistent, schedules,
 //! and inserts the connection.
 //!
-//! [`Engine::process_burst`] hashes a burst's keys, then fetches every
-//! packet's index line and candidate entry before processing any packet, so
-//! that the cache (and TLB) misses of the burst overlap (see the comments
-//! there: without `unsafe` there is no prefetch instruction, so the stages
-//! are arranged for loads and stores to do the job).
+//! [`Engine::process_burst`] hashes a burst's keys, then fetches each
+//! packet's index line and candidate entry ahead of deciding it, so that
+//! the cache (and TLB) misses of the burst overlap: as a software pipeline
+//! with the data plane's prefetch instruction, in stages of loads and
+//! stores without one (`lb` has no `unsafe`; see the comments there).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -388,6 +388,9 @@ impl Prepared {
     };
 }
 
+/// Packets [`Engine::process_burst`] prepares and fetches for at a time.
+const LOOKAHEAD: usize = 32;
+
 /// Index of the UDP timeout in [`Engine`]'s timeout table (after the TCP
 /// states).
 const UDP_TMO: usize = NUM_TCP_STATES;
@@ -628,16 +631,16 @@ impl Engine {
     }
 
     /// Decide a burst of packets (`out[k]` for `pkts[k]`; extra packets or
-    /// verdict slots are ignored). Keys are hashed first, then the index line
-    /// and candidate entry of every packet are fetched, so that the cache
-    /// misses of the burst overlap instead of being paid one after another;
-    /// then each packet is decided with its candidate entry as a hint.
+    /// verdict slots are ignored). Keys are hashed first, then each packet's
+    /// index line and candidate entry are fetched ahead of its decision, so
+    /// that the cache misses of the burst overlap instead of being paid one
+    /// after another; each packet is decided with its candidate entry as a
+    /// hint, in order.
     pub fn process_burst(&mut self, pkts: &[Packet], now: Instant, out: &mut [Verdict]) {
-        const B: usize = 32;
-        for (pk, ov) in pkts.chunks(B).zip(out.chunks_mut(B)) {
+        for (pk, ov) in pkts.chunks(LOOKAHEAD).zip(out.chunks_mut(LOOKAHEAD)) {
             let n = pk.len().min(ov.len());
             let (pk, ov) = (&pk[..n], &mut ov[..n]);
-            let mut prep = [Prepared::EMPTY; B];
+            let mut prep = [Prepared::EMPTY; LOOKAHEAD];
             for (p, k) in prep.iter_mut().zip(pk) {
                 *p = Self::prepare(k);
             }
@@ -667,11 +670,11 @@ impl Engine {
         f: Prefetch,
     ) {
         const D: usize = 6;
-        let n = prep.len();
-        let mut hint = [NO_HINT; 32];
+        let n = prep.len().min(LOOKAHEAD);
+        let mut hint = [NO_HINT; LOOKAHEAD];
         // A key past its full home bucket: the next bucket, requested at
         // the hint step and read when the packet is decided.
-        let mut next = [usize::MAX; 32];
+        let mut next = [usize::MAX; LOOKAHEAD];
         for i in 0..n + 2 * D {
             if let Some(p) = prep.get(i) {
                 f(self.table.bucket_addr(p.hash));
@@ -701,8 +704,8 @@ impl Engine {
     /// entry, requested before any packet is decided.
     #[inline(always)]
     fn burst_staged(&mut self, pk: &[Packet], prep: &[Prepared], now: Instant, ov: &mut [Verdict]) {
-        const B: usize = 32;
-        let n = prep.len();
+        const B: usize = LOOKAHEAD;
+        let n = prep.len().min(B);
         // Bucket lines are requested by stores (which do not hold up the
         // loop), then each packet's candidate entry is found from its
         // bucket, then the entries are loaded in a loop small enough for
