@@ -37,7 +37,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::lb::dest::{TunCsum, TunType};
+use crate::lb::dest::{FwdMethod, TunCsum, TunType};
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
 use crate::wire::{checksum, rewrite, IpProtocol};
@@ -56,9 +56,9 @@ pub struct Tunnel {
 impl Tunnel {
     /// The settings of a `Tunnel` forwarding method; `None` for the others.
     #[inline]
-    pub fn of(m: crate::lb::dest::FwdMethod) -> Option<Tunnel> {
+    pub fn of(m: FwdMethod) -> Option<Tunnel> {
         match m {
-            crate::lb::dest::FwdMethod::Tunnel {
+            FwdMethod::Tunnel {
                 tun_type,
                 port,
                 csum,
