@@ -57,41 +57,37 @@ impl HopCache {
         self.by_addr.iter_mut().for_each(|e| *e = None);
     }
 
-    /// The hop toward real server slot `slot` at `target`.
+    /// The hop toward real server slot `slot` at `target`. A reference,
+    /// not a copy: the per-packet path reads two or three of its fields.
     #[inline]
     pub fn dest(
         &mut self,
         slot: u32,
         target: IpAddr,
         resolve: impl FnOnce() -> Option<Hop>,
-    ) -> Option<Hop> {
+    ) -> Option<&Hop> {
         let i = slot as usize;
-        if let Some(Some((t, hop))) = self.by_dest.get(i) {
-            if *t == target {
-                return Some(*hop);
+        let hit = matches!(self.by_dest.get(i), Some(Some((t, _))) if *t == target);
+        if !hit {
+            let hop = resolve()?;
+            if i >= self.by_dest.len() {
+                // Rare: more real servers than the table was sized for.
+                self.by_dest.resize(i + 1, None);
             }
+            self.by_dest[i] = Some((target, hop));
         }
-        let hop = resolve()?;
-        if i >= self.by_dest.len() {
-            // Rare: more real servers than the table was sized for.
-            self.by_dest.resize(i + 1, None);
-        }
-        self.by_dest[i] = Some((target, hop));
-        Some(hop)
+        self.by_dest.get(i)?.as_ref().map(|(_, h)| h)
     }
 
     /// The hop toward `target` (a client), cached by address.
     #[inline]
-    pub fn addr(&mut self, target: IpAddr, resolve: impl FnOnce() -> Option<Hop>) -> Option<Hop> {
+    pub fn addr(&mut self, target: IpAddr, resolve: impl FnOnce() -> Option<Hop>) -> Option<&Hop> {
         let s = slot_of(&target);
-        if let Some((t, hop)) = self.by_addr[s] {
-            if t == target {
-                return Some(hop);
-            }
+        if !matches!(&self.by_addr[s], Some((t, _)) if *t == target) {
+            let hop = resolve()?;
+            self.by_addr[s] = Some((target, hop));
         }
-        let hop = resolve()?;
-        self.by_addr[s] = Some((target, hop));
-        Some(hop)
+        self.by_addr[s].as_ref().map(|(_, h)| h)
     }
 }
 
@@ -113,15 +109,15 @@ mod tests {
         let mut c = HopCache::default();
         let a: IpAddr = "10.1.0.11".parse().unwrap();
         let b: IpAddr = "10.1.0.12".parse().unwrap();
-        assert_eq!(c.dest(3, a, || Some(hop(1))), Some(hop(1)));
-        assert_eq!(c.dest(3, a, || panic!("cached")), Some(hop(1)));
+        assert_eq!(c.dest(3, a, || Some(hop(1))).copied(), Some(hop(1)));
+        assert_eq!(c.dest(3, a, || panic!("cached")).copied(), Some(hop(1)));
         // The slot now holds another server: resolve again.
-        assert_eq!(c.dest(3, b, || Some(hop(2))), Some(hop(2)));
-        assert_eq!(c.dest(5000, b, || Some(hop(4))), Some(hop(4)));
-        assert_eq!(c.addr(a, || Some(hop(0))), Some(hop(0)));
-        assert_eq!(c.addr(a, || panic!("cached")), Some(hop(0)));
+        assert_eq!(c.dest(3, b, || Some(hop(2))).copied(), Some(hop(2)));
+        assert_eq!(c.dest(5000, b, || Some(hop(4))).copied(), Some(hop(4)));
+        assert_eq!(c.addr(a, || Some(hop(0))).copied(), Some(hop(0)));
+        assert_eq!(c.addr(a, || panic!("cached")).copied(), Some(hop(0)));
         c.clear();
-        assert_eq!(c.addr(a, || None), None);
-        assert_eq!(c.dest(3, b, || Some(hop(7))), Some(hop(7)));
+        assert_eq!(c.addr(a, || None).copied(), None);
+        assert_eq!(c.dest(3, b, || Some(hop(7))).copied(), Some(hop(7)));
     }
 }
