@@ -97,6 +97,14 @@ pub fn checksum(bytes: &[u8]) -> u16 {
     !data(bytes)
 }
 
+/// [`checksum`] of a 20-byte IPv4 header (no options): three fixed loads
+/// instead of the general loop, for headers rvs builds per packet.
+#[inline]
+pub fn ipv4_header(h: &[u8; 20]) -> u16 {
+    let tail = u32::from_be_bytes([h[16], h[17], h[18], h[19]]) as u64;
+    !fold(add64(add64(be64(&h[..8]), be64(&h[8..16])), tail))
+}
+
 /// True if `bytes` (a header or segment including its checksum field, plus
 /// `extra`, e.g. a pseudo-header sum) sums to 0xffff, i.e. verifies.
 #[inline]
@@ -278,9 +286,26 @@ mod tests {
             0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(checksum(&h), 0xb861);
+        assert_eq!(ipv4_header(&h), 0xb861);
         h[10] = 0xb8;
         h[11] = 0x61;
         assert!(verify(&h, 0));
+    }
+
+    #[test]
+    fn ipv4_header_matches_naive() {
+        let mut x: u32 = 0x9e37_79b9;
+        for _ in 0..10_000 {
+            let mut h = [0u8; 20];
+            for b in h.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // Mostly 0xff bytes some rounds, to exercise the carries.
+                *b = if x & 0x100 != 0 { 0xff } else { x as u8 };
+            }
+            assert_eq!(ipv4_header(&h), !naive(&h), "{h:02x?}");
+        }
     }
 
     #[test]

@@ -367,14 +367,19 @@ pub fn ipip4_direct<B: PacketBuf>(buf: &mut B, h: &Headers, daddr: Ipv4Addr, env
     let Ok(ttl) = rewrite::decrement_ttl(f, h) else {
         return false;
     };
-    if (h.padding > 0 && !buf.trim(h.padding as usize)) || insert_gap(buf, 14, 20).is_err() {
+    if (h.padding > 0 && !buf.trim(h.padding as usize)) || buf.prepend(20).is_none() {
         return false;
     }
-    let f = buf.data_mut();
-    if set_macs(f, env.dst_mac, env.src_mac).is_err() {
+    // The Ethernet header is written afresh in front of the gap rather
+    // than moved: both MACs change and the ethertype stays IPv4.
+    let Some(Ok(hdr)) = buf.data_mut().get_mut(..34).map(<&mut [u8; 34]>::try_from) else {
         return false;
-    }
-    let Some(Ok(ip)) = f.get_mut(14..34).map(<&mut [u8; 20]>::try_from) else {
+    };
+    let (eth, ip) = hdr.split_at_mut(14);
+    eth[..6].copy_from_slice(&env.dst_mac.0);
+    eth[6..12].copy_from_slice(&env.src_mac.0);
+    eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let Ok(ip) = <&mut [u8; 20]>::try_from(ip) else {
         return false;
     };
     let df = if h.dont_frag { 0x40 } else { 0 };
@@ -389,7 +394,7 @@ pub fn ipip4_direct<B: PacketBuf>(buf: &mut B, h: &Headers, daddr: Ipv4Addr, env
     ));
     ip[12..16].copy_from_slice(&env.local_v4.octets());
     ip[16..20].copy_from_slice(&daddr.octets());
-    let c = checksum::checksum(ip);
+    let c = checksum::ipv4_header(ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     true
 }
