@@ -402,6 +402,41 @@ pub fn testpmd_port_stats(out: &str) -> BTreeMap<u16, (u64, u64)> {
     m
 }
 
+/// [`testpmd_port_stats`] for each `show port stats all` report in
+/// `out`, in order (a report starts at port 0's block).
+pub fn testpmd_port_stats_each(out: &str) -> Vec<BTreeMap<u16, (u64, u64)>> {
+    const START: &str = "######################## NIC statistics for port 0 ";
+    let mut reports = Vec::new();
+    let mut rest = out;
+    while let Some(i) = rest.find(START) {
+        let tail = &rest[i + START.len()..];
+        let end = tail.find(START).map_or(rest.len(), |j| i + START.len() + j);
+        reports.push(testpmd_port_stats(&rest[i..end]));
+        rest = &rest[end..];
+    }
+    reports
+}
+
+/// The median of `v` (the mean of the middle two for an even count); 0
+/// for none. For throughput over sub-windows: one stretch of
+/// interference from outside (this machine is a shared VM) moves it less
+/// than the mean.
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Sub-windows a measuring window of `secs` is cut into (at least half a
+/// second each, at most four).
+pub fn sub_windows(secs: f64) -> usize {
+    ((secs / 0.5) as usize).clamp(1, 4)
+}
+
 /// TX-dropped summed over the generator's "Forward statistics" blocks
 /// (the accumulated block excluded): packets the ring refused.
 pub fn testpmd_tx_dropped(out: &str) -> u64 {

@@ -129,6 +129,7 @@ pub(crate) fn forwarder(
 /// The testpmd ceiling: io or macswap between the memif server and null.
 fn testpmd_row(
     s: &Scratch,
+    name: &str,
     mode: &str,
     workers: u16,
     secs: f64,
@@ -149,11 +150,17 @@ fn testpmd_row(
     std::thread::sleep(Duration::from_millis(1500));
     fwd.cmd("start");
     std::thread::sleep(Duration::from_secs(2));
-    fwd.cmd("clear port stats all");
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    fwd.cmd("show port stats all");
-    let dt = t0.elapsed().as_secs_f64();
+    // Sub-windows, each from a clear to a report, as for the rvsd rows.
+    let k = sub_windows(secs);
+    let mut spans = Vec::with_capacity(k);
+    for _ in 0..k {
+        fwd.cmd("clear port stats all");
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(secs / k as f64));
+        fwd.cmd("show port stats all");
+        spans.push(t0.elapsed().as_secs_f64());
+    }
+    let dt: f64 = spans.iter().sum();
     // The forwarder stops polling before the generator leaves: a memif
     // server reading its rings while the peer disconnects may crash.
     fwd.cmd("stop");
@@ -163,16 +170,27 @@ fn testpmd_row(
     if std::env::var_os("RVS_BENCH_DEBUG").is_some() {
         eprintln!("---- testpmd {mode} output\n{out}\n---- generator\n{gout}\n----");
     }
-    let st = testpmd_port_stats(&out);
+    let reports = testpmd_port_stats_each(&out);
     assert!(
-        st.contains_key(&1),
-        "testpmd printed no port statistics:\n{out}"
+        reports.len() == k && reports.iter().all(|st| st.contains_key(&1)),
+        "testpmd printed {} of {k} port statistics reports:\n{out}",
+        reports.len()
     );
-    let (rx, _) = st.get(&0).copied().unwrap_or_default();
-    let (_, tx) = st.get(&1).copied().unwrap_or_default();
-    let mut r = row_base(&format!("testpmd {mode}"), "testpmd", workers, 1000);
-    r["mpps"] = json!(tx as f64 / dt / 1e6);
-    r["rx_mpps"] = json!(rx as f64 / dt / 1e6);
+    let rate = |port: u16, tx: bool| -> Vec<f64> {
+        reports
+            .iter()
+            .zip(&spans)
+            .map(|(st, t)| {
+                let (r, x) = st.get(&port).copied().unwrap_or_default();
+                (if tx { x } else { r }) as f64 / t / 1e6
+            })
+            .collect()
+    };
+    let (tx, rx) = (rate(1, true), rate(0, false));
+    let mut r = row_base(name, "testpmd", workers, 1000);
+    r["mpps"] = json!(median(&tx));
+    r["mpps_subwindows"] = json!(tx);
+    r["rx_mpps"] = json!(median(&rx));
     r["seconds"] = json!(dt);
     r["gen_tx_dropped"] = json!(testpmd_tx_dropped(&gout));
     r
@@ -309,13 +327,28 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     d.latency(true);
     let c0 = d.counters();
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    let c1 = d.counters();
+    // The rate is the median over sub-windows (see `median`).
+    let k = sub_windows(secs);
+    let mut subs = Vec::with_capacity(k);
+    let (mut prev, mut t_prev) = (get(&c0, "worker.tx"), Instant::now());
+    let mut c1 = c0.clone();
+    for j in 0..k {
+        let until = secs * (j + 1) as f64 / k as f64;
+        std::thread::sleep(Duration::from_secs_f64(
+            (until - t0.elapsed().as_secs_f64()).max(0.0),
+        ));
+        c1 = d.counters();
+        let now = Instant::now();
+        let tx = get(&c1, "worker.tx");
+        subs.push(tx.saturating_sub(prev) as f64 / (now - t_prev).as_secs_f64() / 1e6);
+        (prev, t_prev) = (tx, now);
+    }
     let dt = t0.elapsed().as_secs_f64();
     let lat_max = window_latency(&d.latency(true));
     let gout = g2.quit();
     let delta = |k: &str| get(&c1, k).saturating_sub(get(&c0, k));
-    let mpps = delta("worker.tx") as f64 / dt / 1e6;
+    let mpps = median(&subs);
+    let mpps_whole = delta("worker.tx") as f64 / dt / 1e6;
     let (mut load80, paced) = paced_window(s, &d, &ack, 0.8 * mpps * 1e6, secs);
     let rep = d.stop();
     load80["generator"] = paced.stop();
@@ -332,6 +365,8 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     );
     r["method"] = json!(method.name());
     r["mpps"] = json!(mpps);
+    r["mpps_subwindows"] = json!(subs);
+    r["mpps_whole_window"] = json!(mpps_whole);
     r["rx_mpps"] = json!(delta("worker.rx") as f64 / dt / 1e6);
     r["seconds"] = json!(dt);
     r["drops_in_window"] = json!(drops);
@@ -400,8 +435,22 @@ fn paced_window(
     d.latency(true);
     let c0 = d.counters();
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    let c1 = d.counters();
+    // The rate is the median over sub-windows (see `median`).
+    let k = sub_windows(secs);
+    let mut subs = Vec::with_capacity(k);
+    let (mut prev, mut t_prev) = (get(&c0, "worker.tx"), Instant::now());
+    let mut c1 = c0.clone();
+    for j in 0..k {
+        let until = secs * (j + 1) as f64 / k as f64;
+        std::thread::sleep(Duration::from_secs_f64(
+            (until - t0.elapsed().as_secs_f64()).max(0.0),
+        ));
+        c1 = d.counters();
+        let now = Instant::now();
+        let tx = get(&c1, "worker.tx");
+        subs.push(tx.saturating_sub(prev) as f64 / (now - t_prev).as_secs_f64() / 1e6);
+        (prev, t_prev) = (tx, now);
+    }
     let dt = t0.elapsed().as_secs_f64();
     let lat = d.latency(true);
     // Sending stops; the caller stops rvsd, then the generator.
@@ -496,6 +545,7 @@ fn fmt_lat(l: &Value) -> String {
 fn markdown(rows: &[Value], load: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!("load average at start: {load}\n\n"));
+    s.push_str("Rates: the median over sub-windows of the measuring window. Ratios: against the higher of the two testpmd macswap measurements (before and after the rvsd rows).\n\n");
     s.push_str("| row | workers | devices | lcores | bytes | flows | rate (DUT's own counters) | vs testpmd macswap | burst p50 / p99 / p99.9 µs at max | 80 % load: offered -> forwarded Mpps | burst p50 / p99 / p99.9 µs at 80 % | generator TX refused | load 1m |\n");
     s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
@@ -610,18 +660,24 @@ fn main() {
             Traffic::Ack { rounds: 256 },
             w,
         );
-        let mut macswap = None;
-        for mode in ["io", "macswap"] {
-            if want(&format!("testpmd {mode}")) {
-                eprintln!("throughput: testpmd {mode}, {w} worker(s)");
-                let base = row_base(&format!("testpmd {mode}"), "testpmd", w, 1000);
-                let r = with_load(attempt(base, || testpmd_row(&s, mode, w, o.secs, &ack1k)));
+        let mut macswap: Option<f64> = None;
+        let mut ceiling = |rows: &mut Vec<Value>, name: &str, mode: &str| {
+            if want(name) {
+                eprintln!("throughput: {name}, {w} worker(s)");
+                let base = row_base(name, "testpmd", w, 1000);
+                let r = with_load(attempt(base, || {
+                    testpmd_row(&s, name, mode, w, o.secs, &ack1k)
+                }));
                 if mode == "macswap" {
-                    macswap = r["mpps"].as_f64();
+                    if let Some(m) = r["mpps"].as_f64() {
+                        macswap = Some(macswap.map_or(m, |x| x.max(m)));
+                    }
                 }
                 rows.push(r);
             }
-        }
+        };
+        ceiling(&mut rows, "testpmd io", "io");
+        ceiling(&mut rows, "testpmd macswap", "macswap");
         let mut rvs_rows = Vec::new();
         for m in [Method::Nat, Method::Dr, Method::Tun] {
             for flows in [1000, o.big_flows] {
@@ -650,6 +706,13 @@ fn main() {
                 })));
             }
         }
+        // The ceiling again after the rvsd rows, the higher of the two
+        // taken: a ceiling measured low during interference from outside
+        // would flatter every ratio.
+        let mut again = Vec::new();
+        if !rvs_rows.is_empty() {
+            ceiling(&mut again, "testpmd macswap, again", "macswap");
+        }
         for mut r in rvs_rows {
             if let Some(ms) = macswap.filter(|m| *m > 0.0) {
                 if r.get("conn_per_s").is_none() && r["mpps"].is_number() {
@@ -658,6 +721,7 @@ fn main() {
             }
             rows.push(r);
         }
+        rows.extend(again);
     }
     let scaling_rows = scaling::rows(&s, &o.workers, &[1000, o.big_flows], o.secs, &want);
     let mut md = if rows.is_empty() {
