@@ -291,3 +291,45 @@ fn paced_rvsgen_through_rvsd() {
         inp[0].1, inp[1].1
     );
 }
+
+// The harness's own parsing, without DPDK.
+#[test]
+fn median_of_odd_even_and_none() {
+    assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    assert_eq!(median(&[]), 0.0);
+    assert_eq!(sub_windows(3.0), 4);
+    assert_eq!(sub_windows(1.0), 2);
+    assert_eq!(sub_windows(0.2), 1);
+}
+
+/// Two `show port stats all` reports as testpmd prints them: each
+/// report's numbers, in order.
+#[test]
+fn port_stats_per_report() {
+    let report = |rx0: u64, tx1: u64| {
+        format!(
+            "\n  ######################## NIC statistics for port 0  ########################\n  \
+             RX-packets: {rx0}          RX-missed: 0          RX-bytes:  0\n  \
+             TX-packets: 0          TX-errors: 0          TX-bytes:  0\n  \
+             ######################## NIC statistics for port 1  ########################\n  \
+             RX-packets: 0          RX-missed: 0          RX-bytes:  0\n  \
+             TX-packets: {tx1}          TX-errors: 0          TX-bytes:  0\n  \
+             ############################################################################\n"
+        )
+    };
+    let out = format!(
+        "testpmd> {}testpmd> {}testpmd> ",
+        report(10, 9),
+        report(20, 19)
+    );
+    let each = testpmd_port_stats_each(&out);
+    assert_eq!(each.len(), 2);
+    assert_eq!(each[0][&0].0, 10);
+    assert_eq!(each[0][&1].1, 9);
+    assert_eq!(each[1][&0].0, 20);
+    assert_eq!(each[1][&1].1, 19);
+    // The last report, as before.
+    assert_eq!(testpmd_port_stats(&out)[&1].1, 19);
+    assert!(testpmd_port_stats_each("no statistics").is_empty());
+}
