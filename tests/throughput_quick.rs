@@ -294,7 +294,7 @@ fn paced_rvsgen_through_rvsd() {
 
 // The harness's own parsing, without DPDK.
 #[test]
-fn median_of_odd_even_and_none() {
+fn median_and_sub_windows() {
     assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
     assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
     assert_eq!(median(&[]), 0.0);
