@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the commands scripts/pcilab runs in its guest (sourced by each
 # command before it runs; RVS_BIN, WORK and SOCK come from the command's
 # prelude). Everything here runs inside the QEMU guest, as root.
