@@ -76,7 +76,7 @@ rvsd_wait() {
     local name=$1 end=$((SECONDS + $2))
     while ((SECONDS < end)); do
         [ -f "$WORK/$name.rc" ] && return 1
-        if [ -S "$SOCK" ] && "$RVS_BIN/rvsadm" --sock "$SOCK" -Ln >/dev/null 2>&1; then return 0; fi
+        if [ -S "$SOCK" ] && adm -Ln >/dev/null 2>&1; then return 0; fi
         sleep 0.5
     done
     return 2
