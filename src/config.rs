@@ -285,13 +285,21 @@ impl Config {
     /// Parse and check a configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
-        for p in &mut cfg.ports {
+        cfg.normalise()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Write every PCI device's address the way EAL names its port (ports
+    /// added after [`Config::parse`], e.g. from the command line, need it
+    /// before [`Config::validate`]).
+    pub fn normalise(&mut self) -> Result<(), ConfigError> {
+        for p in &mut self.ports {
             if !p.device.is_empty() {
                 p.normalise_device()?;
             }
         }
-        cfg.validate()?;
-        Ok(cfg)
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
