@@ -60,7 +60,7 @@ fn main() {
         .allowlist_function("rte_(lcore_count|get_next_lcore|get_main_lcore|lcore_to_cpu_id|socket_id|lcore_is_enabled|lcore_to_socket_id)")
         .allowlist_function("rte_pktmbuf_pool_create")
         .allowlist_function("rte_mempool_(free|lookup)")
-        .allowlist_function("rte_eth_dev_(count_avail|configure|start|stop|close|info_get|socket_id|get_port_by_name|get_name_by_port|rss_reta_update|rss_reta_query|rss_hash_update|rss_hash_conf_get|set_mtu|get_mtu|is_valid_port)")
+        .allowlist_function("rte_eth_dev_(count_avail|configure|start|stop|close|info_get|socket_id|get_port_by_name|get_name_by_port|rss_reta_update|rss_reta_query|rss_hash_update|rss_hash_conf_get|conf_get|set_mtu|get_mtu|is_valid_port)")
         .allowlist_function("rte_eth_(rx_queue_setup|tx_queue_setup|promiscuous_enable|promiscuous_get|macaddr_get|link_get_nowait|stats_get|stats_reset|find_next_owned_by|find_next)")
         .allowlist_function("rte_vdev_(init|uninit)")
         .allowlist_function("rte_ring_(create|free)")

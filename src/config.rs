@@ -234,9 +234,39 @@ impl PortConfig {
         self.device.starts_with("net_") || self.device.starts_with("eth_")
     }
 
-    /// The DPDK device name (the vdev name without its arguments).
+    /// The DPDK device name (the vdev name or PCI address without its
+    /// arguments).
     pub fn dev_name(&self) -> &str {
         self.device.split(',').next().unwrap_or(&self.device)
+    }
+
+    /// The PCI address of a PCI port (`None` for a virtual device or text
+    /// that is not an address).
+    pub fn pci(&self) -> Option<crate::pci::PciAddr> {
+        if self.is_vdev() {
+            return None;
+        }
+        self.dev_name().parse().ok()
+    }
+
+    /// Write a PCI device's address the way EAL names its port
+    /// (`3B:00.0` -> `0000:3b:00.0`), keeping any device arguments.
+    fn normalise_device(&mut self) -> Result<(), ConfigError> {
+        if self.is_vdev() {
+            return Ok(());
+        }
+        let addr: crate::pci::PciAddr = self.dev_name().parse().map_err(|e| {
+            ConfigError(format!(
+                "port {:?}: device {e}; virtual devices start with net_",
+                self.name
+            ))
+        })?;
+        let args = self.device.split_once(',').map(|(_, a)| a.to_string());
+        self.device = match args {
+            Some(a) => format!("{addr},{a}"),
+            None => addr.to_string(),
+        };
+        Ok(())
     }
 }
 
@@ -254,9 +284,22 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parse and check a configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        cfg.normalise()?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Write every PCI device's address the way EAL names its port (ports
+    /// added after [`Config::parse`], e.g. from the command line, need it
+    /// before [`Config::validate`]).
+    pub fn normalise(&mut self) -> Result<(), ConfigError> {
+        for p in &mut self.ports {
+            if !p.device.is_empty() {
+                p.normalise_device()?;
+            }
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -267,6 +310,13 @@ impl Config {
             if p.name.is_empty() || p.device.is_empty() {
                 return Err(ConfigError(format!(
                     "port {i}: name and device are required"
+                )));
+            }
+            if !p.is_vdev() && p.pci().is_none() {
+                return Err(ConfigError(format!(
+                    "port {:?}: device {}; virtual devices start with net_",
+                    p.name,
+                    crate::pci::NotPci(p.dev_name().to_string())
                 )));
             }
             if self.ports[..i].iter().any(|q| q.name == p.name) {
@@ -333,15 +383,162 @@ impl Config {
             .collect()
     }
 
-    /// EAL arguments implied by the ports (`--vdev` for virtual devices,
-    /// `-a` for PCI devices).
-    pub fn device_args(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for p in &self.ports {
-            out.push(if p.is_vdev() { "--vdev" } else { "-a" }.to_string());
-            out.push(p.device.clone());
+    /// Every EAL argument rvsd starts with: the file's `[eal] args`, the
+    /// devices, then the command line's, plus what keeps EAL from taking
+    /// what is not configured and from leaving memory behind:
+    ///
+    /// - PCI: only the configured devices are probed (`-a` each), or none
+    ///   (`--no-pci`), unless an allow/block list or `--no-pci` was given.
+    /// - Hugepages: `--in-memory` (no files in hugetlbfs, every page back to
+    ///   the kernel when rvsd exits, however it exits; no hugetlbfs mount
+    ///   needed), or `--huge-unlink` when a `--file-prefix` was given.
+    /// - `--no-huge` without `-m`: `-m` sized for the packet pool.
+    ///
+    /// `--socket-mem` with `--no-huge` is refused here with a hint (EAL
+    /// refuses it without one).
+    pub fn eal_args(&self, cli: &[String]) -> Result<Vec<String>, ConfigError> {
+        let mut user: Vec<String> = self.eal.args.clone();
+        user.extend(cli.iter().cloned());
+        let has = |names: &[&str]| {
+            user.iter().any(|a| {
+                names
+                    .iter()
+                    .any(|n| a == n || a.starts_with(&format!("{n}=")))
+            })
+        };
+        let no_huge = has(&["--no-huge"]);
+        if no_huge && has(&["--socket-mem"]) {
+            return Err(ConfigError(
+                "--socket-mem cannot be used with --no-huge: give -m MB instead (or leave both out)"
+                    .into(),
+            ));
         }
-        out
+        let mut out = vec!["rvsd".to_string()];
+        out.extend(self.eal.args.iter().cloned());
+        let pci_chosen = has(&["-a", "--allow", "-b", "--block", "--no-pci", "-w"]);
+        for p in &self.ports {
+            if p.is_vdev() {
+                out.push("--vdev".into());
+                out.push(p.device.clone());
+            } else if !pci_chosen {
+                out.push("-a".into());
+                out.push(p.device.clone());
+            }
+        }
+        if !pci_chosen && self.ports.iter().all(|p| p.is_vdev()) {
+            out.push("--no-pci".into());
+        }
+        if !has(&["--in-memory", "--huge-unlink", "--no-huge"]) {
+            out.push(
+                if has(&["--file-prefix"]) {
+                    "--huge-unlink"
+                } else {
+                    "--in-memory"
+                }
+                .into(),
+            );
+        }
+        if no_huge && !has(&["-m"]) {
+            out.push("-m".into());
+            out.push(self.no_huge_memory_mb().to_string());
+        }
+        out.extend(cli.iter().cloned());
+        Ok(out)
+    }
+
+    /// EAL memory (MiB) for `--no-huge` without `-m`: the packet pool
+    /// (connection tables are on the process heap without hugepages) and
+    /// room for the drivers' rings and EAL's own tables.
+    pub fn no_huge_memory_mb(&self) -> u64 {
+        (self.pool_bytes() >> 20) + 256
+    }
+
+    /// Bytes of the packet pool (mbufs with their headers and headroom).
+    pub fn pool_bytes(&self) -> u64 {
+        self.workers.mbufs as u64 * MBUF_FOOTPRINT
+    }
+}
+
+/// One mbuf in the pool: 2048 bytes of data, 128 of headroom, the 128-byte
+/// `rte_mbuf` and the mempool's header, rounded to cache lines.
+pub const MBUF_FOOTPRINT: u64 = 2048 + 128 + 128 + 64;
+
+#[cfg(test)]
+mod eal_tests {
+    use super::*;
+
+    fn cfg(devices: &[&str], eal: &[&str]) -> Config {
+        let mut text = format!(
+            "[eal]\nargs = [{}]\n",
+            eal.iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (i, d) in devices.iter().enumerate() {
+            text += &format!("[[port]]\nname = 'p{i}'\ndevice = '{d}'\n");
+        }
+        Config::parse(&text).unwrap()
+    }
+
+    fn args(c: &Config, cli: &[&str]) -> Vec<String> {
+        let cli: Vec<String> = cli.iter().map(|s| s.to_string()).collect();
+        c.eal_args(&cli).unwrap()
+    }
+
+    #[test]
+    fn only_configured_pci_devices_are_probed() {
+        let c = cfg(&["3B:00.0", "net_null0"], &["-l", "0,1"]);
+        assert_eq!(c.ports[0].device, "0000:3b:00.0");
+        assert_eq!(
+            args(&c, &[]),
+            [
+                "rvsd",
+                "-l",
+                "0,1",
+                "-a",
+                "0000:3b:00.0",
+                "--vdev",
+                "net_null0",
+                "--in-memory"
+            ]
+        );
+        let v = cfg(&["net_null0"], &[]);
+        assert!(args(&v, &[]).contains(&"--no-pci".to_string()));
+        // The operator's own list wins.
+        let own = args(&c, &["-b", "0000:00:03.0"]);
+        assert!(!own.iter().any(|a| a == "-a" || a == "--no-pci"), "{own:?}");
+        let own = args(&v, &["--no-pci"]);
+        assert_eq!(own.iter().filter(|a| *a == "--no-pci").count(), 1);
+    }
+
+    #[test]
+    fn pci_devices_keep_their_arguments() {
+        let c = cfg(&["3b:00.1,rxq_pkt_pad_en=1"], &[]);
+        assert_eq!(c.ports[0].device, "0000:3b:00.1,rxq_pkt_pad_en=1");
+        assert_eq!(c.ports[0].dev_name(), "0000:3b:00.1");
+        let e = Config::parse("[[port]]\nname='a'\ndevice='eth0'\n").unwrap_err();
+        assert!(e.0.contains("not a PCI address"), "{e}");
+    }
+
+    #[test]
+    fn memory_options_leave_nothing_behind() {
+        let c = cfg(&["net_null0"], &[]);
+        assert!(args(&c, &[]).contains(&"--in-memory".to_string()));
+        let p = args(&c, &["--file-prefix", "x"]);
+        assert!(p.contains(&"--huge-unlink".to_string()));
+        assert!(!p.contains(&"--in-memory".to_string()));
+        let n = args(&c, &["--no-huge"]);
+        assert!(!n.contains(&"--in-memory".to_string()));
+        let m = n.iter().position(|a| a == "-m").expect("-m added");
+        assert_eq!(n[m + 1], c.no_huge_memory_mb().to_string());
+        assert!(c.no_huge_memory_mb() > c.pool_bytes() >> 20);
+        let given = args(&c, &["--no-huge", "-m", "700"]);
+        assert_eq!(given.iter().filter(|a| *a == "-m").count(), 1);
+        let e = c
+            .eal_args(&["--no-huge".into(), "--socket-mem".into(), "1024".into()])
+            .unwrap_err();
+        assert!(e.0.contains("give -m"), "{e}");
     }
 }
 
@@ -388,8 +585,19 @@ port = "server"
         assert!(!c.ports[1].is_vdev());
         assert_eq!(c.peers(), vec![1, 0]);
         assert_eq!(
-            c.device_args(),
-            vec!["--vdev", "net_af_packet0,iface=v0", "-a", "0000:01:00.0"]
+            c.eal_args(&[]).unwrap(),
+            vec![
+                "rvsd",
+                "-l",
+                "0,1",
+                "--no-huge",
+                "--vdev",
+                "net_af_packet0,iface=v0",
+                "-a",
+                "0000:01:00.0",
+                "-m",
+                &c.no_huge_memory_mb().to_string()
+            ]
         );
         assert_eq!(c.workers.mbufs, 16383);
         assert_eq!(c.control.socket, "/run/rvs/rvsd.sock");

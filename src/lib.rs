@@ -8,8 +8,10 @@
 pub mod config;
 pub mod control;
 pub mod gen;
+pub mod hugepages;
 pub mod lb;
 pub mod net;
+pub mod pci;
 pub mod pipeline;
 pub mod rss;
 pub mod wire;

@@ -11,12 +11,71 @@ pub const DEFAULT_KEY: [u8; 40] = [
     0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
 ];
 
+/// The key rvs programs on a port whose driver takes `len` bytes (0: the
+/// driver does not say, so the usual 40): [`DEFAULT_KEY`], repeated to the
+/// length. Every length hashes rvs's inputs alike (see [`Toeplitz::new`]),
+/// so one software mirror serves ports with different key sizes.
+pub fn key_of_len(len: usize) -> Vec<u8> {
+    let len = if len == 0 { DEFAULT_KEY.len() } else { len };
+    DEFAULT_KEY.iter().copied().cycle().take(len).collect()
+}
+
+/// Names of `RTE_ETH_RSS_*` hash-type bits as dpdk-testpmd spells them
+/// (ABI-stable bit positions in DPDK's `rte_ethdev.h`).
+const HASH_TYPES: [(u32, &str); 34] = [
+    (2, "ipv4"),
+    (3, "ipv4-frag"),
+    (4, "ipv4-tcp"),
+    (5, "ipv4-udp"),
+    (6, "ipv4-sctp"),
+    (7, "ipv4-other"),
+    (8, "ipv6"),
+    (9, "ipv6-frag"),
+    (10, "ipv6-tcp"),
+    (11, "ipv6-udp"),
+    (12, "ipv6-sctp"),
+    (13, "ipv6-other"),
+    (14, "l2-payload"),
+    (15, "ipv6-ex"),
+    (16, "ipv6-tcp-ex"),
+    (17, "ipv6-udp-ex"),
+    (18, "port"),
+    (19, "vxlan"),
+    (20, "geneve"),
+    (21, "nvgre"),
+    (23, "gtpu"),
+    (24, "eth"),
+    (25, "s-vlan"),
+    (26, "c-vlan"),
+    (27, "esp"),
+    (28, "ah"),
+    (29, "l2tpv3"),
+    (30, "pfcp"),
+    (58, "l2-dst-only"),
+    (59, "l2-src-only"),
+    (60, "l4-dst-only"),
+    (61, "l4-src-only"),
+    (62, "l3-dst-only"),
+    (63, "l3-src-only"),
+];
+
+/// `RTE_ETH_RSS_*` bits as names (unknown bits as `bitN`).
+pub fn hash_type_names(bits: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| bits & (1u64 << b) != 0)
+        .map(|b| match HASH_TYPES.iter().find(|(n, _)| *n == b) {
+            Some((_, name)) => name.to_string(),
+            None => format!("bit{b}"),
+        })
+        .collect()
+}
+
 /// Toeplitz hash with a fixed key, table-driven: for every input byte
 /// position a 256-entry table holds the XOR of the key windows its set bits
 /// select, so hashing costs one lookup per input byte.
 #[derive(Clone)]
 pub struct Toeplitz {
-    key: [u8; 40],
+    key: Vec<u8>,
     tables: Vec<[u32; 256]>,
 }
 
@@ -24,7 +83,11 @@ pub struct Toeplitz {
 const MAX_INPUT: usize = 36;
 
 impl Toeplitz {
-    pub fn new(key: [u8; 40]) -> Toeplitz {
+    /// A hash with a key of any length (40 bytes on most NICs, 52 on
+    /// Intel's i40e and ice). Inputs are at most 36 bytes, so only the first
+    /// 36 + 4 key bytes ever matter; a shorter key reads as zero past its end.
+    pub fn new(key: impl AsRef<[u8]>) -> Toeplitz {
+        let key = key.as_ref().to_vec();
         let mut tables = vec![[0u32; 256]; MAX_INPUT];
         for (pos, table) in tables.iter_mut().enumerate() {
             // Window for each bit of this byte: key bits [pos*8+b, pos*8+b+32).
@@ -45,7 +108,7 @@ impl Toeplitz {
         Toeplitz { key, tables }
     }
 
-    pub fn key(&self) -> &[u8; 40] {
+    pub fn key(&self) -> &[u8] {
         &self.key
     }
 
@@ -97,7 +160,7 @@ pub struct OwnerMap {
 }
 
 impl OwnerMap {
-    pub fn new(key: [u8; 40], reta: Reta) -> OwnerMap {
+    pub fn new(key: impl AsRef<[u8]>, reta: Reta) -> OwnerMap {
         OwnerMap {
             toeplitz: Toeplitz::new(key),
             reta,
@@ -131,7 +194,7 @@ impl OwnerMap {
 }
 
 /// The 32 key bits starting at bit `bit` (bits past the key's end are 0).
-fn key_window(key: &[u8; 40], bit: usize) -> u32 {
+fn key_window(key: &[u8], bit: usize) -> u32 {
     let mut w = 0u32;
     for i in 0..32 {
         let k = bit + i;
@@ -265,6 +328,28 @@ mod tests {
             2,
             "ports of one client spread over both workers"
         );
+    }
+
+    #[test]
+    fn longer_keys_hash_alike() {
+        assert_eq!(key_of_len(0), DEFAULT_KEY);
+        let k52 = key_of_len(52);
+        assert_eq!(k52.len(), 52);
+        assert_eq!(k52[..40], DEFAULT_KEY);
+        let (a, b) = (Toeplitz::new(DEFAULT_KEY), Toeplitz::new(&k52));
+        let src: IpAddr = "3ffe:2501:200:1fff::7".parse().unwrap();
+        let dst: IpAddr = "3ffe:2501:200:3::1".parse().unwrap();
+        let ports = Some((2794, 1766));
+        assert_eq!(a.hash_tuple(src, dst, ports), b.hash_tuple(src, dst, ports));
+    }
+
+    #[test]
+    fn hash_types_have_names() {
+        assert_eq!(
+            hash_type_names((1 << 4) | (1 << 63) | (1 << 61) | (1 << 40)),
+            ["ipv4-tcp", "bit40", "l4-src-only", "l3-src-only"]
+        );
+        assert!(hash_type_names(0).is_empty());
     }
 
     #[test]

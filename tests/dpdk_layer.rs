@@ -34,6 +34,28 @@ fn frame(i: u32, len: usize) -> Vec<u8> {
     f
 }
 
+/// rvs names DPDK's hash-type bits from their ABI positions; DPDK's own
+/// macros agree.
+#[test]
+fn rss_hash_type_names_match_dpdk() {
+    use rvs::rss::hash_type_names;
+    assert_eq!(hash_type_names(rss_types::l3_src_only()), ["l3-src-only"]);
+    assert_eq!(hash_type_names(rss_types::l3_dst_only()), ["l3-dst-only"]);
+    assert_eq!(hash_type_names(rss_types::l4_src_only()), ["l4-src-only"]);
+    assert_eq!(hash_type_names(rss_types::l4_dst_only()), ["l4-dst-only"]);
+    assert_eq!(
+        hash_type_names(rss_types::tcp()),
+        ["ipv4-tcp", "ipv6-tcp", "ipv6-tcp-ex"]
+    );
+    assert_eq!(
+        hash_type_names(rss_types::udp()),
+        ["ipv4-udp", "ipv6-udp", "ipv6-udp-ex"]
+    );
+    assert!(hash_type_names(rss_types::ip())
+        .iter()
+        .all(|n| !n.starts_with("bit")));
+}
+
 #[test]
 fn dpdk_layer_on_virtual_devices() {
     let prefix = format!("rvs-test-{}", std::process::id());
@@ -180,9 +202,11 @@ fn dpdk_layer_on_virtual_devices() {
     let pn = Port::attach_vdev("net_null7,copy=0").unwrap();
     let info = pn.info().unwrap();
     assert!(info.reta_size >= 4, "net_null offers a redirection table");
-    let key: [u8; 40] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let key: Vec<u8> = (0..40u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
     let rss = RssConfig {
-        key,
+        key: key.clone(),
         hash_types: rss_types::ip() | rss_types::tcp() | rss_types::udp(),
         reta: vec![3, 2, 1, 0],
     };
@@ -204,7 +228,7 @@ fn dpdk_layer_on_virtual_devices() {
         rx_queues: 2,
         tx_queues: 2,
         rss: Some(RssConfig {
-            key,
+            key: key.clone(),
             hash_types: rss_types::ip(),
             reta: vec![0, 5],
         }),
@@ -219,7 +243,7 @@ fn dpdk_layer_on_virtual_devices() {
     pn.close().unwrap();
 
     // --- rvs's software Toeplitz agrees with DPDK's rte_softrss.
-    let t = Toeplitz::new(key);
+    let t = Toeplitz::new(&key);
     let mut seed = 0x1234_5678_u32;
     for _ in 0..1000 {
         let mut next = || {

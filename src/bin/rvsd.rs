@@ -72,6 +72,7 @@ fn load(args: &Args) -> Result<Config, String> {
     if let Some(sock) = &args.sock {
         cfg.control.socket = sock.display().to_string();
     }
+    cfg.normalise().map_err(|e| e.to_string())?;
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }

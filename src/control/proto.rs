@@ -355,15 +355,45 @@ pub struct VersionInfo {
 pub struct PortInfo {
     pub port: u16,
     pub name: String,
+    /// The configured device: a PCI address or a vdev spec.
+    pub device: String,
+    /// The DPDK driver (`net_virtio`, `net_e1000_em`, `net_af_packet`...).
+    pub driver: String,
     pub mac: String,
     pub link_up: bool,
-    pub speed_mbps: u32,
+    /// `None` when the driver does not know (shown as `unknown`).
+    pub speed_mbps: Option<u32>,
+    /// Receive and transmit queues (one of each per worker).
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rss: RssInfo,
+    /// Offloads in force (`RTE_ETH_*_OFFLOAD_*` as hexadecimal bits; `0x0`: none).
+    pub rx_offloads: String,
+    pub tx_offloads: String,
     pub rx_packets: u64,
     pub tx_packets: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub rx_dropped: u64,
     pub tx_errors: u64,
+}
+
+/// A port's receive-side scaling, as requested and as the driver has it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RssInfo {
+    /// Hash types rvsd asked for (dpdk-testpmd's names); empty without RSS.
+    pub requested: Vec<String>,
+    /// Hash types the driver reports in force.
+    pub in_force: Vec<String>,
+    /// Toeplitz key length in bytes (0: no RSS).
+    pub key_len: u16,
+    /// The driver's redirection table size (0: none).
+    pub reta_size: u16,
+    /// How each connection's packets reach the worker that owns it:
+    /// `single worker`, `rss` (the NIC does it), or `hand-off: REASON`
+    /// (packets that land elsewhere cross a ring to their owner).
+    pub ownership: String,
 }
 
 /// A worker lcore as reported by `lcores`.

@@ -2,6 +2,7 @@
 //! told to stop, then a clean shutdown with the final counters.
 
 pub mod lbworker;
+mod ports;
 mod runtime;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +19,12 @@ use crate::control::{self};
 use crate::dataplane::handoff;
 use crate::dataplane::lcore::{self, Exit};
 use crate::dataplane::memory::{self, Placement};
-use crate::dataplane::port::{rss_types, RxQueue, TxQueue};
 use crate::dataplane::worker::{
     DropReason, L2Forward, LatencyControl, LatencyWindow, Worker, WorkerCounts, WorkerStats,
 };
-use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortConfig, PortStats, RssConfig};
+use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortStats};
+use crate::hugepages::Hugepages;
+use crate::lb::conntable::ConnTable;
 use crate::lb::engine::Engine;
 use crate::lb::persist::TemplateTable;
 use crate::lb::rules::{Rules, Snapshot};
@@ -34,6 +36,7 @@ use crate::pipeline::{Balancer, DropCounts};
 use crate::rss::{OwnerMap, Reta};
 use crate::wire::EthernetAddress;
 use lbworker::{Clock, LbPipeline, LbPipelineParts, SharedCounters};
+use ports::Started;
 use runtime::DaemonRuntime;
 
 /// What the workers run.
@@ -101,77 +104,6 @@ pub struct Summary {
     pub conn_memory: Vec<(usize, usize, Placement)>,
 }
 
-/// Ports configured and started, with their queues.
-struct Started {
-    ports: Vec<(String, String, Port)>,
-    macs: Vec<[u8; 6]>,
-    /// Per worker: (rx queue of every port, tx queue of every port).
-    queues: Vec<(Vec<RxQueue>, Vec<TxQueue>)>,
-    /// Redirection table size used on the ports (for the software owner map).
-    reta_size: usize,
-}
-
-fn rss_for(role: Role) -> u64 {
-    let base = rss_types::ip() | rss_types::tcp() | rss_types::udp();
-    match role {
-        Role::Client | Role::Both => base | rss_types::l3_src_only() | rss_types::l4_src_only(),
-        Role::Server => base | rss_types::l3_dst_only() | rss_types::l4_dst_only(),
-    }
-}
-
-fn start_ports(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, String> {
-    let mut ports = Vec::new();
-    let mut macs = Vec::new();
-    let mut queues: Vec<(Vec<RxQueue>, Vec<TxQueue>)> =
-        (0..nq).map(|_| (Vec::new(), Vec::new())).collect();
-    let mut reta_size = 128;
-    for pc in &cfg.ports {
-        let port = Port::by_name(pc.dev_name()).map_err(|e| format!("port {}: {e}", pc.name))?;
-        let info = port.info().map_err(|e| e.to_string())?;
-        let rss = (nq > 1 && info.rss_offloads != 0).then(|| {
-            // Keep only the hash types the driver has; without the
-            // *_ONLY bits packets still spread, and hand-off fixes owners.
-            let want = rss_for(pc.role);
-            let mut hash_types = want & info.rss_offloads;
-            if hash_types & (rss_types::ip() | rss_types::tcp() | rss_types::udp()) == 0 {
-                hash_types = info.rss_offloads;
-            }
-            RssConfig {
-                key: crate::rss::DEFAULT_KEY,
-                hash_types,
-                reta: Vec::new(),
-            }
-        });
-        if info.reta_size > 0 {
-            reta_size = info.reta_size as usize;
-        }
-        let pcfg = PortConfig {
-            rx_queues: nq,
-            tx_queues: nq,
-            rx_desc: cfg.workers.rx_desc,
-            tx_desc: cfg.workers.tx_desc,
-            rss,
-            promiscuous: true,
-            mtu: pc.mtu,
-        };
-        let (rx, tx) = port
-            .start(&pcfg, pool)
-            .map_err(|e| format!("port {} ({}): {e}", pc.name, pc.device))?;
-        for (w, (r, t)) in rx.into_iter().zip(tx).enumerate() {
-            queues[w].0.push(r);
-            queues[w].1.push(t);
-        }
-        macs.push(port.mac().unwrap_or([0; 6]));
-        ports.push((pc.name.clone(), pc.device.clone(), port));
-    }
-    Ok(Started {
-        ports,
-        macs,
-        queues,
-        reta_size,
-    })
-}
-
 /// Each port's addresses as the net module sees them.
 fn net_config(cfg: &Config, macs: &[[u8; 6]]) -> Result<NetConfig, String> {
     let mut net = NetConfig::new();
@@ -218,10 +150,11 @@ fn routes(cfg: &Config, net: &NetConfig) -> Result<RouteTable, String> {
 
 /// Run the daemon until `opts.stop` is set (or the duration passes).
 pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
-    let mut args = vec!["rvsd".to_string()];
-    args.extend(cfg.eal.args.iter().cloned());
-    args.extend(cfg.device_args());
-    args.extend(opts.cli_eal.iter().cloned());
+    let args = cfg.eal_args(&opts.cli_eal).map_err(|e| e.to_string())?;
+    let on_hugepages = !args.iter().any(|a| a == "--no-huge");
+    if on_hugepages {
+        Hugepages::of_host().check_start(args.iter().any(|a| a == "--in-memory"))?;
+    }
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
 
     let mut lcores = eal.worker_lcores();
@@ -238,11 +171,27 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
         return Err("no worker lcore: give the EAL at least two lcores, e.g. -l 0,1".into());
     }
     let nq = lcores.len() as u16;
+    if on_hugepages {
+        let tables = if cfg.lb.table_hugepages && opts.mode == Mode::Lb {
+            ConnTable::layout(cfg.lb.connections as usize).bytes() as u64 * nq as u64
+        } else {
+            0
+        };
+        let what = format!("workers.mbufs = {}", cfg.workers.mbufs);
+        if let Some(w) = Hugepages::of_host().check_room(cfg.pool_bytes(), tables, &what)? {
+            eprintln!("rvsd: {w}");
+        }
+    }
     let pool = Arc::new(
-        Mempool::new("rvs_pkts", cfg.workers.mbufs, 256, 2048 + 128, -1)
-            .map_err(|e| e.to_string())?,
+        Mempool::new("rvs_pkts", cfg.workers.mbufs, 256, 2048 + 128, -1).map_err(|e| {
+            format!(
+                "packet pool of {} mbufs ({} MiB): {e}",
+                cfg.workers.mbufs,
+                cfg.pool_bytes() >> 20
+            )
+        })?,
     );
-    let started = start_ports(cfg, nq, &pool)?;
+    let started = ports::start(cfg, nq, &pool)?;
     let result = match opts.mode {
         Mode::L2Fwd => run_l2fwd(cfg, &opts, &lcores, started),
         Mode::Lb => run_lb(cfg, &opts, &lcores, started, &pool),
@@ -494,7 +443,8 @@ fn run_lb(
         ports: started
             .ports
             .iter()
-            .map(|(n, _, p)| (n.clone(), *p))
+            .zip(&started.setups)
+            .map(|((_, _, p), s)| (s.clone(), *p))
             .collect(),
         lcores: lcores.to_vec(),
         workers: stats.clone(),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use super::lbworker::{SharedCounters, WorkerCmd};
+use super::ports::PortSetup;
 use crate::control::handler::{self, Runtime};
 use crate::control::listener::ListenerStats;
 use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo, WorkerLatency};
@@ -23,7 +24,7 @@ use crate::pipeline::Drop;
 pub(super) struct DaemonRuntime {
     pub snap_tx: SnapshotTx<Snapshot>,
     pub mailboxes: Vec<Sender<WorkerCmd>>,
-    pub ports: Vec<(String, Port)>,
+    pub ports: Vec<(PortSetup, Port)>,
     pub lcores: Vec<LcoreId>,
     pub workers: Vec<Arc<WorkerStats>>,
     pub shared: Vec<Arc<SharedCounters>>,
@@ -72,31 +73,7 @@ impl Runtime for DaemonRuntime {
     }
 
     fn ports(&self) -> Vec<PortInfo> {
-        self.ports
-            .iter()
-            .map(|(name, p)| {
-                let s = p.stats().unwrap_or_default();
-                let link = p.link().unwrap_or_default();
-                let mac = p.mac().unwrap_or([0; 6]);
-                PortInfo {
-                    port: p.id().0,
-                    name: name.clone(),
-                    mac: mac
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(":"),
-                    link_up: link.up,
-                    speed_mbps: link.speed_mbps,
-                    rx_packets: s.ipackets,
-                    tx_packets: s.opackets,
-                    rx_bytes: s.ibytes,
-                    tx_bytes: s.obytes,
-                    rx_dropped: s.imissed + s.rx_nombuf,
-                    tx_errors: s.oerrors,
-                }
-            })
-            .collect()
+        self.ports.iter().map(|(s, p)| s.info(p)).collect()
     }
 
     fn lcores(&self) -> Vec<LcoreInfo> {

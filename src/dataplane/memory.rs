@@ -5,7 +5,8 @@
 //! EAL runs on hugepages, its heap is hugepage memory on the worker's NUMA
 //! socket, so the table goes there. Without hugepages (`--no-huge`) the
 //! EAL's heap is ordinary pages and only as large as `-m`: the table stays
-//! on the Rust heap.
+//! on the Rust heap. Either way the table's memory is given back when the
+//! worker's table is dropped.
 
 use std::ffi::CString;
 use std::mem::{align_of, size_of};
@@ -40,26 +41,56 @@ pub fn eal_has_hugepages() -> bool {
     unsafe { dpdk_sys::rte_eal_has_hugepages() != 0 }
 }
 
-/// Zeroed memory for `n` values of `T` from DPDK's heap on `socket`, never
-/// freed. `None` when the heap has no room.
-fn zalloc_forever<T>(name: &str, n: usize, socket: i32) -> Option<&'static mut [T]> {
-    let bytes = n.checked_mul(size_of::<T>())?;
-    if bytes == 0 {
-        return None;
+/// Zeroed memory from DPDK's heap, given back (`rte_free`) when dropped.
+struct HeapBlock {
+    ptr: std::ptr::NonNull<u8>,
+    bytes: usize,
+}
+
+// SAFETY: the block is plain memory owned by this value alone; rte_free may
+// be called from any thread of the process.
+unsafe impl Send for HeapBlock {}
+
+impl HeapBlock {
+    /// Room for `n` values of `T` on `socket`, zeroed. `None` when the heap
+    /// has no room.
+    fn zalloc<T>(name: &str, n: usize, socket: i32) -> Option<HeapBlock> {
+        let bytes = n.checked_mul(size_of::<T>())?;
+        if bytes == 0 {
+            return None;
+        }
+        let cname = CString::new(name).ok()?;
+        let align = align_of::<T>().max(64) as u32;
+        // SAFETY: a plain allocation call; cname outlives it (DPDK copies the
+        // name into its statistics).
+        let p = unsafe { dpdk_sys::rte_zmalloc_socket(cname.as_ptr(), bytes, align, socket) };
+        std::ptr::NonNull::new(p.cast::<u8>()).map(|ptr| HeapBlock { ptr, bytes })
     }
-    let cname = CString::new(name).ok()?;
-    let align = align_of::<T>().max(64) as u32;
-    // SAFETY: a plain allocation call; cname outlives it (DPDK copies the
-    // name into its statistics).
-    let p = unsafe { dpdk_sys::rte_zmalloc_socket(cname.as_ptr(), bytes, align, socket) };
-    if p.is_null() {
-        return None;
+
+    /// The block as a slice of `T` that the caller hands to exactly one
+    /// owner, which must stop using it before this block is dropped.
+    ///
+    /// # Safety
+    /// `T` is a type for which the all-zero pattern is valid, the block was
+    /// allocated for `T` (size and alignment), this is called once per
+    /// block, and the slice is not used after the block is dropped.
+    unsafe fn slice<T>(&self) -> &'static mut [T] {
+        // SAFETY: per the contract: aligned, sized and zeroed for T, and the
+        // only reference to this memory.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.as_ptr().cast::<T>(),
+                self.bytes / size_of::<T>(),
+            )
+        }
     }
-    // SAFETY: p is non-null, aligned for T, points to `bytes` zeroed bytes
-    // that nothing else references and that are never freed (so 'static).
-    // This is only called for Conn and Bucket, plain integers for which the
-    // all-zero pattern is a valid value (see lb::conntable's Memory section).
-    Some(unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), n) })
+}
+
+impl Drop for HeapBlock {
+    fn drop(&mut self) {
+        // SAFETY: ptr came from rte_zmalloc_socket and is freed once, here.
+        unsafe { dpdk_sys::rte_free(self.ptr.as_ptr().cast()) };
+    }
 }
 
 /// A connection table of `capacity` entries for the worker on `lcore`: in
@@ -76,16 +107,25 @@ pub fn conn_table(
         // SAFETY: a lookup in the EAL's lcore table; out-of-range ids give
         // SOCKET_ID_ANY's value.
         let socket = unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore.0) } as i32;
-        let conns = zalloc_forever::<Conn>(&format!("rvs_conns_{}", lcore.0), l.conns, socket);
+        let conns = HeapBlock::zalloc::<Conn>(&format!("rvs_conns_{}", lcore.0), l.conns, socket);
         let buckets =
-            zalloc_forever::<Bucket>(&format!("rvs_index_{}", lcore.0), l.buckets, socket);
+            HeapBlock::zalloc::<Bucket>(&format!("rvs_index_{}", lcore.0), l.buckets, socket);
         if let (Some(c), Some(b)) = (conns, buckets) {
-            if let Ok(t) = ConnTable::with_memory(c, b, now) {
-                return (t, Placement::Hugepages);
+            // SAFETY: Conn and Bucket are plain integers (all-zero is valid,
+            // see lb::conntable's Memory section); each block was allocated
+            // for its type and is sliced once; the table is the slices' only
+            // holder and releases the blocks from its Drop, after its last
+            // access.
+            let (cs, bs) = unsafe { (c.slice::<Conn>(), b.slice::<Bucket>()) };
+            if let Ok(t) = ConnTable::with_memory(cs, bs, now) {
+                return (
+                    t.on_drop(Box::new(move || drop((c, b)))),
+                    Placement::Hugepages,
+                );
             }
         }
-        // A partial allocation stays allocated: it is reported as heap
-        // placement and the operator sizes the hugepages up.
+        // Whatever was allocated is freed here (the blocks drop); the table
+        // goes on the heap and is reported so.
     }
     (ConnTable::new(capacity, now), Placement::Heap)
 }

@@ -10,8 +10,9 @@ use super::{Burst, DpdkError, Mbuf, Mempool, PortId, QueueId, Result, BURST_SIZE
 /// Toeplitz RSS settings for a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RssConfig {
-    /// The 40-byte Toeplitz key.
-    pub key: [u8; 40],
+    /// The Toeplitz key, as long as the driver's (`DevInfo::hash_key_size`;
+    /// 40 bytes when it reports none).
+    pub key: Vec<u8>,
     /// `RTE_ETH_RSS_*` hash-type bits (see [`rss_types`]).
     pub hash_types: u64,
     /// Queue for each redirection-table entry; empty = spread round robin.
@@ -264,8 +265,24 @@ impl Port {
         }
         let mut conf = sys::rte_eth_conf::default();
         // The key must outlive rte_eth_dev_configure, which copies it.
-        let mut key = cfg.rss.as_ref().map(|r| r.key).unwrap_or([0; 40]);
+        let mut key = cfg.rss.as_ref().map(|r| r.key.clone()).unwrap_or_default();
         if let Some(rss) = &cfg.rss {
+            let want = if info.hash_key_size > 0 {
+                info.hash_key_size as usize
+            } else {
+                40
+            };
+            if key.len() != want {
+                return Err(DpdkError::new(
+                    format!(
+                        "{}: driver {} takes a {want}-byte RSS key, not {} bytes",
+                        self.id,
+                        info.driver,
+                        key.len()
+                    ),
+                    0,
+                ));
+            }
             let hf = rss.hash_types & info.rss_offloads;
             if hf == 0 {
                 return Err(DpdkError::new(
@@ -278,7 +295,7 @@ impl Port {
             }
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
-            conf.rx_adv_conf.rss_conf.rss_key_len = 40;
+            conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
             conf.rx_adv_conf.rss_conf.rss_hf = hf;
         }
         if let Some(mtu) = cfg.mtu {
@@ -324,10 +341,11 @@ impl Port {
             // configure time; set it again explicitly.
             let mut conf = sys::rte_eth_rss_conf {
                 rss_key: key.as_mut_ptr(),
-                rss_key_len: 40,
+                rss_key_len: key.len() as u8,
                 rss_hf: rss.hash_types & info.rss_offloads,
             };
-            // SAFETY: conf points at our 40-byte key for the duration of the call.
+            // SAFETY: conf points at our key, rss_key_len bytes long, for the
+            // duration of the call.
             let ret = unsafe { sys::rte_eth_dev_rss_hash_update(self.id.0, &mut conf) };
             if ret < 0 && ret != -(libc_enotsup()) {
                 return Err(DpdkError::new(
@@ -418,6 +436,16 @@ impl Port {
         // Drivers that do not report a key size use the standard 40 bytes.
         let n = if size > 0 { size } else { 40 }.min(64);
         Ok((key[..n].to_vec(), conf.rss_hf))
+    }
+
+    /// The receive and transmit offloads in force (`RTE_ETH_*_OFFLOAD_*`
+    /// bits of the configuration the device holds).
+    pub fn offloads(&self) -> Result<(u64, u64)> {
+        let mut conf = sys::rte_eth_conf::default();
+        // SAFETY: conf is a valid out-struct.
+        let ret = unsafe { sys::rte_eth_dev_conf_get(self.id.0, &mut conf) };
+        check(ret, || format!("rte_eth_dev_conf_get({})", self.id))?;
+        Ok((conf.rxmode.offloads, conf.txmode.offloads))
     }
 
     pub fn mac(&self) -> Result<[u8; 6]> {

@@ -36,8 +36,10 @@
 //!   and hands them over as `&'static mut` slices with
 //!   [`ConnTable::with_memory`]. Any bit pattern is a valid [`Conn`] and
 //!   [`Bucket`] (plain integers), and the table initialises both, so turning
-//!   zeroed hugepage memory into these slices is sound; the memory must stay
-//!   mapped for the rest of the process (the table never frees it).
+//!   zeroed hugepage memory into these slices is sound. The slices are only
+//!   reachable through the table; a provider that wants its memory back
+//!   registers a release with [`ConnTable::on_drop`], which runs when the
+//!   table is dropped, after its last access.
 //! - With heap memory, glibc asks for transparent huge pages on its large
 //!   allocations when the process starts with
 //!   `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (THP mode `madvise`, glibc
@@ -364,6 +366,16 @@ pub struct ConnTable {
     nb: usize,
     wheel: Vec<u32>,
     cur_tick: u64,
+    /// Gives provided memory back once the table is gone ([`ConnTable::on_drop`]).
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for ConnTable {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
 }
 
 #[inline]
@@ -398,7 +410,8 @@ impl ConnTable {
     /// A table in memory the caller provides (e.g. hugepages): `conns.len()`
     /// is the capacity (at most MAX_CAPACITY), `buckets` needs at least
     /// `ConnTable::layout(conns.len()).buckets` entries (extra ones are not
-    /// used). The contents are overwritten; the memory is never freed.
+    /// used). The contents are overwritten; the table never frees the
+    /// memory itself (see [`ConnTable::on_drop`]).
     pub fn with_memory(
         conns: &'static mut [Conn],
         buckets: &'static mut [Bucket],
@@ -435,7 +448,16 @@ impl ConnTable {
             nb,
             wheel: vec![NIL; WHEEL_SLOTS],
             cur_tick: now.0 / TICK_MS,
+            release: None,
         }
+    }
+
+    /// Run `release` when the table is dropped, after its last use of the
+    /// memory given to [`ConnTable::with_memory`]: the provider frees that
+    /// memory there instead of keeping it for the life of the process.
+    pub fn on_drop(mut self, release: Box<dyn FnOnce() + Send>) -> Self {
+        self.release = Some(release);
+        self
     }
 
     pub fn capacity(&self) -> usize {

@@ -4,7 +4,7 @@
 //! - [`legality`]: which options each command takes, ipvsadm's messages;
 //! - [`addr`]: `host[:port]`, netmasks;
 //! - [`parse`]: argv to a checked [`parse::Invocation`];
-//! - [`list`], [`conns`], [`save`]: the output formats;
+//! - [`list`], [`conns`], [`save`], [`ports`]: the output formats;
 //! - [`restore`]: `-R` input to one atomic rule set;
 //! - [`run`]: requests out, formatted answers back.
 //!
@@ -17,6 +17,7 @@ pub mod legality;
 pub mod list;
 pub mod options;
 pub mod parse;
+pub mod ports;
 pub mod restore;
 pub mod run;
 pub mod save;

@@ -139,7 +139,11 @@ pub fn execute(
         Command::Restore => return run_restore(t, stdin, err),
         Command::Ports => match call(t, &Request::Ports) {
             Ok(Response::Ports { ports }) => {
-                json(out, &ports);
+                if inv.json {
+                    json(out, &ports);
+                } else {
+                    let _ = out.write_all(super::ports::format(&ports).as_bytes());
+                }
                 Ok(())
             }
             Ok(r) => Err(Failure::Unexpected(r)),

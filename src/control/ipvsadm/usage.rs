@@ -41,7 +41,7 @@ Commands (long or short):
   --list            -L|-l     list services (or connections, timeouts)
   --zero            -Z        zero the counters of one or all services
   --set tcp tcpfin udp        set timeouts in seconds (0 keeps the current one)
-  --ports                     rvs: DPDK ports (JSON)
+  --ports                     rvs: DPDK ports: driver, queues, RSS, counters
   --lcores                    rvs: worker lcores (JSON)
   --counters                  rvs: global counters
   --help            -h        this text
