@@ -12,9 +12,10 @@
 #                is then RVS_MEM_MB (default 1024) MB unless -m is given
 #   RVSD         the rvsd binary (default /usr/local/bin/rvsd; tests use echo)
 # Arguments are passed to rvsd; EAL arguments go after `--`. Added to them
-# unless given: -l $RVS_LCORES, and --in-memory (no files in hugetlbfs or
-# /var/run/dpdk: every hugepage goes back to the host when rvsd exits, even
-# when killed; drop it with --file-prefix NAME for DPDK secondary processes).
+# unless given: -l $RVS_LCORES, and on hugepages --in-memory (no files in
+# hugetlbfs or /var/run/dpdk: every hugepage goes back to the host when rvsd
+# exits, even when killed; give --file-prefix NAME instead for DPDK
+# secondary processes).
 set -eu
 
 no_huge=${RVS_NO_HUGE:-0}
@@ -65,7 +66,8 @@ for a in "$@"; do
 done
 [ "$seen_sep" = 1 ] || set -- "$@" --
 [ "$has_lcores" = 1 ] || set -- "$@" -l "${RVS_LCORES:-0-1}"
-[ "$has_prefix" = 1 ] || set -- "$@" --in-memory
+# (--no-huge implies DPDK's legacy memory mode, which refuses --in-memory.)
+[ "$has_prefix" = 1 ] || [ "$no_huge" = "1" ] || set -- "$@" --in-memory
 if [ "$no_huge" = "1" ]; then
     set -- "$@" --no-huge
     [ "$has_mem" = 1 ] || set -- "$@" -m "${RVS_MEM_MB:-1024}"

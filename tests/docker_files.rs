@@ -102,10 +102,11 @@ fn entrypoint_args(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String,
 
 #[test]
 fn entrypoint_builds_eal_arguments() {
-    // Defaults: lcores 0-1, in-memory; without hugepages a memory size.
+    // Defaults: lcores 0-1; without hugepages a memory size (and no
+    // --in-memory: DPDK refuses it with --no-huge).
     let (code, eal, err) = entrypoint_args(&[("RVS_NO_HUGE", "1")], &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(eal, "-l 0-1 --in-memory --no-huge -m 1024");
+    assert_eq!(eal, "-l 0-1 --no-huge -m 1024");
     // Lcores and memory from the environment.
     let (_, eal, _) = entrypoint_args(
         &[
@@ -115,7 +116,7 @@ fn entrypoint_builds_eal_arguments() {
         ],
         &["--duration", "1"],
     );
-    assert_eq!(eal, "-l 0-3 --in-memory --no-huge -m 512");
+    assert_eq!(eal, "-l 0-3 --no-huge -m 512");
     // What the arguments give is kept and not doubled.
     let (_, eal, _) = entrypoint_args(
         &[("RVS_NO_HUGE", "1"), ("RVS_LCORES", "0-3")],
