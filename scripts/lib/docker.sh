@@ -19,7 +19,7 @@ rvs_net_state() {
     for t in iptables-save ip6tables-save; do
         if command -v "$t" >/dev/null 2>&1; then
             echo "## $t"
-            "$t" 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+            "$t" 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]//' || true
         fi
     done
     if command -v nft >/dev/null 2>&1; then
