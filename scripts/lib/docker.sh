@@ -126,64 +126,91 @@ rvs_dockerfile_pkgs() {
 # An image's rvs.base-key label (empty when the image is not there).
 _rvs_image_key() { docker image inspect -f '{{index .Config.Labels "rvs.base-key"}}' "$1" 2>/dev/null || true; }
 
+# _rvs_debootstrap TAG KEY "PACKAGES" [mmdebstrap options...]: a bookworm
+# minbase with PACKAGES (docs, man pages and locales left out, as in the
+# official slim images) imported as TAG with the label rvs.base-key=KEY;
+# the options after the packages are mmdebstrap's (hooks) and docker
+# import's (--change ...), told apart by their names.
+_rvs_debootstrap() {
+    local tag=$1 key=$2 pkgs=$3; shift 3
+    local mm=() changes=(--change 'CMD ["bash"]' --change "LABEL rvs.base-key=$key"
+        --change "LABEL rvs.base-note=made-locally-by-scripts/container-test")
+    local o
+    for o in "$@"; do
+        case $o in --customize-hook=*) mm+=("$o") ;; *) changes+=("$o") ;; esac
+    done
+    # shellcheck disable=SC2086 # the package list is words
+    if ! timeout 1500 mmdebstrap --quiet --variant=minbase --format=tar \
+            --include="$(echo $pkgs | tr ' ' ',')" \
+            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+            --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+            "${mm[@]}" bookworm - 2>"$RVS_WORK/mmdebstrap.log" \
+        | timeout 900 docker import "${changes[@]}" - "$tag" >/dev/null; then
+        echo "container-test: making $tag failed" >&2
+        tail -20 "$RVS_WORK/mmdebstrap.log" >&2
+        return 1
+    fi
+    [ "$(_rvs_image_key "$tag")" = "$key" ] || { echo "container-test: $tag not tagged" >&2; return 1; }
+}
+
 # rvs_base_images DOCKERFILE: make the FROM images locally unless a matching
 # one is there already (never pulled: the official images would need network
-# in the build steps, which this daemon does not give them). The Debian image is a
-# mmdebstrap minbase bookworm; the Rust image is the same plus gcc, the host's
-# active Rust toolchain (copied into /usr/local/rustup, cargo and rustc on
-# PATH) and the crates of Cargo.lock in its CARGO_HOME with
-# CARGO_NET_OFFLINE=true. Build steps here have no network (no bridge), so
-# each base image also carries the packages its stage's RUN apt-get install
-# names: there `apt-get update` fails softly and `apt-get install` finds
-# them installed. The key label records what went in; a change rebuilds.
+# in the build steps, which this daemon does not give them).
+# - debian:bookworm-slim: a mmdebstrap minbase bookworm;
+# - rust:1.95-bookworm: the same plus gcc and the host's active Rust
+#   toolchain (copied into /usr/local/rustup; cargo, rustc, rustdoc on PATH)
+#   as rvs-rust-toolchain:local, and on top of it a layer with the crates of
+#   Cargo.lock in CARGO_HOME, CARGO_NET_OFFLINE=true (a Cargo.lock change
+#   remakes only this layer).
+# Build steps here have no network (no bridge), so each base image also
+# carries the packages its stage's RUN apt-get install names: there
+# `apt-get update` fails softly and `apt-get install` finds them installed.
+# The rvs.base-key label records what went in; a change remakes the image.
 rvs_base_images() {
-    local dockerfile=$1 img pkgs key sysroot rustv cratehome
+    local dockerfile=$1 img pkgs key tkey sysroot rustv ctx
     for img in $(rvs_dockerfile_froms "$dockerfile" | sort -u); do
         pkgs=$(rvs_dockerfile_pkgs "$dockerfile" "$img" | sort -u | tr '\n' ' ')
         case $img in
+        debian:*)
+            key=$(echo "v1 $img $pkgs" | sha256sum | cut -c1-16)
+            if [ "$(_rvs_image_key "$img")" = "$key" ]; then
+                echo "   $img: made locally before (key $key), kept"
+                continue
+            fi
+            echo "   $img: no registry; making it with mmdebstrap (bookworm minbase + $pkgs)"
+            _rvs_debootstrap "$img" "$key" "$pkgs"
+            ;;
         rust:*)
             sysroot=$(rustc --print sysroot)
             rustv=$(rustc --version)
             pkgs="ca-certificates gcc libc6-dev $pkgs"
-            key=$( { echo "v1 $img $pkgs $rustv"; cat "$RVS_ROOT/Cargo.lock"; } | sha256sum | cut -c1-16)
-            ;;
-        debian:*)
-            key=$(echo "v1 $img $pkgs" | sha256sum | cut -c1-16)
+            tkey=$(echo "v2 $pkgs $rustv" | sha256sum | cut -c1-16)
+            key=$( { echo "v2 $img $tkey"; cat "$RVS_ROOT/Cargo.lock"; } | sha256sum | cut -c1-16)
+            if [ "$(_rvs_image_key "$img")" = "$key" ]; then
+                echo "   $img: made locally before (key $key), kept"
+                continue
+            fi
+            if [ "$(_rvs_image_key rvs-rust-toolchain:local)" != "$tkey" ]; then
+                echo "   $img: no registry; making it with mmdebstrap (bookworm minbase + $pkgs) and $rustv"
+                _rvs_debootstrap rvs-rust-toolchain:local "$tkey" "$pkgs" \
+                    --customize-hook="mkdir -p \"\$1/usr/local/rustup/toolchains/host\" \"\$1/usr/local/cargo/bin\"" \
+                    --customize-hook="cp -a '$sysroot/bin' '$sysroot/lib' \"\$1/usr/local/rustup/toolchains/host/\"" \
+                    --customize-hook="for b in cargo rustc rustdoc; do ln -s ../../rustup/toolchains/host/bin/\$b \"\$1/usr/local/cargo/bin/\$b\"; done" \
+                    --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+                    --change 'ENV RUSTUP_HOME=/usr/local/rustup' --change 'ENV CARGO_HOME=/usr/local/cargo' \
+                    --change "LABEL rvs.rust=\"$rustv\""
+            fi
+            echo "   $img: rvs-rust-toolchain:local + the crates of Cargo.lock (cargo fetch on the host)"
+            ctx=$RVS_WORK/crates
+            mkdir -p "$ctx/cargo"
+            CARGO_HOME=$ctx/cargo timeout 600 cargo fetch --locked --manifest-path "$RVS_ROOT/Cargo.toml" -q
+            rm -rf "$ctx/cargo/registry/src"
+            printf '%s\n' 'FROM rvs-rust-toolchain:local' 'COPY cargo/registry /usr/local/cargo/registry' \
+                'ENV CARGO_NET_OFFLINE=true' "LABEL rvs.base-key=$key" >"$ctx/Dockerfile"
+            timeout 600 docker build -q -t "$img" "$ctx" >/dev/null
+            [ "$(_rvs_image_key "$img")" = "$key" ] || { echo "container-test: $img not tagged" >&2; return 1; }
             ;;
         *) echo "container-test: no local recipe for FROM $img" >&2; return 1 ;;
         esac
-        if [ "$(_rvs_image_key "$img")" = "$key" ]; then
-            echo "   $img: made locally before (key $key), kept"
-            continue
-        fi
-        echo "   $img: no registry; making it with mmdebstrap (bookworm minbase + $pkgs)"
-        local hooks=() changes=(--change 'CMD ["bash"]' --change "LABEL rvs.base-key=$key"
-            --change "LABEL rvs.base-note=made-locally-by-scripts/container-test")
-        if [[ $img == rust:* ]]; then
-            cratehome=$RVS_WORK/cargo-home
-            mkdir -p "$cratehome"
-            echo "   fetching the crates of Cargo.lock for the image's CARGO_HOME"
-            CARGO_HOME=$cratehome timeout 600 cargo fetch --locked --manifest-path "$RVS_ROOT/Cargo.toml" -q
-            rm -rf "$cratehome/registry/src"
-            hooks=(--customize-hook="mkdir -p \"\$1/usr/local/rustup/toolchains/host\" \"\$1/usr/local/cargo/bin\""
-                --customize-hook="cp -a '$sysroot/bin' '$sysroot/lib' \"\$1/usr/local/rustup/toolchains/host/\""
-                --customize-hook="for b in cargo rustc rustdoc; do ln -s ../../rustup/toolchains/host/bin/\$b \"\$1/usr/local/cargo/bin/\$b\"; done"
-                --customize-hook="cp -a '$cratehome/registry' \"\$1/usr/local/cargo/\"")
-            changes+=(--change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-                --change 'ENV RUSTUP_HOME=/usr/local/rustup' --change 'ENV CARGO_HOME=/usr/local/cargo'
-                --change 'ENV CARGO_NET_OFFLINE=true' --change "LABEL rvs.rust=\"$rustv\"")
-        fi
-        # shellcheck disable=SC2086 # the package list is words
-        if ! timeout 1500 mmdebstrap --quiet --variant=minbase --format=tar \
-                --include="$(echo $pkgs | tr ' ' ',')" \
-                --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-                --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-                "${hooks[@]}" bookworm - 2>"$RVS_WORK/mmdebstrap.log" \
-            | timeout 900 docker import "${changes[@]}" - "$img" >/dev/null; then
-            echo "container-test: making $img failed" >&2
-            tail -20 "$RVS_WORK/mmdebstrap.log" >&2
-            return 1
-        fi
-        [ "$(_rvs_image_key "$img")" = "$key" ] || { echo "container-test: $img not tagged" >&2; return 1; }
     done
 }
