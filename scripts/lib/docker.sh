@@ -207,7 +207,9 @@ rvs_base_images() {
             rm -rf "$ctx/cargo/registry/src"
             printf '%s\n' 'FROM rvs-rust-toolchain:local' 'COPY cargo/registry /usr/local/cargo/registry' \
                 'ENV CARGO_NET_OFFLINE=true' "LABEL rvs.base-key=$key" >"$ctx/Dockerfile"
-            timeout 600 docker build -q -t "$img" "$ctx" >/dev/null
+            if ! timeout 600 docker build -q -t "$img" "$ctx" >"$RVS_WORK/crates.log" 2>&1; then
+                cat "$RVS_WORK/crates.log" >&2; return 1
+            fi
             [ "$(_rvs_image_key "$img")" = "$key" ] || { echo "container-test: $img not tagged" >&2; return 1; }
             ;;
         *) echo "container-test: no local recipe for FROM $img" >&2; return 1 ;;
