@@ -59,7 +59,7 @@ rvs_dockerd_start() {
         --containerd-namespace "rvs-$id" --containerd-plugins-namespace "rvs-$id-p" \
         --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
         --bridge=none --userland-proxy=false --log-level warn \
-        >"$RVS_WORK/dockerd.log" 2>&1 &
+        >"$RVS_WORK/dockerd.log" 2>&1 {RVS_DOCKER_LOCK}>&- &
     DOCKERD_PID=$!
     rvs_on_exit "rvs_dockerd_stop"
     if ! rvs_wait_for 60 docker version; then
