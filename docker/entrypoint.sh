@@ -9,26 +9,29 @@
 #   RVS_LCORES   EAL lcores when the arguments give none (default 0-1:
 #                main lcore 0, one worker on lcore 1)
 #   RVS_NO_HUGE=1  run without hugepages (testing only: slower); memory
-#                is then RVS_MEM_MB (default 1024) MB unless -m is given
+#                is then -m RVS_MEM_MB when set, else what rvsd sizes for
+#                its packet pool
 #   RVSD         the rvsd binary (default /usr/local/bin/rvsd; tests use echo)
+#   RVS_MEMINFO  where to read hugepage counts (default /proc/meminfo; tests)
 # Arguments are passed to rvsd; EAL arguments go after `--`. Added to them
-# unless given: -l $RVS_LCORES, and on hugepages --in-memory (no files in
-# hugetlbfs or /var/run/dpdk: every hugepage goes back to the host when rvsd
-# exits, even when killed; give --file-prefix NAME instead for DPDK
-# secondary processes).
+# unless given: -l $RVS_LCORES; --no-huge (and -m $RVS_MEM_MB when set) for
+# RVS_NO_HUGE=1. rvsd itself adds --in-memory on hugepages (no files in
+# hugetlbfs or /var/run/dpdk, every page back to the host when it exits,
+# even when killed, no hugetlbfs mount needed), --no-pci or an allow-list of
+# the configured PCI devices, and -m for --no-huge.
 set -eu
 
 no_huge=${RVS_NO_HUGE:-0}
 if [ "$no_huge" != "1" ]; then
-    total=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
-    free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
-    if [ "${total:-0}" -eq 0 ] || ! grep -qs hugetlbfs /proc/mounts; then
+    meminfo=${RVS_MEMINFO:-/proc/meminfo}
+    total=$(awk '/^HugePages_Total:/ {print $2}' "$meminfo")
+    free=$(awk '/^HugePages_Free:/ {print $2}' "$meminfo")
+    if [ "${total:-0}" -eq 0 ]; then
         cat >&2 <<MSG
 rvs: no hugepages available in this container.
-  On the host, reserve them and mount hugetlbfs, e.g. 1024 x 2 MiB:
+  On the host, reserve them, e.g. 1024 x 2 MiB:
     echo 1024 | sudo tee /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-    sudo mkdir -p /dev/hugepages && sudo mount -t hugetlbfs nodev /dev/hugepages
-  then start the container with /dev/hugepages mounted (see docker/compose.yaml),
+  (rvsd maps them itself: no hugetlbfs mount is needed in the container),
   or set RVS_NO_HUGE=1 to run without them (testing only).
 MSG
         exit 78
@@ -46,31 +49,21 @@ for a in "$@"; do
     if [ "$a" = "--" ]; then seen_sep=1; break; fi
     n_rvsd=$((n_rvsd + 1))
 done
-has_lcores=0 has_mem=0 has_prefix=0
+has_lcores=0 has_mem=0
 i=0
 for a in "$@"; do
     i=$((i + 1))
     [ "$i" -gt $((n_rvsd + 1)) ] || continue
     case $a in
     -l|-l?*|--lcores|--lcores=*|-c|-c?*) has_lcores=1 ;;
-    -m|-m?*|--socket-mem|--socket-mem=*) has_mem=1 ;;
-    --in-memory|--file-prefix|--file-prefix=*) has_prefix=1 ;;
+    -m|-m?*) has_mem=1 ;;
     esac
-    if [ "$no_huge" = "1" ]; then
-        case $a in
-        --socket-mem|--socket-mem=*)
-            echo "rvs: RVS_NO_HUGE=1: --socket-mem needs hugepages; use -m MB" >&2
-            exit 78 ;;
-        esac
-    fi
 done
 [ "$seen_sep" = 1 ] || set -- "$@" --
 [ "$has_lcores" = 1 ] || set -- "$@" -l "${RVS_LCORES:-0-1}"
-# (--no-huge implies DPDK's legacy memory mode, which refuses --in-memory.)
-[ "$has_prefix" = 1 ] || [ "$no_huge" = "1" ] || set -- "$@" --in-memory
 if [ "$no_huge" = "1" ]; then
     set -- "$@" --no-huge
-    [ "$has_mem" = 1 ] || set -- "$@" -m "${RVS_MEM_MB:-1024}"
+    [ "$has_mem" = 1 ] || [ -z "${RVS_MEM_MB:-}" ] || set -- "$@" -m "$RVS_MEM_MB"
 fi
 
 if [ -r "${RVS_RULES:-}" ]; then

@@ -2,8 +2,7 @@
 //! Dockerfile passes hadolint and copies only what `.dockerignore` lets into
 //! the context, the entrypoint refuses to start without hugepages with a
 //! message saying how to get them, and it builds rvsd's EAL arguments
-//! (lcores from the environment, `--in-memory`, `--no-huge -m` for
-//! `RVS_NO_HUGE=1`). The image itself is built with the README's command and
+//! (lcores from the environment, `--no-huge` for `RVS_NO_HUGE=1`). The image itself is built with the README's command and
 //! run on hugepages with real traffic by `scripts/container-test` (part of
 //! `scripts/test`).
 
@@ -29,23 +28,27 @@ fn dockerfile_passes_hadolint() {
     );
 }
 
+/// A fake /proc/meminfo with `total` 2 MiB pages, for the entrypoint's check.
+fn meminfo(total: u32) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("rvs-meminfo-{}-{total}", std::process::id()));
+    std::fs::write(
+        &p,
+        format!("MemTotal: 1000 kB\nHugePages_Total: {total}\nHugePages_Free: {total}\n"),
+    )
+    .unwrap();
+    p
+}
+
 #[test]
 fn entrypoint_explains_missing_hugepages() {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let have_huge = meminfo
-        .lines()
-        .any(|l| l.starts_with("HugePages_Total:") && !l.ends_with(" 0"));
-    if have_huge {
-        eprintln!(
-            "hugepages are reserved on this machine; the no-hugepage message is not reachable"
-        );
-        return;
-    }
+    let fake = meminfo(0);
     let out = Command::new("sh")
         .arg(root().join("docker/entrypoint.sh"))
+        .env("RVS_MEMINFO", &fake)
         .env("RVS_CONFIG", "/nonexistent/rvsd.toml")
         .output()
         .expect("sh runs");
+    let _ = std::fs::remove_file(&fake);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("no hugepages"), "{err}");
@@ -102,11 +105,10 @@ fn entrypoint_args(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String,
 
 #[test]
 fn entrypoint_builds_eal_arguments() {
-    // Defaults: lcores 0-1; without hugepages a memory size (and no
-    // --in-memory: DPDK refuses it with --no-huge).
+    // Defaults: lcores 0-1; without hugepages --no-huge (rvsd sizes -m).
     let (code, eal, err) = entrypoint_args(&[("RVS_NO_HUGE", "1")], &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(eal, "-l 0-1 --no-huge -m 1024");
+    assert_eq!(eal, "-l 0-1 --no-huge");
     // Lcores and memory from the environment.
     let (_, eal, _) = entrypoint_args(
         &[
@@ -123,10 +125,14 @@ fn entrypoint_builds_eal_arguments() {
         &["--", "-l", "0,1", "-m", "256", "--file-prefix", "x"],
     );
     assert_eq!(eal, "-l 0,1 -m 256 --file-prefix x --no-huge");
-    // --socket-mem cannot go with --no-huge: refused with a hint.
-    let (code, _, err) = entrypoint_args(&[("RVS_NO_HUGE", "1")], &["--", "--socket-mem", "1024"]);
-    assert_eq!(code, Some(78));
-    assert!(err.contains("use -m"), "{err}");
+    // On hugepages only the lcores: rvsd adds --in-memory and the PCI
+    // allow-list itself (src/config.rs, Config::eal_args).
+    let fake = meminfo(512);
+    let (code, eal, err) = entrypoint_args(&[("RVS_MEMINFO", fake.to_str().unwrap())], &[]);
+    let _ = std::fs::remove_file(&fake);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(eal, "-l 0-1");
+    assert!(err.contains("hugepages: 512 free of 512"), "{err}");
 }
 
 #[test]
