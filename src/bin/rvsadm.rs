@@ -1,8 +1,9 @@
 //! rvsadm: the ipvsadm-compatible command line for rvsd. All logic lives in
-//! `rvs::control::ipvsadm`.
+//! `rvs::control::ipvsadm`; this binary adds the build information (commit,
+//! DPDK version: build.rs) under the version line of `-v`/`--version`.
 
 use rvs::control::client::SOCKET_ENV;
-use rvs::control::ipvsadm::main_with;
+use rvs::control::ipvsadm::{main_with, parse, Command};
 use std::io::Write;
 
 fn main() {
@@ -19,6 +20,9 @@ fn main() {
         &mut out,
         &mut stderr.lock(),
     );
+    if code == 0 && matches!(parse(&args), Ok(inv) if inv.command == Command::Version) {
+        let _ = writeln!(out, "build: {}", env!("RVS_BUILD_INFO"));
+    }
     let _ = out.flush();
     std::process::exit(code);
 }

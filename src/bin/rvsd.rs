@@ -12,7 +12,8 @@ use rvs::config::{Config, PortConfig, Role};
 /// rvs data-plane daemon: DPDK poll-mode forwarding on worker lcores.
 #[derive(Parser, Debug)]
 #[command(
-    version,
+    name = "rvsd",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_BUILD_INFO"), ")"),
     about,
     after_help = "EAL arguments go after `--`, e.g.\n  rvsd -c rvsd.toml -- -l 0,1 --no-huge -m 512"
 )]

@@ -155,6 +155,7 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
     if on_hugepages {
         Hugepages::of_host().check_start(args.iter().any(|a| a == "--in-memory"))?;
     }
+    eprintln!("rvsd: EAL arguments: {}", args[1..].join(" "));
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
 
     let mut lcores = eal.worker_lcores();
