@@ -33,9 +33,14 @@ pub fn format(ports: &[PortInfo]) -> String {
         );
         s += &format!("  rss requested: {}\n", list(&p.rss.requested));
         s += &format!("  rss in force:  {}\n", list(&p.rss.in_force));
+        let key = if p.rss.key_len == 0 {
+            "not used".to_string()
+        } else {
+            format!("{} bytes", p.rss.key_len)
+        };
         s += &format!(
-            "  rss key: {} bytes; reta: {} entries; connection owners: {}\n",
-            p.rss.key_len, p.rss.reta_size, p.rss.ownership
+            "  rss key: {key}; driver's reta: {} entries; connection owners: {}\n",
+            p.rss.reta_size, p.rss.ownership
         );
         s += &format!(
             "  rx {} pkts {} bytes, tx {} pkts {} bytes, rx dropped {}, tx errors {}\n",
