@@ -87,7 +87,9 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("rss key: 40 bytes; reta: 128 entries; connection owners: hand-off: no"),
+            t.contains(
+                "rss key: 40 bytes; driver's reta: 128 entries; connection owners: hand-off: no"
+            ),
             "{t}"
         );
     }
