@@ -200,9 +200,18 @@ pub(super) fn start(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, St
             promiscuous: true,
             mtu: pc.mtu,
         };
-        let (rx, tx) = port
-            .start(&pcfg, pool)
-            .map_err(|e| format!("port {} ({}): {e}", pc.name, pc.device))?;
+        let (rx, tx) = match port.start(&pcfg, pool) {
+            Ok(q) => q,
+            Err(e) => {
+                // The ports started so far hold mbufs of the pool, which
+                // the caller frees next: stop them first.
+                for (_, _, p) in &started.ports {
+                    let _ = p.stop();
+                    let _ = p.close();
+                }
+                return Err(format!("port {} ({}): {e}", pc.name, pc.device));
+            }
+        };
         for (w, (r, t)) in rx.into_iter().zip(tx).enumerate() {
             started.queues[w].0.push(r);
             started.queues[w].1.push(t);
