@@ -250,3 +250,64 @@ fn rvsadm_stale_socket() {
     );
     assert!(o.stdout.is_empty());
 }
+
+/// A control socket rvsd cannot bind (a path under /proc) stops it at
+/// start with the reason, before any worker runs; it used to hang with the
+/// workers spinning.
+#[test]
+fn rvsd_unbindable_socket_exits() {
+    let dir = std::env::temp_dir().join(format!("rvs-badsock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("rvsd.toml");
+    std::fs::write(
+        &cfg,
+        "[control]\nsocket = '/proc/rvs-no-such.sock'\n\
+         [[port]]\nname = 'a'\ndevice = 'net_null0'\n[[port]]\nname = 'b'\ndevice = 'net_null1'\n",
+    )
+    .unwrap();
+    let prefix = format!("rvs-badsock-{}", std::process::id());
+    let mut child = std::process::Command::new(RVSD)
+        .arg("-c")
+        .arg(&cfg)
+        .args([
+            "--",
+            "-l",
+            "0,1",
+            "--no-huge",
+            "-m",
+            "256",
+            "--file-prefix",
+            &prefix,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("rvsd did not exit in 30 s with an unbindable control socket");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("control socket /proc/rvs-no-such.sock"),
+        "{err}"
+    );
+}

@@ -364,8 +364,13 @@ fn run_lb(
         Vec::new()
     };
     let mem_slots: Vec<MemorySlot> = lcores.iter().map(|_| Default::default()).collect();
+    // Before any worker runs: a socket that cannot be bound stops rvsd
+    // while there is nothing to unwind.
+    let sock = std::path::PathBuf::from(&cfg.control.socket);
+    let listener = control::server::bind(&sock)
+        .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
     let run_flag = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
+    let mut handles: Vec<lcore::LaunchHandle> = Vec::new();
     let mut stats = Vec::new();
     let mut shared = Vec::new();
     let mut mailboxes = Vec::new();
@@ -432,8 +437,24 @@ fn run_lb(
                 let e = worker.pipeline.engine();
                 *m = Some((e.memory_bytes(), e.capacity(), placement));
             }
-        })
-        .map_err(|e| e.to_string())?;
+        });
+        let h = match h {
+            Ok(h) => h,
+            Err(e) => {
+                // The workers already running stop before the ports and
+                // the pool they use go away.
+                run_flag.store(true, Ordering::Relaxed);
+                for h in handles {
+                    h.join();
+                }
+                for (_, _, p) in &started.ports {
+                    let _ = p.stop();
+                    let _ = p.close();
+                }
+                let _ = std::fs::remove_file(&sock);
+                return Err(e.to_string());
+            }
+        };
         handles.push(h);
     }
 
@@ -461,9 +482,6 @@ fn run_lb(
         let snap = h.rules.snapshot();
         h.runtime.publish(snap);
     }
-    let sock = std::path::PathBuf::from(&cfg.control.socket);
-    let listener = control::server::bind(&sock)
-        .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
     let ctl_stop = Arc::new(AtomicBool::new(false));
     let ctl = {
         let (h, stop, st) = (handler.clone(), ctl_stop.clone(), listener_stats.clone());
