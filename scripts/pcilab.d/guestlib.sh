@@ -21,14 +21,21 @@ pci_bind() {
         return 0
     fi
     case $drv in
-    vfio-pci) modprobe vfio-pci ;;
-    virtio-pci) modprobe virtio_pci; modprobe virtio_net ;;
-    *) modprobe "$drv" ;;
+    vfio-pci|uio_pci_generic)
+        # As the README tells an operator to: DPDK's own tool.
+        modprobe "$drv"
+        echo >"$p/driver_override"
+        dpdk-devbind.py -b "$drv" "$dev" ;;
+    *)
+        case $drv in
+        virtio-pci) modprobe virtio_pci; modprobe virtio_net ;;
+        *) modprobe "$drv" ;;
+        esac
+        # Back to a kernel driver through driver_override, which works for
+        # every driver.
+        echo "$drv" >"$p/driver_override"
+        echo "$dev" >/sys/bus/pci/drivers_probe 2>/dev/null || true ;;
     esac
-    # uio_pci_generic has no id table: it takes a device through new_id or
-    # driver_override; driver_override works for every driver.
-    echo "$drv" >"$p/driver_override"
-    echo "$dev" >/sys/bus/pci/drivers_probe 2>/dev/null || true
     [ "$(pci_driver "$dev")" = "$drv" ] || { echo "pci_bind: $dev did not bind to $drv" >&2; return 1; }
 }
 
