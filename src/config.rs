@@ -243,24 +243,29 @@ impl PortConfig {
     /// The PCI address of a PCI port (`None` for a virtual device or text
     /// that is not an address).
     pub fn pci(&self) -> Option<crate::pci::PciAddr> {
+        self.pci_addr().ok().flatten()
+    }
+
+    /// `Ok(None)` for a virtual device, the address of a PCI device, or
+    /// the error for text that is neither.
+    fn pci_addr(&self) -> Result<Option<crate::pci::PciAddr>, ConfigError> {
         if self.is_vdev() {
-            return None;
+            return Ok(None);
         }
-        self.dev_name().parse().ok()
+        self.dev_name().parse().map(Some).map_err(|e| {
+            ConfigError(format!(
+                "port {:?}: device {e}; virtual devices start with net_",
+                self.name
+            ))
+        })
     }
 
     /// Write a PCI device's address the way EAL names its port
     /// (`3B:00.0` -> `0000:3b:00.0`), keeping any device arguments.
     fn normalise_device(&mut self) -> Result<(), ConfigError> {
-        if self.is_vdev() {
+        let Some(addr) = self.pci_addr()? else {
             return Ok(());
-        }
-        let addr: crate::pci::PciAddr = self.dev_name().parse().map_err(|e| {
-            ConfigError(format!(
-                "port {:?}: device {e}; virtual devices start with net_",
-                self.name
-            ))
-        })?;
+        };
         let args = self.device.split_once(',').map(|(_, a)| a.to_string());
         self.device = match args {
             Some(a) => format!("{addr},{a}"),
@@ -312,13 +317,7 @@ impl Config {
                     "port {i}: name and device are required"
                 )));
             }
-            if !p.is_vdev() && p.pci().is_none() {
-                return Err(ConfigError(format!(
-                    "port {:?}: device {}; virtual devices start with net_",
-                    p.name,
-                    crate::pci::NotPci(p.dev_name().to_string())
-                )));
-            }
+            p.pci_addr()?;
             if self.ports[..i].iter().any(|q| q.name == p.name) {
                 return Err(ConfigError(format!("port name {:?} used twice", p.name)));
             }
@@ -459,9 +458,13 @@ impl Config {
     }
 }
 
-/// One mbuf in the pool: 2048 bytes of data, 128 of headroom, the 128-byte
-/// `rte_mbuf` and the mempool's header, rounded to cache lines.
-pub const MBUF_FOOTPRINT: u64 = 2048 + 128 + 128 + 64;
+/// Data room of each mbuf in rvsd's packet pool: 2048 bytes of data and 128
+/// of headroom.
+pub const MBUF_DATA_ROOM: u16 = 2048 + 128;
+
+/// One mbuf in the pool: its data room, the 128-byte `rte_mbuf` and the
+/// mempool's header, rounded to cache lines.
+pub const MBUF_FOOTPRINT: u64 = MBUF_DATA_ROOM as u64 + 128 + 64;
 
 #[cfg(test)]
 mod eal_tests {

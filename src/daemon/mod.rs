@@ -184,7 +184,14 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
         }
     }
     let pool = Arc::new(
-        Mempool::new("rvs_pkts", cfg.workers.mbufs, 256, 2048 + 128, -1).map_err(|e| {
+        Mempool::new(
+            "rvs_pkts",
+            cfg.workers.mbufs,
+            256,
+            crate::config::MBUF_DATA_ROOM,
+            -1,
+        )
+        .map_err(|e| {
             format!(
                 "packet pool of {} mbufs ({} MiB): {e}",
                 cfg.workers.mbufs,
@@ -280,10 +287,7 @@ fn finish(
     for (name, dev, port) in ports {
         port_stats.push((name.clone(), dev.clone(), port.stats().unwrap_or_default()));
     }
-    for (_, _, port) in ports {
-        let _ = port.stop();
-        let _ = port.close();
-    }
+    ports::close_all(ports);
     Ok(Summary {
         elapsed,
         ports: port_stats,
@@ -447,10 +451,7 @@ fn run_lb(
                 for h in handles {
                     h.join();
                 }
-                for (_, _, p) in &started.ports {
-                    let _ = p.stop();
-                    let _ = p.close();
-                }
+                ports::close_all(&started.ports);
                 let _ = std::fs::remove_file(&sock);
                 return Err(e.to_string());
             }

@@ -94,6 +94,15 @@ pub(super) struct Started {
     pub reta_size: usize,
 }
 
+/// Stop and release ports (after their workers have stopped): they hold
+/// mbufs of the pool, which must not be freed under them.
+pub(super) fn close_all(ports: &[(String, String, Port)]) {
+    for (_, _, p) in ports {
+        let _ = p.stop();
+        let _ = p.close();
+    }
+}
+
 /// The hash types a port's role needs for each connection to land on one
 /// worker in both directions: client side on source fields, server side on
 /// destination fields.
@@ -203,12 +212,8 @@ pub(super) fn start(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, St
         let (rx, tx) = match port.start(&pcfg, pool) {
             Ok(q) => q,
             Err(e) => {
-                // The ports started so far hold mbufs of the pool, which
-                // the caller frees next: stop them first.
-                for (_, _, p) in &started.ports {
-                    let _ = p.stop();
-                    let _ = p.close();
-                }
+                // The ports started so far go before the caller frees the pool.
+                close_all(&started.ports);
                 return Err(format!("port {} ({}): {e}", pc.name, pc.device));
             }
         };
