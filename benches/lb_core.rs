@@ -7,7 +7,7 @@
 //!
 //! Instructions per packet of a pipe row: run it under
 //! `valgrind --tool=callgrind --toggle-collect='lb_core::run_pipe*'` with
-//! RVS_BENCH_QUICK=1 and divide `Balancer::process`'s inclusive cost by its
+//! RVS_BENCH_QUICK=1 and divide `Datapath::process_burst`'s inclusive cost by its
 //! calls (400 000: the warm-up run and the measured one).
 //!
 //! Rows:
@@ -21,7 +21,7 @@
 //!   read is part of the figure, about 1 ns per packet).
 //! - `pipe/<fwd>/<dir>/<n>`: the same established flows (1k or 1M, opened
 //!   beforehand by a SYN and an ACK frame each through the pipeline), now
-//!   as whole frames through `rvs::pipeline::Balancer::process`: parse,
+//!   as whole frames through `rvs::datapath::Datapath::process_burst`: parse,
 //!   engine, route and neighbour lookup, rewrite (NAT; DR; TUN = IPIP
 //!   encapsulation) with incremental checksums. Each frame is a TCP/IPv4
 //!   ACK of 64 bytes on the wire (60 in the buffer: 54 + Ethernet padding)
@@ -59,6 +59,8 @@ use std::sync::Arc;
 use std::time::Instant as Wall;
 
 use hdrhistogram::Histogram;
+use rvs::datapath::{Datapath, Forwarding, Outcome};
+use rvs::ids::PortIndex;
 use rvs::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
 use rvs::lb::engine::{Direction, DropReason, Engine, Packet, Verdict};
 use rvs::lb::persist::TemplateTable;
@@ -68,10 +70,9 @@ use rvs::lb::service::{Protocol, ServiceConfig};
 use rvs::lb::tcp_state::TcpFlags;
 use rvs::lb::time::Instant;
 use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
-use rvs::pipeline::{Action, Balancer};
 use rvs::wire::buf::{PacketBuf, VecBuf, DEFAULT_DATAROOM, DEFAULT_HEADROOM};
 use rvs::wire::checksum;
-use rvs::wire::parse::{parse_frame, parse_frame_into, Headers};
+use rvs::wire::parse::parse_frame;
 use rvs::wire::{EthernetAddress, IpProtocol};
 
 const BURST: usize = 32;
@@ -430,7 +431,7 @@ fn rs_mac(k: u32) -> EthernetAddress {
 
 /// A balancer for `rules(fwd, "rr")` with its own addresses, a default
 /// route toward the clients and every next hop's MAC known.
-fn balancer(fwd: Fwd, cap: usize) -> Balancer {
+fn balancer(fwd: Fwd, cap: usize) -> Datapath<VecBuf> {
     let r = rules(fwd, "rr");
     let mut net = NetConfig::new();
     net.set(
@@ -446,15 +447,15 @@ fn balancer(fwd: Fwd, cap: usize) -> Balancer {
     for k in 0..N_DESTS {
         neigh.add_static(SRV_PORT, IpAddr::V4(dest_addr(k)), rs_mac(k));
     }
-    Balancer::new(
-        engine(&r, cap),
+    Datapath::new(Forwarding {
+        engine: engine(&r, cap),
         net,
-        vec![CLI_PORT],
-        Arc::new(routes),
-        neigh.snapshot(),
-        1500,
-        1,
-    )
+        vip_ports: vec![CLI_PORT],
+        routes: Arc::new(routes),
+        neigh: neigh.snapshot(),
+        mtu: 1500,
+        ip_id_start: 1,
+    })
 }
 
 fn client_v4(i: u32) -> (Ipv4Addr, u16) {
@@ -541,9 +542,9 @@ fn outbound_frame(f: &mut [u8; FRAME_LEN], i: u32, k: u8, flags: u8) {
 /// each). Returns each flow's real server index, read from the rewritten
 /// frame's destination MAC (every method sends to the server's MAC).
 // Not inlined, so that callgrind tells the set-up's calls of
-// `Balancer::process` from the measured ones (`run_pipe`).
+// `Datapath::process_burst` from the measured ones (`run_pipe`).
 #[inline(never)]
-fn establish_pipe(b: &mut Balancer, n: u32, now: Instant) -> Vec<u8> {
+fn establish_pipe(b: &mut Datapath<VecBuf>, n: u32, now: Instant) -> Vec<u8> {
     let mut dest = vec![0u8; n as usize];
     let mut f = [0u8; FRAME_LEN];
     let mut buf = VecBuf::new(DEFAULT_DATAROOM, DEFAULT_HEADROOM);
@@ -551,8 +552,8 @@ fn establish_pipe(b: &mut Balancer, n: u32, now: Instant) -> Vec<u8> {
         for i in 0..n {
             inbound_frame(&mut f, i, flags);
             buf.reset(&f, DEFAULT_HEADROOM);
-            let a = b.process(CLI_PORT, &mut buf, now);
-            assert_eq!(a, Action::Tx(SRV_PORT), "set-up frame {i}");
+            let a = b.process_one(PortIndex(CLI_PORT), &mut buf, now);
+            assert_eq!(a, Outcome::Tx(PortIndex(SRV_PORT)), "set-up frame {i}");
             let k = buf.data()[5].wrapping_sub(1);
             if flags == TcpFlags::SYN {
                 dest[i as usize] = k;
@@ -619,13 +620,13 @@ fn check_tunnel(out: &[u8], i: u32, k: u8) {
     assert_eq!(ih.ttl, 63);
 }
 
-/// Established-flow frames through `Balancer::process`: `runs` runs of
+/// Established-flow frames through `Datapath::process_burst`: `runs` runs of
 /// `pkts` frames, in bursts of 32 whose frames are written into their
 /// buffers before the clock starts.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn run_pipe(
-    b: &mut Balancer,
+    b: &mut Datapath<VecBuf>,
     fwd: Fwd,
     dests: &[u8],
     dir: Direction,
@@ -643,7 +644,7 @@ fn run_pipe(
         .map(|_| VecBuf::new(DEFAULT_DATAROOM, DEFAULT_HEADROOM))
         .collect();
     let mut flows = [0u32; BURST];
-    let mut acts = [Action::Tx(u16::MAX); BURST];
+    let mut acts = [Outcome::Tx(PortIndex(u16::MAX)); BURST];
     let mut f = [0u8; FRAME_LEN];
     let (in_port, out_port) = match dir {
         Direction::In => (CLI_PORT, SRV_PORT),
@@ -664,26 +665,22 @@ fn run_pipe(
                 }
                 buf.reset(&f, DEFAULT_HEADROOM);
             }
-            // As the worker does: parse the burst, then decide it together
-            // (the engine overlaps its connection-table misses).
+            // As the worker does: the whole burst at once (parsed, then
+            // decided together: the engine overlaps its table misses).
             let t0 = Wall::now();
-            let mut heads = [None; BURST];
-            for (h, buf) in heads.iter_mut().zip(bufs.iter()) {
-                let slot = h.insert(Headers::EMPTY);
-                if parse_frame_into(buf.data(), slot).is_err() {
-                    *h = None;
-                }
-            }
-            b.process_burst(in_port, &mut bufs, &heads, &[true; BURST], now, &mut acts);
+            b.process_burst(PortIndex(in_port), &mut bufs, now, &mut acts);
             let dt = t0.elapsed().as_nanos();
             black_box(&acts);
             if r > 0 {
                 total_ns += dt;
                 hist.saturating_record((dt * 1000 / BURST as u128) as u64);
-                forwarded += acts.iter().filter(|a| **a == Action::Tx(out_port)).count() as u64;
+                forwarded += acts
+                    .iter()
+                    .filter(|a| **a == Outcome::Tx(PortIndex(out_port)))
+                    .count() as u64;
             } else if bi < checked_bursts {
                 for ((buf, a), &i) in bufs.iter().zip(&acts).zip(&flows) {
-                    assert_eq!(*a, Action::Tx(out_port), "{name}: flow {i}");
+                    assert_eq!(*a, Outcome::Tx(PortIndex(out_port)), "{name}: flow {i}");
                     let k = dests[i as usize];
                     if fwd == Fwd::Tun {
                         check_tunnel(buf.data(), i, k);
@@ -826,7 +823,7 @@ fn pipeline_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
             };
             for (dir, name) in names {
                 let what = format!(
-                    "{} {} {FRAME_LEN}-byte TCP ACK frame, {} ESTABLISHED conns, 8 real servers, uniform random flow, parse x32 + Balancer::process_burst (engine burst, route, neighbour, rewrite{})",
+                    "{} {} {FRAME_LEN}-byte TCP ACK frame, {} ESTABLISHED conns, 8 real servers, uniform random flow, Datapath::process_burst (parse x32, engine burst, route, neighbour, rewrite{})",
                     if fwd == Fwd::Tun { "TUN (IPIP)".to_string() } else { fwd.name().to_uppercase() },
                     if dir == Direction::In {
                         "client->VIP"

@@ -4,13 +4,16 @@
 
 use std::net::IpAddr;
 
+use rvs::datapath::Outcome;
 use rvs::dataplane::handoff;
 use rvs::dataplane::lcore::{self, Exit};
 use rvs::dataplane::port::rss_types;
 use rvs::dataplane::ring::Ring;
-use rvs::dataplane::worker::{DropReason, L2Forward, Pipeline, Verdict, Worker, WorkerStats};
+use rvs::dataplane::worker::{L2Forward, Pipeline, Worker, WorkerStats};
 use rvs::dataplane::BURST_SIZE;
 use rvs::dataplane::{Burst, Eal, LcoreId, Mbuf, Mempool, Port, PortConfig, RssConfig};
+use rvs::drops::DropReason;
+use rvs::ids::{PortIndex, WorkerIndex};
 use rvs::rss::Toeplitz;
 
 /// The EAL's runtime directory for our file prefix, removed on drop.
@@ -162,9 +165,10 @@ fn dpdk_layer_on_virtual_devices() {
         to_b,
         "port b's frames leave port a unchanged"
     );
-    let c = stats.snapshot();
+    let c = stats.snapshot().tally;
     assert_eq!((c.rx, c.tx), (150, 150));
-    assert_eq!(c.drops.iter().sum::<u64>(), 0);
+    assert_eq!(c.drops.total(), 0);
+    assert!(c.balanced(), "{c:?}");
     let sa = pa.stats().unwrap();
     assert_eq!((sa.ipackets, sa.opackets), (100, 50));
     drop(worker);
@@ -272,16 +276,16 @@ fn dpdk_layer_on_virtual_devices() {
         seen: std::sync::Arc<std::sync::Mutex<Vec<(u16, u8)>>>,
     }
     impl Pipeline for ByOwner {
-        fn process(&mut self, port: u16, pkts: &mut [Mbuf], v: &mut [Verdict; BURST_SIZE]) {
+        fn process(&mut self, port: PortIndex, pkts: &mut [Mbuf], v: &mut [Outcome; BURST_SIZE]) {
             for (m, v) in pkts.iter().zip(v.iter_mut()) {
                 let owner = m.data()[14] as u16;
                 *v = if owner > 1 {
-                    Verdict::Drop(DropReason::NoRoute)
+                    Outcome::Drop(DropReason::NoPort)
                 } else if owner != self.me {
-                    Verdict::Handoff(owner)
+                    Outcome::Handoff(WorkerIndex(owner))
                 } else {
                     self.seen.lock().unwrap().push((self.me, m.data()[15]));
-                    Verdict::Tx(1 - port)
+                    Outcome::Tx(PortIndex(1 - port.0))
                 };
             }
         }
@@ -351,7 +355,8 @@ fn dpdk_layer_on_virtual_devices() {
     assert_eq!(out_s1, want(&to_c0, 1));
     assert_eq!(out_c0, want(&to_s1, 0));
     assert_eq!(out_c1, want(&to_s1, 1));
-    let (c0, c1) = (st0.snapshot(), st1.snapshot());
+    let (c0, c1) = (st0.snapshot().tally, st1.snapshot().tally);
+    assert!(c0.balanced() && c1.balanced(), "{c0:?} {c1:?}");
     assert_eq!(
         (c0.handoff_out, c1.handoff_in),
         (20, 20),

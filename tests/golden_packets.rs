@@ -1,12 +1,14 @@
 //! Golden packet fixtures (Katran style): every case of
 //! tests/fixtures/packets.py — input frame, expected verdict, expected
 //! output frame, all built by scapy independently of rvs's packet code —
-//! run through the pipeline in order, against one balancer.
+//! run through the datapath in order, against one datapath.
 
 use std::net::IpAddr;
 use std::process::Command;
 use std::sync::Arc;
 
+use rvs::datapath::{Datapath, Forwarding, Outcome};
+use rvs::ids::PortIndex;
 use rvs::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
 use rvs::lb::engine::Engine;
 use rvs::lb::persist::TemplateTable;
@@ -14,7 +16,6 @@ use rvs::lb::rules::Rules;
 use rvs::lb::service::{Protocol, ServiceConfig, ServiceKey};
 use rvs::lb::time::Instant;
 use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
-use rvs::pipeline::{Action, Balancer, Drop};
 use rvs::wire::buf::{PacketBuf, VecBuf};
 use rvs::wire::EthernetAddress;
 use serde_json::Value;
@@ -53,7 +54,7 @@ fn port_index(world: &Value, name: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port {name}")) as u16
 }
 
-fn build(world: &Value) -> Balancer {
+fn build(world: &Value) -> Datapath<VecBuf> {
     let mut rules = Rules::new(1);
     for s in world["services"].as_array().unwrap() {
         let proto = if s["proto"] == "tcp" {
@@ -122,15 +123,15 @@ fn build(world: &Value) -> Balancer {
         Arc::new(TemplateTable::new(16)),
         Instant::ZERO,
     );
-    Balancer::new(
+    Datapath::new(Forwarding {
         engine,
         net,
         vip_ports,
-        Arc::new(routes),
-        neigh.snapshot(),
-        world["mtu"].as_u64().unwrap() as u16,
-        world["ipid_start"].as_u64().unwrap() as u16,
-    )
+        routes: Arc::new(routes),
+        neigh: neigh.snapshot(),
+        mtu: world["mtu"].as_u64().unwrap() as u16,
+        ip_id_start: world["ipid_start"].as_u64().unwrap() as u16,
+    })
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -151,22 +152,8 @@ fn show(frame: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-fn drop_name(d: Drop) -> String {
-    d.name().replace('_', "-")
-}
-
 #[test]
 fn golden_packets() {
-    run_table(false);
-}
-
-/// The same table through the burst path (one-frame bursts, in order).
-#[test]
-fn golden_packets_burst_path() {
-    run_table(true);
-}
-
-fn run_table(burst: bool) {
     let fx = fixtures();
     let world = &fx["world"];
     let mut bal = build(world);
@@ -179,30 +166,11 @@ fn run_table(burst: bool) {
         let input = hex(c["input"].as_str().unwrap());
         let mut buf = VecBuf::from_frame(&input);
         let now = Instant::from_millis(c["time_ms"].as_u64().unwrap());
-        let action = if burst {
-            let heads = [rvs::wire::parse::parse_frame(buf.data()).ok()];
-            let mut actions = [Action::Drop(Drop::NoRoute)];
-            bal.process_burst(
-                in_port,
-                std::slice::from_mut(&mut buf),
-                &heads,
-                &[true],
-                now,
-                &mut actions,
-            );
-            actions[0]
-        } else {
-            bal.process(in_port, &mut buf, now)
-        };
+        let action = bal.process_one(PortIndex(in_port), &mut buf, now);
         match c["verdict"].as_str().unwrap() {
             "tx" => {
                 let want_port = port_index(world, c["out_port"].as_str().unwrap());
-                let got_port = match action {
-                    Action::Tx(p) => Some(p),
-                    Action::Reply => Some(in_port),
-                    _ => None,
-                };
-                if got_port != Some(want_port) {
+                if action != Outcome::Tx(PortIndex(want_port)) {
                     failures.push(format!(
                         "{desc}: expected tx on {want_port}, got {action:?}"
                     ));
@@ -220,7 +188,7 @@ fn run_table(burst: bool) {
             "drop" => {
                 let want = c["reason"].as_str().unwrap();
                 match action {
-                    Action::Drop(d) if drop_name(d) == want => {}
+                    Outcome::Drop(d) if d.name() == want => {}
                     other => failures.push(format!("{desc}: expected drop {want}, got {other:?}")),
                 }
             }

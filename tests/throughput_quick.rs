@@ -161,20 +161,16 @@ fn generator_traffic_through_rvsd() {
             method.name()
         );
         // rvsd's gratuitous ARPs at start may meet a memif nobody is
-        // connected to yet (tx-full, at most one per port); nothing else
+        // connected to yet (tx_full, at most one per port); nothing else
         // may be dropped.
         let dropped: u64 = c
             .iter()
-            .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
-            .filter(|(k, _)| *k != "worker.drop.tx-full")
+            .filter(|(k, _)| k.starts_with("drop."))
+            .filter(|(k, _)| *k != "drop.tx_full")
             .map(|(_, v)| *v)
             .sum();
         assert_eq!(dropped, 0, "{}: drops {c:?}", method.name());
-        assert!(
-            get(&c, "worker.drop.tx-full") <= 2,
-            "{}: {c:?}",
-            method.name()
-        );
+        assert!(get(&c, "drop.tx_full") <= 2, "{}: {c:?}", method.name());
         assert!(get(&c, "worker.tx") >= frames, "{}: {c:?}", method.name());
         let server_out = rep["ports"][1]["opackets"].as_u64().unwrap_or(0);
         assert!(server_out >= frames, "{}: {rep}", method.name());
@@ -269,12 +265,12 @@ fn paced_rvsgen_through_rvsd() {
     assert_eq!(get(&c, "worker.handoff_out"), 0, "{c:?}");
     let dropped: u64 = c
         .iter()
-        .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
-        .filter(|(k, _)| *k != "worker.drop.tx-full")
+        .filter(|(k, _)| k.starts_with("drop."))
+        .filter(|(k, _)| *k != "drop.tx_full")
         .map(|(_, v)| *v)
         .sum();
     assert_eq!(dropped, 0, "{c:?}");
-    assert!(get(&c, "worker.drop.tx-full") <= 2, "{c:?}");
+    assert!(get(&c, "drop.tx_full") <= 2, "{c:?}");
     assert!(get(&c, "worker.tx") >= frames, "{c:?}");
     assert_eq!(lcores.len(), 2);
     for (l, (_, n)) in lcores.iter().zip(&inp) {

@@ -354,7 +354,7 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     load80["generator"] = paced.stop();
     let drops: u64 = c1
         .iter()
-        .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
+        .filter(|(k, _)| k.starts_with("drop."))
         .map(|(k, _)| delta(k))
         .sum();
     let mut r = row_base(
@@ -458,7 +458,7 @@ fn paced_window(
     let delta = |k: &str| get(&c1, k).saturating_sub(get(&c0, k));
     let drops: u64 = c1
         .iter()
-        .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
+        .filter(|(k, _)| k.starts_with("drop."))
         .map(|(k, _)| delta(k))
         .sum();
     let window = json!({

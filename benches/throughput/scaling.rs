@@ -172,7 +172,7 @@ fn rvsd_row(
     let delta = |k: &str| get(&c1, k).saturating_sub(get(&c0, k));
     let drops: u64 = c1
         .iter()
-        .filter(|(k, _)| k.starts_with("lb.drop.") || k.starts_with("worker.drop."))
+        .filter(|(k, _)| k.starts_with("drop."))
         .map(|(k, _)| delta(k))
         .sum();
     let per_worker: Vec<Value> = l0

@@ -16,14 +16,17 @@ use crate::control::handler::{RulesHandler, Runtime};
 use crate::control::listener::{self, Limits, ListenerStats};
 use crate::control::server::Handler;
 use crate::control::{self};
+use crate::datapath::{Datapath, Forwarding, Gauges, Links, PortSide};
 use crate::dataplane::handoff;
 use crate::dataplane::lcore::{self, Exit};
 use crate::dataplane::memory::{self, Placement};
 use crate::dataplane::worker::{
-    DropReason, L2Forward, LatencyControl, LatencyWindow, Worker, WorkerCounts, WorkerStats,
+    L2Forward, LatencyControl, LatencyWindow, Worker, WorkerCounts, WorkerStats,
 };
 use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortStats};
+use crate::drops::Tally;
 use crate::hugepages::Hugepages;
+use crate::ids::WorkerIndex;
 use crate::lb::conntable::ConnTable;
 use crate::lb::engine::Engine;
 use crate::lb::persist::TemplateTable;
@@ -32,10 +35,9 @@ use crate::lb::sched;
 use crate::net::{
     self, Iface, IpCidr, NeighConfig, NeighSnapshot, NeighTable, NetConfig, RouteTable,
 };
-use crate::pipeline::{Balancer, DropCounts};
 use crate::rss::{OwnerMap, Reta};
 use crate::wire::EthernetAddress;
-use lbworker::{Clock, LbPipeline, LbPipelineParts, SharedCounters};
+use lbworker::{Clock, LbWorker};
 use ports::Started;
 use runtime::DaemonRuntime;
 
@@ -95,8 +97,6 @@ pub struct Summary {
     pub elapsed: Duration,
     pub ports: Vec<(String, String, PortStats)>,
     pub lcores: Vec<(LcoreId, WorkerCounts, Exit)>,
-    /// Load-balancer drops by reason, summed over workers (name, count).
-    pub lb_drops: Vec<(&'static str, u64)>,
     /// Per worker, when measured.
     pub latency: Vec<BurstLatency>,
     /// Connection-table memory per worker (bytes), its capacity, and where
@@ -244,14 +244,7 @@ fn run_l2fwd(
     }
     let started_at = std::time::Instant::now();
     wait(opts, started_at, || {});
-    let mut s = finish(
-        started_at,
-        &run_flag,
-        handles,
-        &stats,
-        &started.ports,
-        Vec::new(),
-    )?;
+    let mut s = finish(started_at, &run_flag, handles, &stats, &started.ports)?;
     s.latency = collect_latency(&lat_slots);
     Ok(s)
 }
@@ -273,7 +266,6 @@ fn finish(
     handles: Vec<lcore::LaunchHandle>,
     stats: &[Arc<WorkerStats>],
     ports: &[(String, String, Port)],
-    lb_drops: Vec<(&'static str, u64)>,
 ) -> Result<Summary, String> {
     run_flag.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
@@ -292,7 +284,6 @@ fn finish(
         elapsed,
         ports: port_stats,
         lcores: lc,
-        lb_drops,
         latency: Vec::new(),
         conn_memory: Vec::new(),
     })
@@ -333,6 +324,14 @@ fn run_lb(
     let (neigh_tx, neigh_rxs) = net::snapshot_channel::<NeighSnapshot>(nw);
     let templates = Arc::new(TemplateTable::new(64));
     let roles: Vec<Role> = cfg.ports.iter().map(|p| p.role).collect();
+    let sides: Vec<PortSide> = roles
+        .iter()
+        .map(|r| match r {
+            Role::Client => PortSide::Client,
+            Role::Server => PortSide::Server,
+            _ => PortSide::Both,
+        })
+        .collect();
     let vip_ports: Vec<u16> = roles
         .iter()
         .enumerate()
@@ -376,7 +375,7 @@ fn run_lb(
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles: Vec<lcore::LaunchHandle> = Vec::new();
     let mut stats = Vec::new();
-    let mut shared = Vec::new();
+    let mut gauges = Vec::new();
     let mut mailboxes = Vec::new();
     for (w, ((rx, tx), (snaps, neighs))) in started
         .queues
@@ -385,10 +384,10 @@ fn run_lb(
         .enumerate()
     {
         let st = Arc::new(WorkerStats::default());
-        let sh = Arc::new(SharedCounters::default());
+        let g = Arc::new(Gauges::default());
         let (mb_tx, mb_rx) = crossbeam_channel::bounded(4);
         stats.push(st.clone());
-        shared.push(sh.clone());
+        gauges.push(g.clone());
         mailboxes.push(mb_tx);
         let (table, placement) = memory::conn_table(
             lcores[w],
@@ -398,28 +397,26 @@ fn run_lb(
         );
         let mut engine = Engine::with_table(w, table, first.clone(), templates.clone(), sched::new);
         engine.set_prefetch(crate::dataplane::prefetch);
-        let balancer = Balancer::new(
+        let mut datapath = Datapath::new(Forwarding {
             engine,
-            net.clone(),
-            vip_ports.clone(),
-            routes.clone(),
-            neigh_snap.clone(),
+            net: net.clone(),
+            vip_ports: vip_ports.clone(),
+            routes: routes.clone(),
+            neigh: neigh_snap.clone(),
             mtu,
-            (w as u16).wrapping_mul(0x4000),
-        );
-        let pipeline = LbPipeline::new(LbPipelineParts {
-            me: w as u16,
-            balancer,
-            owner: owner.clone(),
-            roles: roles.clone(),
+            ip_id_start: (w as u16).wrapping_mul(0x4000),
+        })
+        .with_links(Links {
             snaps,
             neighs,
             learn: learn_tx.clone(),
-            pool: pool.clone(),
             mailbox: mb_rx,
-            clock,
-            shared: sh,
+            gauges: g,
         });
+        if let Some(o) = &owner {
+            datapath = datapath.with_owners(WorkerIndex(w as u16), o.clone(), sides.clone());
+        }
+        let pipeline = LbWorker::new(datapath, pool.clone(), clock);
         let flag = run_flag.clone();
         let ho = handoffs.pop();
         let lat = lat_slots[w].clone();
@@ -438,7 +435,7 @@ fn run_lb(
                 *slot = Some(BurstLatency::from_histogram(h));
             }
             if let Ok(mut m) = mem.lock() {
-                let e = worker.pipeline.engine();
+                let e = worker.pipeline.datapath.engine();
                 *m = Some((e.memory_bytes(), e.capacity(), placement));
             }
         });
@@ -471,7 +468,7 @@ fn run_lb(
             .collect(),
         lcores: lcores.to_vec(),
         workers: stats.clone(),
-        shared: shared.clone(),
+        gauges: gauges.clone(),
         conn_capacity: cfg.lb.connections,
         listener: Arc::new(ListenerStats::default()),
         latency: lat_controls,
@@ -520,21 +517,7 @@ fn run_lb(
     ctl_stop.store(true, Ordering::Relaxed);
     let _ = ctl.join();
     let _ = std::fs::remove_file(&sock);
-    let mut drops = DropCounts::default();
-    for sh in &shared {
-        for (d, a) in drops.0.iter_mut().zip(sh.drops.iter()) {
-            *d += a.load(Ordering::Relaxed);
-        }
-    }
-    let lb_drops = drops.iter().filter(|(_, n)| *n > 0).collect();
-    let mut s = finish(
-        started_at,
-        &run_flag,
-        handles,
-        &stats,
-        &started.ports,
-        lb_drops,
-    )?;
+    let mut s = finish(started_at, &run_flag, handles, &stats, &started.ports)?;
     s.latency = collect_latency(&lat_slots);
     s.conn_memory = mem_slots
         .iter()
@@ -600,36 +583,18 @@ impl Summary {
             );
         }
         for (l, c, exit) in &self.lcores {
-            let drops: Vec<String> = DropReason::ALL
-                .iter()
-                .filter(|r| c.drops[**r as usize] > 0)
-                .map(|r| format!("{} {}", r.name(), c.drops[*r as usize]))
-                .collect();
             s += &format!(
-                "{l}: rx {} pkts, tx {} pkts, handed off {} out {} in, dropped {}{}{}\n",
-                c.rx,
-                c.tx,
-                c.handoff_out,
-                c.handoff_in,
-                c.drops.iter().sum::<u64>(),
-                if drops.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", drops.join(", "))
-                },
+                "{l}: {}{}\n",
+                tally_line(&c.tally),
                 match exit {
                     Exit::Returned => String::new(),
                     Exit::Panicked(m) => format!(", PANICKED: {m}"),
                 }
             );
         }
-        if !self.lb_drops.is_empty() {
-            let list: Vec<String> = self
-                .lb_drops
-                .iter()
-                .map(|(n, c)| format!("{n} {c}"))
-                .collect();
-            s += &format!("load balancer drops: {}\n", list.join(", "));
+        if self.lcores.len() > 1 {
+            let all = Tally::sum(self.lcores.iter().map(|(_, c, _)| &c.tally));
+            s += &format!("all workers: {}\n", tally_line(&all));
         }
         s
     }
@@ -645,11 +610,13 @@ impl Summary {
                 "imissed": p.imissed, "ierrors": p.ierrors, "oerrors": p.oerrors,
             })).collect::<Vec<_>>(),
             "lcores": self.lcores.iter().map(|(l, c, exit)| serde_json::json!({
-                "lcore": l.0, "rx": c.rx, "tx": c.tx, "loops": c.loops,
-                "handoff_out": c.handoff_out, "handoff_in": c.handoff_in,
-                "idle_loops": c.idle_loops,
-                "drops": DropReason::ALL.iter()
-                    .map(|r| (r.name().to_string(), serde_json::Value::from(c.drops[*r as usize])))
+                "lcore": l.0, "rx": c.tally.rx, "tx": c.tally.tx,
+                "handoff_out": c.tally.handoff_out, "handoff_in": c.tally.handoff_in,
+                "originated": c.tally.originated, "held": c.tally.held,
+                "dropped": c.tally.drops.total(), "balanced": c.tally.balanced(),
+                "loops": c.loops, "idle_loops": c.idle_loops,
+                "drops": c.tally.drops.iter()
+                    .map(|(r, n)| (r.name().to_string(), serde_json::Value::from(n)))
                     .collect::<serde_json::Map<_, _>>(),
                 "panicked": matches!(exit, Exit::Panicked(_)),
             })).collect::<Vec<_>>(),
@@ -660,9 +627,37 @@ impl Summary {
             "conn_memory": self.conn_memory.iter().map(|(b, c, p)| serde_json::json!({
                 "bytes": b, "capacity": c, "placement": p.name(),
             })).collect::<Vec<_>>(),
-            "lb_drops": self.lb_drops.iter()
-                .map(|(n, c)| (n.to_string(), serde_json::Value::from(*c)))
-                .collect::<serde_json::Map<_, _>>(),
         })
     }
+}
+
+/// One worker's (or all workers') accounting on one line: what came in,
+/// where it went, and the drops by reason.
+fn tally_line(t: &Tally) -> String {
+    let drops: Vec<String> = t
+        .drops
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{} {n}", r.name()))
+        .collect();
+    format!(
+        "rx {} pkts, handed in {}, made {}; tx {} pkts, handed off {}, held {}, dropped {}{}; {}",
+        t.rx,
+        t.handoff_in,
+        t.originated,
+        t.tx,
+        t.handoff_out,
+        t.held,
+        t.drops.total(),
+        if drops.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", drops.join(", "))
+        },
+        if t.balanced() {
+            "balanced"
+        } else {
+            "UNBALANCED"
+        }
+    )
 }

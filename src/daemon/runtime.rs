@@ -9,17 +9,16 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use super::lbworker::{SharedCounters, WorkerCmd};
 use super::ports::PortSetup;
 use crate::control::handler::{self, Runtime};
 use crate::control::listener::ListenerStats;
 use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo, WorkerLatency};
-use crate::dataplane::worker::{DropReason, LatencyControl, WorkerStats};
+use crate::datapath::{Gauges, WorkerCmd};
+use crate::dataplane::worker::{LatencyControl, WorkerStats};
 use crate::dataplane::{LcoreId, Port};
 use crate::lb::engine::ConnInfo;
 use crate::lb::rules::Snapshot;
 use crate::net::SnapshotTx;
-use crate::pipeline::Drop;
 
 pub(super) struct DaemonRuntime {
     pub snap_tx: SnapshotTx<Snapshot>,
@@ -27,7 +26,7 @@ pub(super) struct DaemonRuntime {
     pub ports: Vec<(PortSetup, Port)>,
     pub lcores: Vec<LcoreId>,
     pub workers: Vec<Arc<WorkerStats>>,
-    pub shared: Vec<Arc<SharedCounters>>,
+    pub gauges: Vec<Arc<Gauges>>,
     pub conn_capacity: u32,
     pub listener: Arc<ListenerStats>,
     /// One per worker when rvsd measures latency, else empty.
@@ -79,18 +78,18 @@ impl Runtime for DaemonRuntime {
     fn lcores(&self) -> Vec<LcoreInfo> {
         self.lcores
             .iter()
-            .zip(self.workers.iter().zip(&self.shared))
-            .map(|(l, (w, sh))| {
-                let c = w.snapshot();
+            .zip(self.workers.iter().zip(&self.gauges))
+            .map(|(l, (w, g))| {
+                let c = w.snapshot().tally;
                 LcoreInfo {
                     lcore: l.0,
                     socket: 0,
                     role: "worker".into(),
                     rx_packets: c.rx,
                     tx_packets: c.tx,
-                    dropped: c.drops.iter().sum(),
+                    dropped: c.drops.total(),
                     handoffs: c.handoff_out,
-                    connections: sh.connections.load(Ordering::Relaxed),
+                    connections: g.connections.load(Ordering::Relaxed),
                 }
             })
             .collect()
@@ -98,30 +97,26 @@ impl Runtime for DaemonRuntime {
 
     fn counters(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
-        for w in &self.workers {
-            let c = w.snapshot();
-            *m.entry("worker.rx".into()).or_default() += c.rx;
-            *m.entry("worker.tx".into()).or_default() += c.tx;
-            *m.entry("worker.handoff_out".into()).or_default() += c.handoff_out;
-            *m.entry("worker.handoff_in".into()).or_default() += c.handoff_in;
-            for r in DropReason::ALL {
-                *m.entry(format!("worker.drop.{}", r.name())).or_default() += c.drops[r as usize];
-            }
+        let tallies: Vec<_> = self.workers.iter().map(|w| w.snapshot().tally).collect();
+        let t = crate::drops::Tally::sum(&tallies);
+        m.insert("worker.rx".into(), t.rx);
+        m.insert("worker.handoff_in".into(), t.handoff_in);
+        m.insert("worker.originated".into(), t.originated);
+        m.insert("worker.tx".into(), t.tx);
+        m.insert("worker.handoff_out".into(), t.handoff_out);
+        m.insert("worker.held".into(), t.held);
+        m.insert("worker.dropped".into(), t.drops.total());
+        for (r, n) in t.drops.iter() {
+            m.insert(format!("drop.{}", r.name()), n);
         }
-        for sh in &self.shared {
-            for d in Drop::all() {
-                *m.entry(format!("lb.drop.{}", d.name())).or_default() +=
-                    sh.drops[d.index()].load(Ordering::Relaxed);
-            }
-            *m.entry("lb.connections".into()).or_default() +=
-                sh.connections.load(Ordering::Relaxed);
-            *m.entry("neigh.pending_queued".into()).or_default() +=
-                sh.pending_queued.load(Ordering::Relaxed);
-            *m.entry("neigh.pending_dropped".into()).or_default() +=
-                sh.pending_dropped.load(Ordering::Relaxed);
-            *m.entry("neigh.learn_dropped".into()).or_default() +=
-                sh.learn_dropped.load(Ordering::Relaxed);
-        }
+        let gauge = |f: fn(&Gauges) -> &std::sync::atomic::AtomicU64| -> u64 {
+            self.gauges
+                .iter()
+                .map(|g| f(g).load(Ordering::Relaxed))
+                .sum()
+        };
+        m.insert("lb.connections".into(), gauge(|g| &g.connections));
+        m.insert("neigh.learn_dropped".into(), gauge(|g| &g.learn_dropped));
         let l = &self.listener;
         m.insert(
             "control.accepted".into(),

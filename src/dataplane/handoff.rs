@@ -30,6 +30,8 @@ pub struct Handoff {
     /// Per-destination bursts, flushed to the rings once per loop.
     out: Vec<Burst>,
     next_in: usize,
+    /// Dropped by an early flush in `push`, not reported yet.
+    dropped: u64,
 }
 
 /// Build the mesh for `n` workers and return one [`Handoff`] per worker.
@@ -51,6 +53,7 @@ pub fn mesh(n: usize, tag: &str) -> Result<Vec<Handoff>> {
             mesh: mesh.clone(),
             out: (0..n).map(|_| Burst::new()).collect(),
             next_in: 0,
+            dropped: 0,
         })
         .collect())
 }
@@ -72,15 +75,17 @@ impl Handoff {
             return Err(m);
         }
         if self.out[to].is_full() {
-            self.flush_one(to);
+            self.dropped += self.flush_one(to);
         }
         self.out[to].push(m)
     }
 
     /// Send everything queued; returns how many packets were dropped
-    /// because a ring was full.
+    /// because a ring was full (since the last call: `push` flushes a full
+    /// queue early).
     pub fn flush(&mut self) -> u64 {
-        (0..self.mesh.n).map(|to| self.flush_one(to)).sum()
+        let early = std::mem::take(&mut self.dropped);
+        early + (0..self.mesh.n).map(|to| self.flush_one(to)).sum::<u64>()
     }
 
     fn flush_one(&mut self, to: usize) -> u64 {

@@ -379,4 +379,9 @@ impl crate::wire::buf::PacketBuf for Mbuf {
     fn headroom(&self) -> usize {
         Mbuf::headroom(self)
     }
+
+    #[inline]
+    fn prefetch(&self) {
+        Mbuf::prefetch(self)
+    }
 }

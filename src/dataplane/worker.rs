@@ -1,6 +1,7 @@
-//! The per-lcore worker loop: rx burst -> a verdict per packet from a
-//! [`Pipeline`] -> per-port tx buffers -> tx burst. The load balancer plugs in
-//! as a `Pipeline`; the loop itself knows nothing about packets.
+//! The per-lcore worker loop, wiring only: rx burst -> an [`Outcome`] per
+//! packet from a [`Pipeline`] -> per-port tx buffers and tx burst, hand-off
+//! rings, or the pipeline's hold. The loop knows nothing about packets; it
+//! keeps the worker's [`Tally`] of what became of each one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,78 +10,37 @@ use std::time::{Duration, Instant};
 use super::handoff::Handoff;
 use super::mbuf::{Burst, Mbuf, BURST_SIZE};
 use super::port::{RxQueue, TxQueue};
+use crate::datapath::Outcome;
+use crate::drops::{DropReason, Tally};
+use crate::ids::{PortIndex, WorkerIndex};
 
-/// Why a packet was dropped; one counter each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum DropReason {
-    /// The tx queue was full after the flush retries.
-    TxFull = 0,
-    /// No rule for the packet (not ours, unknown protocol...).
-    NoRoute = 1,
-    /// The packet could not be parsed.
-    Malformed = 2,
-    /// The hand-off ring to the owning lcore was full.
-    HandoffFull = 3,
-    /// The pipeline decided to drop it (its own counters say why).
-    Pipeline = 4,
-}
-
-impl DropReason {
-    pub const COUNT: usize = 5;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::TxFull,
-        DropReason::NoRoute,
-        DropReason::Malformed,
-        DropReason::HandoffFull,
-        DropReason::Pipeline,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::TxFull => "tx-full",
-            DropReason::NoRoute => "no-route",
-            DropReason::Malformed => "malformed",
-            DropReason::HandoffFull => "handoff-full",
-            DropReason::Pipeline => "pipeline",
-        }
-    }
-}
-
-/// What to do with one received packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Transmit on the worker's queue of port `n` (index in its port list).
-    Tx(u16),
-    /// Hand to worker `n` (the owner of the packet's connection).
-    Handoff(u16),
-    /// The pipeline keeps the packet ([`Pipeline::keep`]), e.g. until its
-    /// next hop's MAC is known.
-    Keep,
-    Drop(DropReason),
-}
-
-/// Packet processing plugged into the worker loop.
+/// Packet processing plugged into the worker loop: for rvsd, the
+/// [`crate::datapath::Datapath`] on mbufs (`daemon::lbworker`).
 pub trait Pipeline {
     /// Decide every packet of a burst received on port index `port`,
-    /// writing `verdicts[i]` for `pkts[i]`; packets may be rewritten in place.
-    fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]);
+    /// writing `out[i]` for `pkts[i]`; packets may be rewritten in place.
+    fn process(&mut self, port: PortIndex, pkts: &mut [Mbuf], out: &mut [Outcome; BURST_SIZE]);
 
-    /// A verdict for every packet that arrives on `port`, when the pipeline
-    /// decides per port rather than per packet (plain forwarding); the
-    /// worker then moves the whole burst without calling `process`.
+    /// One outcome for every packet that arrives on `port`, when the
+    /// pipeline decides per port rather than per packet (plain
+    /// forwarding); the worker then moves the whole burst without calling
+    /// `process`.
     #[inline]
-    fn port_verdict(&mut self, _port: u16) -> Option<Verdict> {
+    fn port_outcome(&mut self, _port: PortIndex) -> Option<Outcome> {
         None
     }
 
-    /// Take ownership of packet `index` of the burst just processed, whose
-    /// verdict was [`Verdict::Keep`]. The default drops it.
-    fn keep(&mut self, _index: usize, _m: Mbuf) {}
+    /// Take packet `index` of the burst just processed, whose outcome was
+    /// [`Outcome::Hold`], counting it in `tally` (held, or dropped). The
+    /// default cannot hold: it drops it.
+    fn hold(&mut self, _index: usize, _m: Mbuf, tally: &mut Tally) {
+        tally.drops.bump(DropReason::HoldFull);
+    }
 
     /// Called once per loop iteration, after tx (timers, config pickup).
-    /// Frames pushed to `out` as (port index, mbuf) are transmitted.
-    fn tick(&mut self, _now_tsc: u64, _out: &mut Vec<(u16, Mbuf)>) {}
+    /// Frames pushed to `out` are transmitted; `tally` learns what the
+    /// pipeline made and what became of the packets it holds.
+    fn tick(&mut self, _now_tsc: u64, _out: &mut Vec<(PortIndex, Mbuf)>, _tally: &mut Tally) {}
 }
 
 /// Plain L2 forwarding: everything received on port i leaves on `peer[i]`.
@@ -88,67 +48,102 @@ pub struct L2Forward {
     pub peer: Vec<u16>,
 }
 
-impl Pipeline for L2Forward {
+impl L2Forward {
     #[inline]
-    fn port_verdict(&mut self, port: u16) -> Option<Verdict> {
-        Some(match self.peer.get(port as usize) {
-            Some(&p) => Verdict::Tx(p),
-            None => Verdict::Drop(DropReason::NoRoute),
-        })
-    }
-
-    #[inline]
-    fn process(&mut self, port: u16, pkts: &mut [Mbuf], verdicts: &mut [Verdict; BURST_SIZE]) {
-        let v = match self.peer.get(port as usize) {
-            Some(&p) => Verdict::Tx(p),
-            None => Verdict::Drop(DropReason::NoRoute),
-        };
-        for slot in verdicts.iter_mut().take(pkts.len()) {
-            *slot = v;
+    fn outcome(&self, port: PortIndex) -> Outcome {
+        match self.peer.get(port.get()) {
+            Some(&p) => Outcome::Tx(PortIndex(p)),
+            None => Outcome::Drop(DropReason::NoPort),
         }
     }
 }
 
-/// Counters of one worker. Single writer (its lcore), relaxed stores once
-/// per burst; readers sum them from any thread.
-#[derive(Default, Debug)]
+impl Pipeline for L2Forward {
+    #[inline]
+    fn port_outcome(&mut self, port: PortIndex) -> Option<Outcome> {
+        Some(self.outcome(port))
+    }
+
+    #[inline]
+    fn process(&mut self, port: PortIndex, pkts: &mut [Mbuf], out: &mut [Outcome; BURST_SIZE]) {
+        let o = self.outcome(port);
+        out.iter_mut().take(pkts.len()).for_each(|slot| *slot = o);
+    }
+}
+
+/// Counters of one worker: its [`Tally`] as atomics, plus loop counts.
+/// Single writer (its lcore), relaxed stores once per loop with traffic;
+/// readers copy them from any thread.
+#[derive(Debug)]
 pub struct WorkerStats {
     pub rx: AtomicU64,
-    pub tx: AtomicU64,
-    /// Packets handed to another worker / received from other workers.
-    pub handoff_out: AtomicU64,
     pub handoff_in: AtomicU64,
+    pub originated: AtomicU64,
+    pub tx: AtomicU64,
+    pub handoff_out: AtomicU64,
+    pub held: AtomicU64,
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
 }
 
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx: AtomicU64::new(0),
+            handoff_in: AtomicU64::new(0),
+            originated: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+            handoff_out: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            loops: AtomicU64::new(0),
+            idle_loops: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
 /// A plain copy of [`WorkerStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkerCounts {
-    pub rx: u64,
-    pub tx: u64,
-    pub handoff_out: u64,
-    pub handoff_in: u64,
+    pub tally: Tally,
     pub loops: u64,
     pub idle_loops: u64,
-    pub drops: [u64; DropReason::COUNT],
 }
 
 impl WorkerStats {
     pub fn snapshot(&self) -> WorkerCounts {
-        let mut drops = [0; DropReason::COUNT];
-        for (d, a) in drops.iter_mut().zip(&self.drops) {
-            *d = a.load(Ordering::Relaxed);
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut tally = Tally {
+            rx: ld(&self.rx),
+            handoff_in: ld(&self.handoff_in),
+            originated: ld(&self.originated),
+            tx: ld(&self.tx),
+            handoff_out: ld(&self.handoff_out),
+            held: ld(&self.held),
+            ..Default::default()
+        };
+        for (d, a) in tally.drops.0.iter_mut().zip(&self.drops) {
+            *d = ld(a);
         }
         WorkerCounts {
-            rx: self.rx.load(Ordering::Relaxed),
-            tx: self.tx.load(Ordering::Relaxed),
-            handoff_out: self.handoff_out.load(Ordering::Relaxed),
-            handoff_in: self.handoff_in.load(Ordering::Relaxed),
-            loops: self.loops.load(Ordering::Relaxed),
-            idle_loops: self.idle_loops.load(Ordering::Relaxed),
-            drops,
+            tally,
+            loops: ld(&self.loops),
+            idle_loops: ld(&self.idle_loops),
+        }
+    }
+
+    /// Publish the worker's tally (its only writer).
+    fn publish(&self, t: &Tally) {
+        let st = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        st(&self.rx, t.rx);
+        st(&self.handoff_in, t.handoff_in);
+        st(&self.originated, t.originated);
+        st(&self.tx, t.tx);
+        st(&self.handoff_out, t.handoff_out);
+        st(&self.held, t.held);
+        for (a, v) in self.drops.iter().zip(t.drops.0.iter()) {
+            st(a, *v);
         }
     }
 }
@@ -265,10 +260,12 @@ pub struct Worker<P: Pipeline> {
     pub stats: Arc<WorkerStats>,
     pending: Vec<Burst>,
     handoff: Option<Handoff>,
-    /// Packets queued for hand-off since the last stats update.
+    /// What became of every packet so far (published to `stats`).
+    tally: Tally,
+    /// Packets queued for hand-off since the last flush.
     pending_handoff: u64,
     /// Frames the pipeline emits from `tick` (capacity kept across loops).
-    emitted: Vec<(u16, Mbuf)>,
+    emitted: Vec<(PortIndex, Mbuf)>,
     /// Per-burst processing time in TSC ticks (rx to tx of one burst), when
     /// measuring: recording is a few instructions, no allocation.
     latency: Option<hdrhistogram::Histogram<u64>>,
@@ -288,6 +285,7 @@ impl<P: Pipeline> Worker<P> {
             stats,
             pending,
             handoff: None,
+            tally: Tally::default(),
             pending_handoff: 0,
             emitted: Vec::with_capacity(2 * BURST_SIZE),
             latency: None,
@@ -321,6 +319,11 @@ impl<P: Pipeline> Worker<P> {
         self
     }
 
+    /// What became of every packet so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     /// Poll until `stop` is set, then flush and return.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
@@ -329,6 +332,8 @@ impl<P: Pipeline> Worker<P> {
         for p in 0..self.pending.len() {
             self.flush(p);
         }
+        self.flush_handoff();
+        self.stats.publish(&self.tally);
     }
 
     /// One pass over every rx queue and the incoming hand-off rings.
@@ -339,8 +344,10 @@ impl<P: Pipeline> Worker<P> {
                 ctl.serve(h);
             }
         }
+        // Any change to the tally changes one of these in the same loop:
+        // publish only then.
+        let before = self.signature();
         let mut burst = Burst::new();
-        let mut drops = [0u64; DropReason::COUNT];
         let mut received = 0;
         for port in 0..self.rx.len() {
             let n = self.rx[port].rx_burst(&mut burst);
@@ -348,169 +355,168 @@ impl<P: Pipeline> Worker<P> {
                 continue;
             }
             received += n;
+            self.tally.rx += n as u64;
             let t0 = if self.latency.is_some() {
                 super::tsc()
             } else {
                 0
             };
-            self.dispatch(port as u16, &mut burst, &mut drops);
+            self.dispatch(PortIndex(port as u16), &mut burst);
             if let Some(h) = self.latency.as_mut() {
                 let _ = h.record(super::tsc().saturating_sub(t0).max(1));
             }
         }
         let mut handed_in = 0;
         if let Some(h) = self.handoff.as_mut() {
-            let n = h.receive(&mut burst);
-            if n > 0 {
-                handed_in = n;
-                self.dispatch_mixed(&mut burst, &mut drops);
+            handed_in = h.receive(&mut burst);
+            if handed_in > 0 {
+                self.tally.handoff_in += handed_in as u64;
+                self.dispatch_mixed(&mut burst);
             }
         }
-        let mut handed_out = 0;
-        if let Some(h) = self.handoff.as_mut() {
-            drops[DropReason::HandoffFull as usize] += h.flush();
-            handed_out = self.pending_handoff;
-            self.pending_handoff = 0;
-        }
-        bump(&self.stats.rx, received as u64);
-        bump(&self.stats.handoff_in, handed_in as u64);
-        bump(&self.stats.handoff_out, handed_out);
-        for (a, d) in self.stats.drops.iter().zip(drops) {
-            bump(a, d);
-        }
+        self.flush_handoff();
         bump(&self.stats.loops, 1);
         if received + handed_in == 0 {
             bump(&self.stats.idle_loops, 1);
         }
-        self.pipeline.tick(now_tsc, &mut self.emitted);
+        self.pipeline
+            .tick(now_tsc, &mut self.emitted, &mut self.tally);
         if !self.emitted.is_empty() {
             let mut emitted = std::mem::take(&mut self.emitted);
-            let mut dropped = 0;
             for (port, m) in emitted.drain(..) {
-                let p = port as usize;
-                if p >= self.pending.len() {
-                    dropped += 1;
-                    continue;
-                }
-                if self.pending[p].is_full() {
-                    dropped += self.flush(p);
-                }
-                if self.pending[p].push(m).is_err() {
-                    dropped += 1;
-                }
+                self.enqueue(port, m);
             }
             self.emitted = emitted;
             for p in 0..self.pending.len() {
-                dropped += self.flush(p);
+                self.flush(p);
             }
-            bump(&self.stats.drops[DropReason::TxFull as usize], dropped);
+        }
+        if self.signature() != before {
+            self.stats.publish(&self.tally);
         }
         received + handed_in
     }
 
+    fn signature(&self) -> (u64, u64, u64, u64) {
+        let t = &self.tally;
+        (t.rx, t.handoff_in, t.originated, t.held)
+    }
+
+    /// Send what was queued for other workers; a full ring drops.
+    fn flush_handoff(&mut self) {
+        if let Some(h) = self.handoff.as_mut() {
+            let dropped = h.flush();
+            self.tally.handoff_out += self.pending_handoff - dropped;
+            self.tally.drops.add(DropReason::HandoffFull, dropped);
+            self.pending_handoff = 0;
+        }
+    }
+
     /// Packets from other workers may come from different ports: process
     /// them in runs of the same ingress port.
-    fn dispatch_mixed(&mut self, burst: &mut Burst, drops: &mut [u64; DropReason::COUNT]) {
+    fn dispatch_mixed(&mut self, burst: &mut Burst) {
         let mut run = Burst::new();
-        let mut run_port = u16::MAX;
+        let mut run_port = None;
         for m in burst.drain() {
-            let port = self
+            let Some(port) = self
                 .rx
                 .iter()
                 .position(|q| q.port().0 == m.in_port())
-                .map_or(u16::MAX, |p| p as u16);
-            if port == u16::MAX {
-                drops[DropReason::NoRoute as usize] += 1;
+                .map(|p| PortIndex(p as u16))
+            else {
+                self.tally.drops.bump(DropReason::NoPort);
                 continue;
+            };
+            if run_port != Some(port) {
+                if let Some(p) = run_port.filter(|_| !run.is_empty()) {
+                    self.dispatch(p, &mut run);
+                }
             }
-            if port != run_port && !run.is_empty() {
-                self.dispatch(run_port, &mut run, drops);
-            }
-            run_port = port;
+            run_port = Some(port);
             if let Err(m) = run.push(m) {
                 drop(m);
-                drops[DropReason::NoRoute as usize] += 1;
+                self.tally.drops.bump(DropReason::NoPort);
             }
         }
-        if !run.is_empty() {
-            self.dispatch(run_port, &mut run, drops);
+        if let Some(p) = run_port.filter(|_| !run.is_empty()) {
+            self.dispatch(p, &mut run);
         }
     }
 
     /// Decide a burst that arrived on port index `port` and move each packet
-    /// where its verdict says; leaves `burst` empty.
-    fn dispatch(&mut self, port: u16, burst: &mut Burst, drops: &mut [u64; DropReason::COUNT]) {
+    /// where its outcome says; leaves `burst` empty.
+    fn dispatch(&mut self, port: PortIndex, burst: &mut Burst) {
         let n = burst.len();
-        let mut verdicts = [Verdict::Drop(DropReason::NoRoute); BURST_SIZE];
-        if let Some(v) = self.pipeline.port_verdict(port) {
-            if let Verdict::Tx(out) = v {
-                let out = out as usize;
-                if out < self.pending.len() && self.pending[out].is_empty() {
-                    std::mem::swap(&mut self.pending[out], burst);
-                    drops[DropReason::TxFull as usize] += self.flush(out);
-                    return;
-                }
-            }
-            verdicts[..n].fill(v);
+        let mut outcomes = [Outcome::Drop(DropReason::NoPort); BURST_SIZE];
+        if let Some(o) = self.pipeline.port_outcome(port) {
+            outcomes[..n].fill(o);
         } else {
             self.pipeline
-                .process(port, burst.as_mut_slice(), &mut verdicts);
+                .process(port, burst.as_mut_slice(), &mut outcomes);
         }
         // Common case: the whole burst leaves on one port whose buffer is
         // empty; hand the burst over as is, with no per-packet work.
-        if let Verdict::Tx(out) = verdicts[0] {
-            let out = out as usize;
+        if let Outcome::Tx(out) = outcomes[0] {
+            let out = out.get();
             if out < self.pending.len()
                 && self.pending[out].is_empty()
-                && verdicts[1..n].iter().all(|v| *v == verdicts[0])
+                && outcomes[1..n].iter().all(|o| *o == outcomes[0])
             {
                 std::mem::swap(&mut self.pending[out], burst);
-                drops[DropReason::TxFull as usize] += self.flush(out);
+                self.flush(out);
                 return;
             }
         }
-        let in_port = self.rx[port as usize].port().0;
-        for (i, (mut m, v)) in burst.drain().zip(verdicts.iter()).enumerate() {
-            match *v {
-                Verdict::Keep => self.pipeline.keep(i, m),
-                Verdict::Tx(out) => {
-                    let out = out as usize;
-                    if out >= self.pending.len() {
-                        drops[DropReason::NoRoute as usize] += 1;
-                        continue;
-                    }
-                    if self.pending[out].is_full() {
-                        drops[DropReason::TxFull as usize] += self.flush(out);
-                    }
-                    if self.pending[out].push(m).is_err() {
-                        drops[DropReason::TxFull as usize] += 1;
-                    }
-                }
-                Verdict::Handoff(to) => match self.handoff.as_mut() {
-                    Some(h) => {
-                        m.set_in_port(in_port);
-                        match h.push(to as usize, m) {
-                            Ok(()) => self.pending_handoff += 1,
-                            Err(_) => drops[DropReason::HandoffFull as usize] += 1,
-                        }
-                    }
-                    None => drops[DropReason::NoRoute as usize] += 1,
-                },
-                Verdict::Drop(r) => drops[r as usize] += 1,
+        let in_port = self.rx[port.get()].port().0;
+        for (i, (m, o)) in burst.drain().zip(outcomes.iter()).enumerate() {
+            match *o {
+                Outcome::Tx(out) => self.enqueue(out, m),
+                Outcome::Hold => self.pipeline.hold(i, m, &mut self.tally),
+                Outcome::Handoff(to) => self.hand_off(to, in_port, m),
+                Outcome::Drop(r) => self.tally.drops.bump(r),
             }
         }
         // Transmit before the next rx: the mbufs freed by tx go back to
         // the lcore's mempool cache and are reused hot by the next rx.
         for p in 0..self.pending.len() {
-            drops[DropReason::TxFull as usize] += self.flush(p);
+            self.flush(p);
         }
     }
 
-    /// Send port `p`'s pending packets; returns how many had to be dropped.
-    fn flush(&mut self, p: usize) -> u64 {
+    /// Queue a packet for transmission on port index `out`.
+    #[inline]
+    fn enqueue(&mut self, out: PortIndex, m: Mbuf) {
+        let out = out.get();
+        if out >= self.pending.len() {
+            self.tally.drops.bump(DropReason::NoPort);
+            return;
+        }
+        if self.pending[out].is_full() {
+            self.flush(out);
+        }
+        if self.pending[out].push(m).is_err() {
+            self.tally.drops.bump(DropReason::TxFull);
+        }
+    }
+
+    fn hand_off(&mut self, to: WorkerIndex, in_port: u16, mut m: Mbuf) {
+        let Some(h) = self.handoff.as_mut() else {
+            self.tally.drops.bump(DropReason::NoPort);
+            return;
+        };
+        m.set_in_port(in_port);
+        match h.push(to.get(), m) {
+            Ok(()) => self.pending_handoff += 1,
+            Err(_) => self.tally.drops.bump(DropReason::NoPort),
+        }
+    }
+
+    /// Send port `p`'s pending packets; those the queue would not take
+    /// after the retries are dropped.
+    fn flush(&mut self, p: usize) {
         let burst = &mut self.pending[p];
         if burst.is_empty() {
-            return 0;
+            return;
         }
         let mut sent = 0;
         for _ in 0..TX_RETRIES {
@@ -519,10 +525,10 @@ impl<P: Pipeline> Worker<P> {
                 break;
             }
         }
-        bump(&self.stats.tx, sent as u64);
+        self.tally.tx += sent as u64;
         let dropped = burst.len() as u64;
         burst.drain().for_each(drop);
-        dropped
+        self.tally.drops.add(DropReason::TxFull, dropped);
     }
 }
 

@@ -29,6 +29,10 @@ pub trait PacketBuf {
     fn trim(&mut self, n: usize) -> bool;
     /// Free bytes before the data.
     fn headroom(&self) -> usize;
+    /// Start loading the packet's first bytes into the cache (a hint; the
+    /// burst path asks for every frame before it parses any).
+    #[inline]
+    fn prefetch(&self) {}
 
     /// Packet length.
     #[inline]

@@ -1,15 +1,20 @@
-//! Pipeline behaviour beyond the golden fixtures (tests/golden_packets.rs):
-//! local traffic, unresolved next hops, fragments, and a fuzz loop over the
-//! whole pipeline.
+//! Datapath behaviour beyond the golden fixtures (tests/golden_packets.rs)
+//! and the table (table.rs): local traffic, unresolved next hops,
+//! fragments, and a fuzz loop over the whole datapath.
+
+use std::net::IpAddr;
 
 use super::*;
 use crate::lb::dest::DestConfig;
 use crate::lb::persist::TemplateTable;
 use crate::lb::rules::Rules;
 use crate::lb::service::ServiceConfig;
+use crate::net::{Iface, NetConfig, RouteTable};
 use crate::net::{IpCidr, NeighConfig, NeighTable};
 use crate::wire::buf::VecBuf;
 use crate::wire::fuzz::{mutate, XorShift};
+use crate::wire::parse::parse_frame;
+use crate::wire::EthernetAddress;
 
 const CLI_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xfe]);
 const SRV_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 1, 0xfe]);
@@ -22,7 +27,7 @@ fn vip() -> IpAddr {
 /// Client port 0 (10.0.0.254/24), server port 1 (10.1.0.254/24), a NAT
 /// service on the VIP:80 to 10.1.0.11:8080 and a DR one on :81 to
 /// 10.1.0.12; only 10.1.0.11's MAC is known.
-fn balancer() -> Balancer {
+pub(super) fn datapath() -> Datapath<VecBuf> {
     let mut rules = Rules::new(1);
     let tcp = crate::lb::service::Protocol::Tcp;
     rules
@@ -60,15 +65,15 @@ fn balancer() -> Balancer {
         Arc::new(TemplateTable::new(4)),
         Instant::ZERO,
     );
-    Balancer::new(
+    Datapath::new(Forwarding {
         engine,
         net,
-        vec![0],
-        Arc::new(routes),
-        neigh.snapshot(),
-        1500,
-        1,
-    )
+        vip_ports: vec![0],
+        routes: Arc::new(routes),
+        neigh: neigh.snapshot(),
+        mtu: 1500,
+        ip_id_start: 1,
+    })
 }
 
 fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
@@ -105,7 +110,7 @@ fn syn(sport: u16, dport: u16) -> Vec<u8> {
 
 #[test]
 fn arp_for_a_vip_is_answered_on_the_client_port_only() {
-    let mut b = balancer();
+    let mut b = datapath();
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
     arp.extend_from_slice(&PEER);
     arp.extend_from_slice(&[10, 0, 0, 1]);
@@ -113,24 +118,27 @@ fn arp_for_a_vip_is_answered_on_the_client_port_only() {
     arp.extend_from_slice(&[10, 0, 0, 100]);
     let frame = eth([0xff; 6], 0x0806, &arp);
     let mut buf = VecBuf::from_frame(&frame);
-    assert_eq!(b.process(0, &mut buf, Instant::ZERO), Action::Reply);
+    assert_eq!(
+        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        Outcome::Tx(PortIndex(0))
+    );
     assert_eq!(
         &buf.data()[6..12],
         &CLI_MAC.0,
         "the reply comes from the client port"
     );
     assert_eq!(&buf.data()[22..28], &CLI_MAC.0, "the VIP is at our MAC");
-    assert_eq!(b.take_learned().count(), 1, "the asker was learned");
+    assert_eq!(b.learned.len(), 1, "the asker was learned");
     let mut buf = VecBuf::from_frame(&frame);
     assert!(matches!(
-        b.process(1, &mut buf, Instant::ZERO),
-        Action::Drop(_)
+        b.process_one(PortIndex(1), &mut buf, Instant::ZERO),
+        Outcome::Drop(_)
     ));
 }
 
 #[test]
 fn unknown_next_hop_holds_the_rewritten_packet() {
-    let mut b = balancer();
+    let mut b = datapath();
     let f = eth(
         CLI_MAC.0,
         0x0800,
@@ -138,11 +146,12 @@ fn unknown_next_hop_holds_the_rewritten_packet() {
     );
     let mut buf = VecBuf::from_frame(&f);
     assert_eq!(
-        b.process(0, &mut buf, Instant::ZERO),
-        Action::Hold {
-            port: 1,
-            next_hop: "10.1.0.12".parse().unwrap()
-        }
+        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        Outcome::Hold
+    );
+    assert_eq!(
+        b.hold_target(0),
+        Some((PortIndex(1), "10.1.0.12".parse().unwrap()))
     );
     assert_eq!(
         &buf.data()[6..12],
@@ -153,7 +162,7 @@ fn unknown_next_hop_holds_the_rewritten_packet() {
 
 #[test]
 fn fragments_and_other_protocols_are_counted_drops() {
-    let mut b = balancer();
+    let mut b = datapath();
     let frag = eth(
         CLI_MAC.0,
         0x0800,
@@ -161,8 +170,8 @@ fn fragments_and_other_protocols_are_counted_drops() {
     );
     let mut buf = VecBuf::from_frame(&frag);
     assert_eq!(
-        b.process(0, &mut buf, Instant::ZERO),
-        Action::Drop(Drop::Fragment)
+        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        Outcome::Drop(DropReason::Fragment)
     );
     let gre = eth(
         CLI_MAC.0,
@@ -171,20 +180,20 @@ fn fragments_and_other_protocols_are_counted_drops() {
     );
     let mut buf = VecBuf::from_frame(&gre);
     assert_eq!(
-        b.process(0, &mut buf, Instant::ZERO),
-        Action::Drop(Drop::Unsupported)
+        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        Outcome::Drop(DropReason::UnsupportedProtocol)
     );
     let ipx = eth(CLI_MAC.0, 0x8137, &[0; 30]);
     let mut buf = VecBuf::from_frame(&ipx);
     assert_eq!(
-        b.process(0, &mut buf, Instant::ZERO),
-        Action::Drop(Drop::NotIp)
+        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        Outcome::Drop(DropReason::NotIp)
     );
 }
 
 #[test]
 fn vips_follow_the_snapshot() {
-    let mut b = balancer();
+    let mut b = datapath();
     assert!(b.net().port(0).unwrap().is_vip(&vip()));
     b.set_snapshot(Rules::new(1).snapshot());
     assert!(!b.net().port(0).unwrap().is_vip(&vip()));
@@ -199,7 +208,7 @@ fn fuzz_pipeline() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let mut b = balancer();
+    let mut b = datapath();
     let seeds = [
         eth(
             CLI_MAC.0,
@@ -253,18 +262,18 @@ fn fuzz_pipeline() {
             for _ in 0..1 + rng.below(4) {
                 mutate(&mut rng, &mut f);
             }
-            let port = rng.below(2) as u16;
+            let port = PortIndex(rng.below(2) as u16);
             let mut buf = VecBuf::from_frame(&f);
             let now = Instant::from_millis(runs);
-            match b.process(port, &mut buf, now) {
-                Action::Tx(_) | Action::Reply | Action::Hold { .. } => {
+            match b.process_one(port, &mut buf, now) {
+                Outcome::Tx(_) | Outcome::Hold => {
                     sent += 1;
                     assert!(
                         parse_frame(buf.data()).is_ok(),
                         "rvs emitted an unparsable frame"
                     );
                 }
-                Action::Drop(_) => {}
+                Outcome::Drop(_) | Outcome::Handoff(_) => {}
             }
             runs += 1;
         }
@@ -274,22 +283,12 @@ fn fuzz_pipeline() {
     assert!(runs > 0);
 }
 
-#[test]
-fn drop_indexes_are_distinct_and_dense() {
-    let idx: Vec<usize> = Drop::all().map(Drop::index).collect();
-    assert_eq!(idx, (0..DROP_KINDS).collect::<Vec<_>>());
-    let mut c = DropCounts::default();
-    c.bump(Drop::Lb(engine::DropReason::NotSyn));
-    assert_eq!(c.iter().find(|(n, _)| *n == "not_syn").unwrap().1, 1);
-}
-
-/// Burst processing decides exactly as frame-by-frame processing: same
-/// actions, same bytes, on a mix of new and established flows, ARP, ping,
-/// garbage, and frames left to other lcores.
+/// A burst decides exactly as its frames one at a time (where the engine
+/// batches its table lookups): same outcomes, same bytes, on a mix of new
+/// and established flows, ARP, ping and garbage.
 #[test]
 fn burst_path_matches_single_path() {
-    let (mut one, mut many) = (balancer(), balancer());
-    let mut rng = XorShift::new(42);
+    let (mut one, mut many) = (datapath(), datapath());
     let mut frames = Vec::new();
     for k in 0..96u16 {
         let dport = if k % 3 == 0 { 81 } else { 80 };
@@ -324,25 +323,10 @@ fn burst_path_matches_single_path() {
         let now = Instant::from_millis(5);
         let mut a: Vec<VecBuf> = chunk.iter().map(|f| VecBuf::from_frame(f)).collect();
         let mut b = a.clone();
-        let heads: Vec<Option<Headers>> = b.iter().map(|x| parse_frame(x.data()).ok()).collect();
-        let todo: Vec<bool> = (0..b.len()).map(|_| rng.below(8) != 0).collect();
-        let mut acts = vec![Action::Drop(Drop::NoRoute); b.len()];
-        many.process_burst(0, &mut b, &heads, &todo, now, &mut acts);
+        let mut acts = vec![Outcome::Drop(DropReason::NoPort); b.len()];
+        many.process_burst(PortIndex(0), &mut b, now, &mut acts);
         for (i, x) in a.iter_mut().enumerate() {
-            if !todo[i] {
-                assert_eq!(
-                    x.data(),
-                    chunk[i].as_slice(),
-                    "a skipped frame is untouched"
-                );
-                assert_eq!(
-                    b[i].data(),
-                    chunk[i].as_slice(),
-                    "a skipped frame is untouched"
-                );
-                continue;
-            }
-            let single = one.process(0, x, now);
+            let single = one.process_one(PortIndex(0), x, now);
             assert_eq!(single, acts[i], "frame {i}");
             assert_eq!(x.data(), b[i].data(), "frame {i} bytes");
         }

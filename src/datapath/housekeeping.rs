@@ -1,0 +1,147 @@
+//! Between bursts: configuration and neighbour snapshots from the control
+//! thread, VIP announcements, expiry of connections and held frames,
+//! request retries, the control thread's queries, and the gauges it reads.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{Datapath, PortIndex};
+use crate::drops::Tally;
+use crate::lb::engine::ConnInfo;
+use crate::lb::rules::Snapshot;
+use crate::lb::time::Instant;
+use crate::net::{self, LearnTx, NeighSnapshot, SnapshotRx};
+use crate::wire::buf::PacketBuf;
+
+/// Requests from the control thread, answered between bursts.
+pub enum WorkerCmd {
+    /// Every connection of this worker (and, for worker 0, the shared
+    /// persistence templates).
+    ListConns(Sender<Vec<ConnInfo>>),
+}
+
+/// What a worker publishes besides its frame tally (single writer).
+#[derive(Default, Debug)]
+pub struct Gauges {
+    pub connections: AtomicU64,
+    /// Neighbour facts not reported because the channel was full.
+    pub learn_dropped: AtomicU64,
+}
+
+/// A worker's channels to and from the control thread.
+pub struct Links {
+    pub snaps: SnapshotRx<Snapshot>,
+    pub neighs: SnapshotRx<NeighSnapshot>,
+    pub learn: LearnTx,
+    pub mailbox: Receiver<WorkerCmd>,
+    pub gauges: Arc<Gauges>,
+}
+
+/// Expiry and request retries every millisecond; gauges every 100 ms.
+const HOUSEKEEPING_MS: u64 = 1;
+const PUBLISH_MS: u64 = 100;
+/// Connections expired per housekeeping pass (every millisecond) at most:
+/// above the new-connection rate a worker sustains (millions per second).
+const EXPIRE_BUDGET: usize = 8192;
+
+impl<B: PacketBuf> Datapath<B> {
+    /// Install a configuration published since the last look. Called
+    /// before each burst is decided (and at each tick): rvsadm's change is
+    /// acknowledged once published, so a frame received after the
+    /// acknowledgement must see it, even when the worker was descheduled
+    /// in between and finds both the burst and the snapshot waiting.
+    #[inline]
+    pub(super) fn pick_up_snapshot(&mut self) {
+        if let Some(s) = self.links.as_ref().and_then(|l| l.snaps.latest()) {
+            self.set_snapshot(s);
+        }
+    }
+
+    /// Everything between bursts. Frames to send go to `out` (made in
+    /// buffers from `alloc`), and `tally` learns what became of held
+    /// frames and how many frames were made.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        mut alloc: impl FnMut() -> Option<B>,
+        out: &mut Vec<(PortIndex, B)>,
+        tally: &mut Tally,
+    ) {
+        self.pick_up_snapshot();
+        if std::mem::take(&mut self.announce_due) && self.me.0 == 0 {
+            self.announce(&mut alloc, out, tally);
+        }
+        if let Some(n) = self.links.as_ref().and_then(|l| l.neighs.latest()) {
+            self.set_neighbours(n, out, tally);
+        }
+        self.report_learned(now);
+        let due = now >= self.next_housekeeping;
+        if due {
+            self.next_housekeeping = Instant(now.0 + HOUSEKEEPING_MS);
+            self.housekeeping(now);
+            self.expire_held(now, tally);
+        }
+        self.send_requests(now, due, &mut alloc, out, tally);
+    }
+
+    /// Gratuitous ARP / unsolicited NA for VIPs not announced yet.
+    fn announce(
+        &mut self,
+        alloc: &mut impl FnMut() -> Option<B>,
+        out: &mut Vec<(PortIndex, B)>,
+        tally: &mut Tally,
+    ) {
+        let mut current = ahash::AHashSet::default();
+        for iface in self.net.iter() {
+            for vip in iface.vips() {
+                current.insert(*vip);
+                if self.announced.contains(vip) {
+                    continue;
+                }
+                let mac = iface.mac();
+                let b = Self::make_frame(alloc, |buf| match *vip {
+                    IpAddr::V4(a) => net::arp::build_gratuitous(buf, mac, a).ok(),
+                    IpAddr::V6(a) => net::nd::build_unsolicited_na(buf, mac, a).ok(),
+                });
+                if let Some(b) = b {
+                    tally.originated += 1;
+                    out.push((PortIndex(iface.port()), b));
+                }
+            }
+        }
+        self.announced = current;
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        self.engine.expire(now, EXPIRE_BUDGET);
+        let publish = now >= self.next_publish;
+        if publish {
+            self.next_publish = Instant(now.0 + PUBLISH_MS);
+            self.engine.publish_stats();
+        }
+        let Some(links) = self.links.as_ref() else {
+            return;
+        };
+        while let Ok(cmd) = links.mailbox.try_recv() {
+            match cmd {
+                WorkerCmd::ListConns(reply) => {
+                    let mut list = self.engine.list_conns(now);
+                    if self.me.0 == 0 {
+                        list.extend(self.engine.list_templates(now));
+                    }
+                    let _ = reply.send(list);
+                }
+            }
+        }
+        if publish {
+            let g = &links.gauges;
+            g.learn_dropped
+                .store(links.learn.dropped, Ordering::Relaxed);
+            g.connections
+                .store(self.engine.conn_count() as u64, Ordering::Relaxed);
+        }
+    }
+}

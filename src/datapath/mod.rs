@@ -1,0 +1,297 @@
+//! The per-worker datapath, sans-IO: a burst of frames in, exactly one
+//! [`Outcome`] per frame out, plus the frames the worker originates.
+//!
+//! One frame's way, in the order of the files:
+//! - [`Datapath::process_burst`] (here): parse every frame, send the ones
+//!   another worker owns to it ([`owner`]), then decide the rest.
+//! - [`classify`]: plain TCP/UDP to a VIP or from a real server goes to the
+//!   connection engine as a batch (its table misses overlap); ARP, neighbour
+//!   discovery, ping and traffic to our own addresses go to [`crate::net`];
+//!   ICMP errors find their connection from the quoted packet.
+//! - [`route`]: the rewrite ([`crate::lb::forward`]) toward the egress port
+//!   and next hop from the route table and the neighbour snapshot.
+//! - [`neighbours`]: a frame whose next hop's MAC is unknown is held, an
+//!   ARP request / solicitation goes out, and the frame leaves when the
+//!   neighbour snapshot knows the MAC (or is dropped when it never does).
+//! - [`housekeeping`]: between bursts, new configuration and neighbour
+//!   snapshots, VIP announcements, expiry, the control thread's queries.
+//!
+//! Generic over [`PacketBuf`]: `rvsd` runs it on mbufs, the tests, golden
+//! fixtures, benches and fuzzers on `VecBuf`s, with no EAL. Time is a
+//! parameter. Frames are counted by whoever ends their custody (see
+//! [`crate::drops::Tally`]): the caller counts the outcomes it is given,
+//! the datapath counts what happens to held frames and the frames it makes.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::drops::{DropReason, Tally};
+use crate::ids::{PortIndex, WorkerIndex};
+use crate::lb::engine::Engine;
+use crate::lb::rules::Snapshot;
+use crate::lb::time::Instant;
+use crate::net::{self, Learned, NeighSnapshot, NetConfig, Pending, Resolved, RouteTable};
+use crate::rss::OwnerMap;
+use crate::wire::buf::PacketBuf;
+use crate::wire::parse::{parse_frame_into, Headers};
+
+mod classify;
+mod hops;
+mod housekeeping;
+mod neighbours;
+mod owner;
+mod route;
+mod vips;
+
+#[cfg(test)]
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use hops::{Hop, HopCache};
+pub use housekeeping::{Gauges, Links, WorkerCmd};
+pub use owner::PortSide;
+pub use vips::VipSet;
+
+/// The most frames one call decides.
+pub const BURST: usize = 32;
+
+/// What becomes of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Transmit it (rewritten in place) on this port.
+    Tx(PortIndex),
+    /// Hand it, untouched, to the worker owning its connection.
+    Handoff(WorkerIndex),
+    /// Give it back with [`Datapath::hold`]: rewritten, it waits for its
+    /// next hop's MAC.
+    Hold,
+    /// Free it; count it under this reason.
+    Drop(DropReason),
+}
+
+/// What every frame needs: the engine, the ports' addresses, routes and
+/// neighbours.
+pub struct Forwarding {
+    pub engine: Engine,
+    /// Each port's MAC and own addresses (the VIPs are added from the
+    /// engine's snapshot on `vip_ports`).
+    pub net: NetConfig,
+    /// Ports that answer ARP/ND for the VIPs (client-facing and one-arm).
+    pub vip_ports: Vec<u16>,
+    pub routes: Arc<RouteTable>,
+    pub neigh: Arc<NeighSnapshot>,
+    /// The smallest egress MTU (tunnels answer too-big above it).
+    pub mtu: u16,
+    /// The first IPv4 id of the outer headers this worker writes.
+    pub ip_id_start: u16,
+}
+
+/// One worker's datapath state.
+pub struct Datapath<B> {
+    engine: Engine,
+    net: NetConfig,
+    vip_ports: Vec<u16>,
+    /// Every VIP address in the current snapshot, and the same for the
+    /// per-packet lookups.
+    vips: ahash::AHashSet<IpAddr>,
+    vip_set: VipSet,
+    routes: Arc<RouteTable>,
+    neigh: Arc<NeighSnapshot>,
+    hops: HopCache,
+    ip_id: Cell<u16>,
+    mtu: u16,
+    /// Owner routing, with more than one worker.
+    me: WorkerIndex,
+    owners: Option<OwnerMap>,
+    sides: Vec<PortSide>,
+    /// Frames waiting for a next hop's MAC.
+    pending: Pending<B>,
+    /// Where the frames of the burst being decided would be held (port,
+    /// next hop), by index; `hold_next` is the last decision's.
+    holds: [(u16, IpAddr); BURST],
+    hold_next: (u16, IpAddr),
+    /// Next hops to send a request for, sent at the next tick.
+    requests: Vec<(u16, IpAddr)>,
+    resolved: Vec<Resolved<B>>,
+    /// What local traffic taught us, for the control thread (bounded: a
+    /// burst adds at most one entry per frame).
+    learned: Vec<Learned>,
+    /// The control thread's channels (absent in tests that need none).
+    links: Option<Links>,
+    next_housekeeping: Instant,
+    next_publish: Instant,
+    /// VIPs announced (gratuitous ARP / unsolicited NA) by worker 0.
+    announced: ahash::AHashSet<IpAddr>,
+    announce_due: bool,
+}
+
+const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl<B: PacketBuf> Datapath<B> {
+    /// A single worker's datapath with no control thread: what tests,
+    /// benches and the golden fixtures drive.
+    pub fn new(f: Forwarding) -> Self {
+        let mut d = Datapath {
+            engine: f.engine,
+            net: f.net,
+            vip_ports: f.vip_ports,
+            vips: ahash::AHashSet::default(),
+            vip_set: VipSet::default(),
+            routes: f.routes,
+            neigh: f.neigh,
+            hops: HopCache::default(),
+            ip_id: Cell::new(f.ip_id_start),
+            mtu: f.mtu,
+            me: WorkerIndex(0),
+            owners: None,
+            sides: Vec::new(),
+            pending: Pending::new(net::PendingConfig::default()),
+            holds: [(0, UNSPECIFIED); BURST],
+            hold_next: (0, UNSPECIFIED),
+            requests: Vec::with_capacity(64),
+            resolved: Vec::with_capacity(256),
+            learned: Vec::with_capacity(64),
+            links: None,
+            next_housekeeping: Instant::ZERO,
+            next_publish: Instant::ZERO,
+            announced: ahash::AHashSet::default(),
+            announce_due: false,
+        };
+        let snap = d.engine.snapshot().clone();
+        d.update_vips(&snap);
+        d
+    }
+
+    /// Worker `me` of several: connections belong to the worker `owners`
+    /// names for their client-side endpoint; `sides[p]` says which side
+    /// port `p` faces.
+    pub fn with_owners(mut self, me: WorkerIndex, owners: OwnerMap, sides: Vec<PortSide>) -> Self {
+        self.me = me;
+        self.owners = Some(owners);
+        self.sides = sides;
+        self
+    }
+
+    /// Connect to the control thread (snapshots, learning, queries).
+    pub fn with_links(mut self, links: Links) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    pub fn net(&self) -> &NetConfig {
+        &self.net
+    }
+
+    pub fn neighbours(&self) -> &Arc<NeighSnapshot> {
+        &self.neigh
+    }
+
+    /// How many frames wait for a next hop.
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True when `addr` is a VIP of the current configuration.
+    #[inline]
+    pub fn is_vip(&self, addr: &IpAddr) -> bool {
+        self.vip_set.contains(addr)
+    }
+
+    /// A new configuration: the engine's services and the VIPs we answer
+    /// for (announced at the next tick).
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.update_vips(&snap);
+        self.engine.set_snapshot(snap);
+        self.announce_due = true;
+    }
+
+    fn update_vips(&mut self, snap: &Snapshot) {
+        let new: ahash::AHashSet<IpAddr> = snap.services.iter().map(|s| s.cfg.key.addr).collect();
+        for &p in &self.vip_ports {
+            if let Some(iface) = self.net.port_mut(p) {
+                for old in self.vips.difference(&new) {
+                    iface.remove_vip(old);
+                }
+                for v in new.difference(&self.vips) {
+                    iface.add_vip(*v);
+                }
+            }
+        }
+        self.vip_set = VipSet::new(new.iter().copied());
+        self.vips = new;
+    }
+
+    /// Decide a burst of at most [`BURST`] frames that arrived on `port`
+    /// (or were handed in, having arrived there): `out[i]` for `bufs[i]`,
+    /// rewritten in place.
+    pub fn process_burst(
+        &mut self,
+        port: PortIndex,
+        bufs: &mut [B],
+        now: Instant,
+        out: &mut [Outcome],
+    ) {
+        let n = bufs.len().min(out.len()).min(BURST);
+        // What rvsadm was told is done applies to this burst.
+        self.pick_up_snapshot();
+        // Every frame's first cache line on its way before parsing any.
+        for b in bufs[..n].iter() {
+            b.prefetch();
+        }
+        let mut heads = [Headers::EMPTY; BURST];
+        let mut todo = [false; BURST];
+        for i in 0..n {
+            // Parsed in place: no copies of the headers struct per frame.
+            out[i] = match parse_frame_into(bufs[i].data(), &mut heads[i]) {
+                Err(_) => Outcome::Drop(DropReason::Malformed),
+                Ok(()) => match self.foreign_owner(port.0, &heads[i]) {
+                    Some(w) => Outcome::Handoff(w),
+                    None => {
+                        todo[i] = true;
+                        continue;
+                    }
+                },
+            };
+        }
+        self.decide_burst(
+            port.0,
+            &mut bufs[..n],
+            &heads[..n],
+            &todo[..n],
+            now,
+            &mut out[..n],
+        );
+    }
+
+    /// [`Datapath::process_burst`] for one frame.
+    pub fn process_one(&mut self, port: PortIndex, buf: &mut B, now: Instant) -> Outcome {
+        let mut out = [Outcome::Drop(DropReason::Malformed)];
+        self.process_burst(port, std::slice::from_mut(buf), now, &mut out);
+        out[0]
+    }
+
+    /// Take frame `index` of the burst just decided, whose outcome was
+    /// [`Outcome::Hold`], until its next hop resolves.
+    pub fn hold(&mut self, index: usize, buf: B, now: Instant, tally: &mut Tally) {
+        let (port, nh) = self.holds[index.min(BURST - 1)];
+        match self.pending.push(port, nh, buf, now) {
+            Ok(q) => {
+                tally.held += 1;
+                if q.send_request && self.requests.len() < self.requests.capacity() {
+                    self.requests.push((port, nh));
+                }
+            }
+            Err((_, why)) => tally.drops.bump(why.into()),
+        }
+    }
+}
