@@ -43,7 +43,7 @@ mod flow_tests;
 #[cfg(test)]
 mod fuzz;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use core::fmt;
 
