@@ -199,13 +199,16 @@ fn to_vip(sport: u16, vport: u16, flags: tcp::Flags) -> Vec<u8> {
     )
 }
 
+/// Whether an output frame is right.
+type Check = fn(&[u8]) -> bool;
+
 /// What the steps expect of a frame.
 #[derive(Debug)]
 enum Want {
     /// Transmitted on this port, exactly these bytes.
     Tx(u16, Vec<u8>),
     /// Transmitted on this port; the check says whether it is right.
-    TxWhere(u16, fn(&[u8]) -> bool),
+    TxWhere(u16, Check),
     /// Handed to this worker, which then decides as the inner `Want`.
     Handoff(u16, Box<Want>),
     /// Held for its next hop (and refused by the hold with the reason, if
@@ -230,7 +233,7 @@ enum Step {
     Tick {
         desc: &'static str,
         ms: u64,
-        want: Vec<(u16, fn(&[u8]) -> bool)>,
+        want: Vec<(u16, Check)>,
     },
     /// The control thread learns a neighbour and publishes a snapshot.
     Learn(u16, &'static str, EthernetAddress),
