@@ -33,6 +33,38 @@ rvs_stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
+# rvs_counters_balanced RVSADM: every frame rvsd's workers took in (rx,
+# handed in, made) is accounted for (tx, handed off, held, dropped by
+# reason), read from `rvsadm --counters`. Traffic in flight can make one
+# read uneven, so it asks a few times. Prints the figures.
+rvs_counters_balanced() {
+    local adm=$1 c
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        c=$(timeout 10 "$adm" --counters 2>/dev/null) || c=
+        if awk '
+            { v[$1] = $2 }
+            END {
+                if (!("worker.rx" in v)) exit 1
+                taken = v["worker.rx"] + v["worker.handoff_in"] + v["worker.originated"]
+                out = v["worker.tx"] + v["worker.handoff_out"] + v["worker.held"] + v["worker.dropped"]
+                drops = 0
+                for (k in v) if (k ~ /^drop\./) drops += v[k]
+                printf "   accounting: rx %d + handed in %d + made %d = tx %d + handed off %d + held %d + dropped %d (by reason %d)\n", v["worker.rx"], v["worker.handoff_in"], v["worker.originated"], v["worker.tx"], v["worker.handoff_out"], v["worker.held"], v["worker.dropped"], drops
+                exit !(taken == out && drops == v["worker.dropped"])
+            }' <<<"$c"; then
+            return 0
+        fi
+        sleep 0.3
+    done
+    return 1
+}
+
+# rvs_report_balanced FILE: rvsd's shutdown report in FILE says every
+# worker balanced (each lcore line ends "; balanced").
+rvs_report_balanced() {
+    grep -q '^lcore.*; balanced$' "$1" && ! grep -q 'UNBALANCED' "$1"
+}
+
 # Make sure the build dependencies are there (scripts/deps does nothing when they are).
 rvs_deps() {
     if ! command -v cargo >/dev/null 2>&1 || ! pkg-config --exists libdpdk 2>/dev/null \
