@@ -317,6 +317,15 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_reason() {
+        let doc = include_str!("../docs/counters.md");
+        for r in DropReason::ALL {
+            let row = format!("| `drop.{}` | {} |", r.name(), r.doc());
+            assert!(doc.contains(&row), "docs/counters.md lacks: {row}");
+        }
+    }
+
+    #[test]
     fn tally_balances() {
         let mut t = Tally {
             rx: 10,
