@@ -450,7 +450,7 @@ fn balancer(fwd: Fwd, cap: usize) -> Datapath<VecBuf> {
     Datapath::new(Forwarding {
         engine: engine(&r, cap),
         net,
-        vip_ports: vec![CLI_PORT],
+        vip_ports: vec![PortIndex(CLI_PORT)],
         routes: Arc::new(routes),
         neigh: neigh.snapshot(),
         mtu: 1500,

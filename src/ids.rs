@@ -29,6 +29,13 @@ impl WorkerIndex {
     }
 }
 
+/// Port indices are written as numbers in configurations and tests.
+impl From<u16> for PortIndex {
+    fn from(i: u16) -> Self {
+        PortIndex(i)
+    }
+}
+
 impl fmt::Display for PortIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "port {}", self.0)

@@ -99,7 +99,7 @@ fn build(world: &Value) -> Datapath<VecBuf> {
         }
         net.set(iface);
         if p["name"] == "client" {
-            vip_ports.push(i as u16);
+            vip_ports.push(PortIndex(i as u16));
         }
     }
     let mut routes = RouteTable::from_config(&net);

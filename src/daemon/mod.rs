@@ -26,7 +26,7 @@ use crate::dataplane::worker::{
 use crate::dataplane::{Eal, LcoreId, Mempool, Port, PortStats};
 use crate::drops::Tally;
 use crate::hugepages::Hugepages;
-use crate::ids::WorkerIndex;
+use crate::ids::{PortIndex, WorkerIndex};
 use crate::lb::conntable::ConnTable;
 use crate::lb::engine::Engine;
 use crate::lb::persist::TemplateTable;
@@ -332,11 +332,11 @@ fn run_lb(
             _ => PortSide::Both,
         })
         .collect();
-    let vip_ports: Vec<u16> = roles
+    let vip_ports: Vec<PortIndex> = roles
         .iter()
         .enumerate()
         .filter(|(_, r)| **r != Role::Server)
-        .map(|(i, _)| i as u16)
+        .map(|(i, _)| PortIndex(i as u16))
         .collect();
     let mtu = cfg.ports.iter().filter_map(|p| p.mtu).min().unwrap_or(1500);
     let owner = (nw > 1).then(|| {

@@ -35,7 +35,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// everything else one by one.
     pub(super) fn decide_burst(
         &mut self,
-        port: u16,
+        port: PortIndex,
         bufs: &mut [B],
         heads: &[Headers],
         todo: &[bool],
@@ -74,7 +74,7 @@ impl<B: PacketBuf> Datapath<B> {
                 Verdict::Forward(f) => {
                     let dir = pkts[k].dir;
                     match self.forward_direct(&mut bufs[i], h, f, dir) {
-                        Some(p) => out[i] = Outcome::Tx(PortIndex(p)),
+                        Some(p) => out[i] = Outcome::Tx(p),
                         None => {
                             out[i] = self.forward_with_env(port, &mut bufs[i], h, f, dir);
                             self.note_hold(i, out[i]);
@@ -97,7 +97,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// The engine's view of a plain TCP/UDP packet (not local, not ICMP,
     /// not a fragment), or `None` for anything else.
     #[inline]
-    fn plain(&self, port: u16, h: &Headers) -> Option<Packet> {
+    fn plain(&self, port: PortIndex, h: &Headers) -> Option<Packet> {
         if !matches!(h.l3, L3::Ipv4 | L3::Ipv6) || h.is_fragment() {
             return None;
         }
@@ -118,7 +118,7 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     /// One frame that is not plain TCP/UDP (or that `plain` declined).
-    fn decide_one(&mut self, port: u16, buf: &mut B, h: &Headers, now: Instant) -> Outcome {
+    fn decide_one(&mut self, port: PortIndex, buf: &mut B, h: &Headers, now: Instant) -> Outcome {
         match h.l3 {
             L3::Arp => {
                 return self
@@ -166,7 +166,7 @@ impl<B: PacketBuf> Datapath<B> {
 
     /// ARP, neighbour discovery, echo, and traffic to our own addresses;
     /// `None` when the frame is not local after all.
-    fn local(&mut self, port: u16, buf: &mut B, h: &Headers) -> Option<Outcome> {
+    fn local(&mut self, port: PortIndex, buf: &mut B, h: &Headers) -> Option<Outcome> {
         let Some(iface) = self.net.port(port) else {
             return Some(Outcome::Drop(DropReason::NoRoute));
         };
@@ -186,7 +186,7 @@ impl<B: PacketBuf> Datapath<B> {
                 if n <= cur {
                     buf.trim(cur - n);
                 }
-                Some(Outcome::Tx(PortIndex(port)))
+                Some(Outcome::Tx(port))
             }
             net::Action::Pass => {
                 if grown {
@@ -206,7 +206,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// An ICMP error about one of our connections: find the connection from
     /// the quoted packet (which we sent, so its tuple is reversed) and
     /// translate or forward it like the connection's own packets.
-    fn icmp_error(&mut self, port: u16, buf: &mut B, h: &Headers, now: Instant) -> Outcome {
+    fn icmp_error(&mut self, port: PortIndex, buf: &mut B, h: &Headers, now: Instant) -> Outcome {
         let Some(inner) = h.inner else {
             return Outcome::Drop(DropReason::Malformed);
         };

@@ -4,6 +4,7 @@
 //! fixed for the daemon's life; MACs change with the neighbour snapshot, so
 //! the whole cache is dropped when a new snapshot arrives.
 
+use crate::ids::PortIndex;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::EthernetAddress;
@@ -11,7 +12,7 @@ use crate::wire::EthernetAddress;
 /// Where a target is sent: egress port, next hop, and its MAC when known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hop {
-    pub port: u16,
+    pub port: PortIndex,
     pub next_hop: IpAddr,
     pub mac: Option<EthernetAddress>,
     /// The egress port's source addresses toward the target (a tunnel's
@@ -96,11 +97,11 @@ impl HopCache {
 mod tests {
     use super::*;
 
-    fn hop(port: u16) -> Hop {
+    fn hop(port: PortIndex) -> Hop {
         Hop {
             port,
             next_hop: "10.0.0.1".parse().unwrap(),
-            mac: Some(EthernetAddress([2, 0, 0, 0, 0, port as u8])),
+            mac: Some(EthernetAddress([2, 0, 0, 0, 0, port.0 as u8])),
             local: None,
         }
     }
@@ -110,15 +111,36 @@ mod tests {
         let mut c = HopCache::default();
         let a: IpAddr = "10.1.0.11".parse().unwrap();
         let b: IpAddr = "10.1.0.12".parse().unwrap();
-        assert_eq!(c.dest(3, a, || Some(hop(1))).copied(), Some(hop(1)));
-        assert_eq!(c.dest(3, a, || panic!("cached")).copied(), Some(hop(1)));
+        assert_eq!(
+            c.dest(3, a, || Some(hop(PortIndex(1)))).copied(),
+            Some(hop(PortIndex(1)))
+        );
+        assert_eq!(
+            c.dest(3, a, || panic!("cached")).copied(),
+            Some(hop(PortIndex(1)))
+        );
         // The slot now holds another server: resolve again.
-        assert_eq!(c.dest(3, b, || Some(hop(2))).copied(), Some(hop(2)));
-        assert_eq!(c.dest(5000, b, || Some(hop(4))).copied(), Some(hop(4)));
-        assert_eq!(c.addr(a, || Some(hop(0))).copied(), Some(hop(0)));
-        assert_eq!(c.addr(a, || panic!("cached")).copied(), Some(hop(0)));
+        assert_eq!(
+            c.dest(3, b, || Some(hop(PortIndex(2)))).copied(),
+            Some(hop(PortIndex(2)))
+        );
+        assert_eq!(
+            c.dest(5000, b, || Some(hop(PortIndex(4)))).copied(),
+            Some(hop(PortIndex(4)))
+        );
+        assert_eq!(
+            c.addr(a, || Some(hop(PortIndex(0)))).copied(),
+            Some(hop(PortIndex(0)))
+        );
+        assert_eq!(
+            c.addr(a, || panic!("cached")).copied(),
+            Some(hop(PortIndex(0)))
+        );
         c.clear();
         assert_eq!(c.addr(a, || None).copied(), None);
-        assert_eq!(c.dest(3, b, || Some(hop(7))).copied(), Some(hop(7)));
+        assert_eq!(
+            c.dest(3, b, || Some(hop(PortIndex(7)))).copied(),
+            Some(hop(PortIndex(7)))
+        );
     }
 }

@@ -108,7 +108,7 @@ impl<B: PacketBuf> Datapath<B> {
                 });
                 if let Some(b) = b {
                     tally.originated += 1;
-                    out.push((PortIndex(iface.port()), b));
+                    out.push((iface.port(), b));
                 }
             }
         }

@@ -79,7 +79,7 @@ pub struct Forwarding {
     /// engine's snapshot on `vip_ports`).
     pub net: NetConfig,
     /// Ports that answer ARP/ND for the VIPs (client-facing and one-arm).
-    pub vip_ports: Vec<u16>,
+    pub vip_ports: Vec<PortIndex>,
     pub routes: Arc<RouteTable>,
     pub neigh: Arc<NeighSnapshot>,
     /// The smallest egress MTU (tunnels answer too-big above it).
@@ -92,7 +92,7 @@ pub struct Forwarding {
 pub struct Datapath<B> {
     engine: Engine,
     net: NetConfig,
-    vip_ports: Vec<u16>,
+    vip_ports: Vec<PortIndex>,
     /// Every VIP address in the current snapshot, and the same for the
     /// per-packet lookups.
     vips: ahash::AHashSet<IpAddr>,
@@ -110,10 +110,10 @@ pub struct Datapath<B> {
     pending: Pending<B>,
     /// Where the frames of the burst being decided would be held (port,
     /// next hop), by index; `hold_next` is the last decision's.
-    holds: [(u16, IpAddr); BURST],
-    hold_next: (u16, IpAddr),
+    holds: [(PortIndex, IpAddr); BURST],
+    hold_next: (PortIndex, IpAddr),
     /// Next hops to send a request for, sent at the next tick.
-    requests: Vec<(u16, IpAddr)>,
+    requests: Vec<(PortIndex, IpAddr)>,
     resolved: Vec<Resolved<B>>,
     /// What local traffic taught us, for the control thread (bounded: a
     /// burst adds at most one entry per frame).
@@ -148,8 +148,8 @@ impl<B: PacketBuf> Datapath<B> {
             owners: None,
             sides: Vec::new(),
             pending: Pending::new(net::PendingConfig::default()),
-            holds: [(0, UNSPECIFIED); BURST],
-            hold_next: (0, UNSPECIFIED),
+            holds: [(PortIndex(0), UNSPECIFIED); BURST],
+            hold_next: (PortIndex(0), UNSPECIFIED),
             requests: Vec::with_capacity(64),
             resolved: Vec::with_capacity(256),
             learned: Vec::with_capacity(64),
@@ -254,7 +254,7 @@ impl<B: PacketBuf> Datapath<B> {
             // Parsed in place: no copies of the headers struct per frame.
             out[i] = match parse_frame_into(bufs[i].data(), &mut heads[i]) {
                 Err(_) => Outcome::Drop(DropReason::Malformed),
-                Ok(()) => match self.foreign_owner(port.0, &heads[i]) {
+                Ok(()) => match self.foreign_owner(port, &heads[i]) {
                     Some(w) => Outcome::Handoff(w),
                     None => {
                         todo[i] = true;
@@ -264,7 +264,7 @@ impl<B: PacketBuf> Datapath<B> {
             };
         }
         self.decide_burst(
-            port.0,
+            port,
             &mut bufs[..n],
             &heads[..n],
             &todo[..n],

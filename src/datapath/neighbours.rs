@@ -31,7 +31,12 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     /// An ARP request or neighbour solicitation for `ip` on `port`.
-    fn request(&self, alloc: &mut impl FnMut() -> Option<B>, port: u16, ip: IpAddr) -> Option<B> {
+    fn request(
+        &self,
+        alloc: &mut impl FnMut() -> Option<B>,
+        port: PortIndex,
+        ip: IpAddr,
+    ) -> Option<B> {
         let iface = self.net.port(port)?;
         Self::make_frame(alloc, |buf| match ip {
             IpAddr::V4(a) => net::arp::build_request(buf, iface, a, None).ok(),
@@ -58,7 +63,7 @@ impl<B: PacketBuf> Datapath<B> {
         for (port, ip) in reqs.drain(..) {
             if let Some(b) = self.request(alloc, port, ip) {
                 tally.originated += 1;
-                out.push((PortIndex(port), b));
+                out.push((port, b));
             }
         }
         self.requests = reqs;
@@ -80,7 +85,7 @@ impl<B: PacketBuf> Datapath<B> {
             if let Some(d) = r.pkt.data_mut().get_mut(..6) {
                 d.copy_from_slice(&r.mac.0);
             }
-            out.push((PortIndex(r.port), r.pkt));
+            out.push((r.port, r.pkt));
         }
     }
 
@@ -109,7 +114,7 @@ impl<B: PacketBuf> Datapath<B> {
 
     /// Where the frame given outcome [`Outcome::Hold`] at `index` waits.
     pub fn hold_target(&self, index: usize) -> Option<(PortIndex, IpAddr)> {
-        self.holds.get(index).map(|&(p, ip)| (PortIndex(p), ip))
+        self.holds.get(index).copied()
     }
 }
 

@@ -3,6 +3,7 @@
 //! table; a frame that lands elsewhere is handed to its owner.
 
 use super::Datapath;
+use crate::ids::PortIndex;
 use crate::ids::WorkerIndex;
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
@@ -22,7 +23,7 @@ pub enum PortSide {
 impl<B: PacketBuf> Datapath<B> {
     /// The worker owning the frame's connection, when it is not this one.
     #[inline]
-    pub(super) fn foreign_owner(&self, port: u16, h: &Headers) -> Option<WorkerIndex> {
+    pub(super) fn foreign_owner(&self, port: PortIndex, h: &Headers) -> Option<WorkerIndex> {
         let owners = self.owners.as_ref()?;
         let (addr, p) = if h.is_icmp_error() {
             let i = h.inner?;
@@ -40,7 +41,7 @@ impl<B: PacketBuf> Datapath<B> {
             if !(h.l3 == L3::Ipv4 || h.l3 == L3::Ipv6) || h.l4_offset == 0 {
                 return None;
             }
-            let client_side = match self.sides.get(port as usize) {
+            let client_side = match self.sides.get(port.get()) {
                 Some(PortSide::Client) => true,
                 Some(PortSide::Server) => false,
                 _ => self.is_vip(&h.dst),

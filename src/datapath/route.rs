@@ -18,14 +18,14 @@ impl<B: PacketBuf> Datapath<B> {
     /// Rewrite toward the real server (inbound) or the client (outbound).
     pub(super) fn forward(
         &mut self,
-        in_port: u16,
+        in_port: PortIndex,
         buf: &mut B,
         h: &Headers,
         f: &engine::Forward,
         dir: Direction,
     ) -> Outcome {
         match self.forward_direct(buf, h, f, dir) {
-            Some(p) => Outcome::Tx(PortIndex(p)),
+            Some(p) => Outcome::Tx(p),
             None => self.forward_with_env(in_port, buf, h, f, dir),
         }
     }
@@ -44,7 +44,7 @@ impl<B: PacketBuf> Datapath<B> {
         h: &Headers,
         f: &engine::Forward,
         dir: Direction,
-    ) -> Option<u16> {
+    ) -> Option<PortIndex> {
         let mtu = self.mtu;
         let ip_id = &self.ip_id;
         let hop = hop_of(
@@ -91,7 +91,7 @@ impl<B: PacketBuf> Datapath<B> {
     #[inline(never)]
     pub(super) fn forward_with_env(
         &mut self,
-        in_port: u16,
+        in_port: PortIndex,
         buf: &mut B,
         h: &Headers,
         f: &engine::Forward,
@@ -139,13 +139,13 @@ impl<B: PacketBuf> Datapath<B> {
         };
         match forward::apply(buf, h, f, dir, &env) {
             Ok(Applied::Transmit) => match mac {
-                Some(_) => Outcome::Tx(PortIndex(hop.port)),
+                Some(_) => Outcome::Tx(hop.port),
                 None => {
                     self.hold_next = (hop.port, hop.next_hop);
                     Outcome::Hold
                 }
             },
-            Ok(Applied::Reply(_)) => Outcome::Tx(PortIndex(in_port)),
+            Ok(Applied::Reply(_)) => Outcome::Tx(in_port),
             Err(e) => Outcome::Drop(e.into()),
         }
     }

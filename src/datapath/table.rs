@@ -108,7 +108,7 @@ fn lab() -> Lab {
             Datapath::new(Forwarding {
                 engine,
                 net: net.clone(),
-                vip_ports: vec![0],
+                vip_ports: vec![PortIndex(0)],
                 routes: routes.clone(),
                 neigh: neigh.snapshot(),
                 mtu: 1500,
@@ -223,7 +223,7 @@ enum Step {
     Frame {
         desc: &'static str,
         worker: usize,
-        port: u16,
+        port: PortIndex,
         input: Vec<u8>,
         room: (usize, usize),
         want: Want,
@@ -244,7 +244,7 @@ enum Step {
 /// Into the worker that owns the frame (no hand-off).
 const OWNER: usize = usize::MAX;
 
-fn frame(desc: &'static str, port: u16, input: Vec<u8>, want: Want) -> Step {
+fn frame(desc: &'static str, port: PortIndex, input: Vec<u8>, want: Want) -> Step {
     Step::Frame {
         desc,
         worker: OWNER,
@@ -268,7 +268,7 @@ impl Lab {
     fn run(
         &mut self,
         w: usize,
-        port: u16,
+        port: PortIndex,
         mut buf: VecBuf,
     ) -> (Outcome, Option<Outcome>, VecBuf, DropCounts) {
         let before = self
@@ -276,7 +276,7 @@ impl Lab {
             .iter()
             .map(|t| t.drops.clone())
             .collect::<Vec<_>>();
-        let o = self.workers[w].process_one(PortIndex(port), &mut buf, self.now);
+        let o = self.workers[w].process_one(port, &mut buf, self.now);
         let mut next = None;
         let mut fin = o;
         let mut at = w;
@@ -284,7 +284,7 @@ impl Lab {
             self.tallies[w].handoff_out += 1;
             at = to.get();
             self.tallies[at].handoff_in += 1;
-            fin = self.workers[at].process_one(PortIndex(port), &mut buf, self.now);
+            fin = self.workers[at].process_one(port, &mut buf, self.now);
             next = Some(fin);
         }
         let kept = buf.clone();
@@ -498,19 +498,19 @@ fn datapath_table() {
         // Forwarding, on the owner.
         frame(
             "NAT in: a SYN to VIP:80 goes to RS1:8080",
-            0,
+            PortIndex(0),
             to_vip(s0, 80, SYN),
             Want::Tx(1, nat_in(s0, SYN)),
         ),
         frame(
             "NAT in: the connection's ACK follows it",
-            0,
+            PortIndex(0),
             to_vip(s0, 80, ACK),
             Want::Tx(1, nat_in(s0, ACK)),
         ),
         frame(
             "NAT out: RS1's reply leaves from the VIP",
-            1,
+            PortIndex(1),
             nat_out_in(s0),
             Want::Tx(0, nat_out(s0)),
         ),
@@ -519,7 +519,7 @@ fn datapath_table() {
             0,
             frame(
                 "owner routing: worker 1's client endpoint is handed to it, which forwards",
-                0,
+                PortIndex(0),
                 to_vip(s1, 80, SYN),
                 Want::Handoff(1, Box::new(Want::Tx(1, nat_in(s1, SYN)))),
             ),
@@ -528,7 +528,7 @@ fn datapath_table() {
             0,
             frame(
                 "owner routing: the reply to worker 1's client reaches worker 1 too",
-                1,
+                PortIndex(1),
                 nat_out_in(s1),
                 Want::Handoff(1, Box::new(Want::Tx(0, nat_out(s1)))),
             ),
@@ -536,7 +536,7 @@ fn datapath_table() {
         // The neighbour hold: RS2's MAC is not known.
         frame(
             "DR to RS2, whose MAC is unknown: held",
-            0,
+            PortIndex(0),
             dr_in(s0b),
             Want::Hold(None),
         ),
@@ -556,7 +556,7 @@ fn datapath_table() {
         // Local traffic.
         frame(
             "ARP for the VIP on the client port is answered from the port's MAC",
-            0,
+            PortIndex(0),
             arp_frame(1, PEER_MAC, CLIENT, VIP),
             Want::TxWhere(0, |f| {
                 f[20..22] == [0, 2] && f[22..28] == OUR_MAC.0 && f[28..32] == [10, 0, 0, 100]
@@ -564,19 +564,19 @@ fn datapath_table() {
         ),
         frame(
             "ARP for someone else",
-            0,
+            PortIndex(0),
             arp_frame(1, PEER_MAC, CLIENT, "10.0.0.77"),
             Want::Drop(DropReason::ArpNotOurs),
         ),
         frame(
             "an ARP reply to us is learned, nothing sent",
-            0,
+            PortIndex(0),
             arp_frame(2, PEER_MAC, CLIENT, "10.0.0.2"),
             Want::Drop(DropReason::ArpHandled),
         ),
         frame(
             "someone else claims our address",
-            0,
+            PortIndex(0),
             arp_frame(
                 2,
                 EthernetAddress([2, 9, 9, 9, 9, 9]),
@@ -587,7 +587,7 @@ fn datapath_table() {
         ),
         frame(
             "ARP that is not Ethernet/IPv4",
-            0,
+            PortIndex(0),
             {
                 let mut f = arp_frame(1, PEER_MAC, CLIENT, VIP);
                 f[15] = 6;
@@ -597,13 +597,13 @@ fn datapath_table() {
         ),
         frame(
             "ping to the port's address is answered",
-            0,
+            PortIndex(0),
             echo4_frame(CLIENT, "10.0.0.2", b"ping"),
             Want::TxWhere(0, |f| f[34] == 0 && f[26..30] == [10, 0, 0, 2]),
         ),
         frame(
             "ping with a bad checksum",
-            0,
+            PortIndex(0),
             {
                 let mut f = echo4_frame(CLIENT, "10.0.0.2", b"ping");
                 f[36] ^= 0xff;
@@ -613,7 +613,7 @@ fn datapath_table() {
         ),
         frame(
             "TCP to the port's own address",
-            0,
+            PortIndex(0),
             tcp4(
                 (OUR_MAC, PEER_MAC),
                 (CLIENT, s0),
@@ -627,19 +627,19 @@ fn datapath_table() {
         ),
         frame(
             "a neighbour solicitation for the port's IPv6 address is answered",
-            0,
+            PortIndex(0),
             ns_frame("2001:db8::1", "2001:db8::2", true),
             Want::TxWhere(0, |f| f[54] == 136),
         ),
         frame(
             "a solicitation for someone else",
-            0,
+            PortIndex(0),
             ns_frame("2001:db8::1", "2001:db8::77", true),
             Want::Drop(DropReason::NdNotOurs),
         ),
         frame(
             "a solicitation with a hop limit below 255",
-            0,
+            PortIndex(0),
             {
                 let mut f = ns_frame("2001:db8::1", "2001:db8::2", true);
                 f[21] = 64;
@@ -650,14 +650,14 @@ fn datapath_table() {
         Step::Frame {
             desc: "a solicitation without room for the answer's option",
             worker: OWNER,
-            port: 0,
+            port: PortIndex(0),
             input: ns_frame("2001:db8::1", "2001:db8::2", false),
             room: (0, 0),
             want: Want::Drop(DropReason::NdNoRoom),
         },
         frame(
             "an advertisement to us is learned, nothing sent",
-            0,
+            PortIndex(0),
             crate::net::testutil::na_frame(
                 "2001:db8::1",
                 "2001:db8::2",
@@ -668,20 +668,20 @@ fn datapath_table() {
         ),
         frame(
             "router solicitation",
-            0,
+            PortIndex(0),
             icmp6_frame(133, "2001:db8::1", "2001:db8::2"),
             Want::Drop(DropReason::Icmpv6Control),
         ),
         // What the frame is.
         frame(
             "ten bytes",
-            0,
+            PortIndex(0),
             vec![0xff; 10],
             Want::Drop(DropReason::Malformed),
         ),
         frame(
             "IPX",
-            0,
+            PortIndex(0),
             {
                 let mut f = vec![0u8; 60];
                 f[12] = 0x81;
@@ -692,7 +692,7 @@ fn datapath_table() {
         ),
         frame(
             "a fragment to the VIP",
-            0,
+            PortIndex(0),
             {
                 let mut f = to_vip(s0, 80, SYN);
                 f[20] |= 0x20; // more fragments
@@ -709,7 +709,7 @@ fn datapath_table() {
         ),
         frame(
             "GRE to the VIP",
-            0,
+            PortIndex(0),
             {
                 let p = Pkt::tcp(ip(CLIENT), 1, ip(VIP), 1).with(|p| {
                     p.dst_mac = OUR_MAC;
@@ -727,32 +727,32 @@ fn datapath_table() {
         // The engine's decisions.
         frame(
             "a SYN to a port without a service",
-            0,
+            PortIndex(0),
             to_vip(s0, 9999, SYN),
             Want::Drop(DropReason::NoService),
         ),
         frame(
             "a reply without a connection",
-            1,
+            PortIndex(1),
             nat_out_in(s0b + 7),
             Want::Drop(DropReason::NoConnection),
         ),
         frame(
             "an ACK without a connection",
-            0,
+            PortIndex(0),
             to_vip(s0b, 80, ACK),
             Want::Drop(DropReason::NotSyn),
         ),
         frame(
             "a service without real servers",
-            0,
+            PortIndex(0),
             to_vip(s0, 83, SYN),
             Want::Drop(DropReason::NoDest),
         ),
         // The rewrite.
         frame(
             "TTL 1 from a multicast source: no time-exceeded may be sent",
-            0,
+            PortIndex(0),
             tcp4(
                 (OUR_MAC, PEER_MAC),
                 ("224.0.0.5", 4000),
@@ -766,7 +766,7 @@ fn datapath_table() {
         ),
         frame(
             "IPIP: too big once encapsulated, DF clear",
-            0,
+            PortIndex(0),
             tcp4(
                 (OUR_MAC, PEER_MAC),
                 (CLIENT, s0),
@@ -781,7 +781,7 @@ fn datapath_table() {
         Step::Frame {
             desc: "IPIP: no headroom nor tailroom for the outer header",
             worker: OWNER,
-            port: 0,
+            port: PortIndex(0),
             input: tcp4(
                 (OUR_MAC, PEER_MAC),
                 (CLIENT, s0b),
@@ -796,13 +796,13 @@ fn datapath_table() {
         },
         frame(
             "a new client off every route: in, then its reply has no way back",
-            0,
+            PortIndex(0),
             far(far_sport),
             Want::TxWhere(1, |f| f[30..34] == [10, 1, 0, 11]),
         ),
         frame(
             "the reply to the client off every route",
-            1,
+            PortIndex(1),
             tcp4(
                 (SRV_MAC, RS1_MAC),
                 (RS1, 8080),
@@ -824,14 +824,14 @@ fn datapath_table() {
     for _ in 0..16 {
         steps.push(frame(
             "DR to RS3, never answering: held",
-            0,
+            PortIndex(0),
             held_to(next_owned()),
             Want::Hold(None),
         ));
     }
     steps.push(frame(
         "a 17th frame for RS3: the hold refuses it",
-        0,
+        PortIndex(0),
         held_to(next_owned()),
         Want::Hold(Some(DropReason::HoldAddrFull)),
     ));
@@ -839,7 +839,7 @@ fn datapath_table() {
     steps.push(Step::Publish(rules(false)));
     steps.push(frame(
         "after RS1 left :80, a new client finds no real server",
-        0,
+        PortIndex(0),
         to_vip(s0b + 1000, 80, SYN),
         Want::Drop(DropReason::NoDest),
     ));

@@ -68,7 +68,7 @@ pub(super) fn datapath() -> Datapath<VecBuf> {
     Datapath::new(Forwarding {
         engine,
         net,
-        vip_ports: vec![0],
+        vip_ports: vec![PortIndex(0)],
         routes: Arc::new(routes),
         neigh: neigh.snapshot(),
         mtu: 1500,
@@ -194,9 +194,9 @@ fn fragments_and_other_protocols_are_counted_drops() {
 #[test]
 fn vips_follow_the_snapshot() {
     let mut b = datapath();
-    assert!(b.net().port(0).unwrap().is_vip(&vip()));
+    assert!(b.net().port(PortIndex(0)).unwrap().is_vip(&vip()));
     b.set_snapshot(Rules::new(1).snapshot());
-    assert!(!b.net().port(0).unwrap().is_vip(&vip()));
+    assert!(!b.net().port(PortIndex(0)).unwrap().is_vip(&vip()));
 }
 
 /// The whole pipeline on mutated frames: never a panic, and every frame it

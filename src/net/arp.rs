@@ -169,6 +169,7 @@ mod tests {
     use super::super::testutil::*;
     use super::super::Action;
     use super::*;
+    use crate::ids::PortIndex;
     use crate::wire::parse_frame;
 
     fn run(f: &[u8]) -> (Vec<u8>, Outcome) {
@@ -198,7 +199,7 @@ mod tests {
         assert_eq!(
             o.learned,
             Some(Learned {
-                port: 0,
+                port: PortIndex(0),
                 ip: ip(OWN4_PEER),
                 mac: PEER_MAC,
                 evidence: Evidence::Request
@@ -346,7 +347,7 @@ mod tests {
         assert_eq!(
             o.learned,
             Some(Learned {
-                port: 0,
+                port: PortIndex(0),
                 ip: ip(OWN4_PEER),
                 mac: PEER_MAC,
                 evidence: Evidence::Reply

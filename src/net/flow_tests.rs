@@ -2,6 +2,7 @@
 //! host (played by this module's own classifier with the peer's
 //! configuration), driven with injected time.
 
+use crate::ids::PortIndex;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ impl Worker {
         let h = parse_frame(frame).unwrap();
         let mut buf = frame.to_vec();
         buf.resize(frame.len() + 16, 0);
-        let o = classify(&mut buf, &h, cfg.port(0).unwrap());
+        let o = classify(&mut buf, &h, cfg.port(PortIndex(0)).unwrap());
         if let Some(l) = o.learned {
             if l.worth_reporting(&self.snap, now) {
                 self.learn.send(l);
@@ -66,7 +67,7 @@ impl Worker {
             if e.needs_refresh(now) && self.limiter.allow(hop.port, hop.addr, now) {
                 self.request(iface, hop.addr, Some(mac));
             }
-            self.tx.push((hop.port, with_dst_mac(pkt, mac)));
+            self.tx.push((hop.port.0, with_dst_mac(pkt, mac)));
             return;
         }
         match self.pending.push(hop.port, hop.addr, pkt, now) {
@@ -83,7 +84,7 @@ impl Worker {
             IpAddr::V6(a) => nd::build_solicit(&mut buf, iface, a, unicast),
         }
         .unwrap();
-        self.tx.push((iface.port(), buf[..n].to_vec()));
+        self.tx.push((iface.port().0, buf[..n].to_vec()));
     }
 
     /// Between bursts.
@@ -93,7 +94,7 @@ impl Worker {
             self.resolved.clear();
             self.pending.take_resolved(&self.snap, &mut self.resolved);
             for r in self.resolved.drain(..) {
-                self.tx.push((r.port, with_dst_mac(r.pkt, r.mac)));
+                self.tx.push((r.port.0, with_dst_mac(r.pkt, r.mac)));
             }
         }
         self.pending.expire(now, drop);
@@ -208,9 +209,13 @@ fn miss_request_learn_publish_resolve() {
         w.rx(&cfg, &answer, t1);
         control(&mut table, &learn_rx, &snap_tx, t1);
         w.poll(&cfg, t1);
-        assert!(!w.snap.get(0, &ip(dst)).unwrap().needs_refresh(t1));
+        assert!(!w
+            .snap
+            .get(PortIndex(0), &ip(dst))
+            .unwrap()
+            .needs_refresh(t1));
         assert_eq!(
-            table.get(0, &ip(dst), t1).unwrap().state,
+            table.get(PortIndex(0), &ip(dst), t1).unwrap().state,
             neigh::NeighState::Reachable
         );
     }
@@ -245,8 +250,12 @@ fn requests_from_neighbours_are_answered_and_learned_once() {
     w.poll(&cfg, t0);
     // Known now, unconfirmed (it asked, we never asked back): stale, so
     // its next request is reported too (it keeps the entry alive).
-    assert_eq!(w.snap.lookup(0, &ip(OWN4_PEER)), Some(PEER_MAC));
-    assert!(w.snap.get(0, &ip(OWN4_PEER)).unwrap().needs_refresh(t0));
+    assert_eq!(w.snap.lookup(PortIndex(0), &ip(OWN4_PEER)), Some(PEER_MAC));
+    assert!(w
+        .snap
+        .get(PortIndex(0), &ip(OWN4_PEER))
+        .unwrap()
+        .needs_refresh(t0));
     w.rx(&cfg, &req, t0);
     assert_eq!(w.learn.sent, 2);
     // Once confirmed (a reply to us), repeated requests are not reported.

@@ -5,6 +5,7 @@
 //! Built by the control thread and shared read-only with the workers (as
 //! part of an immutable snapshot); nothing here changes per packet.
 
+use crate::ids::PortIndex;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ahash::AHashSet;
@@ -25,7 +26,7 @@ pub enum AddrKind {
 /// One port's L3 configuration.
 #[derive(Clone, Debug)]
 pub struct Iface {
-    port: u16,
+    port: PortIndex,
     mac: EthernetAddress,
     /// Own addresses in configuration order (few; scanned linearly).
     addrs: Vec<IpCidr>,
@@ -34,10 +35,10 @@ pub struct Iface {
 }
 
 impl Iface {
-    /// A port with no addresses yet. `port` is the DPDK port number.
-    pub fn new(port: u16, mac: EthernetAddress) -> Self {
+    /// A port with no addresses yet.
+    pub fn new(port: impl Into<PortIndex>, mac: EthernetAddress) -> Self {
         Self {
-            port,
+            port: port.into(),
             mac,
             addrs: Vec::new(),
             vips: AHashSet::new(),
@@ -91,7 +92,7 @@ impl Iface {
     }
 
     #[inline]
-    pub fn port(&self) -> u16 {
+    pub fn port(&self) -> PortIndex {
         self.port
     }
 
@@ -193,7 +194,7 @@ impl NetConfig {
 
     /// Sets (or replaces) the configuration of `iface.port()`.
     pub fn set(&mut self, iface: Iface) {
-        let p = iface.port() as usize;
+        let p = iface.port().get();
         if self.ports.len() <= p {
             self.ports.resize(p + 1, None);
         }
@@ -206,12 +207,12 @@ impl NetConfig {
     }
 
     #[inline]
-    pub fn port(&self, port: u16) -> Option<&Iface> {
-        self.ports.get(port as usize).and_then(Option::as_ref)
+    pub fn port(&self, port: PortIndex) -> Option<&Iface> {
+        self.ports.get(port.get()).and_then(Option::as_ref)
     }
 
-    pub fn port_mut(&mut self, port: u16) -> Option<&mut Iface> {
-        self.ports.get_mut(port as usize).and_then(Option::as_mut)
+    pub fn port_mut(&mut self, port: PortIndex) -> Option<&mut Iface> {
+        self.ports.get_mut(port.get()).and_then(Option::as_mut)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Iface> {
@@ -220,7 +221,7 @@ impl NetConfig {
 
     /// The port and kind of `ip` if it is ours on any port (first port
     /// wins, in port order).
-    pub fn find(&self, ip: &IpAddr) -> Option<(u16, AddrKind)> {
+    pub fn find(&self, ip: &IpAddr) -> Option<(PortIndex, AddrKind)> {
         self.iter()
             .find_map(|i| i.lookup(ip).map(|k| (i.port(), k)))
     }
@@ -300,11 +301,21 @@ mod tests {
             Iface::new(3, EthernetAddress([2, 0, 0, 0, 0, 3]))
                 .with_addr("172.16.0.1/16".parse().unwrap()),
         );
-        assert!(c.port(0).is_some() && c.port(3).is_some());
-        assert!(c.port(1).is_none() && c.port(2).is_none() && c.port(9).is_none());
+        assert!(c.port(PortIndex(0)).is_some() && c.port(PortIndex(3)).is_some());
+        assert!(
+            c.port(PortIndex(1)).is_none()
+                && c.port(PortIndex(2)).is_none()
+                && c.port(PortIndex(9)).is_none()
+        );
         assert_eq!(c.iter().count(), 2);
-        assert_eq!(c.find(&ip("172.16.0.1")), Some((3, AddrKind::Own)));
-        assert_eq!(c.find(&ip("10.0.0.100")), Some((0, AddrKind::Vip)));
+        assert_eq!(
+            c.find(&ip("172.16.0.1")),
+            Some((PortIndex(3), AddrKind::Own))
+        );
+        assert_eq!(
+            c.find(&ip("10.0.0.100")),
+            Some((PortIndex(0), AddrKind::Vip))
+        );
         assert_eq!(c.find(&ip("172.16.0.2")), None);
     }
 }

@@ -5,6 +5,7 @@
 //! channel is full the report is dropped and counted (the neighbour will
 //! speak again, or the worker will ask again).
 
+use crate::ids::PortIndex;
 use std::net::IpAddr;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -34,7 +35,7 @@ pub enum Evidence {
 /// One learned (address, MAC) pair on a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Learned {
-    pub port: u16,
+    pub port: PortIndex,
     pub ip: IpAddr,
     pub mac: EthernetAddress,
     pub evidence: Evidence,
@@ -147,7 +148,7 @@ mod tests {
 
     fn l(ip: &str, mac: u8, evidence: Evidence) -> Learned {
         Learned {
-            port: 0,
+            port: PortIndex(0),
             ip: ip.parse().unwrap(),
             mac: EthernetAddress([2, 0, 0, 0, 0, mac]),
             evidence,

@@ -263,6 +263,7 @@ mod tests {
     use super::super::testutil::*;
     use super::super::Action;
     use super::*;
+    use crate::ids::PortIndex;
     use crate::wire::parse_frame;
 
     fn run(f: &[u8], room: usize) -> (Vec<u8>, Outcome) {
@@ -324,7 +325,7 @@ mod tests {
             assert_eq!(
                 o.learned,
                 Some(Learned {
-                    port: 0,
+                    port: PortIndex(0),
                     ip: ip(OWN6_PEER),
                     mac: PEER_MAC,
                     evidence: Evidence::Request
@@ -434,7 +435,7 @@ mod tests {
         assert_eq!(
             o.learned,
             Some(Learned {
-                port: 0,
+                port: PortIndex(0),
                 ip: ip(OWN6_PEER),
                 mac: PEER_MAC,
                 evidence: Evidence::Reply
@@ -506,7 +507,7 @@ mod tests {
         assert_eq!(
             o.learned,
             Some(Learned {
-                port: 0,
+                port: PortIndex(0),
                 ip: ip(OWN6_PEER),
                 mac: PEER_MAC,
                 evidence: Evidence::Reply

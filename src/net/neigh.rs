@@ -32,6 +32,7 @@
 //! |    1024 |       4.6 |                       49.2 |
 //! |    8192 |       4.8 |                       62.1 |
 
+use crate::ids::PortIndex;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,7 @@ pub enum NeighState {
 /// One entry as listed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Neighbour {
-    pub port: u16,
+    pub port: PortIndex,
     pub ip: IpAddr,
     pub mac: EthernetAddress,
     pub state: NeighState,
@@ -122,7 +123,7 @@ struct Entry {
 
 const NEVER: Instant = Instant(u64::MAX);
 
-type Key = (u16, IpAddr);
+type Key = (PortIndex, IpAddr);
 
 /// The control thread's table.
 #[derive(Debug)]
@@ -280,7 +281,8 @@ impl NeighTable {
     }
 
     /// Adds or replaces a static entry (not counted against `capacity`).
-    pub fn add_static(&mut self, port: u16, ip: IpAddr, mac: EthernetAddress) {
+    pub fn add_static(&mut self, port: impl Into<PortIndex>, ip: IpAddr, mac: EthernetAddress) {
+        let port = port.into();
         let e = Entry {
             mac,
             stale_at: NEVER,
@@ -296,7 +298,7 @@ impl NeighTable {
     }
 
     /// Removes an entry, static or learned.
-    pub fn remove(&mut self, port: u16, ip: &IpAddr) -> bool {
+    pub fn remove(&mut self, port: PortIndex, ip: &IpAddr) -> bool {
         match self.map.remove(&(port, *ip)) {
             Some(e) => {
                 if !e.is_static {
@@ -310,7 +312,7 @@ impl NeighTable {
     }
 
     /// Removes every learned entry on `port` (link down, port reconfigured).
-    pub fn flush_port(&mut self, port: u16) -> usize {
+    pub fn flush_port(&mut self, port: PortIndex) -> usize {
         let before = self.map.len();
         self.map.retain(|k, e| e.is_static || k.0 != port);
         let n = before - self.map.len();
@@ -320,7 +322,7 @@ impl NeighTable {
     }
 
     /// The entry as listed at `now`.
-    pub fn get(&self, port: u16, ip: &IpAddr, now: Instant) -> Option<Neighbour> {
+    pub fn get(&self, port: PortIndex, ip: &IpAddr, now: Instant) -> Option<Neighbour> {
         self.map
             .get(&(port, *ip))
             .map(|e| Self::listed((port, *ip), e, now))
@@ -418,13 +420,13 @@ impl NeighSnapshot {
     }
 
     #[inline]
-    pub fn get(&self, port: u16, ip: &IpAddr) -> Option<&SnapEntry> {
+    pub fn get(&self, port: PortIndex, ip: &IpAddr) -> Option<&SnapEntry> {
         self.map.get(&(port, *ip))
     }
 
     /// The MAC of `ip` on `port`, if known.
     #[inline]
-    pub fn lookup(&self, port: u16, ip: &IpAddr) -> Option<EthernetAddress> {
+    pub fn lookup(&self, port: PortIndex, ip: &IpAddr) -> Option<EthernetAddress> {
         self.get(port, ip).map(|e| e.mac)
     }
 
@@ -451,7 +453,7 @@ mod tests {
 
     fn l(n: u8, m: u8, evidence: Evidence) -> Learned {
         Learned {
-            port: 0,
+            port: PortIndex(0),
             ip: ip(n),
             mac: mac(m),
             evidence,
@@ -487,11 +489,17 @@ mod tests {
         );
         assert_eq!(tb.len(), 2);
         assert_eq!(
-            tb.get(0, &ip(1), t(29)).unwrap().state,
+            tb.get(PortIndex(0), &ip(1), t(29)).unwrap().state,
             NeighState::Reachable
         );
-        assert_eq!(tb.get(0, &ip(1), t(30)).unwrap().state, NeighState::Stale);
-        assert_eq!(tb.get(0, &ip(2), t(0)).unwrap().state, NeighState::Stale);
+        assert_eq!(
+            tb.get(PortIndex(0), &ip(1), t(30)).unwrap().state,
+            NeighState::Stale
+        );
+        assert_eq!(
+            tb.get(PortIndex(0), &ip(2), t(0)).unwrap().state,
+            NeighState::Stale
+        );
         // Refresh 1 at 20 s: stale at 50, gone at 110.
         assert_eq!(
             tb.learn(&l(1, 1, Evidence::Reply), t(20)),
@@ -503,8 +511,11 @@ mod tests {
             1,
             "2 learned unconfirmed at 0: gone at 60"
         );
-        assert!(tb.get(0, &ip(2), t(60)).is_none());
-        assert_eq!(tb.get(0, &ip(1), t(60)).unwrap().state, NeighState::Stale);
+        assert!(tb.get(PortIndex(0), &ip(2), t(60)).is_none());
+        assert_eq!(
+            tb.get(PortIndex(0), &ip(1), t(60)).unwrap().state,
+            NeighState::Stale
+        );
         assert_eq!(tb.expire(t(109)), 0);
         assert_eq!(tb.expire(t(110)), 1);
         assert!(tb.is_empty() && tb.dynamic_len() == 0);
@@ -527,7 +538,7 @@ mod tests {
             tb.learn(&l(1, 9, Evidence::Overheard), t(101)),
             LearnOutcome::Updated
         );
-        let n = tb.get(0, &ip(1), t(101)).unwrap();
+        let n = tb.get(PortIndex(0), &ip(1), t(101)).unwrap();
         assert_eq!((n.mac, n.state), (mac(9), NeighState::Stale));
         assert_eq!(
             tb.learn(&l(1, 9, Evidence::Overheard), t(102)),
@@ -553,8 +564,8 @@ mod tests {
             tb.learn(&l(4, 4, Evidence::Request), t(45)),
             LearnOutcome::Created
         );
-        assert!(tb.get(0, &ip(1), t(45)).is_none());
-        assert!(tb.get(0, &ip(2), t(45)).is_some());
+        assert!(tb.get(PortIndex(0), &ip(1), t(45)).is_none());
+        assert!(tb.get(PortIndex(0), &ip(2), t(45)).is_some());
         assert_eq!((tb.dynamic_len(), tb.stats().evicted), (3, 1));
         // Statics are not counted, never evicted, never expire.
         tb.add_static(0, ip(200), mac(200));
@@ -563,22 +574,25 @@ mod tests {
             tb.learn(&l(5, 5, Evidence::Reply), t(46)),
             LearnOutcome::Created
         );
-        assert!(tb.get(0, &ip(2), t(46)).is_none(), "2 was the oldest stale");
+        assert!(
+            tb.get(PortIndex(0), &ip(2), t(46)).is_none(),
+            "2 was the oldest stale"
+        );
         tb.expire(t(1_000_000));
         assert_eq!(tb.list(t(1_000_000)).len(), 1);
-        let s = tb.get(0, &ip(200), t(1_000_000)).unwrap();
+        let s = tb.get(PortIndex(0), &ip(200), t(1_000_000)).unwrap();
         assert_eq!((s.mac, s.state), (mac(200), NeighState::Static));
         // Learning does not override a static entry.
         let mut r = l(200, 7, Evidence::Reply);
-        r.port = 0;
+        r.port = PortIndex(0);
         assert_eq!(tb.learn(&r, t(0)), LearnOutcome::Ignored);
-        assert_eq!(tb.get(0, &ip(200), t(0)).unwrap().mac, mac(200));
+        assert_eq!(tb.get(PortIndex(0), &ip(200), t(0)).unwrap().mac, mac(200));
         // A static replacing a learned entry frees its slot.
         tb.learn(&l(6, 6, Evidence::Reply), t(2_000_000));
         assert_eq!(tb.dynamic_len(), 1);
         tb.add_static(0, ip(6), mac(66));
         assert_eq!(tb.dynamic_len(), 0);
-        assert!(tb.remove(0, &ip(6)) && !tb.remove(0, &ip(6)));
+        assert!(tb.remove(PortIndex(0), &ip(6)) && !tb.remove(PortIndex(0), &ip(6)));
     }
 
     #[test]
@@ -586,14 +600,14 @@ mod tests {
         let mut tb = small();
         tb.learn(&l(1, 1, Evidence::Reply), t(0));
         let mut o = l(1, 2, Evidence::Reply);
-        o.port = 1;
+        o.port = PortIndex(1);
         tb.learn(&o, t(0));
         let s = tb.snapshot();
-        assert_eq!(s.lookup(0, &ip(1)), Some(mac(1)));
-        assert_eq!(s.lookup(1, &ip(1)), Some(mac(2)));
-        assert_eq!(s.lookup(2, &ip(1)), None);
-        assert_eq!(tb.flush_port(1), 1);
-        assert_eq!(tb.snapshot().lookup(1, &ip(1)), None);
+        assert_eq!(s.lookup(PortIndex(0), &ip(1)), Some(mac(1)));
+        assert_eq!(s.lookup(PortIndex(1), &ip(1)), Some(mac(2)));
+        assert_eq!(s.lookup(PortIndex(2), &ip(1)), None);
+        assert_eq!(tb.flush_port(PortIndex(1)), 1);
+        assert_eq!(tb.snapshot().lookup(PortIndex(1), &ip(1)), None);
         assert_eq!(tb.dynamic_len(), 1);
     }
 
@@ -607,7 +621,7 @@ mod tests {
         let s1 = tb.snapshot();
         assert_eq!(s1.generation(), 1);
         assert!(Arc::ptr_eq(&s1, &tb.snapshot()), "no change, same Arc");
-        let e = *s1.get(0, &ip(1)).unwrap();
+        let e = *s1.get(PortIndex(0), &ip(1)).unwrap();
         assert!(!e.needs_refresh(t(29)) && e.needs_refresh(t(30)));
         // Unchanged/ignored reports do not make a new snapshot.
         tb.learn(&l(1, 1, Evidence::Request), t(1));
@@ -617,9 +631,9 @@ mod tests {
         tb.learn(&l(1, 1, Evidence::Reply), t(10));
         let s2 = tb.snapshot();
         assert_eq!(s2.generation(), 2);
-        assert_eq!(s2.get(0, &ip(1)).unwrap().stale_at, t(40));
+        assert_eq!(s2.get(PortIndex(0), &ip(1)).unwrap().stale_at, t(40));
         // The old snapshot is untouched.
-        assert_eq!(s1.get(0, &ip(1)).unwrap().stale_at, t(30));
+        assert_eq!(s1.get(PortIndex(0), &ip(1)).unwrap().stale_at, t(30));
         tb.expire(t(1000));
         assert!(tb.snapshot().is_empty());
     }
@@ -646,7 +660,7 @@ mod tests {
             let keys: Vec<Key> = (0..n)
                 .map(|i| {
                     (
-                        0u16,
+                        PortIndex(0),
                         IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
                     )
                 })

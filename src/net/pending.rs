@@ -14,6 +14,7 @@
 //! ([`Queued::send_request`]), then at most one per `request_interval` per
 //! next hop while packets wait ([`Pending::poll_requests`]).
 
+use crate::ids::PortIndex;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -69,7 +70,7 @@ pub struct Queued {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Resolved<P> {
     pub pkt: P,
-    pub port: u16,
+    pub port: PortIndex,
     pub next_hop: IpAddr,
     pub mac: EthernetAddress,
 }
@@ -102,7 +103,7 @@ struct Slot<P> {
 
 #[derive(Clone, Copy, Debug)]
 struct Waiter {
-    port: u16,
+    port: PortIndex,
     ip: IpAddr,
     head: u32,
     tail: u32,
@@ -113,7 +114,7 @@ struct Waiter {
 }
 
 const IDLE: Waiter = Waiter {
-    port: 0,
+    port: PortIndex(0),
     ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     head: NIL,
     tail: NIL,
@@ -173,12 +174,12 @@ impl<P> Pending<P> {
     }
 
     /// Packets waiting for `ip` on `port`.
-    pub fn waiting_for(&self, port: u16, ip: &IpAddr) -> usize {
+    pub fn waiting_for(&self, port: PortIndex, ip: &IpAddr) -> usize {
         self.find(port, ip)
             .map_or(0, |w| self.waiters[w].count as usize)
     }
 
-    fn find(&self, port: u16, ip: &IpAddr) -> Option<usize> {
+    fn find(&self, port: PortIndex, ip: &IpAddr) -> Option<usize> {
         self.waiters
             .iter()
             .position(|w| w.active && w.port == port && w.ip == *ip)
@@ -186,7 +187,7 @@ impl<P> Pending<P> {
 
     /// A waiter record for a new next hop: an idle one, else one with no
     /// packets left (only remembering its last request), oldest first.
-    fn claim(&mut self, port: u16, ip: IpAddr) -> Option<usize> {
+    fn claim(&mut self, port: PortIndex, ip: IpAddr) -> Option<usize> {
         let i = match self.waiters.iter().position(|w| !w.active) {
             Some(i) => i,
             None => self
@@ -217,7 +218,7 @@ impl<P> Pending<P> {
     /// a limit is reached.
     pub fn push(
         &mut self,
-        port: u16,
+        port: PortIndex,
         next_hop: IpAddr,
         pkt: P,
         now: Instant,
@@ -358,7 +359,11 @@ impl<P> Pending<P> {
     /// Calls `send(port, next_hop)` for every next hop with packets waiting
     /// whose request interval is over (a retry: the first request or its
     /// answer may have been lost). Returns how many.
-    pub fn poll_requests(&mut self, now: Instant, mut send: impl FnMut(u16, IpAddr)) -> usize {
+    pub fn poll_requests(
+        &mut self,
+        now: Instant,
+        mut send: impl FnMut(PortIndex, IpAddr),
+    ) -> usize {
         let mut n = 0;
         for w in 0..self.waiters.len() {
             let wr = self.waiters[w];
@@ -392,7 +397,7 @@ impl<P> Pending<P> {
 #[derive(Debug)]
 pub struct RequestLimiter {
     interval: Duration,
-    slots: Vec<Option<(u16, IpAddr, Instant)>>,
+    slots: Vec<Option<(PortIndex, IpAddr, Instant)>>,
     hasher: ahash::RandomState,
 }
 
@@ -408,7 +413,7 @@ impl RequestLimiter {
     }
 
     /// True (and remembered) if a request for `ip` on `port` may go now.
-    pub fn allow(&mut self, port: u16, ip: IpAddr, now: Instant) -> bool {
+    pub fn allow(&mut self, port: PortIndex, ip: IpAddr, now: Instant) -> bool {
         let i = self.hasher.hash_one((port, ip)) as usize & (self.slots.len() - 1);
         match self.slots[i] {
             Some((p, a, t)) if p == port && a == ip && now < t + self.interval => false,
@@ -453,7 +458,7 @@ mod tests {
         for &(port, i, m) in entries {
             t.learn(
                 &Learned {
-                    port,
+                    port: PortIndex(port),
                     ip: ip(i),
                     mac: mac(m),
                     evidence: Evidence::Reply,
@@ -468,20 +473,29 @@ mod tests {
     fn limits() {
         let mut p = Pending::new(cfg());
         for k in 0..3 {
-            assert!(p.push(0, ip(1), k, ms(0)).is_ok());
+            assert!(p.push(PortIndex(0), ip(1), k, ms(0)).is_ok());
         }
-        assert_eq!(p.push(0, ip(1), 3, ms(0)), Err((3, PendingDrop::AddrFull)));
-        // Same address on another port is another next hop.
-        assert!(p.push(1, ip(1), 10, ms(0)).is_ok());
-        assert!(p.push(0, ip(2), 20, ms(0)).is_ok());
         assert_eq!(
-            p.push(0, ip(3), 30, ms(0)),
+            p.push(PortIndex(0), ip(1), 3, ms(0)),
+            Err((3, PendingDrop::AddrFull))
+        );
+        // Same address on another port is another next hop.
+        assert!(p.push(PortIndex(1), ip(1), 10, ms(0)).is_ok());
+        assert!(p.push(PortIndex(0), ip(2), 20, ms(0)).is_ok());
+        assert_eq!(
+            p.push(PortIndex(0), ip(3), 30, ms(0)),
             Err((30, PendingDrop::TooManyAddrs))
         );
-        assert!(p.push(0, ip(2), 21, ms(0)).is_ok());
+        assert!(p.push(PortIndex(0), ip(2), 21, ms(0)).is_ok());
         assert_eq!(p.len(), 6);
-        assert_eq!(p.push(0, ip(2), 22, ms(0)), Err((22, PendingDrop::Full)));
-        assert_eq!(p.push(0, ip(9), 90, ms(0)), Err((90, PendingDrop::Full)));
+        assert_eq!(
+            p.push(PortIndex(0), ip(2), 22, ms(0)),
+            Err((22, PendingDrop::Full))
+        );
+        assert_eq!(
+            p.push(PortIndex(0), ip(9), 90, ms(0)),
+            Err((90, PendingDrop::Full))
+        );
         let s = p.stats();
         assert_eq!(
             (
@@ -492,18 +506,18 @@ mod tests {
             ),
             (6, 1, 1, 2)
         );
-        assert_eq!(p.waiting_for(0, &ip(1)), 3);
-        assert_eq!(p.waiting_for(1, &ip(1)), 1);
-        assert_eq!(p.waiting_for(0, &ip(3)), 0);
+        assert_eq!(p.waiting_for(PortIndex(0), &ip(1)), 3);
+        assert_eq!(p.waiting_for(PortIndex(1), &ip(1)), 1);
+        assert_eq!(p.waiting_for(PortIndex(0), &ip(3)), 0);
     }
 
     #[test]
     fn resolution_order_and_no_allocation() {
         let mut p = Pending::new(cfg());
-        p.push(0, ip(1), 1, ms(0)).unwrap();
-        p.push(0, ip(2), 2, ms(1)).unwrap();
-        p.push(0, ip(1), 3, ms(2)).unwrap();
-        p.push(0, ip(1), 4, ms(3)).unwrap();
+        p.push(PortIndex(0), ip(1), 1, ms(0)).unwrap();
+        p.push(PortIndex(0), ip(2), 2, ms(1)).unwrap();
+        p.push(PortIndex(0), ip(1), 3, ms(2)).unwrap();
+        p.push(PortIndex(0), ip(1), 4, ms(3)).unwrap();
         let mut out = Vec::with_capacity(cfg().max_total);
         let cap = out.capacity();
         // Nothing known yet.
@@ -512,9 +526,16 @@ mod tests {
         assert_eq!(p.take_resolved(&snap_with(&[(1, 1, 1)]), &mut out), 0);
         assert_eq!(p.take_resolved(&snap_with(&[(0, 1, 11)]), &mut out), 3);
         let got: Vec<_> = out.iter().map(|r| (r.pkt, r.port, r.mac)).collect();
-        assert_eq!(got, [(1, 0, mac(11)), (3, 0, mac(11)), (4, 0, mac(11))]);
+        assert_eq!(
+            got,
+            [
+                (1, PortIndex(0), mac(11)),
+                (3, PortIndex(0), mac(11)),
+                (4, PortIndex(0), mac(11))
+            ]
+        );
         assert_eq!(out[0].next_hop, ip(1));
-        assert_eq!((p.len(), p.waiting_for(0, &ip(2))), (1, 1));
+        assert_eq!((p.len(), p.waiting_for(PortIndex(0), &ip(2))), (1, 1));
         out.clear();
         assert_eq!(
             p.take_resolved(&snap_with(&[(0, 2, 22), (0, 1, 11)]), &mut out),
@@ -528,7 +549,7 @@ mod tests {
         for round in 0..50 {
             out.clear();
             for k in 0..6 {
-                p.push(0, ip(1 + (k % 2) as u8), round * 10 + k, ms(0))
+                p.push(PortIndex(0), ip(1 + (k % 2) as u8), round * 10 + k, ms(0))
                     .unwrap();
             }
             assert_eq!(
@@ -542,20 +563,20 @@ mod tests {
     #[test]
     fn expiry() {
         let mut p = Pending::new(cfg());
-        p.push(0, ip(1), 1, ms(0)).unwrap();
-        p.push(0, ip(1), 2, ms(1500)).unwrap();
-        p.push(0, ip(2), 3, ms(2000)).unwrap();
+        p.push(PortIndex(0), ip(1), 1, ms(0)).unwrap();
+        p.push(PortIndex(0), ip(1), 2, ms(1500)).unwrap();
+        p.push(PortIndex(0), ip(2), 3, ms(2000)).unwrap();
         let mut dropped = Vec::new();
         assert_eq!(p.expire(ms(2999), |x| dropped.push(x)), 0);
         assert_eq!(p.expire(ms(3000), |x| dropped.push(x)), 1);
         assert_eq!(p.expire(ms(4500), |x| dropped.push(x)), 1);
         assert_eq!(dropped, [1, 2]);
-        assert_eq!(p.waiting_for(0, &ip(1)), 0);
+        assert_eq!(p.waiting_for(PortIndex(0), &ip(1)), 0);
         assert_eq!(p.expire(ms(5000), |x| dropped.push(x)), 1);
         assert!(p.is_empty());
         assert_eq!(p.stats().expired, 3);
         let mut all = Vec::new();
-        p.push(0, ip(3), 7, ms(6000)).unwrap();
+        p.push(PortIndex(0), ip(3), 7, ms(6000)).unwrap();
         p.clear(|x| all.push(x));
         assert_eq!((all, p.len()), (vec![7], 0));
     }
@@ -564,32 +585,32 @@ mod tests {
     fn request_rate_limit() {
         let mut p = Pending::new(cfg());
         assert_eq!(
-            p.push(0, ip(1), 1, ms(0)),
+            p.push(PortIndex(0), ip(1), 1, ms(0)),
             Ok(Queued { send_request: true })
         );
         assert_eq!(
-            p.push(0, ip(1), 2, ms(10)),
+            p.push(PortIndex(0), ip(1), 2, ms(10)),
             Ok(Queued {
                 send_request: false
             })
         );
         assert_eq!(
-            p.push(0, ip(2), 3, ms(10)),
+            p.push(PortIndex(0), ip(2), 3, ms(10)),
             Ok(Queued { send_request: true })
         );
         let mut sent = Vec::new();
         assert_eq!(p.poll_requests(ms(999), |po, a| sent.push((po, a))), 0);
         assert_eq!(p.poll_requests(ms(1000), |po, a| sent.push((po, a))), 1);
         assert_eq!(p.poll_requests(ms(1010), |po, a| sent.push((po, a))), 1);
-        assert_eq!(sent, [(0, ip(1)), (0, ip(2))]);
+        assert_eq!(sent, [(PortIndex(0), ip(1)), (PortIndex(0), ip(2))]);
         assert_eq!(
-            p.push(0, ip(1), 4, ms(1500)),
+            p.push(PortIndex(0), ip(1), 4, ms(1500)),
             Ok(Queued {
                 send_request: false
             })
         );
         assert_eq!(
-            p.push(0, ip(1), 5, ms(2000)).unwrap_err().1,
+            p.push(PortIndex(0), ip(1), 5, ms(2000)).unwrap_err().1,
             PendingDrop::AddrFull
         );
         // ip(1)'s packets expire at 3000, 3010, 4500; its last request was
@@ -598,23 +619,23 @@ mod tests {
         p.expire(ms(4600), |_| d += 1);
         assert_eq!(d, 4);
         assert_eq!(
-            p.push(0, ip(1), 6, ms(4600)),
+            p.push(PortIndex(0), ip(1), 6, ms(4600)),
             Ok(Queued { send_request: true })
         );
         p.expire(ms(7600), |_| d += 1);
         // Expired at 7600 with the last request at 4600: record forgotten.
         assert_eq!(
-            p.push(0, ip(1), 7, ms(7650)),
+            p.push(PortIndex(0), ip(1), 7, ms(7650)),
             Ok(Queued { send_request: true })
         );
         assert_eq!(p.stats().requests, 6);
         // A record with no packets and an old request is forgotten.
         let mut p = Pending::new(cfg());
-        p.push(0, ip(1), 1, ms(0)).unwrap();
+        p.push(PortIndex(0), ip(1), 1, ms(0)).unwrap();
         p.expire(ms(3000), |_| ());
-        assert_eq!(p.waiting_for(0, &ip(1)), 0);
+        assert_eq!(p.waiting_for(PortIndex(0), &ip(1)), 0);
         assert_eq!(
-            p.push(0, ip(1), 2, ms(3000)),
+            p.push(PortIndex(0), ip(1), 2, ms(3000)),
             Ok(Queued { send_request: true })
         );
     }
@@ -627,27 +648,27 @@ mod tests {
         };
         let mut p = Pending::new(c);
         for i in 1..=3 {
-            p.push(0, ip(i), i, ms(i as u64)).unwrap();
+            p.push(PortIndex(0), ip(i), i, ms(i as u64)).unwrap();
         }
         // All expire; records stay (interval 10 s) but hold no packets.
         p.expire(ms(5000), |_| ());
         assert_eq!(
-            p.push(0, ip(1), 9, ms(5000)),
+            p.push(PortIndex(0), ip(1), 9, ms(5000)),
             Ok(Queued {
                 send_request: false
             })
         );
         // A fourth next hop reclaims the oldest empty record (ip 2).
         assert_eq!(
-            p.push(0, ip(4), 9, ms(5000)),
+            p.push(PortIndex(0), ip(4), 9, ms(5000)),
             Ok(Queued { send_request: true })
         );
         assert_eq!(
-            p.push(0, ip(2), 9, ms(5000)),
+            p.push(PortIndex(0), ip(2), 9, ms(5000)),
             Ok(Queued { send_request: true })
         );
         assert_eq!(
-            p.push(0, ip(5), 9, ms(5000)).unwrap_err().1,
+            p.push(PortIndex(0), ip(5), 9, ms(5000)).unwrap_err().1,
             PendingDrop::TooManyAddrs
         );
     }
@@ -655,17 +676,17 @@ mod tests {
     #[test]
     fn limiter() {
         let mut l = RequestLimiter::new(64, Duration::from_secs(1));
-        assert!(l.allow(0, ip(1), ms(0)));
-        assert!(!l.allow(0, ip(1), ms(999)));
-        assert!(l.allow(1, ip(1), ms(999)));
-        assert!(l.allow(0, ip(2), ms(999)));
-        assert!(l.allow(0, ip(1), ms(1000)));
-        assert!(!l.allow(0, ip(1), ms(1500)));
+        assert!(l.allow(PortIndex(0), ip(1), ms(0)));
+        assert!(!l.allow(PortIndex(0), ip(1), ms(999)));
+        assert!(l.allow(PortIndex(1), ip(1), ms(999)));
+        assert!(l.allow(PortIndex(0), ip(2), ms(999)));
+        assert!(l.allow(PortIndex(0), ip(1), ms(1000)));
+        assert!(!l.allow(PortIndex(0), ip(1), ms(1500)));
         // A one-slot limiter: collisions only let more through.
         let mut one = RequestLimiter::new(0, Duration::from_secs(1));
-        assert!(one.allow(0, ip(1), ms(0)));
-        assert!(one.allow(0, ip(2), ms(1)));
-        assert!(one.allow(0, ip(1), ms(2)));
-        assert!(!one.allow(0, ip(1), ms(3)));
+        assert!(one.allow(PortIndex(0), ip(1), ms(0)));
+        assert!(one.allow(PortIndex(0), ip(2), ms(1)));
+        assert!(one.allow(PortIndex(0), ip(1), ms(2)));
+        assert!(!one.allow(PortIndex(0), ip(1), ms(3)));
     }
 }

@@ -13,6 +13,7 @@
 //! prefixes are not routed (they exist on every port); a static route may
 //! still use a link-local gateway, its port says which link.
 
+use crate::ids::PortIndex;
 use core::fmt;
 use std::net::IpAddr;
 
@@ -32,7 +33,7 @@ pub enum RouteKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Route {
     pub prefix: IpCidr,
-    pub port: u16,
+    pub port: PortIndex,
     /// `None` for a connected route (the destination is the next hop).
     pub gateway: Option<IpAddr>,
     pub kind: RouteKind,
@@ -41,7 +42,7 @@ pub struct Route {
 /// Where to send a packet for some destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NextHop {
-    pub port: u16,
+    pub port: PortIndex,
     /// The address whose MAC to resolve: the gateway, or the destination
     /// itself on a connected network.
     pub addr: IpAddr,
@@ -130,10 +131,14 @@ impl RouteTable {
     }
 
     /// The network of `cidr` is directly reachable on `port`.
-    pub fn add_connected(&mut self, cidr: IpCidr, port: u16) -> Result<(), RouteError> {
+    pub fn add_connected(
+        &mut self,
+        cidr: IpCidr,
+        port: impl Into<PortIndex>,
+    ) -> Result<(), RouteError> {
         self.insert(Route {
             prefix: cidr.network(),
-            port,
+            port: port.into(),
             gateway: None,
             kind: RouteKind::Connected,
         })
@@ -145,8 +150,9 @@ impl RouteTable {
         &mut self,
         prefix: IpCidr,
         gateway: IpAddr,
-        port: u16,
+        port: impl Into<PortIndex>,
     ) -> Result<(), RouteError> {
+        let port = port.into();
         if prefix.is_ipv4() != gateway.is_ipv4() {
             return Err(RouteError::FamilyMismatch);
         }
@@ -168,7 +174,12 @@ impl RouteTable {
     }
 
     /// The default route of `gateway`'s family.
-    pub fn set_default(&mut self, gateway: IpAddr, port: u16) -> Result<(), RouteError> {
+    pub fn set_default(
+        &mut self,
+        gateway: IpAddr,
+        port: impl Into<PortIndex>,
+    ) -> Result<(), RouteError> {
+        let port = port.into();
         let any = match gateway {
             IpAddr::V4(_) => IpAddr::from([0u8; 4]),
             IpAddr::V6(_) => IpAddr::from([0u8; 16]),
@@ -257,7 +268,7 @@ mod tests {
 
     fn hop(port: u16, addr: &str, connected: bool) -> Option<NextHop> {
         Some(NextHop {
-            port,
+            port: PortIndex(port),
             addr: ip(addr),
             connected,
         })
@@ -412,7 +423,7 @@ mod tests {
         );
         assert_eq!(t.lookup(&ip("10.1.2.9")), hop(0, "10.0.0.1", false));
         assert_eq!(t.remove(&c("10.1.2.0/24")), Err(RouteError::NotFound));
-        assert_eq!(t.remove(&c("0.0.0.0/0")).unwrap().port, 0);
+        assert_eq!(t.remove(&c("0.0.0.0/0")).unwrap().port, PortIndex(0));
         assert_eq!(t.lookup(&ip("8.8.8.8")), None);
         assert_eq!(t.lookup(&ip("10.1.2.3")), hop(1, "192.168.1.1", false));
         // Listing order: v4 then v6, longest first.
