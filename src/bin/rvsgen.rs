@@ -2,6 +2,8 @@
 //! capture (for `dpdk-testpmd` with net_pcap, or `send`); `send` replays
 //! captures over a DPDK port at a paced rate (`rvs::dataplane::replay`).
 
+#![forbid(unsafe_code)]
+
 use std::io::BufWriter;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
