@@ -10,8 +10,6 @@ pub mod config;
 #[forbid(unsafe_code)]
 pub mod control;
 #[forbid(unsafe_code)]
-pub mod gen;
-#[forbid(unsafe_code)]
 pub mod hugepages;
 #[forbid(unsafe_code)]
 pub mod lb;
@@ -22,7 +20,11 @@ pub mod pci;
 #[forbid(unsafe_code)]
 pub mod pipeline;
 #[forbid(unsafe_code)]
+pub mod rng;
+#[forbid(unsafe_code)]
 pub mod rss;
+#[forbid(unsafe_code)]
+pub mod traffic;
 #[forbid(unsafe_code)]
 pub mod wire;
 

@@ -113,7 +113,7 @@ fn generator_traffic_through_rvsd() {
     let s = Scratch::new("quick");
     // An empty capture: the server port's receive side (nothing to read).
     let empty = s.path("empty.pcap");
-    rvs::gen::PcapWriter::new(std::fs::File::create(&empty).unwrap())
+    rvs::traffic::PcapWriter::new(std::fs::File::create(&empty).unwrap())
         .unwrap()
         .finish()
         .unwrap();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rvs::gen::{generate, FlowSpec, Pattern, PcapWriter};
+use rvs::traffic::{generate, FlowSpec, Pattern, PcapWriter};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::port::{RxQueue, TxQueue};
 use super::{Burst, Eal, Mbuf, Mempool, Port, PortConfig, BURST_SIZE};
-use crate::gen::{Pacer, PcapReader};
+use crate::traffic::{Pacer, PcapReader};
 
 /// The frames of one capture, back to back.
 #[derive(Clone, Debug, Default)]
