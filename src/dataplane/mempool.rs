@@ -100,6 +100,11 @@ impl Drop for PoolInner {
     /// its receive descriptors). Mbufs can only come back. If some are still
     /// out, the pool and the EAL stay mapped for good, and each may still be
     /// used and freed into the leaked pool.
+    ///
+    /// The one thing the count cannot see is an mbuf being freed on another
+    /// thread at this very instant (DPDK bumps a cache's length before it
+    /// writes the slot). In rvs every thread that frees mbufs holds the pool
+    /// (a handle, or a queue of a port holding it) until it is done.
     fn drop(&mut self) {
         let out = self.in_use_count();
         if out > 0 {
