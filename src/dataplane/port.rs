@@ -306,7 +306,20 @@ impl Port {
             )
         };
         check(ret, || format!("rte_eth_from_rings({name})"))?;
-        let mut port = Port::claim_or_busy(eal, ret as u16, name)?;
+        let mut port = match Port::claim_or_busy(eal, ret as u16, name) {
+            Ok(p) => p,
+            Err(e) => {
+                // Only while another thread's handle of a closed device that
+                // had this id is releasing it. The new device must not
+                // outlive this call unheld: it points at rings we keep only
+                // through a handle.
+                // SAFETY: the device was made just above and never started;
+                // nothing else holds it (the claim is the other handle's,
+                // which is done with its own, closed, device).
+                unsafe { sys::rte_eth_dev_close(ret as u16) };
+                return Err(e);
+            }
+        };
         let shared = Arc::get_mut(&mut port.shared).expect("a fresh port has no queue");
         shared.rings = rx.iter().chain(tx).map(|r| (*r).clone()).collect();
         // A ring port is closed on drop even if never started: it was made here.
