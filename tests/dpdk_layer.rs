@@ -83,7 +83,7 @@ fn dpdk_layer_on_virtual_devices() {
     );
     assert_eq!(eal.worker_lcores(), vec![LcoreId(1)]);
 
-    let pool = Mempool::new("test_pool", 4095, 0, 2048 + 128, -1).expect("mempool");
+    let pool = Mempool::new(&eal, "test_pool", 4095, 0, 2048 + 128, -1).expect("mempool");
     let start_avail = pool.avail_count();
 
     // --- RAII mbuf: prepend/append/adj/trim, freed exactly once.
@@ -114,13 +114,17 @@ fn dpdk_layer_on_virtual_devices() {
     // --- Two ring-backed ports, L2 forwarding: frames come out unchanged.
     let rings: Vec<Ring> = ["a_in", "a_out", "b_in", "b_out"]
         .iter()
-        .map(|n| Ring::new(n, 1024).unwrap())
+        .map(|n| Ring::new(&eal, n, 1024).unwrap())
         .collect();
-    let pa = Port::from_rings("net_ring_a", &[&rings[0]], &[&rings[1]]).unwrap();
-    let pb = Port::from_rings("net_ring_b", &[&rings[2]], &[&rings[3]]).unwrap();
+    let mut pa = Port::from_rings(&eal, "net_ring_a", &[&rings[0]], &[&rings[1]]).unwrap();
+    let mut pb = Port::from_rings(&eal, "net_ring_b", &[&rings[2]], &[&rings[3]]).unwrap();
     let (rxa, txa) = pa.start(&PortConfig::default(), &pool).unwrap();
     let (rxb, txb) = pb.start(&PortConfig::default(), &pool).unwrap();
-    assert_eq!(Port::by_name(&pa.name()).unwrap(), pa, "{}", pa.name());
+    assert!(
+        Port::by_name(&eal, &pa.name()).is_err(),
+        "a second handle on {} is refused",
+        pa.name()
+    );
 
     let to_a: Vec<Vec<u8>> = (0..100)
         .map(|i| frame(i, 60 + (i as usize % 1400)))
@@ -177,9 +181,9 @@ fn dpdk_layer_on_virtual_devices() {
     // the queue's refusals leave it as it was; it returns to the pool only
     // when the last holder frees it.
     {
-        let ring_in = Ring::new("sh_in", 4).unwrap();
-        let ring_out = Ring::new("sh_out", 4).unwrap();
-        let ps = Port::from_rings("net_ring_sh", &[&ring_in], &[&ring_out]).unwrap();
+        let ring_in = Ring::new(&eal, "sh_in", 4).unwrap();
+        let ring_out = Ring::new(&eal, "sh_out", 4).unwrap();
+        let mut ps = Port::from_rings(&eal, "net_ring_sh", &[&ring_in], &[&ring_out]).unwrap();
         let (_rx, mut tx) = ps.start(&PortConfig::default(), &pool).unwrap();
         let before = pool.in_use_count();
         let held = [Mbuf::from_bytes(&pool, &frame(7, 60)).unwrap()];
@@ -198,12 +202,14 @@ fn dpdk_layer_on_virtual_devices() {
         assert_eq!(held[0].data(), frame(7, 60));
         drop(held);
         assert_eq!(pool.in_use_count(), before);
+        assert!(ps.stop().is_err(), "no stop while its queues live");
+        drop((_rx, tx));
         ps.stop().unwrap();
         ps.close().unwrap();
     }
 
     // --- RSS on a multi-queue vdev: key, hash types and RETA accepted and read back.
-    let pn = Port::attach_vdev("net_null7,copy=0").unwrap();
+    let mut pn = Port::attach_vdev(&eal, "net_null7,copy=0").unwrap();
     let info = pn.info().unwrap();
     assert!(info.reta_size >= 4, "net_null offers a redirection table");
     let key: Vec<u8> = (0..40u8)
@@ -238,12 +244,16 @@ fn dpdk_layer_on_virtual_devices() {
         }),
         ..PortConfig::default()
     };
+    assert!(
+        pn.start(&cfg, &pool).is_err(),
+        "no restart while the queues of the last start live"
+    );
+    drop((rxn, txn));
     pn.stop().unwrap();
     assert!(
         pn.start(&bad, &pool).is_err(),
         "a RETA naming a missing queue is refused"
     );
-    pn.stop().ok();
     pn.close().unwrap();
 
     // --- rvs's software Toeplitz agrees with DPDK's rte_softrss.
@@ -291,12 +301,12 @@ fn dpdk_layer_on_virtual_devices() {
         }
     }
     let q: Vec<Ring> = (0..8)
-        .map(|i| Ring::new(&format!("h{i}"), 1024).unwrap())
+        .map(|i| Ring::new(&eal, &format!("h{i}"), 1024).unwrap())
         .collect();
     // Port c: rx rings q0 (queue 0), q1 (queue 1); tx rings q2, q3.
     // Port s: rx rings q4, q5; tx rings q6, q7.
-    let pc = Port::from_rings("net_ring_c", &[&q[0], &q[1]], &[&q[2], &q[3]]).unwrap();
-    let ps = Port::from_rings("net_ring_s", &[&q[4], &q[5]], &[&q[6], &q[7]]).unwrap();
+    let mut pc = Port::from_rings(&eal, "net_ring_c", &[&q[0], &q[1]], &[&q[2], &q[3]]).unwrap();
+    let mut ps = Port::from_rings(&eal, "net_ring_s", &[&q[4], &q[5]], &[&q[6], &q[7]]).unwrap();
     let two = PortConfig {
         rx_queues: 2,
         tx_queues: 2,
@@ -304,7 +314,7 @@ fn dpdk_layer_on_virtual_devices() {
     };
     let (mut rxc, mut txc) = pc.start(&two, &pool).unwrap();
     let (mut rxs, mut txs) = ps.start(&two, &pool).unwrap();
-    let mut hs = handoff::mesh(2, "t").unwrap();
+    let mut hs = handoff::mesh(&eal, 2, "t").unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let st1 = std::sync::Arc::new(WorkerStats::default());
     let st0 = std::sync::Arc::new(WorkerStats::default());
@@ -374,26 +384,77 @@ fn dpdk_layer_on_virtual_devices() {
         .iter()
         .all(|&(me, id)| me == (id % 2) as u16));
     drop((w0, w1));
-    for p in [pc, ps] {
+    for mut p in [pc, ps] {
         p.stop().unwrap();
         p.close().unwrap();
     }
     drop(q);
 
     // --- A panicking worker is caught at the lcore entry and reported.
-    let h = lcore::launch(LcoreId(1), || panic!("boom on purpose")).unwrap();
+    let h = lcore::launch(&eal, LcoreId(1), || panic!("boom on purpose")).unwrap();
     assert_eq!(h.join(), Exit::Panicked("boom on purpose".into()));
-    let h = lcore::launch(LcoreId(1), || ()).unwrap();
+    let h = lcore::launch(&eal, LcoreId(1), || ()).unwrap();
     assert_eq!(h.join(), Exit::Returned);
 
+    // --- A port closed while its queues live: they stay valid (the device
+    // stays open and started) until the last of them is dropped, which
+    // closes it.
+    {
+        let ring_in = Ring::new(&eal, "cl_in", 64).unwrap();
+        let ring_out = Ring::new(&eal, "cl_out", 64).unwrap();
+        let mut pl = Port::from_rings(&eal, "net_ring_cl", &[&ring_in], &[&ring_out]).unwrap();
+        let open = eal.port_count();
+        let (mut rx, mut tx) = pl.start(&PortConfig::default(), &pool).unwrap();
+        let (mut rxq, mut txq) = (rx.pop().unwrap(), tx.pop().unwrap());
+        pl.close().unwrap();
+        assert_eq!(eal.port_count(), open, "open while its queues live");
+        let frames = vec![frame(1, 60), frame(2, 90)];
+        inject(&ring_in, &frames);
+        let mut b = Burst::new();
+        assert_eq!(rxq.rx_burst(&mut b), 2);
+        assert_eq!(txq.tx_burst(&mut b), 2);
+        assert_eq!(collect(&ring_out), frames);
+        drop(rxq);
+        assert_eq!(eal.port_count(), open, "the tx queue still holds it");
+        inject(&ring_in, &frames);
+        drop(txq);
+        assert_eq!(eal.port_count(), open - 1, "closed with its last queue");
+        assert!(Port::by_name(&eal, "net_ring_cl").is_err());
+        // The frames left in the rx ring are the ring's, freed with it.
+        assert_eq!(ring_in.count(), 2);
+    }
+
     // --- Nothing leaked: every mbuf is back in the pool.
-    for p in [pa, pb] {
+    for mut p in [pa, pb] {
         p.stop().unwrap();
         p.close().unwrap();
     }
     drop(rings);
     assert_eq!(pool.avail_count(), start_avail, "mbufs leaked");
     assert_eq!(pool.in_use_count(), 0);
+
+    // --- A pool dropped while one of its mbufs lives is not freed: the mbuf
+    // stays usable and is later freed into it cleanly. (The pool, and with it
+    // the EAL, is leaked on purpose, so this comes last.)
+    let small = Mempool::new(&eal, "test_leak", 63, 8, 2048 + 128, -1).unwrap();
+    let mut m = Mbuf::from_bytes(&small, &frame(9, 100)).unwrap();
+    // Freed on this lcore, an mbuf goes to its cache: free, not in use.
+    drop(Mbuf::alloc(&small).unwrap());
+    assert_eq!(small.in_use_count(), 1, "a cached mbuf is not in use");
+    drop(small);
+    m.data_mut()[0] = 0xaa;
+    m.append(100).unwrap().fill(7);
+    assert_eq!(m.len(), 200);
+    assert_eq!(m.data()[..2], [0xaa, 0]);
+    let name = std::ffi::CString::new("test_leak").unwrap();
+    // SAFETY: a lookup by name; the pool was leaked, so it is still there.
+    let raw = unsafe { dpdk_sys::rte_mempool_lookup(name.as_ptr()) };
+    assert!(!raw.is_null(), "the pool was not freed");
+    // SAFETY: raw is a live (leaked) mempool.
+    let in_use = || unsafe { dpdk_sys::rvs_mempool_in_use_count(raw) };
+    assert_eq!(in_use(), 1);
+    drop(m);
+    assert_eq!(in_use(), 0, "the mbuf went back into the leaked pool");
     drop(pool);
     drop(eal);
 }

@@ -25,28 +25,25 @@ use serde_json::{json, Value};
 pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 pub const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
-/// Skip (return true) when the machine cannot run these tests.
-pub fn skip() -> bool {
+/// Fail at once, saying what is missing, when the machine cannot run these
+/// tests: they are opted into (`--ignored`), so a missing piece is an error,
+/// never a pass.
+pub fn require_root_and_scapy() {
     let root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    if !root {
-        eprintln!("skipped: needs root (veths, AF_PACKET)");
-        return true;
-    }
-    if !Path::new("/usr/bin/python3").exists()
-        || !Command::new("/usr/bin/python3")
-            .args(["-c", "import scapy"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    {
-        eprintln!("skipped: needs /usr/bin/python3 with scapy (python3-scapy)");
-        return true;
-    }
-    false
+    assert!(root, "this test needs root (veths, AF_PACKET)");
+    assert!(
+        Path::new("/usr/bin/python3").exists()
+            && Command::new("/usr/bin/python3")
+                .args(["-c", "import scapy"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false),
+        "this test needs /usr/bin/python3 with scapy (python3-scapy; scripts/deps installs it)"
+    );
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Output {

@@ -5,7 +5,8 @@
 //! `rvsadm --counters` shows what the listener refused. Also: rvsadm when
 //! rvsd is not running (a stale socket; rvsadm_cli.rs covers a missing one).
 //!
-//! Needs root and /usr/bin/python3 with scapy; otherwise skipped.
+//! Needs root and /usr/bin/python3 with scapy: `#[ignore]`d, run with
+//! `cargo test --test rvsd_control -- --ignored` (scripts/test does).
 #![cfg(feature = "dpdk")]
 
 #[path = "rvsd_common.rs"]
@@ -58,10 +59,9 @@ fn flows(lab: &mut Lab, cmac: &str, ports: std::ops::RangeInclusive<u16>) {
 }
 
 #[test]
+#[ignore = "needs root (veths, AF_PACKET) and python3-scapy; scripts/test runs it"]
 fn rvsd_control_bad_input() {
-    if skip() {
-        return;
-    }
+    require_root_and_scapy();
     let t0 = Instant::now();
     let mut lab = Lab::new("c", 2);
     let (cd, sd) = (lab.pairs[0].dut.clone(), lab.pairs[1].dut.clone());

@@ -5,7 +5,8 @@
 //! the VIPs and for the real servers, rr order, weight 0, -d, -D, -C,
 //! persistence, then `-Ln --stats --exact` and `-Lnc`.
 //!
-//! Needs root and /usr/bin/python3 with scapy; otherwise skipped.
+//! Needs root and /usr/bin/python3 with scapy: `#[ignore]`d, run with
+//! `cargo test --test rvsd_forwarding -- --ignored` (scripts/test does).
 #![cfg(feature = "dpdk")]
 
 #[path = "rvsd_common.rs"]
@@ -98,10 +99,9 @@ fn check_nat_in(w: &World, f: &Value, client: &str, sport: u16, rport: u16) -> S
 }
 
 #[test]
+#[ignore = "needs root (veths, AF_PACKET) and python3-scapy; scripts/test runs it"]
 fn rvsd_forwarding_nat_dr_tun() {
-    if skip() {
-        return;
-    }
+    require_root_and_scapy();
     let t0 = Instant::now();
     let mut lab = Lab::new("f", 2);
     let (cd, sd) = (lab.pairs[0].dut.clone(), lab.pairs[1].dut.clone());

@@ -7,7 +7,8 @@
 //! want of its connection, and persistence must hold for one client whose
 //! connections land on both workers.
 //!
-//! Needs root and /usr/bin/python3 with scapy; otherwise skipped.
+//! Needs root and /usr/bin/python3 with scapy: `#[ignore]`d, run with
+//! `cargo test --test rvsd_multiqueue -- --ignored` (scripts/test does).
 #![cfg(feature = "dpdk")]
 
 #[path = "rvsd_common.rs"]
@@ -31,10 +32,9 @@ fn mac_of(ip: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root (veths, AF_PACKET) and python3-scapy; scripts/test runs it"]
 fn rvsd_two_workers_multiqueue() {
-    if skip() {
-        return;
-    }
+    require_root_and_scapy();
     let t0 = Instant::now();
     let mut lab = Lab::new("m", 2);
     let (cd, sd) = (lab.pairs[0].dut.clone(), lab.pairs[1].dut.clone());

@@ -1,4 +1,5 @@
-//! The throughput benchmark's quick mode (run by ./scripts/test): the same
+//! The throughput benchmark's quick mode (`#[ignore]`d: it needs root,
+//! dpdk-testpmd and scapy; ./scripts/test runs it with `--ignored`): the same
 //! generator -> memif -> rvsd path as `benches/throughput/`, a few hundred
 //! frames played once, losslessly, for NAT, DR and TUN; the server-facing
 //! port captures what rvsd sent. Checks counts (rvsd's counters, the
@@ -87,7 +88,9 @@ print(f"{method}: {len(frames)} frames out, {len(sample)} sampled and checked")
 /// One DPDK process set at a time: the tests below run in parallel threads.
 static DPDK: Mutex<()> = Mutex::new(());
 
-fn can_run() -> bool {
+/// Fail at once, saying what is missing: these tests are opted into
+/// (`--ignored`), so a missing piece is an error, never a pass.
+fn require_root_testpmd_scapy() {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -96,24 +99,29 @@ fn can_run() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false);
-    let scapy = Command::new("/usr/bin/python3")
-        .args(["-c", "import scapy.all"])
-        .status()
-        .is_ok_and(|s| s.success());
-    root && scapy && testpmd_available()
+    assert!(root, "throughput_quick needs root (DPDK, memif)");
+    assert!(
+        Command::new("/usr/bin/python3")
+            .args(["-c", "import scapy.all"])
+            .status()
+            .is_ok_and(|s| s.success()),
+        "throughput_quick needs /usr/bin/python3 with scapy (python3-scapy; scripts/deps installs it)"
+    );
+    assert!(
+        testpmd_available(),
+        "throughput_quick needs dpdk-testpmd (package dpdk; scripts/deps installs it)"
+    );
 }
 
 #[test]
+#[ignore = "needs root, dpdk-testpmd and python3-scapy; scripts/test runs it"]
 fn generator_traffic_through_rvsd() {
     let _one_at_a_time = DPDK.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
-        eprintln!("throughput_quick: skipped (needs root, dpdk-testpmd and scapy)");
-        return;
-    }
+    require_root_testpmd_scapy();
     let s = Scratch::new("quick");
     // An empty capture: the server port's receive side (nothing to read).
     let empty = s.path("empty.pcap");
-    rvs::gen::PcapWriter::new(std::fs::File::create(&empty).unwrap())
+    rvs::traffic::PcapWriter::new(std::fs::File::create(&empty).unwrap())
         .unwrap()
         .finish()
         .unwrap();
@@ -203,12 +211,10 @@ fn generator_traffic_through_rvsd() {
 /// owner as a NIC would spread them, so nothing is handed off), and the
 /// latency control request reads and resets the workers' windows.
 #[test]
+#[ignore = "needs root, dpdk-testpmd and python3-scapy; scripts/test runs it"]
 fn paced_rvsgen_through_rvsd() {
     let _one_at_a_time = DPDK.lock().unwrap_or_else(|e| e.into_inner());
-    if !can_run() {
-        eprintln!("throughput_quick: skipped (needs root, dpdk-testpmd and scapy)");
-        return;
-    }
+    require_root_testpmd_scapy();
     const PPS: u64 = 20_000;
     let s = Scratch::new("quick-gen");
     let inp = write_pcaps(

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use rvs::control::client::Client;
 use rvs::control::proto::{LcoreInfo, Request, Response, WorkerLatency};
-use rvs::gen::{tcp_frame, FlowSpec, PcapWriter};
+use rvs::rng::XorShift;
 use rvs::rss::{OwnerMap, Reta};
-use rvs::wire::fuzz::XorShift;
+use rvs::traffic::{tcp_frame, FlowSpec, PcapWriter};
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const CLIENT_BASE: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);

@@ -70,7 +70,8 @@ rvs_deps() {
     if ! command -v cargo >/dev/null 2>&1 || ! pkg-config --exists libdpdk 2>/dev/null \
         || ! command -v dpdk-testpmd >/dev/null 2>&1 || ! command -v ethtool >/dev/null 2>&1 \
         || ! command -v socat >/dev/null 2>&1 || ! command -v tshark >/dev/null 2>&1 \
-        || ! command -v hadolint >/dev/null 2>&1; then
+        || ! command -v hadolint >/dev/null 2>&1 \
+        || ! /usr/bin/python3 -c "import scapy" >/dev/null 2>&1; then
         "$RVS_ROOT/scripts/deps"
     fi
 }

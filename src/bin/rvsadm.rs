@@ -2,6 +2,8 @@
 //! `rvs::control::ipvsadm`; this binary adds the build information (commit,
 //! DPDK version: build.rs) under the version line of `-v`/`--version`.
 
+#![forbid(unsafe_code)]
+
 use rvs::control::client::SOCKET_ENV;
 use rvs::control::ipvsadm::{main_with, parse, Command};
 use std::io::Write;

@@ -1,5 +1,7 @@
 //! rvsd: the rvs data-plane daemon.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;

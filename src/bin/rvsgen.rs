@@ -2,13 +2,15 @@
 //! capture (for `dpdk-testpmd` with net_pcap, or `send`); `send` replays
 //! captures over a DPDK port at a paced rate (`rvs::dataplane::replay`).
 
+#![forbid(unsafe_code)]
+
 use std::io::BufWriter;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rvs::gen::{generate, FlowSpec, Pattern, PcapWriter};
+use rvs::traffic::{generate, FlowSpec, Pattern, PcapWriter};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -185,6 +185,7 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
     }
     let pool = Arc::new(
         Mempool::new(
+            &eal,
             "rvs_pkts",
             cfg.workers.mbufs,
             256,
@@ -199,10 +200,10 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
             )
         })?,
     );
-    let started = ports::start(cfg, nq, &pool)?;
+    let started = ports::start(&eal, cfg, nq, &pool)?;
     let result = match opts.mode {
-        Mode::L2Fwd => run_l2fwd(cfg, &opts, &lcores, started),
-        Mode::Lb => run_lb(cfg, &opts, &lcores, started, &pool),
+        Mode::L2Fwd => run_l2fwd(&eal, cfg, &opts, &lcores, started),
+        Mode::Lb => run_lb(&eal, cfg, &opts, &lcores, started, &pool),
     };
     drop(pool);
     drop(eal);
@@ -210,6 +211,7 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
 }
 
 fn run_l2fwd(
+    eal: &Eal,
     cfg: &Config,
     opts: &RunOptions,
     lcores: &[LcoreId],
@@ -229,7 +231,7 @@ fn run_l2fwd(
         };
         let lat = lat_slots[w].clone();
         let measure = opts.latency;
-        let h = lcore::launch(lcores[w], move || {
+        let h = lcore::launch(eal, lcores[w], move || {
             let mut worker = Worker::new(rx, tx, pipeline, st);
             if measure {
                 worker = worker.with_latency();
@@ -244,7 +246,7 @@ fn run_l2fwd(
     }
     let started_at = std::time::Instant::now();
     wait(opts, started_at, || {});
-    let mut s = finish(started_at, &run_flag, handles, &stats, &started.ports)?;
+    let mut s = finish(started_at, &run_flag, handles, &stats, started.ports)?;
     s.latency = collect_latency(&lat_slots);
     Ok(s)
 }
@@ -265,7 +267,7 @@ fn finish(
     run_flag: &AtomicBool,
     handles: Vec<lcore::LaunchHandle>,
     stats: &[Arc<WorkerStats>],
-    ports: &[(String, String, Port)],
+    ports: Vec<(String, String, Arc<Port>)>,
 ) -> Result<Summary, String> {
     run_flag.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
@@ -276,7 +278,7 @@ fn finish(
         lc.push((l, st.snapshot(), exit));
     }
     let mut port_stats = Vec::new();
-    for (name, dev, port) in ports {
+    for (name, dev, port) in &ports {
         port_stats.push((name.clone(), dev.clone(), port.stats().unwrap_or_default()));
     }
     ports::close_all(ports);
@@ -290,6 +292,7 @@ fn finish(
 }
 
 fn run_lb(
+    eal: &Eal,
     cfg: &Config,
     opts: &RunOptions,
     lcores: &[LcoreId],
@@ -346,7 +349,7 @@ fn run_lb(
         )
     });
     let mut handoffs = if nw > 1 {
-        handoff::mesh(nw, "lb").map_err(|e| e.to_string())?
+        handoff::mesh(eal, nw, "lb").map_err(|e| e.to_string())?
     } else {
         Vec::new()
     };
@@ -390,6 +393,7 @@ fn run_lb(
         gauges.push(g.clone());
         mailboxes.push(mb_tx);
         let (table, placement) = memory::conn_table(
+            eal,
             lcores[w],
             cfg.lb.connections as usize,
             now(),
@@ -422,7 +426,7 @@ fn run_lb(
         let lat = lat_slots[w].clone();
         let lat_ctl = lat_controls.get(w).cloned();
         let mem = mem_slots[w].clone();
-        let h = lcore::launch(lcores[w], move || {
+        let h = lcore::launch(eal, lcores[w], move || {
             let mut worker = Worker::new(rx, tx, pipeline, st);
             if let Some(ho) = ho {
                 worker = worker.with_handoff(ho);
@@ -448,7 +452,7 @@ fn run_lb(
                 for h in handles {
                     h.join();
                 }
-                ports::close_all(&started.ports);
+                ports::close_all(started.ports);
                 let _ = std::fs::remove_file(&sock);
                 return Err(e.to_string());
             }
@@ -464,7 +468,7 @@ fn run_lb(
             .ports
             .iter()
             .zip(&started.setups)
-            .map(|((_, _, p), s)| (s.clone(), *p))
+            .map(|((_, _, p), s)| (s.clone(), p.clone()))
             .collect(),
         lcores: lcores.to_vec(),
         workers: stats.clone(),
@@ -517,7 +521,7 @@ fn run_lb(
     ctl_stop.store(true, Ordering::Relaxed);
     let _ = ctl.join();
     let _ = std::fs::remove_file(&sock);
-    let mut s = finish(started_at, &run_flag, handles, &stats, &started.ports)?;
+    let mut s = finish(started_at, &run_flag, handles, &stats, started.ports)?;
     s.latency = collect_latency(&lat_slots);
     s.conn_memory = mem_slots
         .iter()

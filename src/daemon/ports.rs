@@ -5,9 +5,10 @@
 use crate::config::{Config, Role};
 use crate::control::proto::{PortInfo, RssInfo};
 use crate::dataplane::port::{rss_types, DevInfo, RxQueue, TxQueue};
-use crate::dataplane::{Mempool, Port, PortConfig, RssConfig};
+use crate::dataplane::{Eal, Mempool, Port, PortConfig, RssConfig};
 use crate::pci;
 use crate::rss::{hash_type_names, key_of_len};
+use std::sync::Arc;
 
 /// What rvsd set up on a port and what the driver put in force.
 #[derive(Clone, Debug, Default)]
@@ -84,7 +85,9 @@ impl PortSetup {
 
 /// Ports configured and started, with their queues.
 pub(super) struct Started {
-    pub ports: Vec<(String, String, Port)>,
+    /// Shared with the control thread's queries; the device closes when the
+    /// last holder and every queue are gone.
+    pub ports: Vec<(String, String, Arc<Port>)>,
     pub setups: Vec<PortSetup>,
     pub macs: Vec<[u8; 6]>,
     /// Per worker: (rx queue of every port, tx queue of every port).
@@ -94,12 +97,16 @@ pub(super) struct Started {
     pub reta_size: usize,
 }
 
-/// Stop and release ports (after their workers have stopped): they hold
-/// mbufs of the pool, which must not be freed under them.
-pub(super) fn close_all(ports: &[(String, String, Port)]) {
-    for (_, _, p) in ports {
-        let _ = p.stop();
-        let _ = p.close();
+/// Stop and release ports. A port still held elsewhere (the control
+/// thread's view) or with live queues closes when the last of them goes; a
+/// port keeps its pool until then, so the pool never goes under it.
+pub(super) fn close_all(ports: Vec<(String, String, Arc<Port>)>) {
+    for (name, _, p) in ports {
+        if let Ok(p) = Arc::try_unwrap(p) {
+            if let Err(e) = p.close() {
+                eprintln!("rvsd: port {name}: {e}");
+            }
+        }
     }
 }
 
@@ -148,10 +155,10 @@ fn ownership(role: Role, workers: u16, info: &DevInfo, in_force: u64, reta: usiz
 
 /// Probe every configured port, fit RSS to its driver, start it with one
 /// rx and one tx queue per worker.
-pub(super) fn start(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, String> {
+pub(super) fn start(eal: &Eal, cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, String> {
     let mut probed = Vec::new();
     for pc in &cfg.ports {
-        let port = Port::by_name(pc.dev_name()).map_err(|e| match pc.pci() {
+        let port = Port::by_name(eal, pc.dev_name()).map_err(|e| match pc.pci() {
             Some(addr) => format!(
                 "port {}: {}",
                 pc.name,
@@ -185,7 +192,7 @@ pub(super) fn start(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, St
         queues: (0..nq).map(|_| (Vec::new(), Vec::new())).collect(),
         reta_size,
     };
-    for (pc, port, info) in probed {
+    for (pc, mut port, info) in probed {
         let want = wanted_hash(pc.role);
         let rss = (nq > 1 && info.rss_offloads != 0).then(|| {
             // Keep only the hash types the driver has; without the *_ONLY
@@ -213,7 +220,7 @@ pub(super) fn start(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, St
             Ok(q) => q,
             Err(e) => {
                 // The ports started so far go before the caller frees the pool.
-                close_all(&started.ports);
+                close_all(started.ports);
                 return Err(format!("port {} ({}): {e}", pc.name, pc.device));
             }
         };
@@ -253,7 +260,7 @@ pub(super) fn start(cfg: &Config, nq: u16, pool: &Mempool) -> Result<Started, St
         started.macs.push(port.mac().unwrap_or([0; 6]));
         started
             .ports
-            .push((pc.name.clone(), pc.device.clone(), port));
+            .push((pc.name.clone(), pc.device.clone(), Arc::new(port)));
         started.setups.push(setup);
     }
     Ok(started)

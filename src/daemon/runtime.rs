@@ -23,7 +23,7 @@ use crate::net::SnapshotTx;
 pub(super) struct DaemonRuntime {
     pub snap_tx: SnapshotTx<Snapshot>,
     pub mailboxes: Vec<Sender<WorkerCmd>>,
-    pub ports: Vec<(PortSetup, Port)>,
+    pub ports: Vec<(PortSetup, Arc<Port>)>,
     pub lcores: Vec<LcoreId>,
     pub workers: Vec<Arc<WorkerStats>>,
     pub gauges: Vec<Arc<Gauges>>,

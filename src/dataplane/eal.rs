@@ -1,16 +1,36 @@
-//! EAL initialisation and cleanup.
+//! EAL initialisation and cleanup, and the capability it stands for.
+//!
+//! Everything that lives in DPDK memory (pools, rings, ports, connection
+//! tables in DPDK's heap, launched lcores) is created from an `&Eal` and
+//! keeps an [`EalRef`], a clone of the `Arc` the [`Eal`] holds. The cleanup
+//! (`rte_eal_cleanup`, which unmaps DPDK's memory) runs when the last of
+//! them goes, so no safe handle can outlive the memory it points into.
 
 use std::ffi::{c_char, c_int, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::ThreadId;
 
 use super::{DpdkError, LcoreId, Result};
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
-/// The initialised EAL. DPDK allows one per process; dropping it runs
-/// `rte_eal_cleanup`, after which DPDK cannot be used again in this process.
+/// The initialised EAL. DPDK allows one per process. Dropping it gives up
+/// this handle; `rte_eal_cleanup` runs once every pool, ring, port and
+/// launched lcore made from it is gone too, after which DPDK cannot be used
+/// again in this process.
 pub struct Eal {
+    inner: EalRef,
     _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// What keeps the EAL alive: held by every value that uses DPDK memory.
+#[derive(Clone)]
+pub(super) struct EalRef(#[allow(dead_code)] Arc<EalInner>);
+
+struct EalInner {
+    /// The thread that ran `rte_eal_init` (the main lcore).
+    main: ThreadId,
 }
 
 impl Eal {
@@ -21,11 +41,17 @@ impl Eal {
         if INITIALISED.swap(true, Ordering::SeqCst) {
             return Err(DpdkError::new("EAL already initialised in this process", 0));
         }
-        let owned: Vec<CString> = args
+        let owned: Vec<CString> = match args
             .iter()
             .map(|a| CString::new(a.as_ref()))
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| DpdkError::new("EAL argument contains a NUL byte", 0))?;
+        {
+            Ok(v) => v,
+            Err(_) => {
+                INITIALISED.store(false, Ordering::SeqCst);
+                return Err(DpdkError::new("EAL argument contains a NUL byte", 0));
+            }
+        };
         // rte_eal_init may permute argv; give it its own pointer array. The
         // strings stay alive (leaked) because the EAL may keep pointers into them.
         let mut argv: Vec<*mut c_char> = owned.into_iter().map(CString::into_raw).collect();
@@ -38,8 +64,16 @@ impl Eal {
             return Err(DpdkError::last("rte_eal_init"));
         }
         Ok(Eal {
+            inner: EalRef(Arc::new(EalInner {
+                main: std::thread::current().id(),
+            })),
             _not_send: std::marker::PhantomData,
         })
+    }
+
+    /// A reference that keeps the EAL from being cleaned up.
+    pub(super) fn keep(&self) -> EalRef {
+        self.inner.clone()
     }
 
     /// The main lcore (the thread that called [`Eal::init`]).
@@ -61,18 +95,26 @@ impl Eal {
         out
     }
 
-    /// The number of ethdev ports DPDK probed (vdevs and PCI devices).
+    /// The number of ethdev ports DPDK has (vdevs and PCI devices), closed
+    /// ones not counted.
     pub fn port_count(&self) -> u16 {
         // SAFETY: plain getter, valid after init.
         unsafe { dpdk_sys::rte_eth_dev_count_avail() }
     }
 }
 
-impl Drop for Eal {
+impl Drop for EalInner {
     fn drop(&mut self) {
-        // SAFETY: called once, from the thread owning the Eal, after every
-        // worker has been joined (LaunchHandle borrows nothing, but rvsd joins
-        // before dropping; a still-running worker would be a bug upstream).
+        if std::thread::current().id() != self.main {
+            // rte_eal_cleanup belongs to the main lcore; skipping it only
+            // leaves DPDK's memory to the process's exit.
+            eprintln!("rvs: the last EAL user went away off the main thread; EAL cleanup skipped");
+            return;
+        }
+        // SAFETY: runs once (the last EalRef), on the thread that initialised
+        // the EAL. Every pool, ring, port, heap block and launched lcore holds
+        // an EalRef, so none is left to touch DPDK memory after this; a pool
+        // that still had mbufs out leaked its EalRef, so then this never runs.
         unsafe {
             dpdk_sys::rte_eal_cleanup();
         }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::ring::Ring;
-use super::{Burst, Mbuf, Result};
+use super::{Burst, Eal, Mbuf, Result};
 
 /// Ring slots per worker pair.
 pub const HANDOFF_RING_SIZE: u32 = 1024;
@@ -36,14 +36,18 @@ pub struct Handoff {
 
 /// Build the mesh for `n` workers and return one [`Handoff`] per worker.
 /// `tag` keeps ring names unique per process.
-pub fn mesh(n: usize, tag: &str) -> Result<Vec<Handoff>> {
+pub fn mesh(eal: &Eal, n: usize, tag: &str) -> Result<Vec<Handoff>> {
     let mut rings = Vec::with_capacity(n * n);
     for i in 0..n {
         for j in 0..n {
             // The diagonal is never used but keeps indexing trivial; give it
             // the smallest ring DPDK allows.
             let size = if i == j { 2 } else { HANDOFF_RING_SIZE };
-            rings.push(Ring::new_spsc(&format!("rvs_ho_{tag}_{i}_{j}"), size)?);
+            // SAFETY: ring (i, j) is enqueued on only by worker i's Handoff
+            // and dequeued from only by worker j's, each through &mut self;
+            // a Handoff is not Clone and the mesh is reachable only through
+            // them.
+            rings.push(unsafe { Ring::new_spsc(eal, &format!("rvs_ho_{tag}_{i}_{j}"), size)? });
         }
     }
     let mesh = Arc::new(Mesh { n, rings });

@@ -5,7 +5,8 @@ use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use super::{DpdkError, LcoreId, Result};
+use super::eal::EalRef;
+use super::{DpdkError, Eal, LcoreId, Result};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -22,10 +23,14 @@ struct Slot {
     exit: Arc<Mutex<Option<Exit>>>,
 }
 
-/// A launched worker; [`LaunchHandle::join`] waits for it.
+/// A launched worker; [`LaunchHandle::join`] waits for it, and so does
+/// dropping the handle: the EAL (which the handle keeps) is never cleaned up
+/// under a running lcore.
 pub struct LaunchHandle {
     lcore: LcoreId,
     exit: Arc<Mutex<Option<Exit>>>,
+    joined: bool,
+    _eal: EalRef,
 }
 
 unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
@@ -55,7 +60,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
 }
 
 /// Run `f` on worker lcore `lcore` (which must be idle).
-pub fn launch<F>(lcore: LcoreId, f: F) -> Result<LaunchHandle>
+pub fn launch<F>(eal: &Eal, lcore: LcoreId, f: F) -> Result<LaunchHandle>
 where
     F: FnOnce() + Send + 'static,
 {
@@ -65,8 +70,9 @@ where
         exit: exit.clone(),
     });
     let arg = Box::into_raw(slot).cast::<c_void>();
-    // SAFETY: trampoline matches lcore_function_t; arg is a leaked Box that
-    // the trampoline reclaims. On failure we reclaim it here instead.
+    // SAFETY: the EAL is initialised (&Eal); trampoline matches
+    // lcore_function_t; arg is a leaked Box that the trampoline reclaims. On
+    // failure we reclaim it here instead.
     let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore.0) };
     if ret != 0 {
         // SAFETY: the launch failed, so no lcore received arg.
@@ -76,7 +82,12 @@ where
             ret,
         ));
     }
-    Ok(LaunchHandle { lcore, exit })
+    Ok(LaunchHandle {
+        lcore,
+        exit,
+        joined: false,
+        _eal: eal.keep(),
+    })
 }
 
 impl LaunchHandle {
@@ -85,13 +96,27 @@ impl LaunchHandle {
     }
 
     /// Block until the worker returns.
-    pub fn join(self) -> Exit {
-        // SAFETY: waits for the lcore we launched; no memory is passed.
-        unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore.0) };
+    pub fn join(mut self) -> Exit {
+        self.wait();
         self.exit
             .lock()
             .ok()
             .and_then(|mut g| g.take())
             .unwrap_or(Exit::Panicked("worker left no exit status".into()))
+    }
+
+    fn wait(&mut self) {
+        if !self.joined {
+            self.joined = true;
+            // SAFETY: waits for the lcore we launched, on the EAL _eal keeps
+            // alive; no memory is passed.
+            unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore.0) };
+        }
+    }
+}
+
+impl Drop for LaunchHandle {
+    fn drop(&mut self) {
+        self.wait();
     }
 }

@@ -14,7 +14,8 @@ use std::mem::{align_of, size_of};
 use crate::lb::conntable::{Bucket, Conn, ConnTable};
 use crate::lb::time::Instant;
 
-use super::LcoreId;
+use super::eal::EalRef;
+use super::{Eal, LcoreId};
 
 /// Where a worker's connection table lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub fn eal_has_hugepages() -> bool {
 struct HeapBlock {
     ptr: std::ptr::NonNull<u8>,
     bytes: usize,
+    /// DPDK's heap stays mapped while the block lives.
+    _eal: EalRef,
 }
 
 // SAFETY: the block is plain memory owned by this value alone; rte_free may
@@ -54,17 +57,21 @@ unsafe impl Send for HeapBlock {}
 impl HeapBlock {
     /// Room for `n` values of `T` on `socket`, zeroed. `None` when the heap
     /// has no room.
-    fn zalloc<T>(name: &str, n: usize, socket: i32) -> Option<HeapBlock> {
+    fn zalloc<T>(eal: &Eal, name: &str, n: usize, socket: i32) -> Option<HeapBlock> {
         let bytes = n.checked_mul(size_of::<T>())?;
         if bytes == 0 {
             return None;
         }
         let cname = CString::new(name).ok()?;
         let align = align_of::<T>().max(64) as u32;
-        // SAFETY: a plain allocation call; cname outlives it (DPDK copies the
-        // name into its statistics).
+        // SAFETY: a plain allocation call on the initialised EAL's heap
+        // (&Eal); cname outlives it (DPDK copies the name into its statistics).
         let p = unsafe { dpdk_sys::rte_zmalloc_socket(cname.as_ptr(), bytes, align, socket) };
-        std::ptr::NonNull::new(p.cast::<u8>()).map(|ptr| HeapBlock { ptr, bytes })
+        std::ptr::NonNull::new(p.cast::<u8>()).map(|ptr| HeapBlock {
+            ptr,
+            bytes,
+            _eal: eal.keep(),
+        })
     }
 
     /// The block as a slice of `T` that the caller hands to exactly one
@@ -88,7 +95,8 @@ impl HeapBlock {
 
 impl Drop for HeapBlock {
     fn drop(&mut self) {
-        // SAFETY: ptr came from rte_zmalloc_socket and is freed once, here.
+        // SAFETY: ptr came from rte_zmalloc_socket and is freed once, here;
+        // _eal keeps the heap mapped until after this.
         unsafe { dpdk_sys::rte_free(self.ptr.as_ptr().cast()) };
     }
 }
@@ -97,6 +105,7 @@ impl Drop for HeapBlock {
 /// hugepage memory when `want_hugepages` and the EAL has them, else on the
 /// heap.
 pub fn conn_table(
+    eal: &Eal,
     lcore: LcoreId,
     capacity: usize,
     now: Instant,
@@ -107,9 +116,10 @@ pub fn conn_table(
         // SAFETY: a lookup in the EAL's lcore table; out-of-range ids give
         // SOCKET_ID_ANY's value.
         let socket = unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore.0) } as i32;
-        let conns = HeapBlock::zalloc::<Conn>(&format!("rvs_conns_{}", lcore.0), l.conns, socket);
+        let conns =
+            HeapBlock::zalloc::<Conn>(eal, &format!("rvs_conns_{}", lcore.0), l.conns, socket);
         let buckets =
-            HeapBlock::zalloc::<Bucket>(&format!("rvs_index_{}", lcore.0), l.buckets, socket);
+            HeapBlock::zalloc::<Bucket>(eal, &format!("rvs_index_{}", lcore.0), l.buckets, socket);
         if let (Some(c), Some(b)) = (conns, buckets) {
             // SAFETY: Conn and Bucket are plain integers (all-zero is valid,
             // see lb::conntable's Memory section); each block was allocated

@@ -3,6 +3,19 @@
 //! `unsafe` in rvs lives only here and in `ffi/`; every block says why it is
 //! sound. Everything above this module sees safe types: [`Eal`], [`Mempool`],
 //! [`Mbuf`], [`Port`], [`Burst`], lcore launch.
+//!
+//! Ownership, so that these wrappers stay sound whatever safe code does:
+//! - [`Eal`] is the capability: pools, rings, hand-off meshes, ports, heap
+//!   blocks and launched lcores are made from an `&Eal` and each keeps a
+//!   reference to it; `rte_eal_cleanup` runs when the last of them goes.
+//! - A [`Mempool`] is freed when its last handle goes, unless mbufs of it are
+//!   still out: then it is leaked (with the EAL), so an [`Mbuf`] never points
+//!   into freed memory.
+//! - A [`Port`] is one handle per device; its queues share its state, and the
+//!   device is stopped and closed only when the handle and every queue are
+//!   gone, so no queue bursts on a stopped or closed device. A started port
+//!   holds its pool, a ring-backed port its rings, until the device is closed.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod error;
 mod ids;

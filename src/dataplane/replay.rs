@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::port::{RxQueue, TxQueue};
 use super::{Burst, Eal, Mbuf, Mempool, Port, PortConfig, BURST_SIZE};
-use crate::gen::{Pacer, PcapReader};
+use crate::traffic::{Pacer, PcapReader};
 
 /// The frames of one capture, back to back.
 #[derive(Clone, Debug, Default)]
@@ -350,11 +350,11 @@ pub fn send(
     let mut args = vec!["rvsgen".to_string()];
     args.extend(eal_args.iter().cloned());
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
-    let port = match port_name {
-        Some(n) => Port::by_name(n).map_err(|e| e.to_string())?,
-        None => Port::all()
-            .first()
-            .copied()
+    let mut port = match port_name {
+        Some(n) => Port::by_name(&eal, n).map_err(|e| e.to_string())?,
+        None => Port::all(&eal)
+            .into_iter()
+            .next()
             .ok_or("no DPDK port: give one to the EAL, e.g. --vdev net_memif0,role=client,...")?,
     };
     let nq = captures.len() as u16;
@@ -373,7 +373,7 @@ pub fn send(
     let data_room = u16::try_from(data_room.next_multiple_of(64))
         .map_err(|_| "a frame is longer than an mbuf can hold".to_string())?;
     let socket = port.info().map(|i| i.socket).unwrap_or(-1);
-    let pool = Mempool::new("rvsgen", n as u32, 256, data_room, socket).map_err(|e| {
+    let pool = Mempool::new(&eal, "rvsgen", n as u32, 256, data_room, socket).map_err(|e| {
         format!(
             "{e}: {n} mbufs of {data_room} bytes (about {} MiB) need more EAL memory (-m)",
             (n * (data_room as usize + 192)) >> 20
@@ -407,7 +407,7 @@ pub fn send(
         replay.linger(opts.linger, stop);
         Ok(report)
     })();
-    let _ = port.stop();
+    // The replay (and its queues) is gone, so this closes now.
     let _ = port.close();
     drop(pool);
     drop(eal);

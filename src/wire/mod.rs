@@ -17,7 +17,8 @@
 //! [`parse::parse_frame`] is the data path's one-shot summary of a frame;
 //! [`rewrite`] changes addresses, ports and TTL in place on a parsed frame;
 //! [`checksum`] holds the full and incremental (RFC 1624) Internet checksums;
-//! [`fuzz`] is the in-tree fuzz harness.
+//! `fuzz` (feature `testkit`, and in the library's own tests) is the in-tree
+//! fuzz harness.
 
 use core::fmt;
 use core::ops::{Range, RangeFrom};
@@ -26,6 +27,7 @@ pub mod arp;
 pub mod buf;
 pub mod checksum;
 pub mod ethernet;
+#[cfg(any(test, feature = "testkit"))]
 pub mod fuzz;
 pub mod icmpv4;
 pub mod icmpv6;

@@ -58,10 +58,12 @@ use super::dest::{FwdMethod, TunType};
 use super::engine::{Direction, Forward};
 
 pub mod dr;
+#[cfg(any(test, feature = "testkit"))]
 pub mod fuzz;
 pub mod icmp;
 pub mod nat;
 pub mod tunnel;
+#[cfg(any(test, feature = "testkit"))]
 pub mod verify;
 
 #[cfg(test)]
@@ -71,6 +73,7 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+#[cfg(any(test, feature = "testkit"))]
 pub use fuzz::fuzz_one;
 
 /// What the rewrite needs from outside the packet, for one egress.

@@ -8,8 +8,8 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use crate::rng::XorShift;
 use crate::wire::checksum;
-use crate::wire::fuzz::XorShift;
 
 mod pace;
 mod pcap;
