@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::lb::engine::{Direction, Forward};
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
-use crate::wire::{checksum, icmpv4, icmpv6, IpProtocol};
+use crate::wire::{checksum, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, IpProtocol};
 
 use super::{insert_gap, rd16, same_family, set_macs, wr16, Applied, Env, FwdError, Reply};
 
@@ -76,15 +76,22 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
     let l3 = h.l3_offset as usize;
     let il3 = inner.l3_offset as usize;
     let il4 = inner.l4_offset as usize;
-    let icmp_ck_at = h.l4_offset as usize + 2;
+    // The checksum is at the same place in ICMPv4 and ICMPv6.
+    let icmp_ck_at = h.l4_offset as usize + icmpv4::field::CHECKSUM.start;
     let mut icmp_ck = rd16(f, icmp_ck_at)?;
 
-    // Field offsets: (outer address, quoted address, quoted port).
-    let (src, dst) = if v6 { (8, 24) } else { (12, 16) };
-    let (outer_at, inner_at, port_at) = match dir {
-        Direction::In => (l3 + dst, il3 + src, il4),
-        Direction::Out => (l3 + src, il3 + dst, il4 + 2),
+    // Field offsets: (outer address, quoted address, quoted port). TCP,
+    // UDP and SCTP have their ports at the same place.
+    let (src, dst) = if v6 {
+        (ipv6::field::SRC_ADDR.start, ipv6::field::DST_ADDR.start)
+    } else {
+        (ipv4::field::SRC_ADDR.start, ipv4::field::DST_ADDR.start)
     };
+    let (outer_at, inner_at, port_at) = match dir {
+        Direction::In => (l3 + dst, il3 + src, il4 + tcp::field::SRC_PORT.start),
+        Direction::Out => (l3 + src, il3 + dst, il4 + tcp::field::DST_PORT.start),
+    };
+    let ip_ck = ipv4::field::CHECKSUM.start;
 
     // The outer address: the IPv4 header checksum, or (IPv6) the ICMPv6
     // pseudo-header.
@@ -92,8 +99,8 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
     if v6 {
         icmp_ck = checksum::update_bytes(icmp_ck, &old[..n], new);
     } else {
-        let c = rd16(f, l3 + 10)?;
-        wr16(f, l3 + 10, checksum::update_bytes(c, &old[..n], new))?;
+        let c = rd16(f, l3 + ip_ck)?;
+        wr16(f, l3 + ip_ck, checksum::update_bytes(c, &old[..n], new))?;
     }
 
     // The quoted address (and the quoted IPv4 header checksum).
@@ -101,9 +108,9 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
     let old_inner = &old_inner[..n];
     icmp_ck = checksum::update_bytes(icmp_ck, old_inner, new);
     if !v6 {
-        let c0 = rd16(f, il3 + 10)?;
+        let c0 = rd16(f, il3 + ip_ck)?;
         let c1 = checksum::update_bytes(c0, old_inner, new);
-        wr16(f, il3 + 10, c1)?;
+        wr16(f, il3 + ip_ck, c1)?;
         icmp_ck = checksum::update_u16(icmp_ck, c0, c1);
     }
 
@@ -113,8 +120,8 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
         wr16(f, port_at, port)?;
         icmp_ck = checksum::update_u16(icmp_ck, old_port, port);
         let ck_at = match inner.protocol {
-            IpProtocol::TCP => Some(il4 + 16),
-            IpProtocol::UDP => Some(il4 + 6),
+            IpProtocol::TCP => Some(il4 + tcp::field::CHECKSUM.start),
+            IpProtocol::UDP => Some(il4 + udp::field::CHECKSUM.start),
             _ => None,
         };
         // Only when the quote holds the whole field.
