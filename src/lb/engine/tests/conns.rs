@@ -174,16 +174,7 @@ fn udp_connections_are_inactive_300s() {
     r.add_dest(&key, DestConfig::new(ip(RS1), 5353).masq())
         .unwrap();
     let mut e = engine(&r, 16);
-    let p = Packet {
-        proto: Protocol::Udp,
-        src: client(1),
-        sport: 999,
-        dst: ip(VIP),
-        dport: 53,
-        tcp_flags: TcpFlags(0),
-        dir: Direction::In,
-        len: 80,
-    };
+    let p = udp_in(client(1), 999, 80);
     let f = fwd(e.process(&p, Instant::ZERO));
     assert!(f.new);
     assert_eq!(f.state, ConnState::Udp);
@@ -224,16 +215,7 @@ fn one_packet_scheduling_keeps_no_connection() {
     r.add_dest(&key, DestConfig::new(ip(RS1), 53)).unwrap();
     r.add_dest(&key, DestConfig::new(ip(RS2), 53)).unwrap();
     let mut e = engine(&r, 16);
-    let p = Packet {
-        proto: Protocol::Udp,
-        src: client(1),
-        sport: 999,
-        dst: ip(VIP),
-        dport: 53,
-        tcp_flags: TcpFlags(0),
-        dir: Direction::In,
-        len: 80,
-    };
+    let p = udp_in(client(1), 999, 80);
     let a = fwd(e.process(&p, Instant::ZERO));
     let b = fwd(e.process(&p, Instant::ZERO));
     assert_eq!(a.conn, None);

@@ -89,10 +89,7 @@ proptest! {
                     }
                 }
                 Op::Udp { client: c, port } => {
-                    let p = Packet {
-                        proto: Protocol::Udp, src: client(c), sport: 2000 + port as u16, dst: ip(VIP), dport: 53,
-                        tcp_flags: TcpFlags(0), dir: Direction::In, len: 100,
-                    };
+                    let p = udp_in(client(c), 2000 + port as u16, 100);
                     let _ = e.process(&p, now);
                 }
                 Op::Advance(ms) => now = Instant(now.0 + ms as u64),

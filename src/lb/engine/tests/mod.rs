@@ -73,6 +73,20 @@ fn tcp_in(c: IpAddr, cport: u16, flags: u8) -> Packet {
     }
 }
 
+/// A UDP datagram from client `c` to the VIP's port 53.
+fn udp_in(c: IpAddr, cport: u16, len: u32) -> Packet {
+    Packet {
+        proto: Protocol::Udp,
+        src: c,
+        sport: cport,
+        dst: ip(VIP),
+        dport: 53,
+        tcp_flags: TcpFlags(0),
+        dir: Direction::In,
+        len,
+    }
+}
+
 fn tcp_out(rs: IpAddr, rport: u16, c: IpAddr, cport: u16, flags: u8) -> Packet {
     Packet {
         proto: Protocol::Tcp,
