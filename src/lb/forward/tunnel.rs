@@ -160,7 +160,7 @@ fn segment_sum_lco(f: &[u8], h: &Headers, seg: &[u8]) -> Option<u16> {
     let v6 = h.l3 == L3::Ipv6;
     // With IPv6 extension headers a routing header may make the
     // pseudo-header's destination another address: sum in full.
-    if v6 && h.l4_offset != h.l3_offset + 40 {
+    if v6 && h.l4_offset as usize != h.l3_offset as usize + ipv6::HEADER_LEN {
         return None;
     }
     match h.protocol {
