@@ -48,6 +48,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
 
+use super::dest::real_port;
 use super::service::Protocol;
 use super::time::Instant;
 
@@ -610,7 +611,7 @@ impl ConnTable {
                 return false;
             }
             let (daddr, dport) = eps.endpoint(c.dest);
-            let dport = if dport == 0 { c.vport } else { dport };
+            let dport = real_port(dport, c.vport);
             daddr == t.src && dport == t.sport
         } else {
             const K: u8 = flag::USED | flag::UDP | flag::V6;
@@ -857,7 +858,7 @@ impl ConnTable {
         self.index_remove(hash_key(&tin, false), i);
         if c.has(flag::MASQ) {
             let (daddr, dport) = eps.endpoint(c.dest);
-            let dport = if dport == 0 { c.vport } else { dport };
+            let dport = real_port(dport, c.vport);
             let tout = Tuple {
                 src: daddr,
                 dst: c.caddr,
@@ -958,7 +959,7 @@ mod tests {
 
     fn out_tuple(t: &Tuple, e: &Eps, dest: u32) -> Tuple {
         let (a, p) = e.endpoint(dest);
-        let p = if p == 0 { t.dport } else { p };
+        let p = real_port(p, t.dport);
         Tuple {
             src: a,
             dst: t.src,

@@ -72,6 +72,18 @@ impl FwdMethod {
     }
 }
 
+/// The port a packet goes to on a real server configured with `port`, for
+/// a packet to virtual port `vport`: port 0 means the virtual port. The
+/// one place that rule is written.
+#[inline(always)]
+pub const fn real_port(port: u16, vport: u16) -> u16 {
+    if port == 0 {
+        vport
+    } else {
+        port
+    }
+}
+
 pub const MAX_WEIGHT: u32 = 65535;
 /// Thresholds are C ints in ipvsadm.
 pub const MAX_THRESHOLD: u32 = i32::MAX as u32;

@@ -80,7 +80,7 @@ impl core::str::FromStr for EthernetAddress {
     }
 }
 
-mod field {
+pub(crate) mod field {
     use super::{Field, Rest};
     pub const DESTINATION: Field = 0..6;
     pub const SOURCE: Field = 6..12;

@@ -53,7 +53,7 @@ pub mod time_exceeded {
     pub const FRAG_REASSEMBLY: u8 = 1;
 }
 
-mod field {
+pub(crate) mod field {
     use super::{Field, Rest};
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;

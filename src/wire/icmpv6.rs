@@ -83,7 +83,7 @@ pub mod nd_option {
     pub const TARGET_LL_ADDR: u8 = 2;
 }
 
-mod field {
+pub(crate) mod field {
     use super::{Field, Rest};
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use super::{checksum, rd16, wr16, ChecksumMode, Error, Field, IpProtocol, Result};
 
-mod field {
+pub(crate) mod field {
     use super::Field;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;
@@ -25,9 +25,9 @@ pub const HEADER_LEN: usize = 20;
 /// Largest header (IHL = 15).
 pub const MAX_HEADER_LEN: usize = 60;
 
-const DF: u16 = 0x4000;
-const MF: u16 = 0x2000;
-const OFFSET_MASK: u16 = 0x1fff;
+pub(crate) const DF: u16 = 0x4000;
+pub(crate) const MF: u16 = 0x2000;
+pub(crate) const OFFSET_MASK: u16 = 0x1fff;
 
 /// A view over an IPv4 packet.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::net::Ipv6Addr;
 
 use super::{rd16, rd32, wr16, wr32, Error, Field, IpProtocol, Result};
 
-mod field {
+pub(crate) mod field {
     use super::Field;
     pub const VER_TC_FLOW: Field = 0..4;
     pub const PAYLOAD_LEN: Field = 4..6;

@@ -151,8 +151,8 @@ impl fmt::Display for IpProtocol {
     }
 }
 
-type Field = Range<usize>;
-type Rest = RangeFrom<usize>;
+pub(crate) type Field = Range<usize>;
+pub(crate) type Rest = RangeFrom<usize>;
 
 // Big-endian field access. Callers pass constant ranges of the right width,
 // within a length their `check_len` validated, so the copies cannot fail.

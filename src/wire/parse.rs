@@ -236,26 +236,41 @@ pub fn parse_frame_into(frame: &[u8], h: &mut Headers) -> Result<()> {
 /// false sends every other frame to [`parse_general`].
 #[inline(always)]
 fn parse_plain_v4(frame: &[u8], h: &mut Headers) -> bool {
-    // 48 bytes cover the TCP flags; shorter frames take the general path.
-    let Some(Ok(b)) = frame.get(..48).map(<&[u8; 48]>::try_from) else {
+    use super::ethernet::field as eth;
+    use super::ipv4::field as ip;
+    use super::{ethernet, ipv4, tcp, udp};
+    /// Where the IPv4 header and the L4 header start.
+    const IP: usize = ethernet::HEADER_LEN;
+    const L4: usize = IP + ipv4::HEADER_LEN;
+    /// The bytes read, up to the TCP flags; shorter frames take the general
+    /// path.
+    const LEN: usize = L4 + tcp::field::FLAGS + 1;
+    /// Version 4, IHL 5 (no options).
+    const VER_IHL_PLAIN: u8 = 0x40 | (ipv4::HEADER_LEN / 4) as u8;
+    let Some(Ok(b)) = frame.get(..LEN).map(<&[u8; LEN]>::try_from) else {
         return false;
     };
     let be16 = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    let tl = be16(16) as usize;
-    let fo = be16(20);
-    let proto = b[23];
-    if be16(12) != 0x0800 || b[14] != 0x45 || fo & 0x3fff != 0 || 14 + tl > frame.len() {
+    let addr = |i: usize| Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
+    let tl = be16(IP + ip::LENGTH.start) as usize;
+    let fo = be16(IP + ip::FLG_OFF.start);
+    let proto = IpProtocol(b[IP + ip::PROTOCOL]);
+    if EtherType(be16(eth::ETHERTYPE.start)) != EtherType::IPV4
+        || b[IP + ip::VER_IHL] != VER_IHL_PLAIN
+        || fo & (ipv4::MF | ipv4::OFFSET_MASK) != 0
+        || IP + tl > frame.len()
+    {
         return false;
     }
-    let l4_len = tl.wrapping_sub(20);
+    let l4_len = tl.wrapping_sub(ipv4::HEADER_LEN);
     let ok = match proto {
-        6 => {
-            let doff = (b[46] >> 4) as usize * 4;
-            tl >= 40 && doff >= 20 && doff <= l4_len
+        IpProtocol::TCP => {
+            let doff = (b[L4 + tcp::field::DATA_OFF] >> 4) as usize * 4;
+            tl >= ipv4::HEADER_LEN + tcp::HEADER_LEN && doff >= tcp::HEADER_LEN && doff <= l4_len
         }
-        17 => {
-            let ulen = be16(38) as usize;
-            tl >= 28 && ulen >= 8 && ulen <= l4_len
+        IpProtocol::UDP => {
+            let ulen = be16(L4 + udp::field::LENGTH.start) as usize;
+            tl >= ipv4::HEADER_LEN + udp::HEADER_LEN && ulen >= udp::HEADER_LEN && ulen <= l4_len
         }
         _ => false,
     };
@@ -264,21 +279,22 @@ fn parse_plain_v4(frame: &[u8], h: &mut Headers) -> bool {
     }
     h.ethertype = EtherType::IPV4;
     h.l3 = L3::Ipv4;
-    h.l3_offset = 14;
+    h.l3_offset = IP as u16;
     h.l3_len = tl as u16;
-    h.padding = (frame.len() - 14 - tl) as u16;
-    h.ttl = b[22];
-    h.protocol = IpProtocol(proto);
-    h.src = IpAddr::V4(Ipv4Addr::new(b[26], b[27], b[28], b[29]));
-    h.dst = IpAddr::V4(Ipv4Addr::new(b[30], b[31], b[32], b[33]));
-    h.dont_frag = fo & 0x4000 != 0;
-    h.l4_offset = 34;
+    h.padding = (frame.len() - IP - tl) as u16;
+    h.ttl = b[IP + ip::TTL];
+    h.protocol = proto;
+    h.src = IpAddr::V4(addr(IP + ip::SRC_ADDR.start));
+    h.dst = IpAddr::V4(addr(IP + ip::DST_ADDR.start));
+    h.dont_frag = fo & ipv4::DF != 0;
+    h.l4_offset = L4 as u16;
     h.l4_len = l4_len as u16;
     h.l4_parsed = true;
-    h.src_port = be16(34);
-    h.dst_port = be16(36);
-    if proto == 6 {
-        h.tcp_flags = Flags(b[47]);
+    // The port fields are at the same place in TCP and UDP.
+    h.src_port = be16(L4 + tcp::field::SRC_PORT.start);
+    h.dst_port = be16(L4 + tcp::field::DST_PORT.start);
+    if proto == IpProtocol::TCP {
+        h.tcp_flags = Flags(b[L4 + tcp::field::FLAGS]);
     }
     true
 }

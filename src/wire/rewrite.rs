@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::checksum;
 use super::parse::{Headers, L3};
-use super::{Error, IpProtocol, Result};
+use super::{icmpv6, ipv4, ipv6, tcp, udp};
+use super::{Error, Field, IpProtocol, Result};
 
 /// Which endpoint of the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,15 +19,26 @@ pub enum Side {
     Dst,
 }
 
+impl Side {
+    /// The source or the destination field of a header.
+    #[inline(always)]
+    fn pick(self, src: Field, dst: Field) -> Field {
+        match self {
+            Side::Src => src,
+            Side::Dst => dst,
+        }
+    }
+}
+
 /// Where the L4 checksum sits, if the L4 header has one that covers the
 /// pseudo-header.
 #[inline]
 fn l4_checksum_at(h: &Headers) -> Option<usize> {
     let at = h.l4_offset as usize;
     match h.protocol {
-        IpProtocol::TCP => Some(at + 16),
-        IpProtocol::UDP => Some(at + 6),
-        IpProtocol::ICMPV6 if h.l3 == L3::Ipv6 => Some(at + 2),
+        IpProtocol::TCP => Some(at + tcp::field::CHECKSUM.start),
+        IpProtocol::UDP => Some(at + udp::field::CHECKSUM.start),
+        IpProtocol::ICMPV6 if h.l3 == L3::Ipv6 => Some(at + icmpv6::field::CHECKSUM.start),
         _ => None,
     }
 }
@@ -74,20 +86,22 @@ pub fn set_endpoint(
     let mut delta: u64 = 0;
     match (h.l3, addr) {
         (L3::Ipv4, IpAddr::V4(new)) => {
-            let at = l3 + if side == Side::Src { 12 } else { 16 };
-            let old_b: [u8; 4] = match frame.get(at..at + 4) {
+            let f = side.pick(ipv4::field::SRC_ADDR, ipv4::field::DST_ADDR);
+            let at = l3 + f.start..l3 + f.end;
+            let old_b: [u8; 4] = match frame.get(at.clone()) {
                 Some(&[a, b, c, d]) => [a, b, c, d],
                 _ => return Err(Error::Truncated),
             };
             let (old, new) = (u32::from_be_bytes(old_b), u32::from(new));
-            let ipc = checksum::update_u32(rd16(frame, l3 + 10)?, old, new);
-            frame[at..at + 4].copy_from_slice(&new.to_be_bytes());
-            wr16(frame, l3 + 10, ipc)?;
+            let ck_at = l3 + ipv4::field::CHECKSUM.start;
+            let ipc = checksum::update_u32(rd16(frame, ck_at)?, old, new);
+            frame[at].copy_from_slice(&new.to_be_bytes());
+            wr16(frame, ck_at, ipc)?;
             delta += word_delta(old >> 16, new >> 16) + word_delta(old & 0xffff, new & 0xffff);
         }
         (L3::Ipv6, IpAddr::V6(new)) => {
-            let at = l3 + if side == Side::Src { 8 } else { 24 };
-            let Some(slot) = frame.get_mut(at..at + 16) else {
+            let f = side.pick(ipv6::field::SRC_ADDR, ipv6::field::DST_ADDR);
+            let Some(slot) = frame.get_mut(l3 + f.start..l3 + f.end) else {
                 return Err(Error::Truncated);
             };
             let new = new.octets();
@@ -105,7 +119,8 @@ pub fn set_endpoint(
         if h.protocol == IpProtocol::SCTP {
             return Err(Error::Unsupported);
         }
-        let at = h.l4_offset as usize + if side == Side::Src { 0 } else { 2 };
+        // TCP, UDP and SCTP have their ports at the same place.
+        let at = h.l4_offset as usize + side.pick(tcp::field::SRC_PORT, tcp::field::DST_PORT).start;
         let old = rd16(frame, at)?;
         wr16(frame, at, port)?;
         delta += word_delta(old as u32, port as u32);
@@ -141,31 +156,42 @@ pub fn nat4_ttl(frame: &mut [u8], h: &Headers, side: Side, addr: Ipv4Addr, port:
         return false;
     }
     let (ck_at, is_udp) = match h.protocol {
-        IpProtocol::TCP => (16, false),
-        IpProtocol::UDP => (6, true),
+        IpProtocol::TCP => (tcp::field::CHECKSUM.start, false),
+        IpProtocol::UDP => (udp::field::CHECKSUM.start, true),
         _ => return false,
     };
     let (l3, l4) = (h.l3_offset as usize, h.l4_offset as usize);
     if l4 > frame.len() {
         return false;
     }
-    // Fixed-size views: the offsets below need no bounds checks.
+    // Fixed-size views: the offsets below need no bounds checks. The L4
+    // view ends with the TCP checksum (the UDP header is shorter).
+    const IP_LEN: usize = ipv4::HEADER_LEN;
+    const L4_LEN: usize = tcp::field::CHECKSUM.end;
     let (head, tail) = frame.split_at_mut(l4);
-    let Some(Ok(ip)) = head.get_mut(l3..l3 + 20).map(<&mut [u8; 20]>::try_from) else {
+    let Some(Ok(ip)) = head
+        .get_mut(l3..l3 + IP_LEN)
+        .map(<&mut [u8; IP_LEN]>::try_from)
+    else {
         return false;
     };
-    let Some(Ok(l4h)) = tail.get_mut(..18).map(<&mut [u8; 18]>::try_from) else {
+    let Some(Ok(l4h)) = tail.get_mut(..L4_LEN).map(<&mut [u8; L4_LEN]>::try_from) else {
         // A UDP header (8 bytes) in a frame shorter than 18 after it: rare
         // (Ethernet padding makes 60-byte frames); the general path has it.
         return false;
     };
-    if ip[8] <= 1 {
+    if ip[ipv4::field::TTL] <= 1 {
         return false;
     }
+    // Offsets, not ranges: one choice of start, fixed widths (a chosen
+    // range costs bounds checks). TCP and UDP have their ports at the
+    // same place.
     let (a_at, p_at) = match side {
-        Side::Src => (12, 0),
-        Side::Dst => (16, 2),
+        Side::Src => (ipv4::field::SRC_ADDR.start, tcp::field::SRC_PORT.start),
+        Side::Dst => (ipv4::field::DST_ADDR.start, tcp::field::DST_PORT.start),
     };
+    const ADDR: usize = ipv4::field::SRC_ADDR.end - ipv4::field::SRC_ADDR.start;
+    const WORD: usize = tcp::field::SRC_PORT.end - tcp::field::SRC_PORT.start;
     let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]) as u64;
     let old_a = u32::from_be_bytes([ip[a_at], ip[a_at + 1], ip[a_at + 2], ip[a_at + 3]]);
     let new_a = u32::from(addr);
@@ -175,19 +201,20 @@ pub fn nat4_ttl(frame: &mut [u8], h: &Headers, side: Side, addr: Ipv4Addr, port:
         + (!old_a & 0xffff) as u64
         + (new_a >> 16) as u64
         + (new_a & 0xffff) as u64;
-    let ttl_w = be16(ip, 8);
-    let ip_s = (!be16(ip, 10) & 0xffff) + addr_d + (!ttl_w & 0xffff) + (ttl_w - 0x100);
+    let ttl_w = be16(ip, ipv4::field::TTL_PROTO.start);
+    let ip_ck = be16(ip, ipv4::field::CHECKSUM.start);
+    let ip_s = (!ip_ck & 0xffff) + addr_d + (!ttl_w & 0xffff) + (ttl_w - 0x100);
     let ipc = !checksum::fold(ip_s);
-    ip[8] -= 1;
-    ip[10..12].copy_from_slice(&ipc.to_be_bytes());
-    ip[a_at..a_at + 4].copy_from_slice(&new_a.to_be_bytes());
-    l4h[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
+    ip[ipv4::field::TTL] -= 1;
+    ip[ipv4::field::CHECKSUM].copy_from_slice(&ipc.to_be_bytes());
+    ip[a_at..a_at + ADDR].copy_from_slice(&new_a.to_be_bytes());
+    l4h[p_at..p_at + WORD].copy_from_slice(&port.to_be_bytes());
     let c = be16(l4h, ck_at);
     if !(is_udp && c == 0) {
         let s = (!c & 0xffff) + addr_d + (!old_p & 0xffff) + port as u64;
         let v = !checksum::fold(s);
         let v = if is_udp { checksum::udp_wire(v) } else { v };
-        l4h[ck_at..ck_at + 2].copy_from_slice(&v.to_be_bytes());
+        l4h[ck_at..ck_at + WORD].copy_from_slice(&v.to_be_bytes());
     }
     true
 }
@@ -215,16 +242,19 @@ pub fn decrement_ttl(frame: &mut [u8], h: &Headers) -> Result<u8> {
     let l3 = h.l3_offset as usize;
     match h.l3 {
         L3::Ipv4 => {
-            let old = rd16(frame, l3 + 8)?;
+            // TTL and protocol: one checksum word.
+            let w_at = l3 + ipv4::field::TTL_PROTO.start;
+            let ck_at = l3 + ipv4::field::CHECKSUM.start;
+            let old = rd16(frame, w_at)?;
             let ttl = ((old >> 8) as u8).saturating_sub(1);
             let new = ((ttl as u16) << 8) | (old & 0xff);
-            let c = checksum::update_u16(rd16(frame, l3 + 10)?, old, new);
-            wr16(frame, l3 + 8, new)?;
-            wr16(frame, l3 + 10, c)?;
+            let c = checksum::update_u16(rd16(frame, ck_at)?, old, new);
+            wr16(frame, w_at, new)?;
+            wr16(frame, ck_at, c)?;
             Ok(ttl)
         }
         L3::Ipv6 => {
-            let Some(b) = frame.get_mut(l3 + 7) else {
+            let Some(b) = frame.get_mut(l3 + ipv6::field::HOP_LIMIT) else {
                 return Err(Error::Truncated);
             };
             *b = b.saturating_sub(1);

@@ -7,7 +7,7 @@
 
 use super::{rd16, wr16, Error, EtherType, Field, Rest, Result};
 
-mod field {
+pub(crate) mod field {
     use super::{Field, Rest};
     pub const TCI: Field = 0..2;
     pub const ETHERTYPE: Field = 2..4;

@@ -6,8 +6,9 @@ use std::net::IpAddr;
 
 use crate::lb::engine::{Direction, Forward};
 use crate::wire::buf::PacketBuf;
+use crate::wire::ethernet::field as eth;
 use crate::wire::parse::{Headers, L3};
-use crate::wire::{checksum, icmpv4, icmpv6, IpProtocol};
+use crate::wire::{checksum, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, IpProtocol};
 
 use super::{insert_gap, rd16, same_family, set_macs, wr16, Applied, Env, FwdError, Reply};
 
@@ -76,15 +77,22 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
     let l3 = h.l3_offset as usize;
     let il3 = inner.l3_offset as usize;
     let il4 = inner.l4_offset as usize;
-    let icmp_ck_at = h.l4_offset as usize + 2;
+    // The checksum is at the same place in ICMPv4 and ICMPv6.
+    let icmp_ck_at = h.l4_offset as usize + icmpv4::field::CHECKSUM.start;
     let mut icmp_ck = rd16(f, icmp_ck_at)?;
 
-    // Field offsets: (outer address, quoted address, quoted port).
-    let (src, dst) = if v6 { (8, 24) } else { (12, 16) };
-    let (outer_at, inner_at, port_at) = match dir {
-        Direction::In => (l3 + dst, il3 + src, il4),
-        Direction::Out => (l3 + src, il3 + dst, il4 + 2),
+    // Field offsets: (outer address, quoted address, quoted port). TCP,
+    // UDP and SCTP have their ports at the same place.
+    let (src, dst) = if v6 {
+        (ipv6::field::SRC_ADDR.start, ipv6::field::DST_ADDR.start)
+    } else {
+        (ipv4::field::SRC_ADDR.start, ipv4::field::DST_ADDR.start)
     };
+    let (outer_at, inner_at, port_at) = match dir {
+        Direction::In => (l3 + dst, il3 + src, il4 + tcp::field::SRC_PORT.start),
+        Direction::Out => (l3 + src, il3 + dst, il4 + tcp::field::DST_PORT.start),
+    };
+    let ip_ck = ipv4::field::CHECKSUM.start;
 
     // The outer address: the IPv4 header checksum, or (IPv6) the ICMPv6
     // pseudo-header.
@@ -92,8 +100,8 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
     if v6 {
         icmp_ck = checksum::update_bytes(icmp_ck, &old[..n], new);
     } else {
-        let c = rd16(f, l3 + 10)?;
-        wr16(f, l3 + 10, checksum::update_bytes(c, &old[..n], new))?;
+        let c = rd16(f, l3 + ip_ck)?;
+        wr16(f, l3 + ip_ck, checksum::update_bytes(c, &old[..n], new))?;
     }
 
     // The quoted address (and the quoted IPv4 header checksum).
@@ -101,9 +109,9 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
     let old_inner = &old_inner[..n];
     icmp_ck = checksum::update_bytes(icmp_ck, old_inner, new);
     if !v6 {
-        let c0 = rd16(f, il3 + 10)?;
+        let c0 = rd16(f, il3 + ip_ck)?;
         let c1 = checksum::update_bytes(c0, old_inner, new);
-        wr16(f, il3 + 10, c1)?;
+        wr16(f, il3 + ip_ck, c1)?;
         icmp_ck = checksum::update_u16(icmp_ck, c0, c1);
     }
 
@@ -112,13 +120,16 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
         let old_port = rd16(f, port_at)?;
         wr16(f, port_at, port)?;
         icmp_ck = checksum::update_u16(icmp_ck, old_port, port);
-        let ck_at = match inner.protocol {
-            IpProtocol::TCP => Some(il4 + 16),
-            IpProtocol::UDP => Some(il4 + 6),
+        let ck = match inner.protocol {
+            IpProtocol::TCP => Some(tcp::field::CHECKSUM),
+            IpProtocol::UDP => Some(udp::field::CHECKSUM),
             _ => None,
         };
         // Only when the quote holds the whole field.
-        if let Some(at) = ck_at.filter(|&at| at + 2 <= h.l3_end()) {
+        if let Some(at) = ck
+            .filter(|r| il4 + r.end <= h.l3_end())
+            .map(|r| il4 + r.start)
+        {
             let c0 = rd16(f, at)?;
             let udp = inner.protocol == IpProtocol::UDP;
             if !(udp && c0 == 0) {
@@ -234,18 +245,27 @@ fn build<B: PacketBuf>(
     let l3 = h.l3_offset as usize;
     let l3_len = h.l3_len as usize;
     let f = buf.data();
-    let (Some(macs), Some(&vihl)) = (f.get(..12), f.get(l3)) else {
+    let (Some(macs), Some(&vihl)) = (f.get(..eth::SOURCE.end), f.get(l3)) else {
         return Err(FwdError::BadHeaders);
     };
+    // Back to where the packet came from: the MACs swap.
     let mut mac_dst = [0u8; 6];
     let mut mac_src = [0u8; 6];
-    mac_dst.copy_from_slice(&macs[6..]);
-    mac_src.copy_from_slice(&macs[..6]);
+    mac_dst.copy_from_slice(&macs[eth::SOURCE]);
+    mac_src.copy_from_slice(&macs[eth::DESTINATION]);
     let v6 = h.l3 == L3::Ipv6;
+    // The new IP and ICMP headers (the ICMP header ends where its data,
+    // the quote, starts).
+    const ICMP4_LEN: usize = icmpv4::field::DATA.start;
+    const ICMP6_LEN: usize = icmpv6::field::DATA.start;
     let (quote, hl) = if v6 {
-        (l3_len.min(icmpv6::MIN_MTU - 48), 48)
+        let hl = ipv6::HEADER_LEN + ICMP6_LEN;
+        (l3_len.min(icmpv6::MIN_MTU - hl), hl)
     } else {
-        (l3_len.min((vihl & 0x0f) as usize * 4 + 8), 28)
+        (
+            l3_len.min((vihl & 0x0f) as usize * 4 + 8),
+            ipv4::HEADER_LEN + ICMP4_LEN,
+        )
     };
     let keep = l3 + quote;
     if keep > buf.len() || !buf.trim(buf.len() - keep) {
@@ -258,16 +278,16 @@ fn build<B: PacketBuf>(
         crate::wire::EthernetAddress(mac_dst),
         crate::wire::EthernetAddress(mac_src),
     )?;
-    let msg_len = 8 + quote;
+    let msg_len = if v6 { ICMP6_LEN } else { ICMP4_LEN } + quote;
     let Some(pkt) = f.get_mut(l3..l3 + hl + quote) else {
         return Err(FwdError::BadHeaders);
     };
     match h.src {
         IpAddr::V4(dst) if !v6 => {
-            let (ip, icmp) = pkt.split_at_mut(20);
+            let (ip, icmp) = pkt.split_at_mut(ipv4::HEADER_LEN);
             let total = (hl + quote) as u16;
             let id = env.next_ip_id();
-            ip[..12].copy_from_slice(&[
+            ip[..ipv4::field::SRC_ADDR.start].copy_from_slice(&[
                 0x45,
                 0xc0,
                 (total >> 8) as u8,
@@ -281,10 +301,10 @@ fn build<B: PacketBuf>(
                 0,
                 0,
             ]);
-            ip[12..16].copy_from_slice(&env.reply_v4.octets());
-            ip[16..20].copy_from_slice(&dst.octets());
+            ip[ipv4::field::SRC_ADDR].copy_from_slice(&env.reply_v4.octets());
+            ip[ipv4::field::DST_ADDR].copy_from_slice(&dst.octets());
             let c = checksum::checksum(ip);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            ip[ipv4::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
             let (ty, code, rest) = match reply {
                 Reply::FragNeeded { mtu } => (
                     icmpv4::Message::DST_UNREACHABLE.0,
@@ -297,14 +317,15 @@ fn build<B: PacketBuf>(
                     [0; 4],
                 ),
             };
-            icmp[..8].copy_from_slice(&[ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
+            icmp[..ICMP4_LEN]
+                .copy_from_slice(&[ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
             let c = checksum::checksum(&icmp[..msg_len]);
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            icmp[icmpv4::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         }
         IpAddr::V6(dst) if v6 => {
-            let (ip, icmp) = pkt.split_at_mut(40);
+            let (ip, icmp) = pkt.split_at_mut(ipv6::HEADER_LEN);
             let plen = msg_len as u16;
-            ip[..8].copy_from_slice(&[
+            ip[..ipv6::field::SRC_ADDR.start].copy_from_slice(&[
                 0x60,
                 0,
                 0,
@@ -314,17 +335,17 @@ fn build<B: PacketBuf>(
                 IpProtocol::ICMPV6.0,
                 64,
             ]);
-            ip[8..24].copy_from_slice(&env.reply_v6.octets());
-            ip[24..40].copy_from_slice(&dst.octets());
+            ip[ipv6::field::SRC_ADDR].copy_from_slice(&env.reply_v6.octets());
+            ip[ipv6::field::DST_ADDR].copy_from_slice(&dst.octets());
             let (ty, rest) = match reply {
                 Reply::PacketTooBig { mtu } => (icmpv6::Message::PKT_TOO_BIG.0, mtu.to_be_bytes()),
                 _ => (icmpv6::Message::TIME_EXCEEDED.0, [0; 4]),
             };
-            icmp[..8].copy_from_slice(&[ty, 0, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
+            icmp[..ICMP6_LEN].copy_from_slice(&[ty, 0, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
             let ph =
                 checksum::pseudo_header_v6(&env.reply_v6, &dst, IpProtocol::ICMPV6, msg_len as u32);
             let c = !checksum::combine(&[ph, checksum::data(&icmp[..msg_len])]);
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            icmp[icmpv6::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         }
         _ => return Err(FwdError::BadHeaders),
     }

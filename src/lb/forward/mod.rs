@@ -50,9 +50,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::buf::PacketBuf;
+use crate::wire::ethernet::{self, field as eth};
 use crate::wire::parse::{Headers, L3};
 use crate::wire::rewrite::Side;
-use crate::wire::EthernetAddress;
+use crate::wire::{ipv4, EtherType, EthernetAddress};
 
 use super::dest::{FwdMethod, TunType};
 use super::engine::{Direction, Forward};
@@ -287,7 +288,7 @@ pub fn apply_direct(
     dst_mac: EthernetAddress,
     src_mac: EthernetAddress,
 ) -> bool {
-    if hdr.ttl <= 1 || hdr.is_icmp_error() || f.len() < 14 {
+    if hdr.ttl <= 1 || hdr.is_icmp_error() || f.len() < ethernet::HEADER_LEN {
         return false;
     }
     let done = match (fwd.fwd, dir) {
@@ -305,8 +306,8 @@ pub fn apply_direct(
         _ => false,
     };
     if done {
-        f[..6].copy_from_slice(&dst_mac.0);
-        f[6..12].copy_from_slice(&src_mac.0);
+        f[eth::DESTINATION].copy_from_slice(&dst_mac.0);
+        f[eth::SOURCE].copy_from_slice(&src_mac.0);
     }
     done
 }
@@ -338,23 +339,27 @@ fn check_headers(frame: &[u8], h: &Headers) -> Result<(), FwdError> {
     }
     let l3 = h.l3_offset as usize;
     if h.l3_end() + h.padding as usize != frame.len()
-        || l3 < 14
-        || (h.l4_offset as usize) < l3 + 20
+        || l3 < ethernet::HEADER_LEN
+        || (h.l4_offset as usize) < l3 + ipv4::HEADER_LEN
         || h.l4_offset as usize > h.l3_end()
     {
         return Err(FwdError::BadHeaders);
     }
     // The ethertype just before L3 must match the family.
-    let et = match (frame.get(l3 - 2), frame.get(l3 - 1)) {
-        (Some(&a), Some(&b)) => u16::from_be_bytes([a, b]),
-        _ => return Err(FwdError::BadHeaders),
+    let et = EtherType(rd16(frame, l3 - ETHERTYPE_LEN)?);
+    let want = if h.l3 == L3::Ipv4 {
+        EtherType::IPV4
+    } else {
+        EtherType::IPV6
     };
-    let want = if h.l3 == L3::Ipv4 { 0x0800 } else { 0x86dd };
     if et != want {
         return Err(FwdError::BadHeaders);
     }
     Ok(())
 }
+
+/// The ethertype is the last field before L3 (after any VLAN tags).
+pub(crate) const ETHERTYPE_LEN: usize = eth::ETHERTYPE.end - eth::ETHERTYPE.start;
 
 // Small checked accessors (the frame may not be what `Headers` says).
 
@@ -384,11 +389,11 @@ pub(crate) fn set_macs(
     dst: EthernetAddress,
     src: EthernetAddress,
 ) -> Result<(), FwdError> {
-    let Some(eth) = f.get_mut(..12) else {
+    let Some(macs) = f.get_mut(..eth::SOURCE.end) else {
         return Err(FwdError::BadHeaders);
     };
-    eth[..6].copy_from_slice(&dst.0);
-    eth[6..].copy_from_slice(&src.0);
+    macs[eth::DESTINATION].copy_from_slice(&dst.0);
+    macs[eth::SOURCE].copy_from_slice(&src.0);
     Ok(())
 }
 

@@ -39,10 +39,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::lb::dest::{FwdMethod, TunCsum, TunType};
 use crate::wire::buf::PacketBuf;
+use crate::wire::ethernet::{self, field as eth};
 use crate::wire::parse::{Headers, L3};
-use crate::wire::{checksum, rewrite, IpProtocol};
+use crate::wire::{checksum, ipv4, ipv6, rewrite, udp, EtherType, IpProtocol};
 
-use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, Env, FwdError};
+use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, Env, FwdError, ETHERTYPE_LEN};
 
 /// A real server's tunnel settings (`--tun-type`, `--tun-port`, `--tun-*csum`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,14 +160,14 @@ fn segment_sum_lco(f: &[u8], h: &Headers, seg: &[u8]) -> Option<u16> {
     let v6 = h.l3 == L3::Ipv6;
     // With IPv6 extension headers a routing header may make the
     // pseudo-header's destination another address: sum in full.
-    if v6 && h.l4_offset != h.l3_offset + 40 {
+    if v6 && h.l4_offset as usize != h.l3_offset as usize + ipv6::HEADER_LEN {
         return None;
     }
     match h.protocol {
         IpProtocol::TCP => {}
         IpProtocol::UDP => {
-            let ulen = rd16(f, h.l4_offset as usize + 4).ok()? as usize;
-            let ck = rd16(f, h.l4_offset as usize + 6).ok()?;
+            let ulen = rd16(f, h.l4_offset as usize + udp::field::LENGTH.start).ok()? as usize;
+            let ck = rd16(f, h.l4_offset as usize + udp::field::CHECKSUM.start).ok()?;
             if ck == 0 || ulen != len {
                 return None;
             }
@@ -191,10 +192,23 @@ fn datagram_sum(f: &[u8], h: &Headers) -> Result<u16, FwdError> {
     Ok(checksum::combine(&[checksum::data(head), seg_sum]))
 }
 
-/// The first 12 bytes of an outer IPv4 header (checksum 0, to be filled
-/// in once the addresses follow).
+/// The DF bit in the flags byte (the high byte of the flags and offset).
+const DF_BYTE: u8 = (ipv4::DF >> 8) as u8;
+
+/// The outer IPv4 header's bytes before the addresses.
+const OUTER4_HEAD: usize = ipv4::field::SRC_ADDR.start;
+
+/// The first [`OUTER4_HEAD`] bytes of an outer IPv4 header without options
+/// (checksum 0, to be filled in once the addresses follow).
 #[inline]
-fn outer4_head(tos: u8, total: u16, id: u16, df: u8, ttl: u8, proto: IpProtocol) -> [u8; 12] {
+fn outer4_head(
+    tos: u8,
+    total: u16,
+    id: u16,
+    df: u8,
+    ttl: u8,
+    proto: IpProtocol,
+) -> [u8; OUTER4_HEAD] {
     let [t0, t1] = total.to_be_bytes();
     let [i0, i1] = id.to_be_bytes();
     [0x45, tos, t0, t1, i0, i1, df, 0, ttl, proto.0, 0, 0]
@@ -214,7 +228,11 @@ pub fn apply<B: PacketBuf>(
     if (outer_v6 && env.local_v6.is_unspecified()) || (!outer_v6 && env.local_v4.is_unspecified()) {
         return Err(FwdError::NoLocalAddr);
     }
-    let ip_len = if outer_v6 { 40 } else { 20 };
+    let ip_len = if outer_v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
     let encap = tun.encap_len();
     let overhead = ip_len + encap;
     let inner_len = h.l3_len as usize;
@@ -261,7 +279,12 @@ pub fn apply<B: PacketBuf>(
     }
     insert_gap(buf, l3, overhead)?;
     let f = buf.data_mut();
-    wr16(f, l3 - 2, if outer_v6 { 0x86dd } else { 0x0800 })?;
+    let et = if outer_v6 {
+        EtherType::IPV6
+    } else {
+        EtherType::IPV4
+    };
+    wr16(f, l3 - ETHERTYPE_LEN, et.0)?;
     set_macs(f, env.dst_mac, env.src_mac)?;
     let Some(hdrs) = f.get_mut(l3..l3 + overhead) else {
         return Err(FwdError::BadHeaders);
@@ -279,22 +302,24 @@ pub fn apply<B: PacketBuf>(
     };
     let (src, dst): (IpAddr, IpAddr) = match daddr {
         IpAddr::V4(d) => {
-            let df = if inner_v6 || h.dont_frag { 0x40 } else { 0 };
+            let df = if inner_v6 || h.dont_frag { DF_BYTE } else { 0 };
             let id = env.next_ip_id();
-            ip[..12].copy_from_slice(&outer4_head(tos, total as u16, id, df, ttl, proto));
-            ip[12..16].copy_from_slice(&env.local_v4.octets());
-            ip[16..20].copy_from_slice(&d.octets());
+            ip[..OUTER4_HEAD].copy_from_slice(&outer4_head(tos, total as u16, id, df, ttl, proto));
+            ip[ipv4::field::SRC_ADDR].copy_from_slice(&env.local_v4.octets());
+            ip[ipv4::field::DST_ADDR].copy_from_slice(&d.octets());
             let c = checksum::checksum(ip);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            ip[ipv4::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
             (env.local_v4.into(), d.into())
         }
         IpAddr::V6(d) => {
             let plen = (total - 40) as u16;
             let w = (6u32 << 28) | ((tos as u32) << 20) | flow;
-            ip[..4].copy_from_slice(&w.to_be_bytes());
-            ip[4..8].copy_from_slice(&[(plen >> 8) as u8, plen as u8, proto.0, ttl]);
-            ip[8..24].copy_from_slice(&env.local_v6.octets());
-            ip[24..40].copy_from_slice(&d.octets());
+            ip[ipv6::field::VER_TC_FLOW].copy_from_slice(&w.to_be_bytes());
+            ip[ipv6::field::PAYLOAD_LEN].copy_from_slice(&plen.to_be_bytes());
+            ip[ipv6::field::NEXT_HEADER] = proto.0;
+            ip[ipv6::field::HOP_LIMIT] = ttl;
+            ip[ipv6::field::SRC_ADDR].copy_from_slice(&env.local_v6.octets());
+            ip[ipv6::field::DST_ADDR].copy_from_slice(&d.octets());
             (env.local_v6.into(), d.into())
         }
     };
@@ -319,7 +344,7 @@ pub fn apply<B: PacketBuf>(
             if tun.checksummed() {
                 let ph = checksum::pseudo_header(&src, &dst, IpProtocol::UDP, ulen as u32);
                 let s = checksum::combine(&[ph, checksum::data(enc), inner_sum]);
-                enc[6..8].copy_from_slice(&checksum::udp_wire(!s).to_be_bytes());
+                enc[udp::field::CHECKSUM].copy_from_slice(&checksum::udp_wire(!s).to_be_bytes());
             }
         }
         TunType::Gre => {
@@ -344,47 +369,53 @@ pub fn apply<B: PacketBuf>(
 /// the buffer untouched for anything else. `h` must be what the parser
 /// returned for this frame.
 pub fn ipip4_direct<B: PacketBuf>(buf: &mut B, h: &Headers, daddr: Ipv4Addr, env: &Env) -> bool {
+    const L2: usize = ethernet::HEADER_LEN;
+    const OUTER: usize = ipv4::HEADER_LEN;
     let inner_len = h.l3_len as usize;
-    let total = inner_len + 20;
+    let total = inner_len + OUTER;
     if h.l3 != L3::Ipv4
-        || h.l3_offset != 14
+        || h.l3_offset as usize != L2
         || h.ttl <= 1
         || h.is_icmp_error()
         || env.local_v4.is_unspecified()
         || total > env.mtu as usize
-        || buf.headroom() < 20
-        || buf.len() != 14 + inner_len + h.padding as usize
+        || buf.headroom() < OUTER
+        || buf.len() != L2 + inner_len + h.padding as usize
     {
         return false;
     }
     // Every step below succeeds on such a frame (lengths and headroom
     // were checked), so nothing is written unless all of it is.
     let f = buf.data_mut();
-    let Some(&tos) = f.get(15) else {
+    let Some(&tos) = f.get(L2 + ipv4::field::DSCP_ECN) else {
         return false;
     };
     let tos = ecn_encap(tos);
     let Ok(ttl) = rewrite::decrement_ttl(f, h) else {
         return false;
     };
-    if (h.padding > 0 && !buf.trim(h.padding as usize)) || buf.prepend(20).is_none() {
+    if (h.padding > 0 && !buf.trim(h.padding as usize)) || buf.prepend(OUTER).is_none() {
         return false;
     }
     // The Ethernet header is written afresh in front of the gap rather
     // than moved: both MACs change and the ethertype stays IPv4.
-    let Some(Ok(hdr)) = buf.data_mut().get_mut(..34).map(<&mut [u8; 34]>::try_from) else {
+    let Some(Ok(hdr)) = buf
+        .data_mut()
+        .get_mut(..L2 + OUTER)
+        .map(<&mut [u8; L2 + OUTER]>::try_from)
+    else {
         return false;
     };
-    let (eth, ip) = hdr.split_at_mut(14);
-    eth[..6].copy_from_slice(&env.dst_mac.0);
-    eth[6..12].copy_from_slice(&env.src_mac.0);
-    eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let Ok(ip) = <&mut [u8; 20]>::try_from(ip) else {
+    let (l2, ip) = hdr.split_at_mut(L2);
+    l2[eth::DESTINATION].copy_from_slice(&env.dst_mac.0);
+    l2[eth::SOURCE].copy_from_slice(&env.src_mac.0);
+    l2[eth::ETHERTYPE].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+    let Ok(ip) = <&mut [u8; OUTER]>::try_from(ip) else {
         return false;
     };
-    let df = if h.dont_frag { 0x40 } else { 0 };
+    let df = if h.dont_frag { DF_BYTE } else { 0 };
     let id = env.next_ip_id();
-    ip[..12].copy_from_slice(&outer4_head(
+    ip[..OUTER4_HEAD].copy_from_slice(&outer4_head(
         tos,
         total as u16,
         id,
@@ -392,9 +423,9 @@ pub fn ipip4_direct<B: PacketBuf>(buf: &mut B, h: &Headers, daddr: Ipv4Addr, env
         ttl,
         IpProtocol::IPIP,
     ));
-    ip[12..16].copy_from_slice(&env.local_v4.octets());
-    ip[16..20].copy_from_slice(&daddr.octets());
+    ip[ipv4::field::SRC_ADDR].copy_from_slice(&env.local_v4.octets());
+    ip[ipv4::field::DST_ADDR].copy_from_slice(&daddr.octets());
     let c = checksum::ipv4_header(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip[ipv4::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
     true
 }

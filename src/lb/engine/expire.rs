@@ -1,0 +1,55 @@
+//! Connections leaving: timed out on the wheel, expired early, flushed.
+
+use super::types::bump;
+use super::Engine;
+use crate::lb::conntable::{self, flag};
+use crate::lb::time::Instant;
+
+/// Default expiry budget per [`Engine::expire`] call.
+pub const DEFAULT_EXPIRE_BUDGET: usize = 256;
+
+impl Engine {
+    /// Undo a connection's bindings after it left the table.
+    fn release(&mut self, i: u32, c: &conntable::Conn) {
+        if let Some(Some(d)) = self.slab.cold.get(c.dest as usize) {
+            d.shared.unbind_conn(!c.has(flag::INACTIVE));
+        }
+        if let Some(t) = self.tpl[i as usize].take() {
+            t.release();
+        }
+        self.slab.unref(c.dest, self.lcore);
+        bump(&self.counters.expired);
+    }
+
+    /// Remove a connection now.
+    #[inline(never)]
+    pub(super) fn expire_now(&mut self, i: u32) {
+        let c = self.table.remove(i, &self.slab);
+        self.release(i, &c);
+    }
+
+    /// Expire connections due by `now`, spending at most `budget` (wheel
+    /// ticks + entries looked at), sweep one shard of the shared template
+    /// table, and publish the packet counters ([`Engine::publish_stats`]).
+    /// Returns how many connections expired.
+    pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
+        let mut b = budget;
+        let mut n = 0;
+        while let Some((i, c)) = self.table.pop_expired(now, &mut b, &self.slab) {
+            self.release(i, &c);
+            n += 1;
+        }
+        self.templates.expire(now, 1);
+        self.publish_stats();
+        n
+    }
+
+    /// Remove every connection of this lcore (e.g. on shutdown or `-C`).
+    pub fn flush(&mut self) {
+        let ids: Vec<u32> = self.table.iter().map(|(i, _)| i).collect();
+        for i in ids {
+            self.expire_now(i);
+        }
+        self.publish_stats();
+    }
+}

@@ -1,0 +1,83 @@
+//! Connections and templates as `ipvsadm -Lnc` lists them.
+
+use std::net::SocketAddr;
+
+use super::{ConnState, Engine};
+use crate::lb::conntable::{self, flag, DestEndpoints};
+use crate::lb::dest::real_port;
+use crate::lb::persist::TemplateInfo;
+use crate::lb::service::Protocol;
+use crate::lb::tcp_state::TcpState;
+use crate::lb::time::Instant;
+
+/// A connection or template as `ipvsadm -Lnc` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub proto: Protocol,
+    pub state: &'static str,
+    pub expires_in_ms: u64,
+    pub client: SocketAddr,
+    pub vip: SocketAddr,
+    pub dest: SocketAddr,
+    pub template: bool,
+}
+
+impl ConnInfo {
+    /// The `expire` column: `mm:ss`.
+    pub fn expire_mmss(&self) -> String {
+        let s = self.expires_in_ms / 1000;
+        format!("{:02}:{:02}", s / 60, s % 60)
+    }
+
+    /// A template as a listing row (client port 0).
+    pub fn from_template(t: &TemplateInfo) -> Self {
+        ConnInfo {
+            proto: t.key.proto,
+            state: match t.key.proto {
+                Protocol::Tcp => TcpState::None.name(),
+                Protocol::Udp => ConnState::Udp.name(),
+            },
+            expires_in_ms: t.expires_in_ms,
+            client: SocketAddr::new(t.key.caddr, 0),
+            vip: SocketAddr::new(t.key.vaddr, t.key.vport),
+            dest: SocketAddr::new(t.dest_addr, t.dest_port),
+            template: true,
+        }
+    }
+}
+
+impl Engine {
+    /// This lcore's connections for `-Lnc` (templates: [`Engine::list_templates`]).
+    pub fn list_conns(&self, now: Instant) -> Vec<ConnInfo> {
+        self.table
+            .iter()
+            .map(|(_, c)| {
+                let v6 = c.has(flag::V6);
+                let (daddr, dport) = self.slab.endpoint(c.dest);
+                let dport = real_port(dport, c.vport);
+                ConnInfo {
+                    proto: c.proto(),
+                    state: if c.has(flag::UDP) {
+                        ConnState::Udp.name()
+                    } else {
+                        TcpState::from_u8(c.state).name()
+                    },
+                    expires_in_ms: c.expires.saturating_sub(now.0),
+                    client: SocketAddr::new(c.client(), c.cport),
+                    vip: SocketAddr::new(c.vip(), c.vport),
+                    dest: SocketAddr::new(conntable::ip_from16(daddr, v6), dport),
+                    template: false,
+                }
+            })
+            .collect()
+    }
+
+    /// The shared persistence templates as `-Lnc` rows.
+    pub fn list_templates(&self, now: Instant) -> Vec<ConnInfo> {
+        self.templates
+            .list(now)
+            .iter()
+            .map(ConnInfo::from_template)
+            .collect()
+    }
+}

@@ -1,0 +1,182 @@
+//! What goes into the engine and what comes out: packets, verdicts, drop
+//! reasons, connection states, and the engine's counters.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::slab::HotDest;
+use crate::lb::dest::{real_port, FwdMethod};
+use crate::lb::service::Protocol;
+use crate::lb::tcp_state::{TcpFlags, TcpState};
+
+/// Which way a packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to a virtual service.
+    In,
+    /// Real server to client (a NAT reply).
+    Out,
+}
+
+/// What the engine needs from a parsed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub proto: Protocol,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// TCP flags (ignored for UDP).
+    pub tcp_flags: TcpFlags,
+    pub dir: Direction,
+    /// IP packet length in bytes (for byte counters).
+    pub len: u32,
+}
+
+/// Why a packet was not forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Inbound, no connection and no virtual service for the destination.
+    NoService = 0,
+    /// Outbound (reply) without a connection.
+    NoConnection = 1,
+    /// TCP segment without a connection that is not a SYN.
+    NotSyn = 2,
+    /// The scheduler found no available real server.
+    NoDest = 3,
+    /// The connection table is full.
+    TableFull = 4,
+    /// The connection's real server was deleted (expire_nodest_conn off).
+    DestRemoved = 5,
+    /// The service's scheduler could not be instantiated.
+    NoScheduler = 6,
+}
+
+pub const N_DROP_REASONS: usize = 7;
+
+impl DropReason {
+    pub const ALL: [DropReason; N_DROP_REASONS] = [
+        DropReason::NoService,
+        DropReason::NoConnection,
+        DropReason::NotSyn,
+        DropReason::NoDest,
+        DropReason::TableFull,
+        DropReason::DestRemoved,
+        DropReason::NoScheduler,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoService => "no_service",
+            DropReason::NoConnection => "no_connection",
+            DropReason::NotSyn => "not_syn",
+            DropReason::NoDest => "no_dest",
+            DropReason::TableFull => "table_full",
+            DropReason::DestRemoved => "dest_removed",
+            DropReason::NoScheduler => "no_scheduler",
+        }
+    }
+}
+
+/// A connection's protocol state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    Tcp(TcpState),
+    Udp,
+}
+
+impl ConnState {
+    /// As `-Lnc` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Tcp(s) => s.name(),
+            ConnState::Udp => "UDP",
+        }
+    }
+}
+
+/// Where and how to forward a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The connection (None for one-packet scheduling).
+    pub conn: Option<u32>,
+    /// The connection was created by this packet.
+    pub new: bool,
+    /// The real server's slot in this engine ([`Engine::dest`](super::Engine::dest)).
+    pub dest: u32,
+    pub fwd: FwdMethod,
+    /// Real server address and port (inbound NAT rewrites to these).
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// Virtual address and port (outbound NAT rewrites the source to these).
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub state: ConnState,
+}
+
+impl Forward {
+    /// To real server slot `dest` (`d`) for a packet to `vaddr:vport`; the
+    /// real server's port 0 means `vport` ([`real_port`]).
+    #[inline(always)]
+    pub(super) fn from_dest(
+        conn: Option<u32>,
+        new: bool,
+        dest: u32,
+        d: &HotDest,
+        vaddr: IpAddr,
+        vport: u16,
+        state: ConnState,
+    ) -> Self {
+        Forward {
+            conn,
+            new,
+            dest,
+            fwd: d.fwd,
+            daddr: d.daddr,
+            dport: real_port(d.port, vport),
+            vaddr,
+            vport,
+            state,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward(Forward),
+    Drop(DropReason),
+}
+
+/// Per-lcore engine counters, readable from other threads.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    pub(super) drops: [AtomicU64; N_DROP_REASONS],
+    pub(super) created: AtomicU64,
+    pub(super) expired: AtomicU64,
+    pub(super) rescheduled: AtomicU64,
+}
+
+#[inline]
+pub(super) fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+impl EngineCounters {
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Relaxed)
+    }
+    /// Connections created.
+    pub fn created(&self) -> u64 {
+        self.created.load(Relaxed)
+    }
+    /// Connections gone (timed out or expired early).
+    pub fn expired(&self) -> u64 {
+        self.expired.load(Relaxed)
+    }
+    /// Connections expired early so that a new one could be scheduled
+    /// (conn_reuse_mode, expire_nodest_conn).
+    pub fn rescheduled(&self) -> u64 {
+        self.rescheduled.load(Relaxed)
+    }
+}
