@@ -2,9 +2,12 @@
 //! port, whichever layer decides it (the parser, the input checks, the
 //! connection engine, local ARP/ND/ping, the rewrite, the neighbour hold,
 //! the worker loop). Like the kernel's `enum skb_drop_reason`, one flat
-//! list: each reason has one counter, one unique `snake_case` name used
-//! by `rvsadm --counters`, the `--json` reports and the shutdown report,
-//! and one line of documentation ([`DropReason::doc`]).
+//! list that every layer returns (`lb::engine::Verdict::Drop`,
+//! `net::Action::Drop`, the rewrite's `Err`, the hold's refusal): each
+//! reason has one counter, one unique `snake_case` name used by `rvsadm
+//! --counters`, the `--json` reports and the shutdown report, and one line
+//! of documentation ([`DropReason::doc`], listed in docs/counters.md). A
+//! drop is counted once, by whoever ends the frame's custody.
 //!
 //! With it, every worker balances exactly (see [`Tally`]):
 //! `rx + handoff_in + originated = tx + handoff_out + held + dropped`.
@@ -228,67 +231,12 @@ impl Tally {
     }
 }
 
-// The layers' own reasons map one to one onto the taxonomy.
-
-impl From<crate::lb::engine::DropReason> for DropReason {
-    fn from(r: crate::lb::engine::DropReason) -> Self {
-        use crate::lb::engine::DropReason as E;
-        match r {
-            E::NoService => DropReason::NoService,
-            E::NoConnection => DropReason::NoConnection,
-            E::NotSyn => DropReason::NotSyn,
-            E::NoDest => DropReason::NoDest,
-            E::TableFull => DropReason::TableFull,
-            E::DestRemoved => DropReason::DestRemoved,
-            E::NoScheduler => DropReason::NoScheduler,
-        }
-    }
-}
-
-impl From<crate::net::DropReason> for DropReason {
-    fn from(r: crate::net::DropReason) -> Self {
-        use crate::net::DropReason as N;
-        match r {
-            N::ArpHandled => DropReason::ArpHandled,
-            N::ArpNotOurs => DropReason::ArpNotOurs,
-            N::ArpInvalid => DropReason::ArpInvalid,
-            N::ArpConflict => DropReason::ArpConflict,
-            N::NdHandled => DropReason::NdHandled,
-            N::NdNotOurs => DropReason::NdNotOurs,
-            N::NdInvalid => DropReason::NdInvalid,
-            N::NdNoRoom => DropReason::NdNoRoom,
-            N::Icmpv6Control => DropReason::Icmpv6Control,
-            N::EchoInvalid => DropReason::EchoInvalid,
-            N::Local => DropReason::Local,
-        }
-    }
-}
-
-impl From<crate::lb::forward::FwdError> for DropReason {
-    fn from(e: crate::lb::forward::FwdError) -> Self {
-        use crate::lb::forward::FwdError as F;
+/// A header the rewrite cannot read.
+impl From<crate::wire::Error> for DropReason {
+    fn from(e: crate::wire::Error) -> Self {
         match e {
-            F::NotIp => DropReason::NotIp,
-            F::BadHeaders => DropReason::BadHeaders,
-            F::Family => DropReason::Family,
-            F::Fragment => DropReason::RewriteFragment,
-            F::Unsupported => DropReason::RewriteUnsupported,
-            F::Direction => DropReason::Direction,
-            F::TtlExceeded => DropReason::TtlExceeded,
-            F::TooBig => DropReason::TooBig,
-            F::NoRoom => DropReason::NoRoom,
-            F::NoLocalAddr => DropReason::NoLocalAddr,
-        }
-    }
-}
-
-impl From<crate::net::pending::PendingDrop> for DropReason {
-    fn from(d: crate::net::pending::PendingDrop) -> Self {
-        use crate::net::pending::PendingDrop as P;
-        match d {
-            P::Full => DropReason::HoldFull,
-            P::AddrFull => DropReason::HoldAddrFull,
-            P::TooManyAddrs => DropReason::HoldTooManyAddrs,
+            crate::wire::Error::Unsupported => DropReason::RewriteUnsupported,
+            _ => DropReason::BadHeaders,
         }
     }
 }

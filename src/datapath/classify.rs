@@ -61,7 +61,7 @@ impl<B: PacketBuf> Datapath<B> {
                 }
             }
         }
-        let mut verdicts = [Verdict::Drop(crate::lb::engine::DropReason::NoService); BURST];
+        let mut verdicts = [Verdict::Drop(DropReason::NoService); BURST];
         self.engine
             .process_burst(&pkts[..n], now, &mut verdicts[..n]);
         for k in 0..n {
@@ -81,7 +81,7 @@ impl<B: PacketBuf> Datapath<B> {
                         }
                     }
                 }
-                Verdict::Drop(r) => out[i] = Outcome::Drop((*r).into()),
+                Verdict::Drop(r) => out[i] = Outcome::Drop(*r),
             }
         }
     }
@@ -160,7 +160,7 @@ impl<B: PacketBuf> Datapath<B> {
         let pkt = engine_packet(h, proto, dir);
         match self.engine.process(&pkt, now) {
             Verdict::Forward(f) => self.forward(port, buf, h, &f, dir),
-            Verdict::Drop(r) => Outcome::Drop(r.into()),
+            Verdict::Drop(r) => Outcome::Drop(r),
         }
     }
 
@@ -198,7 +198,7 @@ impl<B: PacketBuf> Datapath<B> {
                 if grown {
                     buf.trim(buf.len() - len);
                 }
-                Some(Outcome::Drop(r.into()))
+                Some(Outcome::Drop(r))
             }
         }
     }

@@ -291,7 +291,7 @@ impl<B: PacketBuf> Datapath<B> {
                     self.requests.push((port, nh));
                 }
             }
-            Err((_, why)) => tally.drops.bump(why.into()),
+            Err((_, why)) => tally.drops.bump(why),
         }
     }
 }

@@ -146,7 +146,7 @@ impl<B: PacketBuf> Datapath<B> {
                 }
             },
             Ok(Applied::Reply(_)) => Outcome::Tx(in_port),
-            Err(e) => Outcome::Drop(e.into()),
+            Err(e) => Outcome::Drop(e),
         }
     }
 }

@@ -25,7 +25,7 @@ struct Worker {
     learn: LearnTx,
     pending: Pending<Vec<u8>>,
     limiter: RequestLimiter,
-    drops: DropCounters,
+    drops: crate::drops::DropCounts,
     /// Frames sent, (port, bytes).
     tx: Vec<(u16, Vec<u8>)>,
     resolved: Vec<Resolved<Vec<u8>>>,
@@ -141,7 +141,7 @@ fn setup() -> (
         learn,
         pending: Pending::new(PendingConfig::default()),
         limiter: RequestLimiter::new(64, Duration::from_secs(1)),
-        drops: DropCounters::default(),
+        drops: crate::drops::DropCounts::default(),
         tx: Vec::new(),
         resolved: Vec::with_capacity(PendingConfig::default().max_total),
     };

@@ -45,8 +45,6 @@ mod fuzz;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-use core::fmt;
-
 pub use addr::IpCidr;
 pub use iface::{AddrKind, Iface, NetConfig};
 pub use learn::{learn_channel, Evidence, LearnRx, LearnTx, Learned};
@@ -55,111 +53,13 @@ pub use pending::{Pending, PendingConfig, RequestLimiter, Resolved};
 pub use publish::{snapshot_channel, SnapshotRx, SnapshotTx};
 pub use route::{NextHop, RouteTable};
 
+use core::fmt;
+
 use crate::wire::parse::{Headers, L3};
 use crate::wire::{icmpv4, icmpv6, IpProtocol};
 
-/// Why a frame was dropped here (counted by the caller, per worker).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum DropReason {
-    /// ARP consumed with nothing to send (a reply to us, a gratuitous ARP).
-    ArpHandled,
-    /// An ARP request for an address that is not ours.
-    ArpNotOurs,
-    /// Not Ethernet/IPv4 ARP, an unknown operation, a bad sender address.
-    ArpInvalid,
-    /// Someone else claims one of our addresses.
-    ArpConflict,
-    /// NS/NA consumed with nothing to send.
-    NdHandled,
-    /// A solicitation for an address that is not ours.
-    NdNotOurs,
-    /// Fails RFC 4861 validation (hop limit, code, checksum, options...).
-    NdInvalid,
-    /// No room in the buffer to grow a solicitation into an advertisement.
-    NdNoRoom,
-    /// Router discovery, redirect, MLD: nothing for a load balancer.
-    Icmpv6Control,
-    /// An echo request to us we do not answer (bad checksum, fragment, IP
-    /// options or extension headers, non-unicast source).
-    EchoInvalid,
-    /// Other traffic to one of the balancer's own addresses.
-    Local,
-}
-
-impl DropReason {
-    pub const COUNT: usize = 11;
-
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::ArpHandled,
-        DropReason::ArpNotOurs,
-        DropReason::ArpInvalid,
-        DropReason::ArpConflict,
-        DropReason::NdHandled,
-        DropReason::NdNotOurs,
-        DropReason::NdInvalid,
-        DropReason::NdNoRoom,
-        DropReason::Icmpv6Control,
-        DropReason::EchoInvalid,
-        DropReason::Local,
-    ];
-
-    /// Stable snake_case name (for counters and logs).
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::ArpHandled => "arp_handled",
-            DropReason::ArpNotOurs => "arp_not_ours",
-            DropReason::ArpInvalid => "arp_invalid",
-            DropReason::ArpConflict => "arp_conflict",
-            DropReason::NdHandled => "nd_handled",
-            DropReason::NdNotOurs => "nd_not_ours",
-            DropReason::NdInvalid => "nd_invalid",
-            DropReason::NdNoRoom => "nd_no_room",
-            DropReason::Icmpv6Control => "icmpv6_control",
-            DropReason::EchoInvalid => "echo_invalid",
-            DropReason::Local => "local",
-        }
-    }
-
-    #[inline]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Per-worker drop counters, one per [`DropReason`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounters(pub [u64; DropReason::COUNT]);
-
-impl DropCounters {
-    #[inline]
-    pub fn bump(&mut self, r: DropReason) {
-        self.0[r.index()] += 1;
-    }
-
-    #[inline]
-    pub fn get(&self, r: DropReason) -> u64 {
-        self.0[r.index()]
-    }
-
-    /// (name, count) for every reason.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        DropReason::ALL.iter().map(|r| (r.name(), self.get(*r)))
-    }
-
-    /// Adds another worker's counters (for the summed view).
-    pub fn add(&mut self, o: &DropCounters) {
-        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
-            *a += b;
-        }
-    }
-}
+/// Why a frame was dropped here: the crate's one taxonomy.
+pub use crate::drops::DropReason;
 
 /// What to do with the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,30 +195,6 @@ mod tests {
     use super::testutil::*;
     use super::*;
     use crate::wire::parse_frame;
-
-    #[test]
-    fn reasons_are_named_and_indexed() {
-        for (i, r) in DropReason::ALL.iter().enumerate() {
-            assert_eq!(r.index(), i);
-            assert!(!r.name().is_empty());
-            assert_eq!(r.to_string(), r.name());
-        }
-        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), DropReason::COUNT);
-        let mut c = DropCounters::default();
-        c.bump(DropReason::Local);
-        c.bump(DropReason::Local);
-        let mut d = DropCounters::default();
-        d.bump(DropReason::ArpInvalid);
-        d.add(&c);
-        assert_eq!(d.get(DropReason::Local), 2);
-        assert_eq!(
-            d.iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>(),
-            [("arp_invalid", 1), ("local", 2)]
-        );
-    }
 
     fn run(frame: &[u8]) -> Outcome {
         let mut buf = frame.to_vec();

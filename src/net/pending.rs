@@ -14,6 +14,7 @@
 //! ([`Queued::send_request`]), then at most one per `request_interval` per
 //! next hop while packets wait ([`Pending::poll_requests`]).
 
+use crate::drops::DropReason;
 use crate::ids::PortIndex;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -45,17 +46,6 @@ impl Default for PendingConfig {
             request_interval: Duration::from_secs(1),
         }
     }
-}
-
-/// Why a packet was not queued.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PendingDrop {
-    /// `max_total` packets already wait.
-    Full,
-    /// `max_per_addr` packets already wait for this next hop.
-    AddrFull,
-    /// `max_addrs` next hops already have packets waiting.
-    TooManyAddrs,
 }
 
 /// A packet was queued.
@@ -215,43 +205,43 @@ impl<P> Pending<P> {
     }
 
     /// Queues `pkt` until `next_hop` on `port` resolves; hands it back if
-    /// a limit is reached.
+    /// a limit is reached, with the limit's reason.
     pub fn push(
         &mut self,
         port: PortIndex,
         next_hop: IpAddr,
         pkt: P,
         now: Instant,
-    ) -> Result<Queued, (P, PendingDrop)> {
+    ) -> Result<Queued, (P, DropReason)> {
         let w = match self.find(port, &next_hop) {
             Some(w) => {
                 if self.waiters[w].count as usize >= self.cfg.max_per_addr {
                     self.stats.dropped_addr_full += 1;
-                    return Err((pkt, PendingDrop::AddrFull));
+                    return Err((pkt, DropReason::HoldAddrFull));
                 }
                 w
             }
             None => {
                 if self.free == NIL {
                     self.stats.dropped_full += 1;
-                    return Err((pkt, PendingDrop::Full));
+                    return Err((pkt, DropReason::HoldFull));
                 }
                 if self.cfg.max_per_addr == 0 {
                     self.stats.dropped_addr_full += 1;
-                    return Err((pkt, PendingDrop::AddrFull));
+                    return Err((pkt, DropReason::HoldAddrFull));
                 }
                 match self.claim(port, next_hop) {
                     Some(w) => w,
                     None => {
                         self.stats.dropped_addrs += 1;
-                        return Err((pkt, PendingDrop::TooManyAddrs));
+                        return Err((pkt, DropReason::HoldTooManyAddrs));
                     }
                 }
             }
         };
         if self.free == NIL {
             self.stats.dropped_full += 1;
-            return Err((pkt, PendingDrop::Full));
+            return Err((pkt, DropReason::HoldFull));
         }
         let s = self.free;
         let slot = &mut self.slots[s as usize];
@@ -477,24 +467,24 @@ mod tests {
         }
         assert_eq!(
             p.push(PortIndex(0), ip(1), 3, ms(0)),
-            Err((3, PendingDrop::AddrFull))
+            Err((3, DropReason::HoldAddrFull))
         );
         // Same address on another port is another next hop.
         assert!(p.push(PortIndex(1), ip(1), 10, ms(0)).is_ok());
         assert!(p.push(PortIndex(0), ip(2), 20, ms(0)).is_ok());
         assert_eq!(
             p.push(PortIndex(0), ip(3), 30, ms(0)),
-            Err((30, PendingDrop::TooManyAddrs))
+            Err((30, DropReason::HoldTooManyAddrs))
         );
         assert!(p.push(PortIndex(0), ip(2), 21, ms(0)).is_ok());
         assert_eq!(p.len(), 6);
         assert_eq!(
             p.push(PortIndex(0), ip(2), 22, ms(0)),
-            Err((22, PendingDrop::Full))
+            Err((22, DropReason::HoldFull))
         );
         assert_eq!(
             p.push(PortIndex(0), ip(9), 90, ms(0)),
-            Err((90, PendingDrop::Full))
+            Err((90, DropReason::HoldFull))
         );
         let s = p.stats();
         assert_eq!(
@@ -611,7 +601,7 @@ mod tests {
         );
         assert_eq!(
             p.push(PortIndex(0), ip(1), 5, ms(2000)).unwrap_err().1,
-            PendingDrop::AddrFull
+            DropReason::HoldAddrFull
         );
         // ip(1)'s packets expire at 3000, 3010, 4500; its last request was
         // at 1000, so the record is forgotten and a new packet asks again.
@@ -669,7 +659,7 @@ mod tests {
         );
         assert_eq!(
             p.push(PortIndex(0), ip(5), 9, ms(5000)).unwrap_err().1,
-            PendingDrop::TooManyAddrs
+            DropReason::HoldTooManyAddrs
         );
     }
 

@@ -109,14 +109,11 @@ impl Engine {
     #[cold]
     #[inline(never)]
     fn process_other(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
-        let v = match pkt.dir {
+        // A drop is counted once, by whoever ends the frame (the worker).
+        match pkt.dir {
             Direction::In => self.inbound(pkt, p, now),
             Direction::Out => self.outbound(pkt, p, now),
-        };
-        if let Verdict::Drop(r) = v {
-            bump(&self.counters.drops[r as usize]);
         }
-        v
     }
 
     fn outbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {

@@ -48,9 +48,7 @@ pub use burst::{Prefetch, Prepared};
 pub use expire::DEFAULT_EXPIRE_BUDGET;
 pub use list::ConnInfo;
 pub use schedule::SchedFactory;
-pub use types::{
-    ConnState, Direction, DropReason, EngineCounters, Forward, Packet, Verdict, N_DROP_REASONS,
-};
+pub use types::{ConnState, Direction, DropReason, EngineCounters, Forward, Packet, Verdict};
 
 use decide::{transitions, Transitions, UDP_TMO};
 use schedule::LocalService;

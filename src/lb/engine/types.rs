@@ -33,51 +33,8 @@ pub struct Packet {
     pub len: u32,
 }
 
-/// Why a packet was not forwarded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
-    /// Inbound, no connection and no virtual service for the destination.
-    NoService = 0,
-    /// Outbound (reply) without a connection.
-    NoConnection = 1,
-    /// TCP segment without a connection that is not a SYN.
-    NotSyn = 2,
-    /// The scheduler found no available real server.
-    NoDest = 3,
-    /// The connection table is full.
-    TableFull = 4,
-    /// The connection's real server was deleted (expire_nodest_conn off).
-    DestRemoved = 5,
-    /// The service's scheduler could not be instantiated.
-    NoScheduler = 6,
-}
-
-pub const N_DROP_REASONS: usize = 7;
-
-impl DropReason {
-    pub const ALL: [DropReason; N_DROP_REASONS] = [
-        DropReason::NoService,
-        DropReason::NoConnection,
-        DropReason::NotSyn,
-        DropReason::NoDest,
-        DropReason::TableFull,
-        DropReason::DestRemoved,
-        DropReason::NoScheduler,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::NoService => "no_service",
-            DropReason::NoConnection => "no_connection",
-            DropReason::NotSyn => "not_syn",
-            DropReason::NoDest => "no_dest",
-            DropReason::TableFull => "table_full",
-            DropReason::DestRemoved => "dest_removed",
-            DropReason::NoScheduler => "no_scheduler",
-        }
-    }
-}
+/// Why a packet was not forwarded: the crate's one taxonomy.
+pub use crate::drops::DropReason;
 
 /// A connection's protocol state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +108,6 @@ pub enum Verdict {
 /// Per-lcore engine counters, readable from other threads.
 #[derive(Debug, Default)]
 pub struct EngineCounters {
-    pub(super) drops: [AtomicU64; N_DROP_REASONS],
     pub(super) created: AtomicU64,
     pub(super) expired: AtomicU64,
     pub(super) rescheduled: AtomicU64,
@@ -163,9 +119,6 @@ pub(super) fn bump(c: &AtomicU64) {
 }
 
 impl EngineCounters {
-    pub fn drops(&self, r: DropReason) -> u64 {
-        self.drops[r as usize].load(Relaxed)
-    }
     /// Connections created.
     pub fn created(&self) -> u64 {
         self.created.load(Relaxed)

@@ -5,11 +5,11 @@
 use crate::wire::parse::Headers;
 use crate::wire::rewrite;
 
-use super::{set_macs, Applied, Env, FwdError};
+use super::{set_macs, Applied, DropReason, Env};
 
 /// Decrements the TTL and readdresses the Ethernet header. The caller has
 /// checked the headers and that the TTL is above 1.
-pub fn apply(f: &mut [u8], h: &Headers, env: &Env) -> Result<Applied, FwdError> {
+pub fn apply(f: &mut [u8], h: &Headers, env: &Env) -> Result<Applied, DropReason> {
     rewrite::decrement_ttl(f, h)?;
     set_macs(f, env.dst_mac, env.src_mac)?;
     Ok(Applied::Transmit)

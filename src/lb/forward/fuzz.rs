@@ -195,7 +195,7 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
-fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, super::FwdError>) {
+fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, super::DropReason>) {
     let Ok(applied) = r else {
         return;
     };

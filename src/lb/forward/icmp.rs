@@ -10,7 +10,7 @@ use crate::wire::ethernet::field as eth;
 use crate::wire::parse::{Headers, L3};
 use crate::wire::{checksum, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, IpProtocol};
 
-use super::{insert_gap, rd16, same_family, set_macs, wr16, Applied, Env, FwdError, Reply};
+use super::{insert_gap, rd16, same_family, set_macs, wr16, Applied, DropReason, Env, Reply};
 
 /// Octets of an address and how many of them are used.
 #[inline]
@@ -27,9 +27,9 @@ fn octets(a: &IpAddr) -> ([u8; 16], usize) {
 
 /// Writes `new` at `at`, returning the bytes it replaced (same length).
 #[inline]
-fn replace(f: &mut [u8], at: usize, new: &[u8]) -> Result<[u8; 16], FwdError> {
+fn replace(f: &mut [u8], at: usize, new: &[u8]) -> Result<[u8; 16], DropReason> {
     let Some(s) = f.get_mut(at..at.wrapping_add(new.len())) else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     let mut old = [0u8; 16];
     old[..new.len()].copy_from_slice(s);
@@ -54,8 +54,13 @@ fn replace(f: &mut [u8], at: usize, new: &[u8]) -> Result<[u8; 16], FwdError> {
 /// time exceeded; ICMPv6 destination unreachable, packet too big, time
 /// exceeded and parameter problem (the kernel's v6 path takes every error
 /// type). Others are `Unsupported`. TTL and MACs are the caller's.
-pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Result<(), FwdError> {
-    let inner = h.inner.ok_or(FwdError::Unsupported)?;
+pub fn translate(
+    f: &mut [u8],
+    h: &Headers,
+    fwd: &Forward,
+    dir: Direction,
+) -> Result<(), DropReason> {
+    let inner = h.inner.ok_or(DropReason::RewriteUnsupported)?;
     let v6 = h.l3 == L3::Ipv6;
     let known = if v6 {
         h.protocol == IpProtocol::ICMPV6 && matches!(h.icmp_type, 1..=4)
@@ -63,14 +68,14 @@ pub fn translate(f: &mut [u8], h: &Headers, fwd: &Forward, dir: Direction) -> Re
         h.protocol == IpProtocol::ICMP && matches!(h.icmp_type, 3 | 4 | 11)
     };
     if !known {
-        return Err(FwdError::Unsupported);
+        return Err(DropReason::RewriteUnsupported);
     }
     let (addr, port) = match dir {
         Direction::In => (fwd.daddr, fwd.dport),
         Direction::Out => (fwd.vaddr, fwd.vport),
     };
     if !same_family(h, &addr) {
-        return Err(FwdError::Family);
+        return Err(DropReason::Family);
     }
     let (nb, n) = octets(&addr);
     let new = &nb[..n];
@@ -152,8 +157,8 @@ pub fn time_exceeded<B: PacketBuf>(
     buf: &mut B,
     h: &Headers,
     env: &Env,
-) -> Result<Applied, FwdError> {
-    generate(buf, h, env, Reply::TimeExceeded).ok_or(FwdError::TtlExceeded)?
+) -> Result<Applied, DropReason> {
+    generate(buf, h, env, Reply::TimeExceeded).ok_or(DropReason::TtlExceeded)?
 }
 
 /// Replaces the packet with fragmentation-needed (IPv4) or packet-too-big
@@ -165,24 +170,24 @@ pub fn too_big<B: PacketBuf>(
     h: &Headers,
     env: &Env,
     mtu: usize,
-) -> Result<Applied, FwdError> {
+) -> Result<Applied, DropReason> {
     let reply = match h.l3 {
         L3::Ipv4 => {
             let mtu = mtu.clamp(68, u16::MAX as usize);
             if h.l3_len as usize <= mtu {
-                return Err(FwdError::TooBig);
+                return Err(DropReason::TooBig);
             }
             Reply::FragNeeded { mtu: mtu as u16 }
         }
         _ => {
             let mtu = mtu.max(icmpv6::MIN_MTU);
             if h.l3_len as usize <= mtu {
-                return Err(FwdError::TooBig);
+                return Err(DropReason::TooBig);
             }
             Reply::PacketTooBig { mtu: mtu as u32 }
         }
     };
-    generate(buf, h, env, reply).ok_or(FwdError::TooBig)?
+    generate(buf, h, env, reply).ok_or(DropReason::TooBig)?
 }
 
 /// May an ICMP error be sent about this packet? Not about ICMP errors,
@@ -229,7 +234,7 @@ fn generate<B: PacketBuf>(
     h: &Headers,
     env: &Env,
     reply: Reply,
-) -> Option<Result<Applied, FwdError>> {
+) -> Option<Result<Applied, DropReason>> {
     if !may_answer(buf.data(), h, env, reply) {
         return None;
     }
@@ -241,12 +246,12 @@ fn build<B: PacketBuf>(
     h: &Headers,
     env: &Env,
     reply: Reply,
-) -> Result<Applied, FwdError> {
+) -> Result<Applied, DropReason> {
     let l3 = h.l3_offset as usize;
     let l3_len = h.l3_len as usize;
     let f = buf.data();
     let (Some(macs), Some(&vihl)) = (f.get(..eth::SOURCE.end), f.get(l3)) else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     // Back to where the packet came from: the MACs swap.
     let mut mac_dst = [0u8; 6];
@@ -269,7 +274,7 @@ fn build<B: PacketBuf>(
     };
     let keep = l3 + quote;
     if keep > buf.len() || !buf.trim(buf.len() - keep) {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     }
     insert_gap(buf, l3, hl)?;
     let f = buf.data_mut();
@@ -280,7 +285,7 @@ fn build<B: PacketBuf>(
     )?;
     let msg_len = if v6 { ICMP6_LEN } else { ICMP4_LEN } + quote;
     let Some(pkt) = f.get_mut(l3..l3 + hl + quote) else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     match h.src {
         IpAddr::V4(dst) if !v6 => {
@@ -347,7 +352,7 @@ fn build<B: PacketBuf>(
             let c = !checksum::combine(&[ph, checksum::data(&icmp[..msg_len])]);
             icmp[icmpv6::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         }
-        _ => return Err(FwdError::BadHeaders),
+        _ => return Err(DropReason::BadHeaders),
     }
     Ok(Applied::Reply(reply))
 }

@@ -7,7 +7,7 @@
 //! packet's [`Direction`], plus an [`Env`] with what comes from outside (our
 //! addresses and MACs, the next hop's MAC, the path MTU, the IP-id counter).
 //! It rewrites the frame in place and says what to do with it ([`Applied`])
-//! or why to drop it ([`FwdError`]). Nothing allocates; a NAT or DR rewrite
+//! or why to drop it ([`DropReason`]). Nothing allocates; a NAT or DR rewrite
 //! is a handful of RFC 1624 incremental checksum updates; a tunnel writes
 //! 20-52 bytes of new headers (GUE/GRE checksums are derived from the inner
 //! packet's own checksums, see [`tunnel`], rather than summing the payload).
@@ -31,7 +31,7 @@
 //! - No fragmentation in rvs. A tunnelled packet that would exceed
 //!   `env.mtu` is answered with fragmentation-needed (IPv4 with DF) or
 //!   packet-too-big (IPv6 inner packet); with DF clear it is dropped
-//!   ([`FwdError::TooBig`], counted by the caller), where the kernel would
+//!   ([`DropReason::TooBig`], counted by the caller), where the kernel would
 //!   fragment the outer packet. Operators size `env.mtu` (or the real
 //!   servers' MTU/MSS) so that this does not happen.
 //! - Errors are never sent about ICMP errors, non-first fragments,
@@ -46,7 +46,6 @@
 //!   incrementally (the kernel recomputes it; the result is the same).
 
 use std::cell::Cell;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::buf::PacketBuf;
@@ -136,86 +135,11 @@ pub enum Reply {
     PacketTooBig { mtu: u32 },
 }
 
-/// Why a packet was not forwarded. Field-less, so callers count them in an
-/// array indexed by `as usize`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum FwdError {
-    /// Not IPv4 or IPv6.
-    NotIp = 0,
-    /// The `Headers` do not describe this buffer, or a header is cut short.
-    BadHeaders = 1,
-    /// The connection's addresses are of the other family (NAT cannot
-    /// translate between IPv4 and IPv6).
-    Family = 2,
-    /// A fragment: NAT needs the L4 header of a whole datagram.
-    Fragment = 3,
-    /// A protocol or message the rewrite does not handle (SCTP port
-    /// changes, an ICMP type that is not translated).
-    Unsupported = 4,
-    /// DR and TUN only forward inbound packets.
-    Direction = 5,
-    /// TTL / hop limit expired and no ICMP error may be sent about it.
-    TtlExceeded = 6,
-    /// Larger than the path MTU once encapsulated and not answerable (DF
-    /// clear: rvs does not fragment; or no ICMP error may be sent).
-    TooBig = 7,
-    /// Neither headroom nor tailroom for the new headers.
-    NoRoom = 8,
-    /// No local address of the real server's family for a tunnel's outer
-    /// header.
-    NoLocalAddr = 9,
-}
-
-pub const N_FWD_ERRORS: usize = 10;
-
-impl FwdError {
-    pub const ALL: [FwdError; N_FWD_ERRORS] = [
-        FwdError::NotIp,
-        FwdError::BadHeaders,
-        FwdError::Family,
-        FwdError::Fragment,
-        FwdError::Unsupported,
-        FwdError::Direction,
-        FwdError::TtlExceeded,
-        FwdError::TooBig,
-        FwdError::NoRoom,
-        FwdError::NoLocalAddr,
-    ];
-
-    /// A short name for counters.
-    pub fn name(self) -> &'static str {
-        match self {
-            FwdError::NotIp => "not_ip",
-            FwdError::BadHeaders => "bad_headers",
-            FwdError::Family => "family",
-            FwdError::Fragment => "fragment",
-            FwdError::Unsupported => "unsupported",
-            FwdError::Direction => "direction",
-            FwdError::TtlExceeded => "ttl_exceeded",
-            FwdError::TooBig => "too_big",
-            FwdError::NoRoom => "no_room",
-            FwdError::NoLocalAddr => "no_local_addr",
-        }
-    }
-}
-
-impl fmt::Display for FwdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::error::Error for FwdError {}
-
-impl From<crate::wire::Error> for FwdError {
-    fn from(e: crate::wire::Error) -> Self {
-        match e {
-            crate::wire::Error::Unsupported => FwdError::Unsupported,
-            _ => FwdError::BadHeaders,
-        }
-    }
-}
+/// Why a packet was not forwarded: the crate's one taxonomy (the rewrite's
+/// reasons are `not_ip`, `bad_headers`, `family`, `rewrite_fragment`,
+/// `rewrite_unsupported`, `direction`, `ttl_exceeded`, `too_big`, `no_room`
+/// and `no_local_addr`).
+pub use crate::drops::DropReason;
 
 /// Rewrites the frame in `buf` (parsed into `hdr`) for the forwarding
 /// decision `fwd`, in direction `dir`.
@@ -233,10 +157,10 @@ pub fn apply<B: PacketBuf>(
     fwd: &Forward,
     dir: Direction,
     env: &Env,
-) -> Result<Applied, FwdError> {
+) -> Result<Applied, DropReason> {
     check_headers(buf.data(), hdr)?;
     if dir == Direction::Out && !fwd.fwd.is_masq() {
-        return Err(FwdError::Direction);
+        return Err(DropReason::Direction);
     }
     if hdr.ttl <= 1 {
         return icmp::time_exceeded(buf, hdr, env);
@@ -333,9 +257,9 @@ pub fn env_addrs_needed(hdr: &Headers, fwd: &Forward, mtu: u16) -> (bool, bool) 
 
 /// The headers must be IP and describe exactly this frame.
 #[inline]
-fn check_headers(frame: &[u8], h: &Headers) -> Result<(), FwdError> {
+fn check_headers(frame: &[u8], h: &Headers) -> Result<(), DropReason> {
     if !h.is_ip() {
-        return Err(FwdError::NotIp);
+        return Err(DropReason::NotIp);
     }
     let l3 = h.l3_offset as usize;
     if h.l3_end() + h.padding as usize != frame.len()
@@ -343,7 +267,7 @@ fn check_headers(frame: &[u8], h: &Headers) -> Result<(), FwdError> {
         || (h.l4_offset as usize) < l3 + ipv4::HEADER_LEN
         || h.l4_offset as usize > h.l3_end()
     {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     }
     // The ethertype just before L3 must match the family.
     let et = EtherType(rd16(frame, l3 - ETHERTYPE_LEN)?);
@@ -353,7 +277,7 @@ fn check_headers(frame: &[u8], h: &Headers) -> Result<(), FwdError> {
         EtherType::IPV6
     };
     if et != want {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     }
     Ok(())
 }
@@ -364,21 +288,21 @@ pub(crate) const ETHERTYPE_LEN: usize = eth::ETHERTYPE.end - eth::ETHERTYPE.star
 // Small checked accessors (the frame may not be what `Headers` says).
 
 #[inline]
-pub(crate) fn rd16(f: &[u8], at: usize) -> Result<u16, FwdError> {
+pub(crate) fn rd16(f: &[u8], at: usize) -> Result<u16, DropReason> {
     match f.get(at..at.wrapping_add(2)) {
         Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
-        _ => Err(FwdError::BadHeaders),
+        _ => Err(DropReason::BadHeaders),
     }
 }
 
 #[inline]
-pub(crate) fn wr16(f: &mut [u8], at: usize, v: u16) -> Result<(), FwdError> {
+pub(crate) fn wr16(f: &mut [u8], at: usize, v: u16) -> Result<(), DropReason> {
     match f.get_mut(at..at.wrapping_add(2)) {
         Some(s) => {
             s.copy_from_slice(&v.to_be_bytes());
             Ok(())
         }
-        None => Err(FwdError::BadHeaders),
+        None => Err(DropReason::BadHeaders),
     }
 }
 
@@ -388,9 +312,9 @@ pub(crate) fn set_macs(
     f: &mut [u8],
     dst: EthernetAddress,
     src: EthernetAddress,
-) -> Result<(), FwdError> {
+) -> Result<(), DropReason> {
     let Some(macs) = f.get_mut(..eth::SOURCE.end) else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     macs[eth::DESTINATION].copy_from_slice(&dst.0);
     macs[eth::SOURCE].copy_from_slice(&src.0);
@@ -401,17 +325,17 @@ pub(crate) fn set_macs(
 /// prepending `n` bytes and moving the `at` bytes before the gap (the L2
 /// header) to the new front; without headroom, by appending and moving
 /// everything after `at` back. The gap's contents are unspecified.
-pub(crate) fn insert_gap<B: PacketBuf>(buf: &mut B, at: usize, n: usize) -> Result<(), FwdError> {
+pub(crate) fn insert_gap<B: PacketBuf>(buf: &mut B, at: usize, n: usize) -> Result<(), DropReason> {
     let len = buf.len();
     if at > len {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     }
     if buf.prepend(n).is_some() {
         buf.data_mut().copy_within(n..n + at, 0);
     } else if buf.append(n).is_some() {
         buf.data_mut().copy_within(at..len, at + n);
     } else {
-        return Err(FwdError::NoRoom);
+        return Err(DropReason::NoRoom);
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::lb::engine::{Direction, Forward};
 use crate::wire::parse::Headers;
 use crate::wire::rewrite::{self, Side};
 
-use super::{icmp, same_family, set_macs, Applied, Env, FwdError};
+use super::{icmp, same_family, set_macs, Applied, DropReason, Env};
 
 /// Rewrites the addresses (incremental IP and L4 checksums), decrements
 /// the TTL and readdresses the Ethernet header. The caller has checked the
@@ -20,7 +20,7 @@ pub fn apply(
     fwd: &Forward,
     dir: Direction,
     env: &Env,
-) -> Result<Applied, FwdError> {
+) -> Result<Applied, DropReason> {
     if h.is_icmp_error() {
         icmp::translate(f, h, fwd, dir)?;
     } else {
@@ -36,10 +36,10 @@ pub fn apply(
             }
         }
         if !same_family(h, &addr) {
-            return Err(FwdError::Family);
+            return Err(DropReason::Family);
         }
         if h.is_fragment() {
-            return Err(FwdError::Fragment);
+            return Err(DropReason::RewriteFragment);
         }
         rewrite::set_endpoint(f, h, side, addr, port)?;
     }

@@ -87,7 +87,7 @@ fn apply_to(
     f: &Forward,
     dir: Direction,
     mtu: u16,
-) -> (Result<Applied, FwdError>, Vec<u8>) {
+) -> (Result<Applied, DropReason>, Vec<u8>) {
     let id = Cell::new(7);
     let env = env(&id, mtu);
     let h = parse_frame(frame).unwrap();
@@ -334,7 +334,7 @@ proptest! {
             Ok(Applied::Reply(Reply::PacketTooBig { mtu })) => prop_assert_eq!(mtu, 1280),
             other => {
                 // IPv6 packet that fits 1280: cannot be answered usefully.
-                prop_assert!(v.is_ipv6() && other == Err(FwdError::TooBig), "{:?}", other);
+                prop_assert!(v.is_ipv6() && other == Err(DropReason::TooBig), "{:?}", other);
             }
         }
         if r.is_ok() {

@@ -22,7 +22,7 @@ fn run(
     f: &Forward,
     dir: Direction,
     mtu: u16,
-) -> (Result<Applied, FwdError>, Vec<u8>) {
+) -> (Result<Applied, DropReason>, Vec<u8>) {
     let id = Cell::new(0x1000);
     let env = env(&id, mtu);
     let h = parse_frame(frame).unwrap();
@@ -332,7 +332,7 @@ fn nat_icmp_untranslated_types() {
             In,
             1500,
         );
-        assert_eq!(r_, Err(FwdError::Unsupported), "type {ty}");
+        assert_eq!(r_, Err(DropReason::RewriteUnsupported), "type {ty}");
     }
 }
 
@@ -361,7 +361,7 @@ fn dr_v4_v6() {
             Out,
             1500,
         );
-        assert_eq!(r, Err(FwdError::Direction));
+        assert_eq!(r, Err(DropReason::Direction));
     }
 }
 
@@ -562,7 +562,7 @@ fn tun_without_headroom_uses_tailroom() {
     id.set(0x1000);
     assert_eq!(
         apply(&mut b, &h, &f, In, &env(&id, 1500)),
-        Err(FwdError::NoRoom)
+        Err(DropReason::NoRoom)
     );
     let mut b = VecBuf::with_frame(&frame, 32, 0);
     id.set(0x1000);
@@ -669,7 +669,7 @@ fn errors_built_without_headroom() {
         if h.l3 == L3::Ipv4 {
             assert_eq!(got, want_r);
         } else {
-            assert_eq!(got, Err(FwdError::NoRoom));
+            assert_eq!(got, Err(DropReason::NoRoom));
         }
     }
 }
@@ -735,12 +735,12 @@ fn no_error_about_errors_or_multicast() {
     let outer = Pkt::tcp(c, 0, v, 0).with(|p| p.ttl = 1);
     let err = icmp_error(&outer, 3, 3, 0, &Pkt::tcp(v, 80, c, 40000).datagram());
     let (res, _) = run(&err, &fwd(masq(), r, 8080, v, 80), In, 1500);
-    assert_eq!(res, Err(FwdError::TtlExceeded));
+    assert_eq!(res, Err(DropReason::TtlExceeded));
     // Link-layer multicast.
     let mut f = Pkt::tcp(c, 40000, v, 80).with(|p| p.ttl = 1).frame();
     f[0] = 0x01;
     let (res, _) = run(&f, &fwd(masq(), r, 8080, v, 80), In, 1500);
-    assert_eq!(res, Err(FwdError::TtlExceeded));
+    assert_eq!(res, Err(DropReason::TtlExceeded));
     // No local address.
     let f = Pkt::tcp(c, 40000, v, 80).with(|p| p.ttl = 1).frame();
     let h = parse_frame(&f).unwrap();
@@ -750,7 +750,7 @@ fn no_error_about_errors_or_multicast() {
     let mut b = VecBuf::from_frame(&f);
     assert_eq!(
         apply(&mut b, &h, &fwd(masq(), r, 8080, v, 80), In, &e),
-        Err(FwdError::TtlExceeded)
+        Err(DropReason::TtlExceeded)
     );
 }
 
@@ -794,12 +794,12 @@ fn too_big_v4_df_frag_needed() {
         80,
     );
     let nodf = input.clone().with(|p| p.df = false).frame();
-    assert_eq!(run(&nodf, &f, In, 1500).0, Err(FwdError::TooBig));
+    assert_eq!(run(&nodf, &f, In, 1500).0, Err(DropReason::TooBig));
     // An MTU so small the packet would fit the announced one: dropped.
     let small = Pkt::tcp(c, 40000, v, 80)
         .with(|p| p.payload.clear())
         .frame();
-    assert_eq!(run(&small, &f, In, 50).0, Err(FwdError::TooBig));
+    assert_eq!(run(&small, &f, In, 50).0, Err(DropReason::TooBig));
 }
 
 #[test]
@@ -837,21 +837,24 @@ fn refusals() {
     };
     // Family mismatch.
     let f6 = fwd(masq(), v6("fd00::5"), 8080, v, 80);
-    assert_eq!(try_apply(&frame, &h, &f6, In), Err(FwdError::Family));
+    assert_eq!(try_apply(&frame, &h, &f6, In), Err(DropReason::Family));
     // Headers of another frame.
     assert_eq!(
         try_apply(&frame[..50], &h, &nat, In),
-        Err(FwdError::BadHeaders)
+        Err(DropReason::BadHeaders)
     );
     let mut longer = frame.clone();
     longer.push(0);
-    assert_eq!(try_apply(&longer, &h, &nat, In), Err(FwdError::BadHeaders));
+    assert_eq!(
+        try_apply(&longer, &h, &nat, In),
+        Err(DropReason::BadHeaders)
+    );
     let mut wrong_et = frame.clone();
     wrong_et[12] = 0x86;
     wrong_et[13] = 0xdd;
     assert_eq!(
         try_apply(&wrong_et, &h, &nat, In),
-        Err(FwdError::BadHeaders)
+        Err(DropReason::BadHeaders)
     );
     // Not IP.
     let mut arp = vec![0xffu8; 6];
@@ -861,17 +864,20 @@ fn refusals() {
         100,
     ]);
     let ha = parse_frame(&arp).unwrap();
-    assert_eq!(try_apply(&arp, &ha, &nat, In), Err(FwdError::NotIp));
+    assert_eq!(try_apply(&arp, &ha, &nat, In), Err(DropReason::NotIp));
     // A fragment.
     let mut frag = frame.clone();
     let mut p = ipv4::Packet::new_unchecked(&mut frag[14..]);
     p.set_frag(false, true, 0);
     p.fill_checksum();
     let hf = parse_frame(&frag).unwrap();
-    assert_eq!(try_apply(&frag, &hf, &nat, In), Err(FwdError::Fragment));
+    assert_eq!(
+        try_apply(&frag, &hf, &nat, In),
+        Err(DropReason::RewriteFragment)
+    );
     // DR and TUN replies.
     let tun = fwd(tunnel(TunType::Ipip, TunCsum::NoCsum), r, 80, v, 80);
-    assert_eq!(try_apply(&frame, &h, &tun, Out), Err(FwdError::Direction));
+    assert_eq!(try_apply(&frame, &h, &tun, Out), Err(DropReason::Direction));
     // SCTP port mapping.
     let mut sctp = Pkt::udp(c, 40000, v, 80).frame();
     sctp[14 + 9] = 132;
@@ -884,7 +890,10 @@ fn refusals() {
     p.fill_checksum();
     let hs = parse_frame(&sctp).unwrap();
     assert_eq!(hs.protocol, IpProtocol::SCTP);
-    assert_eq!(try_apply(&sctp, &hs, &nat, In), Err(FwdError::Unsupported));
+    assert_eq!(
+        try_apply(&sctp, &hs, &nat, In),
+        Err(DropReason::RewriteUnsupported)
+    );
     // No local IPv6 address for a 6in6 tunnel.
     let f6 = Pkt::tcp(v6("2001:db8::1"), 1, v6("2001:db8::2"), 80).frame();
     let h6 = parse_frame(&f6).unwrap();
@@ -898,7 +907,10 @@ fn refusals() {
         80,
     );
     let mut b = VecBuf::from_frame(&f6);
-    assert_eq!(apply(&mut b, &h6, &t6, In, &e6), Err(FwdError::NoLocalAddr));
+    assert_eq!(
+        apply(&mut b, &h6, &t6, In, &e6),
+        Err(DropReason::NoLocalAddr)
+    );
 }
 
 #[test]
@@ -912,7 +924,7 @@ fn garbage_and_truncations_never_panic() {
         let f = fwd(m, r, 8080, v, 80);
         for n in 0..frame.len() {
             let mut b = VecBuf::from_frame(&frame[..n]);
-            assert_eq!(apply(&mut b, &h, &f, In, &e), Err(FwdError::BadHeaders));
+            assert_eq!(apply(&mut b, &h, &f, In, &e), Err(DropReason::BadHeaders));
         }
         // Right length, garbage bytes.
         for fill in [0u8, 0xff, 0x45] {
@@ -921,17 +933,6 @@ fn garbage_and_truncations_never_panic() {
             let _ = apply(&mut b, &h, &f, Out, &e);
         }
     }
-}
-
-#[test]
-fn error_names_are_distinct() {
-    let mut names: Vec<_> = FwdError::ALL.iter().map(|e| e.name()).collect();
-    for (i, e) in FwdError::ALL.iter().enumerate() {
-        assert_eq!(*e as usize, i);
-    }
-    names.sort();
-    names.dedup();
-    assert_eq!(names.len(), N_FWD_ERRORS);
 }
 
 // ---- fuzz ----

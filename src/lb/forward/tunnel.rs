@@ -43,7 +43,7 @@ use crate::wire::ethernet::{self, field as eth};
 use crate::wire::parse::{Headers, L3};
 use crate::wire::{checksum, ipv4, ipv6, rewrite, udp, EtherType, IpProtocol};
 
-use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, Env, FwdError, ETHERTYPE_LEN};
+use super::{icmp, insert_gap, rd16, set_macs, wr16, Applied, DropReason, Env, ETHERTYPE_LEN};
 
 /// A real server's tunnel settings (`--tun-type`, `--tun-port`, `--tun-*csum`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,10 +183,10 @@ fn segment_sum_lco(f: &[u8], h: &Headers, seg: &[u8]) -> Option<u16> {
 
 /// The one's complement sum of the inner datagram (its L4 part at an even
 /// offset, since IP headers are multiples of 4 bytes).
-fn datagram_sum(f: &[u8], h: &Headers) -> Result<u16, FwdError> {
+fn datagram_sum(f: &[u8], h: &Headers) -> Result<u16, DropReason> {
     let (l3, l4, end) = (h.l3_offset as usize, h.l4_offset as usize, h.l3_end());
     let (Some(head), Some(seg)) = (f.get(l3..l4), f.get(l4..end)) else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     let seg_sum = segment_sum_lco(f, h, seg).unwrap_or_else(|| checksum::data(seg));
     Ok(checksum::combine(&[checksum::data(head), seg_sum]))
@@ -222,11 +222,11 @@ pub fn apply<B: PacketBuf>(
     daddr: IpAddr,
     tun: &Tunnel,
     env: &Env,
-) -> Result<Applied, FwdError> {
+) -> Result<Applied, DropReason> {
     let inner_v6 = h.l3 == L3::Ipv6;
     let outer_v6 = daddr.is_ipv6();
     if (outer_v6 && env.local_v6.is_unspecified()) || (!outer_v6 && env.local_v4.is_unspecified()) {
-        return Err(FwdError::NoLocalAddr);
+        return Err(DropReason::NoLocalAddr);
     }
     let ip_len = if outer_v6 {
         ipv6::HEADER_LEN
@@ -241,7 +241,7 @@ pub fn apply<B: PacketBuf>(
         if inner_v6 || h.dont_frag {
             return icmp::too_big(buf, h, env, (env.mtu as usize).saturating_sub(overhead));
         }
-        return Err(FwdError::TooBig);
+        return Err(DropReason::TooBig);
     }
 
     let l3 = h.l3_offset as usize;
@@ -250,7 +250,7 @@ pub fn apply<B: PacketBuf>(
     let (Some(&b0), Some(&b1), Some(&b2), Some(&b3)) =
         (f.get(l3), f.get(l3 + 1), f.get(l3 + 2), f.get(l3 + 3))
     else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     let (tos, flow) = if inner_v6 {
         (
@@ -275,7 +275,7 @@ pub fn apply<B: PacketBuf>(
     };
 
     if h.padding > 0 && !buf.trim(h.padding as usize) {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     }
     insert_gap(buf, l3, overhead)?;
     let f = buf.data_mut();
@@ -287,7 +287,7 @@ pub fn apply<B: PacketBuf>(
     wr16(f, l3 - ETHERTYPE_LEN, et.0)?;
     set_macs(f, env.dst_mac, env.src_mac)?;
     let Some(hdrs) = f.get_mut(l3..l3 + overhead) else {
-        return Err(FwdError::BadHeaders);
+        return Err(DropReason::BadHeaders);
     };
     let (ip, enc) = hdrs.split_at_mut(ip_len);
     let inner_proto = if inner_v6 {

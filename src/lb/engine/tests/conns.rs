@@ -111,8 +111,6 @@ fn only_a_syn_opens_a_tcp_connection() {
         e.process(&other, Instant::ZERO),
         Verdict::Drop(DropReason::NoService)
     );
-    assert_eq!(e.counters().drops(DropReason::NotSyn), 6);
-    assert_eq!(e.counters().drops(DropReason::NoService), 1);
     assert_eq!(e.conn_count(), 0);
     // Reply without a connection.
     assert_eq!(
@@ -229,7 +227,7 @@ fn one_packet_scheduling_keeps_no_connection() {
 }
 
 #[test]
-fn table_full_is_a_counted_drop() {
+fn table_full_is_a_drop() {
     let r = nat_rules();
     let mut e = engine(&r, 2);
     fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
@@ -238,7 +236,6 @@ fn table_full_is_a_counted_drop() {
         e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO),
         Verdict::Drop(DropReason::TableFull)
     );
-    assert_eq!(e.counters().drops(DropReason::TableFull), 1);
     assert_eq!(e.conn_count(), 2);
     // Nothing was bound for the refused connection.
     let (a1, i1, _) = counts(&r, &tkey(), RS1);
