@@ -63,7 +63,9 @@ fn verify_depth(frame: &[u8], gue_port: Option<u16>, depth: u8) -> Result<(), &'
                     return Err("gue version/hlen");
                 }
                 let inner = seg.get(12..ulen).ok_or("gue truncated")?;
-                verify_datagram(inner, IpProtocol(g[1]), gue_port, depth)?;
+                // The tunnel's payload is the client's packet: a UDP
+                // datagram to the GUE port in there is not another GUE.
+                verify_datagram(inner, IpProtocol(g[1]), None, depth)?;
             }
         }
         IpProtocol::ICMP if h.l3 == L3::Ipv4 => {
@@ -79,7 +81,7 @@ fn verify_depth(frame: &[u8], gue_port: Option<u16>, depth: u8) -> Result<(), &'
             verify_quote(frame, &h, gue_port, depth)?;
         }
         IpProtocol::IPIP | IpProtocol::IPV6 => {
-            verify_datagram(seg, h.protocol, gue_port, depth)?;
+            verify_datagram(seg, h.protocol, None, depth)?;
         }
         IpProtocol::GRE => {
             let g = seg.get(..4).ok_or("gre truncated")?;
@@ -93,12 +95,7 @@ fn verify_depth(frame: &[u8], gue_port: Option<u16>, depth: u8) -> Result<(), &'
                 _ => return Ok(()),
             };
             let at = if csum { 8 } else { 4 };
-            verify_datagram(
-                seg.get(at..).ok_or("gre truncated")?,
-                proto,
-                gue_port,
-                depth,
-            )?;
+            verify_datagram(seg.get(at..).ok_or("gre truncated")?, proto, None, depth)?;
         }
         _ => {}
     }
