@@ -62,13 +62,13 @@ use hdrhistogram::Histogram;
 use rvs::datapath::{Datapath, Forwarding, Outcome};
 use rvs::ids::PortIndex;
 use rvs::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
-use rvs::lb::engine::{Direction, DropReason, Engine, Packet, Verdict};
+use rvs::lb::engine::{Direction, DropReason, Engine, PacketMeta, Verdict};
 use rvs::lb::persist::TemplateTable;
 use rvs::lb::rules::Rules;
 use rvs::lb::sched;
 use rvs::lb::service::{Protocol, ServiceConfig};
 use rvs::lb::tcp_state::TcpFlags;
-use rvs::lb::time::Instant;
+use rvs::lb::time::Timestamp;
 use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
 use rvs::wire::buf::{PacketBuf, VecBuf, DEFAULT_DATAROOM, DEFAULT_HEADROOM};
 use rvs::wire::checksum;
@@ -140,7 +140,7 @@ fn engine(r: &Rules, cap: usize) -> Engine {
         cap,
         r.snapshot(),
         Arc::new(TemplateTable::default()),
-        Instant::ZERO,
+        Timestamp::ZERO,
     );
     #[cfg(feature = "dpdk")]
     e.set_prefetch(rvs::dataplane::prefetch);
@@ -155,9 +155,9 @@ fn client(i: u32) -> (IpAddr, u16) {
     )
 }
 
-fn inbound(i: u32, flags: u8) -> Packet {
+fn inbound(i: u32, flags: u8) -> PacketMeta {
     let (src, sport) = client(i);
-    Packet {
+    PacketMeta {
         proto: Protocol::Tcp,
         src,
         sport,
@@ -169,9 +169,9 @@ fn inbound(i: u32, flags: u8) -> Packet {
     }
 }
 
-fn outbound(i: u32, dest: u8, flags: u8) -> Packet {
+fn outbound(i: u32, dest: u8, flags: u8) -> PacketMeta {
     let (dst, dport) = client(i);
-    Packet {
+    PacketMeta {
         proto: Protocol::Tcp,
         src: IpAddr::V4(dest_addr(dest as u32)),
         sport: DEST_PORT,
@@ -254,14 +254,14 @@ impl Cfg {
 
 /// Open `n` connections (SYN then ACK each, so they are ESTABLISHED).
 /// Returns each flow's real server index (for replies).
-fn establish(e: &mut Engine, n: u32, now: Instant) -> Vec<u8> {
+fn establish(e: &mut Engine, n: u32, now: Timestamp) -> Vec<u8> {
     let mut dest = vec![0u8; n as usize];
     let mut out = [Verdict::Drop(DropReason::NoService); BURST];
     for flags in [TcpFlags::SYN, TcpFlags::ACK] {
         let mut i = 0u32;
         while i < n {
             let m = (n - i).min(BURST as u32);
-            let pk: Vec<Packet> = (i..i + m).map(|k| inbound(k, flags)).collect();
+            let pk: Vec<PacketMeta> = (i..i + m).map(|k| inbound(k, flags)).collect();
             e.process_burst(&pk, now, &mut out);
             for (k, v) in out[..m as usize].iter().enumerate() {
                 match v {
@@ -288,7 +288,7 @@ fn run_established(
     dir: Direction,
     runs: usize,
     pkts: usize,
-    now: Instant,
+    now: Timestamp,
     name: String,
     what: String,
 ) -> Row {
@@ -359,7 +359,7 @@ fn run_established(
 }
 
 fn established_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
-    let now = Instant::from_secs(1);
+    let now = Timestamp::from_secs(1);
     for (n, label) in [(1_000u32, "1k"), (1_000_000u32, "1m")] {
         for fwd in [Fwd::Nat, Fwd::Dr, Fwd::Tun] {
             let prefix = format!("est/{}/", fwd.name());
@@ -544,7 +544,7 @@ fn outbound_frame(f: &mut [u8; FRAME_LEN], i: u32, k: u8, flags: u8) {
 // Not inlined, so that callgrind tells the set-up's calls of
 // `Datapath::process_burst` from the measured ones (`run_pipe`).
 #[inline(never)]
-fn establish_pipe(b: &mut Datapath<VecBuf>, n: u32, now: Instant) -> Vec<u8> {
+fn establish_pipe(b: &mut Datapath<VecBuf>, n: u32, now: Timestamp) -> Vec<u8> {
     let mut dest = vec![0u8; n as usize];
     let mut f = [0u8; FRAME_LEN];
     let mut buf = VecBuf::new(DEFAULT_DATAROOM, DEFAULT_HEADROOM);
@@ -632,7 +632,7 @@ fn run_pipe(
     dir: Direction,
     runs: usize,
     pkts: usize,
-    now: Instant,
+    now: Timestamp,
     name: String,
     what: String,
 ) -> Row {
@@ -791,7 +791,7 @@ fn copy_only_row(cfg: &Cfg, rows: &mut Vec<Row>) {
 }
 
 fn pipeline_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
-    let now = Instant::from_secs(1);
+    let now = Timestamp::from_secs(1);
     copy_only_row(cfg, rows);
     for (n, label) in [(1_000u32, "1k"), (1_000_000u32, "1m")] {
         for fwd in [Fwd::Nat, Fwd::Dr, Fwd::Tun] {
@@ -844,7 +844,7 @@ fn pipeline_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
 }
 
 fn new_conn_rows(cfg: &Cfg, rows: &mut Vec<Row>) {
-    let now = Instant::from_secs(1);
+    let now = Timestamp::from_secs(1);
     let (runs, conns) = if cfg.quick { (1, 50_000) } else { (3, 400_000) };
     let cap = 1 << 19;
     for s in sched::NAMES {
@@ -915,7 +915,7 @@ fn memory_row(cfg: &Cfg, rows: &mut Vec<Row>) {
     }
     eprintln!("running {name}");
     let n = if cfg.quick { 100_000u32 } else { 1_000_000 };
-    let now = Instant::from_secs(1);
+    let now = Timestamp::from_secs(1);
     let r = rules(Fwd::Nat, "rr");
     let rss0 = resident_bytes();
     let huge0 = anon_huge_kb();

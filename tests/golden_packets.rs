@@ -14,7 +14,7 @@ use rvs::lb::engine::Engine;
 use rvs::lb::persist::TemplateTable;
 use rvs::lb::rules::Rules;
 use rvs::lb::service::{Protocol, ServiceConfig, ServiceKey};
-use rvs::lb::time::Instant;
+use rvs::lb::time::Timestamp;
 use rvs::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
 use rvs::wire::buf::{PacketBuf, VecBuf};
 use rvs::wire::EthernetAddress;
@@ -121,7 +121,7 @@ fn build(world: &Value) -> Datapath<VecBuf> {
         1 << 16,
         rules.snapshot(),
         Arc::new(TemplateTable::new(16)),
-        Instant::ZERO,
+        Timestamp::ZERO,
     );
     Datapath::new(Forwarding {
         engine,
@@ -165,7 +165,7 @@ fn golden_packets() {
         let in_port = port_index(world, c["port"].as_str().unwrap());
         let input = hex(c["input"].as_str().unwrap());
         let mut buf = VecBuf::from_frame(&input);
-        let now = Instant::from_millis(c["time_ms"].as_u64().unwrap());
+        let now = Timestamp::from_millis(c["time_ms"].as_u64().unwrap());
         let action = bal.process_one(PortIndex(in_port), &mut buf, now);
         match c["verdict"].as_str().unwrap() {
             "tx" => {

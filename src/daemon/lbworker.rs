@@ -8,7 +8,7 @@ use crate::dataplane::worker::Pipeline;
 use crate::dataplane::{Mbuf, Mempool, BURST_SIZE};
 use crate::drops::Tally;
 use crate::ids::PortIndex;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// The TSC as the lb core's millisecond clock; one epoch for every lcore,
 /// so that the shared persistence templates compare times correctly.
@@ -20,8 +20,8 @@ pub struct Clock {
 
 impl Clock {
     #[inline]
-    pub fn now(&self, tsc: u64) -> Instant {
-        Instant(tsc.saturating_sub(self.tsc0) / self.ticks_per_ms.max(1))
+    pub fn now(&self, tsc: u64) -> Timestamp {
+        Timestamp(tsc.saturating_sub(self.tsc0) / self.ticks_per_ms.max(1))
     }
 }
 
@@ -30,7 +30,7 @@ pub struct LbWorker {
     pub pool: Arc<Mempool>,
     pub clock: Clock,
     /// The time at the last tick: every burst of a loop sees one `now`.
-    now: Instant,
+    now: Timestamp,
 }
 
 impl LbWorker {
@@ -39,7 +39,7 @@ impl LbWorker {
             datapath,
             pool,
             clock,
-            now: Instant::ZERO,
+            now: Timestamp::ZERO,
         }
     }
 }

@@ -7,17 +7,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::{Datapath, Outcome, BURST};
 use crate::drops::DropReason;
 use crate::ids::PortIndex;
-use crate::lb::engine::{Direction, Packet, Verdict};
+use crate::lb::engine::{Direction, PacketMeta, Verdict};
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::TcpFlags;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::net;
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{Headers, L3};
 use crate::wire::IpProtocol;
 
 /// Filler for unused slots of a burst's packet array.
-const PLACEHOLDER: Packet = Packet {
+const PLACEHOLDER: PacketMeta = PacketMeta {
     proto: Protocol::Tcp,
     src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     sport: 0,
@@ -39,7 +39,7 @@ impl<B: PacketBuf> Datapath<B> {
         bufs: &mut [B],
         heads: &[Headers],
         todo: &[bool],
-        now: Instant,
+        now: Timestamp,
         out: &mut [Outcome],
     ) {
         let mut pkts = [PLACEHOLDER; BURST];
@@ -97,7 +97,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// The engine's view of a plain TCP/UDP packet (not local, not ICMP,
     /// not a fragment), or `None` for anything else.
     #[inline]
-    fn plain(&self, port: PortIndex, h: &Headers) -> Option<Packet> {
+    fn plain(&self, port: PortIndex, h: &Headers) -> Option<PacketMeta> {
         if !matches!(h.l3, L3::Ipv4 | L3::Ipv6) || h.is_fragment() {
             return None;
         }
@@ -118,7 +118,7 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     /// One frame that is not plain TCP/UDP (or that `plain` declined).
-    fn decide_one(&mut self, port: PortIndex, buf: &mut B, h: &Headers, now: Instant) -> Outcome {
+    fn decide_one(&mut self, port: PortIndex, buf: &mut B, h: &Headers, now: Timestamp) -> Outcome {
         match h.l3 {
             L3::Arp => {
                 return self
@@ -206,7 +206,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// An ICMP error about one of our connections: find the connection from
     /// the quoted packet (which we sent, so its tuple is reversed) and
     /// translate or forward it like the connection's own packets.
-    fn icmp_error(&mut self, port: PortIndex, buf: &mut B, h: &Headers, now: Instant) -> Outcome {
+    fn icmp_error(&mut self, port: PortIndex, buf: &mut B, h: &Headers, now: Timestamp) -> Outcome {
         let Some(inner) = h.inner else {
             return Outcome::Drop(DropReason::Malformed);
         };
@@ -225,7 +225,7 @@ impl<B: PacketBuf> Datapath<B> {
         } else {
             Direction::Out
         };
-        let key = Packet {
+        let key = PacketMeta {
             proto,
             src: inner.dst,
             sport: inner.dst_port,
@@ -244,8 +244,8 @@ impl<B: PacketBuf> Datapath<B> {
 
 /// The engine's view of a parsed TCP/UDP packet.
 #[inline(always)]
-fn engine_packet(h: &Headers, proto: Protocol, dir: Direction) -> Packet {
-    Packet {
+fn engine_packet(h: &Headers, proto: Protocol, dir: Direction) -> PacketMeta {
+    PacketMeta {
         proto,
         src: h.src,
         sport: h.src_port,

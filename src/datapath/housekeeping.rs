@@ -12,7 +12,7 @@ use super::{Datapath, PortIndex};
 use crate::drops::Tally;
 use crate::lb::engine::ConnInfo;
 use crate::lb::rules::Snapshot;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::net::{self, LearnTx, NeighSnapshot, SnapshotRx};
 use crate::wire::buf::PacketBuf;
 
@@ -65,7 +65,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// frames and how many frames were made.
     pub fn tick(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         mut alloc: impl FnMut() -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
         tally: &mut Tally,
@@ -80,7 +80,7 @@ impl<B: PacketBuf> Datapath<B> {
         self.report_learned(now);
         let due = now >= self.next_housekeeping;
         if due {
-            self.next_housekeeping = Instant(now.0 + HOUSEKEEPING_MS);
+            self.next_housekeeping = Timestamp(now.0 + HOUSEKEEPING_MS);
             self.housekeeping(now);
             self.expire_held(now, tally);
         }
@@ -115,11 +115,11 @@ impl<B: PacketBuf> Datapath<B> {
         self.announced = current;
     }
 
-    fn housekeeping(&mut self, now: Instant) {
+    fn housekeeping(&mut self, now: Timestamp) {
         self.engine.expire(now, EXPIRE_BUDGET);
         let publish = now >= self.next_publish;
         if publish {
-            self.next_publish = Instant(now.0 + PUBLISH_MS);
+            self.next_publish = Timestamp(now.0 + PUBLISH_MS);
             self.engine.publish_stats();
         }
         let Some(links) = self.links.as_ref() else {

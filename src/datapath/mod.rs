@@ -30,7 +30,7 @@ use crate::drops::{DropReason, Tally};
 use crate::ids::{PortIndex, WorkerIndex};
 use crate::lb::engine::Engine;
 use crate::lb::rules::Snapshot;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::net::{self, Learned, NeighSnapshot, NetConfig, Pending, Resolved, RouteTable};
 use crate::rss::OwnerMap;
 use crate::wire::buf::PacketBuf;
@@ -120,8 +120,8 @@ pub struct Datapath<B> {
     learned: Vec<Learned>,
     /// The control thread's channels (absent in tests that need none).
     links: Option<Links>,
-    next_housekeeping: Instant,
-    next_publish: Instant,
+    next_housekeeping: Timestamp,
+    next_publish: Timestamp,
     /// VIPs announced (gratuitous ARP / unsolicited NA) by worker 0.
     announced: ahash::AHashSet<IpAddr>,
     announce_due: bool,
@@ -154,8 +154,8 @@ impl<B: PacketBuf> Datapath<B> {
             resolved: Vec::with_capacity(256),
             learned: Vec::with_capacity(64),
             links: None,
-            next_housekeeping: Instant::ZERO,
-            next_publish: Instant::ZERO,
+            next_housekeeping: Timestamp::ZERO,
+            next_publish: Timestamp::ZERO,
             announced: ahash::AHashSet::default(),
             announce_due: false,
         };
@@ -238,7 +238,7 @@ impl<B: PacketBuf> Datapath<B> {
         &mut self,
         port: PortIndex,
         bufs: &mut [B],
-        now: Instant,
+        now: Timestamp,
         out: &mut [Outcome],
     ) {
         let n = bufs.len().min(out.len()).min(BURST);
@@ -274,7 +274,7 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     /// [`Datapath::process_burst`] for one frame.
-    pub fn process_one(&mut self, port: PortIndex, buf: &mut B, now: Instant) -> Outcome {
+    pub fn process_one(&mut self, port: PortIndex, buf: &mut B, now: Timestamp) -> Outcome {
         let mut out = [Outcome::Drop(DropReason::Malformed)];
         self.process_burst(port, std::slice::from_mut(buf), now, &mut out);
         out[0]
@@ -282,7 +282,7 @@ impl<B: PacketBuf> Datapath<B> {
 
     /// Take frame `index` of the burst just decided, whose outcome was
     /// [`Outcome::Hold`], until its next hop resolves.
-    pub fn hold(&mut self, index: usize, buf: B, now: Instant, tally: &mut Tally) {
+    pub fn hold(&mut self, index: usize, buf: B, now: Timestamp, tally: &mut Tally) {
         let (port, nh) = self.holds[index.min(BURST - 1)];
         match self.pending.push(port, nh, buf, now) {
             Ok(q) => {

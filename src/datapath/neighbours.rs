@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{Datapath, Outcome};
 use crate::drops::{DropReason, Tally};
 use crate::ids::PortIndex;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::net::{self, NeighSnapshot};
 use crate::wire::buf::PacketBuf;
 
@@ -49,7 +49,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// still have frames waiting.
     pub(super) fn send_requests(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         retry: bool,
         alloc: &mut impl FnMut() -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
@@ -90,14 +90,14 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     /// Drop frames that waited too long.
-    pub(super) fn expire_held(&mut self, now: Instant, tally: &mut Tally) {
+    pub(super) fn expire_held(&mut self, now: Timestamp, tally: &mut Tally) {
         let n = self.pending.expire(now, drop) as u64;
         tally.held -= n;
         tally.drops.add(DropReason::HoldExpired, n);
     }
 
     /// Report what local traffic taught us (rare: ARP/ND traffic).
-    pub(super) fn report_learned(&mut self, now: Instant) {
+    pub(super) fn report_learned(&mut self, now: Timestamp) {
         if self.learned.is_empty() {
             return;
         }

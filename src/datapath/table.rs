@@ -73,7 +73,7 @@ struct Lab {
     snaps: SnapshotTx<Snapshot>,
     neighs: SnapshotTx<NeighSnapshot>,
     neigh: NeighTable,
-    now: Instant,
+    now: Timestamp,
     /// Frames transmitted by ticks since the last look: (worker, port, frame).
     ticked: Vec<(usize, PortIndex, Vec<u8>)>,
 }
@@ -103,7 +103,7 @@ fn lab() -> Lab {
         .zip(neigh_rxs)
         .enumerate()
         .map(|(w, (snaps, neighs))| {
-            let engine = Engine::new(w, 4096, r.snapshot(), templates.clone(), Instant::ZERO);
+            let engine = Engine::new(w, 4096, r.snapshot(), templates.clone(), Timestamp::ZERO);
             let (_, mailbox) = crossbeam_channel::bounded(1);
             Datapath::new(Forwarding {
                 engine,
@@ -130,7 +130,7 @@ fn lab() -> Lab {
         snaps,
         neighs,
         neigh,
-        now: Instant::from_millis(1),
+        now: Timestamp::from_millis(1),
         ticked: Vec::new(),
     }
 }
@@ -304,7 +304,7 @@ impl Lab {
     }
 
     fn tick(&mut self, ms: u64) {
-        self.now = Instant(self.now.0 + ms);
+        self.now = Timestamp(self.now.0 + ms);
         for w in 0..self.workers.len() {
             let mut out = Vec::new();
             self.workers[w].tick(

@@ -63,7 +63,7 @@ pub(super) fn datapath() -> Datapath<VecBuf> {
         4096,
         rules.snapshot(),
         Arc::new(TemplateTable::new(4)),
-        Instant::ZERO,
+        Timestamp::ZERO,
     );
     Datapath::new(Forwarding {
         engine,
@@ -119,7 +119,7 @@ fn arp_for_a_vip_is_answered_on_the_client_port_only() {
     let frame = eth([0xff; 6], 0x0806, &arp);
     let mut buf = VecBuf::from_frame(&frame);
     assert_eq!(
-        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
         Outcome::Tx(PortIndex(0))
     );
     assert_eq!(
@@ -131,7 +131,7 @@ fn arp_for_a_vip_is_answered_on_the_client_port_only() {
     assert_eq!(b.learned.len(), 1, "the asker was learned");
     let mut buf = VecBuf::from_frame(&frame);
     assert!(matches!(
-        b.process_one(PortIndex(1), &mut buf, Instant::ZERO),
+        b.process_one(PortIndex(1), &mut buf, Timestamp::ZERO),
         Outcome::Drop(_)
     ));
 }
@@ -146,7 +146,7 @@ fn unknown_next_hop_holds_the_rewritten_packet() {
     );
     let mut buf = VecBuf::from_frame(&f);
     assert_eq!(
-        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
         Outcome::Hold
     );
     assert_eq!(
@@ -170,7 +170,7 @@ fn fragments_and_other_protocols_are_counted_drops() {
     );
     let mut buf = VecBuf::from_frame(&frag);
     assert_eq!(
-        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
         Outcome::Drop(DropReason::Fragment)
     );
     let gre = eth(
@@ -180,13 +180,13 @@ fn fragments_and_other_protocols_are_counted_drops() {
     );
     let mut buf = VecBuf::from_frame(&gre);
     assert_eq!(
-        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
         Outcome::Drop(DropReason::UnsupportedProtocol)
     );
     let ipx = eth(CLI_MAC.0, 0x8137, &[0; 30]);
     let mut buf = VecBuf::from_frame(&ipx);
     assert_eq!(
-        b.process_one(PortIndex(0), &mut buf, Instant::ZERO),
+        b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
         Outcome::Drop(DropReason::NotIp)
     );
 }
@@ -264,7 +264,7 @@ fn fuzz_pipeline() {
             }
             let port = PortIndex(rng.below(2) as u16);
             let mut buf = VecBuf::from_frame(&f);
-            let now = Instant::from_millis(runs);
+            let now = Timestamp::from_millis(runs);
             match b.process_one(port, &mut buf, now) {
                 Outcome::Tx(_) | Outcome::Hold => {
                     sent += 1;
@@ -277,7 +277,7 @@ fn fuzz_pipeline() {
             }
             runs += 1;
         }
-        b.engine_mut().expire(Instant::from_millis(runs), 1024);
+        b.engine_mut().expire(Timestamp::from_millis(runs), 1024);
     }
     eprintln!("pipeline fuzz: {runs} frames, {sent} sent out");
     assert!(runs > 0);
@@ -320,7 +320,7 @@ fn burst_path_matches_single_path() {
     ));
     frames.push(vec![0xff; 20]);
     for chunk in frames.chunks(32) {
-        let now = Instant::from_millis(5);
+        let now = Timestamp::from_millis(5);
         let mut a: Vec<VecBuf> = chunk.iter().map(|f| VecBuf::from_frame(f)).collect();
         let mut b = a.clone();
         let mut acts = vec![Outcome::Drop(DropReason::NoPort); b.len()];

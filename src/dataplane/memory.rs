@@ -12,7 +12,7 @@ use std::ffi::CString;
 use std::mem::{align_of, size_of};
 
 use crate::lb::conntable::{Bucket, Conn, ConnTable};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 use super::eal::EalRef;
 use super::{Eal, LcoreId};
@@ -108,7 +108,7 @@ pub fn conn_table(
     eal: &Eal,
     lcore: LcoreId,
     capacity: usize,
-    now: Instant,
+    now: Timestamp,
     want_hugepages: bool,
 ) -> (ConnTable, Placement) {
     if want_hugepages && eal_has_hugepages() {

@@ -50,7 +50,7 @@ use std::ops::{Deref, DerefMut};
 
 use super::dest::real_port;
 use super::service::Protocol;
-use super::time::Instant;
+use super::time::Timestamp;
 
 /// Timing wheel resolution.
 pub const TICK_MS: u64 = 10;
@@ -331,7 +331,7 @@ pub struct TableFull;
 pub struct NewConn {
     pub tuple: Tuple,
     pub dest: u32,
-    pub expires: Instant,
+    pub expires: Timestamp,
     pub state: u8,
     pub flags: u8,
 }
@@ -399,7 +399,7 @@ impl ConnTable {
     /// A table for at most `capacity` connections (clamped to
     /// 1..=MAX_CAPACITY), its clock starting at `now`. Everything is
     /// allocated here, on the heap.
-    pub fn new(capacity: usize, now: Instant) -> Self {
+    pub fn new(capacity: usize, now: Timestamp) -> Self {
         let l = Self::layout(capacity);
         Self::build(
             Region::Heap(vec![EMPTY; l.conns].into_boxed_slice()),
@@ -416,7 +416,7 @@ impl ConnTable {
     pub fn with_memory(
         conns: &'static mut [Conn],
         buckets: &'static mut [Bucket],
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Self, MemoryTooSmall> {
         if conns.is_empty() || conns.len() > MAX_CAPACITY {
             return Err(MemoryTooSmall);
@@ -435,7 +435,7 @@ impl ConnTable {
         ))
     }
 
-    fn build(mut conns: Region<Conn>, buckets: Region<Bucket>, now: Instant) -> Self {
+    fn build(mut conns: Region<Conn>, buckets: Region<Bucket>, now: Timestamp) -> Self {
         let cap = conns.len();
         for (i, c) in conns.iter_mut().enumerate() {
             c.next = if i + 1 < cap { (i + 1) as u32 } else { NIL };
@@ -828,7 +828,7 @@ impl ConnTable {
     /// Set a connection's expiry (per packet). Cheap: the wheel is touched
     /// only when the new expiry is earlier than the entry's slot.
     #[inline(always)]
-    pub fn set_expires(&mut self, i: u32, expires: Instant) {
+    pub fn set_expires(&mut self, i: u32, expires: Timestamp) {
         let tick = self.link_tick(expires.0);
         let c = &mut self.conns[i as usize];
         c.expires = expires.0;
@@ -883,7 +883,7 @@ impl ConnTable {
     /// at). The entry is already removed when returned.
     pub fn pop_expired(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         budget: &mut usize,
         eps: &impl DestEndpoints,
     ) -> Option<(u32, Conn)> {
@@ -987,7 +987,7 @@ mod tests {
             NewConn {
                 tuple: t,
                 dest,
-                expires: Instant(exp),
+                expires: Timestamp(exp),
                 state: 0,
                 flags: 0,
             },
@@ -1005,7 +1005,7 @@ mod tests {
     #[test]
     fn both_directions_one_lookup_each() {
         let e = eps();
-        let mut tab = ConnTable::new(16, Instant::ZERO);
+        let mut tab = ConnTable::new(16, Timestamp::ZERO);
         let t = client(1);
         let i = add(&mut tab, t, 0, true, 1000, &e).unwrap();
         assert_eq!(tab.find(hash_key(&t, false), &t, false, &e), Some(i));
@@ -1038,7 +1038,7 @@ mod tests {
     #[test]
     fn full_table_refuses_without_growing() {
         let e = eps();
-        let mut tab = ConnTable::new(100, Instant::ZERO);
+        let mut tab = ConnTable::new(100, Timestamp::ZERO);
         let mem = tab.memory_bytes();
         for n in 0..100 {
             add(&mut tab, client(n), 0, true, 1000, &e).unwrap();
@@ -1059,27 +1059,31 @@ mod tests {
     #[test]
     fn wheel_expires_at_the_right_time() {
         let e = eps();
-        let mut tab = ConnTable::new(64, Instant::ZERO);
+        let mut tab = ConnTable::new(64, Timestamp::ZERO);
         let a = add(&mut tab, client(1), 0, false, 3000, &e).unwrap();
         let b = add(&mut tab, client(2), 0, false, 200_000, &e).unwrap(); // beyond one wheel turn
         let c = add(&mut tab, client(3), 0, true, 5005, &e).unwrap();
         let mut budget = usize::MAX;
-        assert!(tab.pop_expired(Instant(2999), &mut budget, &e).is_none());
+        assert!(tab.pop_expired(Timestamp(2999), &mut budget, &e).is_none());
         assert_eq!(
-            tab.pop_expired(Instant(3000), &mut budget, &e).map(|x| x.0),
+            tab.pop_expired(Timestamp(3000), &mut budget, &e)
+                .map(|x| x.0),
             Some(a)
         );
-        assert!(tab.pop_expired(Instant(5004), &mut budget, &e).is_none());
-        assert!(tab.pop_expired(Instant(5009), &mut budget, &e).is_none());
+        assert!(tab.pop_expired(Timestamp(5004), &mut budget, &e).is_none());
+        assert!(tab.pop_expired(Timestamp(5009), &mut budget, &e).is_none());
         assert_eq!(
-            tab.pop_expired(Instant(5010), &mut budget, &e).map(|x| x.0),
+            tab.pop_expired(Timestamp(5010), &mut budget, &e)
+                .map(|x| x.0),
             Some(c)
         );
         // Re-armed later: not expired at its old time.
-        tab.set_expires(b, Instant(250_000));
-        assert!(tab.pop_expired(Instant(249_990), &mut budget, &e).is_none());
+        tab.set_expires(b, Timestamp(250_000));
+        assert!(tab
+            .pop_expired(Timestamp(249_990), &mut budget, &e)
+            .is_none());
         assert_eq!(
-            tab.pop_expired(Instant(250_000), &mut budget, &e)
+            tab.pop_expired(Timestamp(250_000), &mut budget, &e)
                 .map(|x| x.0),
             Some(b)
         );
@@ -1089,12 +1093,12 @@ mod tests {
     #[test]
     fn earlier_expiry_relinks() {
         let e = eps();
-        let mut tab = ConnTable::new(8, Instant::ZERO);
+        let mut tab = ConnTable::new(8, Timestamp::ZERO);
         let a = add(&mut tab, client(1), 0, false, 900_000, &e).unwrap();
-        tab.set_expires(a, Instant(10_000));
+        tab.set_expires(a, Timestamp(10_000));
         let mut budget = usize::MAX;
         assert_eq!(
-            tab.pop_expired(Instant(10_000), &mut budget, &e)
+            tab.pop_expired(Timestamp(10_000), &mut budget, &e)
                 .map(|x| x.0),
             Some(a)
         );
@@ -1103,18 +1107,18 @@ mod tests {
     #[test]
     fn budget_bounds_work() {
         let e = eps();
-        let mut tab = ConnTable::new(1000, Instant::ZERO);
+        let mut tab = ConnTable::new(1000, Timestamp::ZERO);
         for n in 0..1000 {
             add(&mut tab, client(n), 0, false, 1000, &e).unwrap();
         }
         let mut got = 0;
         let mut budget = 10;
-        while tab.pop_expired(Instant(1000), &mut budget, &e).is_some() {
+        while tab.pop_expired(Timestamp(1000), &mut budget, &e).is_some() {
             got += 1;
         }
         assert!(got <= 10);
         let mut budget = usize::MAX;
-        while tab.pop_expired(Instant(1000), &mut budget, &e).is_some() {
+        while tab.pop_expired(Timestamp(1000), &mut budget, &e).is_some() {
             got += 1;
         }
         assert_eq!(got, 1000);
@@ -1124,7 +1128,7 @@ mod tests {
     #[test]
     fn ipv6_keys() {
         let e = Eps(vec![(addr16(ip("2001:db8::10")).0, 80)]);
-        let mut tab = ConnTable::new(8, Instant::ZERO);
+        let mut tab = ConnTable::new(8, Timestamp::ZERO);
         let t = Tuple::new(
             Protocol::Udp,
             ip("2001:db8::1"),
@@ -1147,7 +1151,7 @@ mod tests {
         // Insert/remove many times in a small table: overflow counts must
         // return to zero and lookups stay exact.
         let e = eps();
-        let mut tab = ConnTable::new(200, Instant::ZERO);
+        let mut tab = ConnTable::new(200, Timestamp::ZERO);
         let mut live: Vec<(u32, Tuple)> = Vec::new();
         let mut x: u64 = 12345;
         for step in 0..20_000u32 {
@@ -1177,7 +1181,7 @@ mod tests {
     fn provided_memory_works_like_heap_memory() {
         let e = eps();
         let l = ConnTable::layout(100);
-        assert_eq!(l, ConnTable::new(100, Instant::ZERO).layout_now());
+        assert_eq!(l, ConnTable::new(100, Timestamp::ZERO).layout_now());
         // Garbage in the provided memory does not matter.
         let conns: &'static mut [Conn] = Box::leak(
             vec![
@@ -1202,7 +1206,7 @@ mod tests {
             ]
             .into_boxed_slice(),
         );
-        let mut tab = ConnTable::with_memory(conns, buckets, Instant::ZERO).unwrap();
+        let mut tab = ConnTable::with_memory(conns, buckets, Timestamp::ZERO).unwrap();
         assert_eq!(tab.capacity(), 100);
         assert_eq!(tab.memory_bytes(), l.bytes() + WHEEL_SLOTS * 4);
         for n in 0..100 {
@@ -1218,7 +1222,7 @@ mod tests {
         }
         let mut budget = usize::MAX;
         let mut gone = 0;
-        while tab.pop_expired(Instant(1000), &mut budget, &e).is_some() {
+        while tab.pop_expired(Timestamp(1000), &mut budget, &e).is_some() {
             gone += 1;
         }
         assert_eq!(gone, 100);
@@ -1231,16 +1235,16 @@ mod tests {
         let conns: &'static mut [Conn] = Box::leak(vec![EMPTY; l.conns].into_boxed_slice());
         let buckets: &'static mut [Bucket] =
             Box::leak(vec![EMPTY_BUCKET; l.buckets - 1].into_boxed_slice());
-        assert!(ConnTable::with_memory(conns, buckets, Instant::ZERO).is_err());
+        assert!(ConnTable::with_memory(conns, buckets, Timestamp::ZERO).is_err());
         let none: &'static mut [Conn] = Box::leak(Vec::new().into_boxed_slice());
         let buckets: &'static mut [Bucket] = Box::leak(vec![EMPTY_BUCKET; 2].into_boxed_slice());
-        assert!(ConnTable::with_memory(none, buckets, Instant::ZERO).is_err());
+        assert!(ConnTable::with_memory(none, buckets, Timestamp::ZERO).is_err());
     }
 
     #[test]
     fn preload_never_panics() {
         let e = eps();
-        let mut tab = ConnTable::new(4, Instant::ZERO);
+        let mut tab = ConnTable::new(4, Timestamp::ZERO);
         // Empty table, any hash.
         for h in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
             tab.preload_bucket(h);

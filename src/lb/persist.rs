@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::dest::DestShared;
 use super::service::Protocol;
-use super::time::Instant;
+use super::time::Timestamp;
 
 /// Re-arm period of an expired template that still controls connections.
 pub const CONTROLLED_REARM_MS: u64 = 60_000;
@@ -41,8 +41,8 @@ pub struct Template {
 }
 
 impl Template {
-    pub fn expires(&self) -> Instant {
-        Instant(self.expires.load(Relaxed))
+    pub fn expires(&self) -> Timestamp {
+        Timestamp(self.expires.load(Relaxed))
     }
     pub fn n_control(&self) -> u32 {
         self.n_control.load(Relaxed)
@@ -102,7 +102,12 @@ pub struct Vacant<'a> {
 
 impl Vacant<'_> {
     /// Insert a template for `dest` expiring at `now + timeout_ms`.
-    pub fn insert(mut self, dest: Arc<DestShared>, now: Instant, timeout_ms: u64) -> Arc<Template> {
+    pub fn insert(
+        mut self,
+        dest: Arc<DestShared>,
+        now: Timestamp,
+        timeout_ms: u64,
+    ) -> Arc<Template> {
         dest.bind_template();
         let t = Arc::new(Template {
             key: self.key,
@@ -152,7 +157,7 @@ impl TemplateTable {
     pub fn lookup(
         &self,
         key: TemplateKey,
-        now: Instant,
+        now: Timestamp,
         timeout_ms: u64,
         valid: impl Fn(&Template) -> bool,
     ) -> Lookup<'_> {
@@ -171,7 +176,7 @@ impl TemplateTable {
     /// Sweep up to `shards` shards (round robin over calls): remove expired
     /// templates, re-arm for 60 s those still controlling connections.
     /// Returns how many were removed.
-    pub fn expire(&self, now: Instant, shards: usize) -> usize {
+    pub fn expire(&self, now: Timestamp, shards: usize) -> usize {
         let mut removed = 0;
         for _ in 0..shards.min(self.shards.len()) {
             let i = self.sweep.fetch_add(1, Relaxed) % self.shards.len();
@@ -193,7 +198,7 @@ impl TemplateTable {
     }
 
     /// Sweep every shard.
-    pub fn expire_all(&self, now: Instant) -> usize {
+    pub fn expire_all(&self, now: Timestamp) -> usize {
         self.expire(now, self.shards.len())
     }
 
@@ -219,7 +224,7 @@ impl TemplateTable {
     }
 
     /// Every template, for `-Lnc`.
-    pub fn list(&self, now: Instant) -> Vec<TemplateInfo> {
+    pub fn list(&self, now: Timestamp) -> Vec<TemplateInfo> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             let g = s.lock().unwrap_or_else(|e| e.into_inner());

@@ -18,7 +18,7 @@ use super::sched::{DestSet, SchedFlags};
 use super::service::{Protocol, ServiceConfig, ServiceKey};
 use super::stats::Stats;
 use super::tcp_state::Timeouts;
-use super::time::Instant;
+use super::time::Timestamp;
 
 /// Global behaviour switches (the kernel's sysctls) and timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,7 +367,7 @@ impl Rules {
     }
 
     /// Drive every rate estimator (call about every 2 s).
-    pub fn estimate(&self, now: Instant) {
+    pub fn estimate(&self, now: Timestamp) {
         for e in &self.services {
             e.shared.stats.estimate(now);
             for d in &e.dests {

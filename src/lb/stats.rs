@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::time::Instant;
+use super::time::Timestamp;
 
 /// One lcore's counters for one service or real server; a cache line.
 #[derive(Debug, Default)]
@@ -119,7 +119,7 @@ pub struct Estimator {
     /// Scaled by 2^5.
     inbps: u64,
     outbps: u64,
-    next: Option<Instant>,
+    next: Option<Timestamp>,
 }
 
 #[inline]
@@ -133,11 +133,11 @@ impl Estimator {
     /// Take the samples due by `now` given the current totals. The first call
     /// only starts the clock. If several periods passed since the last call,
     /// the change is spread evenly over them.
-    pub fn update(&mut self, now: Instant, cur: StatsTotals) {
+    pub fn update(&mut self, now: Timestamp, cur: StatsTotals) {
         let next = match self.next {
             None => {
                 self.last = cur;
-                self.next = Some(Instant(now.0 + EST_PERIOD_MS));
+                self.next = Some(Timestamp(now.0 + EST_PERIOD_MS));
                 return;
             }
             Some(n) => n,
@@ -157,7 +157,7 @@ impl Estimator {
             smooth(&mut self.outbps, part(d.outbytes) << 4);
         }
         self.last = cur;
-        self.next = Some(Instant(next.0 + n * EST_PERIOD_MS));
+        self.next = Some(Timestamp(next.0 + n * EST_PERIOD_MS));
     }
 
     /// Rates per second, rounded as the kernel reads them.
@@ -238,7 +238,7 @@ impl Stats {
     }
 
     /// Drive the estimator (call about every 2 s from the control thread).
-    pub fn estimate(&self, now: Instant) {
+    pub fn estimate(&self, now: Timestamp) {
         let raw = self.raw();
         self.state().est.update(now, raw);
     }
@@ -283,7 +283,7 @@ mod tests {
         // smoothed rates reach the true rates.
         let s = Stats::new(1);
         let c = s.lcore(0);
-        s.estimate(Instant::ZERO);
+        s.estimate(Timestamp::ZERO);
         for k in 1..=100u64 {
             for _ in 0..200 {
                 c.conn();
@@ -291,7 +291,7 @@ mod tests {
             for _ in 0..2000 {
                 c.packet_in(1000);
             }
-            s.estimate(Instant(k * 2000));
+            s.estimate(Timestamp(k * 2000));
         }
         let r = s.rates();
         assert_eq!(r.cps, 100);
@@ -303,10 +303,10 @@ mod tests {
     #[test]
     fn estimator_first_sample_weight_is_one_quarter() {
         let mut e = Estimator::default();
-        e.update(Instant(0), StatsTotals::default());
+        e.update(Timestamp(0), StatsTotals::default());
         // Nothing before the period ends.
         e.update(
-            Instant(1999),
+            Timestamp(1999),
             StatsTotals {
                 conns: 400,
                 ..Default::default()
@@ -314,7 +314,7 @@ mod tests {
         );
         assert_eq!(e.rates().cps, 0);
         e.update(
-            Instant(2000),
+            Timestamp(2000),
             StatsTotals {
                 conns: 400,
                 ..Default::default()
@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(e.rates().cps, 50);
         // Next sample with no change decays by 3/4.
         e.update(
-            Instant(4000),
+            Timestamp(4000),
             StatsTotals {
                 conns: 400,
                 ..Default::default()
@@ -342,13 +342,13 @@ mod tests {
     fn estimator_catches_up_missed_periods() {
         let mut a = Estimator::default();
         let mut b = Estimator::default();
-        a.update(Instant(0), StatsTotals::default());
-        b.update(Instant(0), StatsTotals::default());
+        a.update(Timestamp(0), StatsTotals::default());
+        b.update(Timestamp(0), StatsTotals::default());
         // a sampled every period, b only at the end: same result for an even
         // rate.
         for k in 1..=3u64 {
             a.update(
-                Instant(k * 2000),
+                Timestamp(k * 2000),
                 StatsTotals {
                     inpkts: 2000 * k,
                     ..Default::default()
@@ -356,7 +356,7 @@ mod tests {
             );
         }
         b.update(
-            Instant(6000),
+            Timestamp(6000),
             StatsTotals {
                 inpkts: 6000,
                 ..Default::default()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::testutil::*;
 use super::*;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::wire::{parse_frame, EthernetAddress};
 
 /// The peer 10.0.0.1 / 2001:db8::1 at PEER_MAC.
@@ -33,7 +33,7 @@ struct Worker {
 
 impl Worker {
     /// Receives a frame on port 0 from the wire.
-    fn rx(&mut self, cfg: &NetConfig, frame: &[u8], now: Instant) -> Action {
+    fn rx(&mut self, cfg: &NetConfig, frame: &[u8], now: Timestamp) -> Action {
         let h = parse_frame(frame).unwrap();
         let mut buf = frame.to_vec();
         buf.resize(frame.len() + 16, 0);
@@ -58,7 +58,7 @@ impl Worker {
         routes: &RouteTable,
         dst: IpAddr,
         pkt: Vec<u8>,
-        now: Instant,
+        now: Timestamp,
     ) {
         let hop = routes.lookup(&dst).unwrap();
         let iface = cfg.port(hop.port).unwrap();
@@ -88,7 +88,7 @@ impl Worker {
     }
 
     /// Between bursts.
-    fn poll(&mut self, cfg: &NetConfig, now: Instant) {
+    fn poll(&mut self, cfg: &NetConfig, now: Timestamp) {
         if let Some(s) = self.snap_rx.latest() {
             self.snap = s;
             self.resolved.clear();
@@ -148,7 +148,7 @@ fn setup() -> (
     (cfg, routes, table, snap_tx, learn_rx, w)
 }
 
-fn control(table: &mut NeighTable, rx: &LearnRx, tx: &SnapshotTx<NeighSnapshot>, now: Instant) {
+fn control(table: &mut NeighTable, rx: &LearnRx, tx: &SnapshotTx<NeighSnapshot>, now: Timestamp) {
     table.apply(rx, 1024, now);
     table.expire(now);
     if table.is_dirty() {
@@ -160,7 +160,7 @@ fn control(table: &mut NeighTable, rx: &LearnRx, tx: &SnapshotTx<NeighSnapshot>,
 fn miss_request_learn_publish_resolve() {
     for (dst, src) in [(OWN4_PEER, VIP4), (OWN6_PEER, VIP6)] {
         let (cfg, routes, mut table, snap_tx, learn_rx, mut w) = setup();
-        let t0 = Instant::from_secs(100);
+        let t0 = Timestamp::from_secs(100);
         let pkt = |n: u8| {
             let mut p = if dst.contains(':') {
                 udp6(src, dst)
@@ -224,7 +224,7 @@ fn miss_request_learn_publish_resolve() {
 #[test]
 fn unanswered_requests_retry_then_expire() {
     let (cfg, routes, mut table, snap_tx, learn_rx, mut w) = setup();
-    let t0 = Instant::from_secs(5);
+    let t0 = Timestamp::from_secs(5);
     let dst = ip("10.0.0.50");
     w.send(&cfg, &routes, dst, tcp4(VIP4, "10.0.0.50", 80), t0);
     assert_eq!(w.tx.len(), 1);
@@ -243,7 +243,7 @@ fn unanswered_requests_retry_then_expire() {
 #[test]
 fn requests_from_neighbours_are_answered_and_learned_once() {
     let (cfg, _routes, mut table, snap_tx, learn_rx, mut w) = setup();
-    let t0 = Instant::from_secs(1);
+    let t0 = Timestamp::from_secs(1);
     let req = arp_frame(1, PEER_MAC, OWN4_PEER, VIP4);
     assert_eq!(w.rx(&cfg, &req, t0), Action::Reply { len: 60 });
     control(&mut table, &learn_rx, &snap_tx, t0);

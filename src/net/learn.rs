@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::wire::EthernetAddress;
 
 use super::neigh::NeighSnapshot;
@@ -47,7 +47,7 @@ impl Learned {
     /// refreshes the entry); otherwise only if the MAC is new or differs,
     /// or a `Request` finds the entry due for refresh. Lets a worker on a
     /// busy LAN skip reporting the same broadcast ARP over and over.
-    pub fn worth_reporting(&self, snap: &NeighSnapshot, now: Instant) -> bool {
+    pub fn worth_reporting(&self, snap: &NeighSnapshot, now: Timestamp) -> bool {
         match (self.evidence, snap.get(self.port, &self.ip)) {
             (Evidence::Reply, _) => true,
             (_, None) => self.evidence == Evidence::Request,
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn worth_reporting() {
         let mut t = NeighTable::new(NeighConfig::default());
-        let now = Instant::from_secs(100);
+        let now = Timestamp::from_secs(100);
         t.learn(&l("10.0.0.1", 1, Evidence::Reply), now);
         let s = t.snapshot();
         // Unknown: a request creates, an overheard one does not.

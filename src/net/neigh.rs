@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use ahash::AHashMap;
 
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::wire::EthernetAddress;
 
 use super::learn::{Evidence, LearnRx, Learned};
@@ -116,12 +116,12 @@ pub struct NeighStats {
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     mac: EthernetAddress,
-    stale_at: Instant,
-    expires_at: Instant,
+    stale_at: Timestamp,
+    expires_at: Timestamp,
     is_static: bool,
 }
 
-const NEVER: Instant = Instant(u64::MAX);
+const NEVER: Timestamp = Timestamp(u64::MAX);
 
 type Key = (PortIndex, IpAddr);
 
@@ -171,7 +171,7 @@ impl NeighTable {
     }
 
     /// Applies one report (see [`Evidence`]).
-    pub fn learn(&mut self, l: &Learned, now: Instant) -> LearnOutcome {
+    pub fn learn(&mut self, l: &Learned, now: Timestamp) -> LearnOutcome {
         let key = (l.port, l.ip);
         let cfg = self.cfg;
         let out = match self.map.get_mut(&key) {
@@ -241,14 +241,14 @@ impl NeighTable {
 
     /// Applies up to `max` reports waiting on the learn channel; returns
     /// how many were read.
-    pub fn apply(&mut self, rx: &LearnRx, max: usize, now: Instant) -> usize {
+    pub fn apply(&mut self, rx: &LearnRx, max: usize, now: Timestamp) -> usize {
         rx.drain(max, |l| {
             self.learn(&l, now);
         })
     }
 
     /// Removes the stale learned entry closest to removal.
-    fn evict_one(&mut self, now: Instant) -> bool {
+    fn evict_one(&mut self, now: Timestamp) -> bool {
         let victim = self
             .map
             .iter()
@@ -268,7 +268,7 @@ impl NeighTable {
     }
 
     /// Removes learned entries whose stale period ended; returns how many.
-    pub fn expire(&mut self, now: Instant) -> usize {
+    pub fn expire(&mut self, now: Timestamp) -> usize {
         let before = self.map.len();
         self.map.retain(|_, e| e.is_static || e.expires_at > now);
         let n = before - self.map.len();
@@ -322,13 +322,13 @@ impl NeighTable {
     }
 
     /// The entry as listed at `now`.
-    pub fn get(&self, port: PortIndex, ip: &IpAddr, now: Instant) -> Option<Neighbour> {
+    pub fn get(&self, port: PortIndex, ip: &IpAddr, now: Timestamp) -> Option<Neighbour> {
         self.map
             .get(&(port, *ip))
             .map(|e| Self::listed((port, *ip), e, now))
     }
 
-    fn listed(k: Key, e: &Entry, now: Instant) -> Neighbour {
+    fn listed(k: Key, e: &Entry, now: Timestamp) -> Neighbour {
         Neighbour {
             port: k.0,
             ip: k.1,
@@ -344,7 +344,7 @@ impl NeighTable {
     }
 
     /// Every entry at `now`, sorted by (port, address).
-    pub fn list(&self, now: Instant) -> Vec<Neighbour> {
+    pub fn list(&self, now: Timestamp) -> Vec<Neighbour> {
         let mut v: Vec<_> = self
             .map
             .iter()
@@ -395,12 +395,12 @@ pub struct SnapEntry {
     pub mac: EthernetAddress,
     /// From then on, a worker using the entry should probe it (unicast,
     /// rate limited) so that the reply refreshes it.
-    pub stale_at: Instant,
+    pub stale_at: Timestamp,
 }
 
 impl SnapEntry {
     #[inline]
-    pub fn needs_refresh(&self, now: Instant) -> bool {
+    pub fn needs_refresh(&self, now: Timestamp) -> bool {
         now >= self.stale_at
     }
 }
@@ -460,8 +460,8 @@ mod tests {
         }
     }
 
-    fn t(s: u64) -> Instant {
-        Instant::from_secs(s)
+    fn t(s: u64) -> Timestamp {
+        Timestamp::from_secs(s)
     }
 
     fn small() -> NeighTable {

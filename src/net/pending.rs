@@ -19,7 +19,7 @@ use crate::ids::PortIndex;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 use crate::wire::EthernetAddress;
 
 use super::neigh::NeighSnapshot;
@@ -86,7 +86,7 @@ const NIL: u32 = u32::MAX;
 #[derive(Debug)]
 struct Slot<P> {
     pkt: Option<P>,
-    deadline: Instant,
+    deadline: Timestamp,
     /// Next packet of the same next hop, or the next free slot.
     next: u32,
 }
@@ -99,7 +99,7 @@ struct Waiter {
     tail: u32,
     count: u32,
     /// When a request was last sent (rate limit); `None`: never.
-    last_request: Option<Instant>,
+    last_request: Option<Timestamp>,
     active: bool,
 }
 
@@ -132,7 +132,7 @@ impl<P> Pending<P> {
         for i in 0..n {
             slots.push(Slot {
                 pkt: None,
-                deadline: Instant::ZERO,
+                deadline: Timestamp::ZERO,
                 next: if i + 1 < n { (i + 1) as u32 } else { NIL },
             });
         }
@@ -197,7 +197,7 @@ impl<P> Pending<P> {
         Some(i)
     }
 
-    fn rate_ok(&self, w: &Waiter, now: Instant) -> bool {
+    fn rate_ok(&self, w: &Waiter, now: Timestamp) -> bool {
         match w.last_request {
             None => true,
             Some(t) => now >= t + self.cfg.request_interval,
@@ -211,7 +211,7 @@ impl<P> Pending<P> {
         port: PortIndex,
         next_hop: IpAddr,
         pkt: P,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Queued, (P, DropReason)> {
         let w = match self.find(port, &next_hop) {
             Some(w) => {
@@ -322,7 +322,7 @@ impl<P> Pending<P> {
     /// Hands packets past their deadline to `drop` (counted as expired), and
     /// forgets next hops with nothing waiting whose request interval is
     /// over. Returns how many packets expired.
-    pub fn expire(&mut self, now: Instant, mut drop: impl FnMut(P)) -> usize {
+    pub fn expire(&mut self, now: Timestamp, mut drop: impl FnMut(P)) -> usize {
         let mut n = 0;
         for w in 0..self.waiters.len() {
             if !self.waiters[w].active {
@@ -351,7 +351,7 @@ impl<P> Pending<P> {
     /// answer may have been lost). Returns how many.
     pub fn poll_requests(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         mut send: impl FnMut(PortIndex, IpAddr),
     ) -> usize {
         let mut n = 0;
@@ -387,7 +387,7 @@ impl<P> Pending<P> {
 #[derive(Debug)]
 pub struct RequestLimiter {
     interval: Duration,
-    slots: Vec<Option<(PortIndex, IpAddr, Instant)>>,
+    slots: Vec<Option<(PortIndex, IpAddr, Timestamp)>>,
     hasher: ahash::RandomState,
 }
 
@@ -403,7 +403,7 @@ impl RequestLimiter {
     }
 
     /// True (and remembered) if a request for `ip` on `port` may go now.
-    pub fn allow(&mut self, port: PortIndex, ip: IpAddr, now: Instant) -> bool {
+    pub fn allow(&mut self, port: PortIndex, ip: IpAddr, now: Timestamp) -> bool {
         let i = self.hasher.hash_one((port, ip)) as usize & (self.slots.len() - 1);
         match self.slots[i] {
             Some((p, a, t)) if p == port && a == ip && now < t + self.interval => false,
@@ -429,8 +429,8 @@ mod tests {
         EthernetAddress([2, 0, 0, 0, 0, n])
     }
 
-    fn ms(n: u64) -> Instant {
-        Instant::from_millis(n)
+    fn ms(n: u64) -> Timestamp {
+        Timestamp::from_millis(n)
     }
 
     fn cfg() -> PendingConfig {

@@ -2,9 +2,9 @@
 //! and candidate entry fetched ahead of its decision, so that the cache
 //! misses of the burst overlap.
 
-use super::{Engine, Packet, Verdict};
+use super::{Engine, PacketMeta, Verdict};
 use crate::lb::conntable::{hash_key, Tuple, NO_HINT};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// A packet's key, hashed ahead of the lookup (hash a burst, prefetch, then
 /// process).
@@ -32,7 +32,7 @@ pub type Prefetch = fn(*const u8);
 impl Engine {
     /// Compute a packet's key and hash (no table access).
     #[inline]
-    pub fn prepare(pkt: &Packet) -> Prepared {
+    pub fn prepare(pkt: &PacketMeta) -> Prepared {
         let tuple = Tuple::new(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport);
         let hash = hash_key(&tuple, pkt.dir == super::Direction::Out);
         Prepared { tuple, hash }
@@ -57,7 +57,7 @@ impl Engine {
     /// that the cache misses of the burst overlap instead of being paid one
     /// after another; each packet is decided with its candidate entry as a
     /// hint, in order.
-    pub fn process_burst(&mut self, pkts: &[Packet], now: Instant, out: &mut [Verdict]) {
+    pub fn process_burst(&mut self, pkts: &[PacketMeta], now: Timestamp, out: &mut [Verdict]) {
         for (pk, ov) in pkts.chunks(LOOKAHEAD).zip(out.chunks_mut(LOOKAHEAD)) {
             let n = pk.len().min(ov.len());
             let (pk, ov) = (&pk[..n], &mut ov[..n]);
@@ -84,9 +84,9 @@ impl Engine {
     #[inline(always)]
     fn burst_pipelined(
         &mut self,
-        pk: &[Packet],
+        pk: &[PacketMeta],
         prep: &[Prepared],
-        now: Instant,
+        now: Timestamp,
         ov: &mut [Verdict],
         f: Prefetch,
     ) {
@@ -127,7 +127,13 @@ impl Engine {
     /// burst in stages, every packet's bucket line, then every candidate
     /// entry, requested before any packet is decided.
     #[inline(always)]
-    fn burst_staged(&mut self, pk: &[Packet], prep: &[Prepared], now: Instant, ov: &mut [Verdict]) {
+    fn burst_staged(
+        &mut self,
+        pk: &[PacketMeta],
+        prep: &[Prepared],
+        now: Timestamp,
+        ov: &mut [Verdict],
+    ) {
         const B: usize = LOOKAHEAD;
         let n = prep.len().min(B);
         // Bucket lines are requested by stores (which do not hold up the

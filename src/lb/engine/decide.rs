@@ -3,11 +3,11 @@
 //! expired entries); the TCP state machine as a table.
 
 use super::types::bump;
-use super::{ConnState, Direction, DropReason, Engine, Forward, Packet, Prepared, Verdict};
+use super::{ConnState, Direction, DropReason, Engine, Forward, PacketMeta, Prepared, Verdict};
 use crate::lb::conntable::{self, flag, NO_HINT};
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::{next_state, StateDir, TcpFlags, TcpState, NUM_TCP_STATES};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// Index of the UDP timeout in [`Engine`]'s timeout table (after the TCP
 /// states).
@@ -40,27 +40,33 @@ pub(super) fn transitions() -> Transitions {
 }
 
 #[inline]
-pub(super) fn after(now: Instant, ms: u64) -> Instant {
-    Instant(now.0.saturating_add(ms))
+pub(super) fn after(now: Timestamp, ms: u64) -> Timestamp {
+    Timestamp(now.0.saturating_add(ms))
 }
 
 impl Engine {
     /// Decide one packet.
     #[inline]
-    pub fn process(&mut self, pkt: &Packet, now: Instant) -> Verdict {
+    pub fn process(&mut self, pkt: &PacketMeta, now: Timestamp) -> Verdict {
         let p = Self::prepare(pkt);
         self.process_prepared(pkt, &p, now)
     }
 
     /// Decide one packet whose key was prepared with [`Engine::prepare`].
-    pub fn process_prepared(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+    pub fn process_prepared(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         self.process_hinted(pkt, p, NO_HINT, now)
     }
 
     /// The established-connection fast path (live connection, not a SYN
     /// inbound); everything else goes to [`Engine::process_other`].
     #[inline(always)]
-    fn process_hinted(&mut self, pkt: &Packet, p: &Prepared, hint: u32, now: Instant) -> Verdict {
+    fn process_hinted(
+        &mut self,
+        pkt: &PacketMeta,
+        p: &Prepared,
+        hint: u32,
+        now: Timestamp,
+    ) -> Verdict {
         let mut v = Verdict::Drop(DropReason::NoService);
         self.decide_into(pkt, p, hint, now, &mut v);
         v
@@ -74,10 +80,10 @@ impl Engine {
     #[inline(always)]
     pub(super) fn decide_into(
         &mut self,
-        pkt: &Packet,
+        pkt: &PacketMeta,
         p: &Prepared,
         hint: u32,
-        now: Instant,
+        now: Timestamp,
         v: &mut Verdict,
     ) {
         let out = pkt.dir == Direction::Out;
@@ -108,7 +114,7 @@ impl Engine {
     /// existing connections, expired entries).
     #[cold]
     #[inline(never)]
-    fn process_other(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+    fn process_other(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         // A drop is counted once, by whoever ends the frame (the worker).
         match pkt.dir {
             Direction::In => self.inbound(pkt, p, now),
@@ -116,7 +122,7 @@ impl Engine {
         }
     }
 
-    fn outbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+    fn outbound(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         match self.table.find(p.hash, &p.tuple, true, &self.slab) {
             Some(i) if self.table.get(i).expires > now.0 => self
                 .existing(i, pkt, StateDir::Output, now)
@@ -129,7 +135,7 @@ impl Engine {
         }
     }
 
-    fn inbound(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+    fn inbound(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         if let Some(i) = self.table.find(p.hash, &p.tuple, false, &self.slab) {
             let c = self.table.get(i);
             if c.expires > now.0 {
@@ -149,7 +155,13 @@ impl Engine {
 
     /// An inbound packet on a live connection that is a TCP SYN or whose
     /// real server left the configuration.
-    fn inbound_special(&mut self, i: u32, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+    fn inbound_special(
+        &mut self,
+        i: u32,
+        pkt: &PacketMeta,
+        p: &Prepared,
+        now: Timestamp,
+    ) -> Verdict {
         let c = self.table.get(i);
         let (live, weight) = match &self.slab.cold[c.dest as usize] {
             // The shared weight is read only for a SYN.
@@ -193,9 +205,9 @@ impl Engine {
     pub(super) fn existing(
         &mut self,
         i: u32,
-        pkt: &Packet,
+        pkt: &PacketMeta,
         dir: StateDir,
-        now: Instant,
+        now: Timestamp,
     ) -> Option<Verdict> {
         let mut v = Verdict::Drop(DropReason::NoService);
         self.existing_into(i, pkt, dir, now, &mut v).then_some(v)
@@ -206,9 +218,9 @@ impl Engine {
     fn existing_into(
         &mut self,
         i: u32,
-        pkt: &Packet,
+        pkt: &PacketMeta,
         dir: StateDir,
-        now: Instant,
+        now: Timestamp,
         v: &mut Verdict,
     ) -> bool {
         let c = self.table.get_mut(i);
@@ -258,7 +270,7 @@ impl Engine {
     /// touching its state or timer: for ICMP errors about a connection,
     /// which go the connection's way but do not move its TCP state (as in
     /// the kernel's ip_vs_in_icmp). Counted in the real server's stats.
-    pub fn lookup(&mut self, pkt: &Packet, now: Instant) -> Option<Forward> {
+    pub fn lookup(&mut self, pkt: &PacketMeta, now: Timestamp) -> Option<Forward> {
         let p = Self::prepare(pkt);
         let out = pkt.dir == Direction::Out;
         let i = self.table.find(p.hash, &p.tuple, out, &self.slab)?;

@@ -3,7 +3,7 @@
 use super::types::bump;
 use super::Engine;
 use crate::lb::conntable::{self, flag};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// Default expiry budget per [`Engine::expire`] call.
 pub const DEFAULT_EXPIRE_BUDGET: usize = 256;
@@ -32,7 +32,7 @@ impl Engine {
     /// ticks + entries looked at), sweep one shard of the shared template
     /// table, and publish the packet counters ([`Engine::publish_stats`]).
     /// Returns how many connections expired.
-    pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
+    pub fn expire(&mut self, now: Timestamp, budget: usize) -> usize {
         let mut b = budget;
         let mut n = 0;
         while let Some((i, c)) = self.table.pop_expired(now, &mut b, &self.slab) {

@@ -8,7 +8,7 @@ use crate::lb::dest::real_port;
 use crate::lb::persist::TemplateInfo;
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::TcpState;
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// A connection or template as `ipvsadm -Lnc` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl ConnInfo {
 
 impl Engine {
     /// This lcore's connections for `-Lnc` (templates: [`Engine::list_templates`]).
-    pub fn list_conns(&self, now: Instant) -> Vec<ConnInfo> {
+    pub fn list_conns(&self, now: Timestamp) -> Vec<ConnInfo> {
         self.table
             .iter()
             .map(|(_, c)| {
@@ -73,7 +73,7 @@ impl Engine {
     }
 
     /// The shared persistence templates as `-Lnc` rows.
-    pub fn list_templates(&self, now: Instant) -> Vec<ConnInfo> {
+    pub fn list_templates(&self, now: Timestamp) -> Vec<ConnInfo> {
         self.templates
             .list(now)
             .iter()

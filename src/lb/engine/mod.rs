@@ -34,7 +34,7 @@ use super::persist::{Template, TemplateTable};
 use super::rules::{Settings, Snapshot};
 use super::sched;
 use super::tcp_state::{TcpState, NUM_TCP_STATES};
-use super::time::Instant;
+use super::time::Timestamp;
 
 mod burst;
 mod decide;
@@ -48,7 +48,7 @@ pub use burst::{Prefetch, Prepared};
 pub use expire::DEFAULT_EXPIRE_BUDGET;
 pub use list::ConnInfo;
 pub use schedule::SchedFactory;
-pub use types::{ConnState, Direction, DropReason, EngineCounters, Forward, Packet, Verdict};
+pub use types::{ConnState, Direction, DropReason, EngineCounters, Forward, PacketMeta, Verdict};
 
 use decide::{transitions, Transitions, UDP_TMO};
 use schedule::LocalService;
@@ -82,7 +82,7 @@ impl Engine {
         capacity: usize,
         snap: Arc<Snapshot>,
         templates: Arc<TemplateTable>,
-        now: Instant,
+        now: Timestamp,
     ) -> Self {
         Self::with_factory(lcore, capacity, snap, templates, now, sched::new)
     }
@@ -93,7 +93,7 @@ impl Engine {
         capacity: usize,
         snap: Arc<Snapshot>,
         templates: Arc<TemplateTable>,
-        now: Instant,
+        now: Timestamp,
         factory: SchedFactory,
     ) -> Self {
         Self::with_table(

@@ -4,14 +4,14 @@
 
 use super::decide::after;
 use super::types::bump;
-use super::{ConnState, DropReason, Engine, Forward, Packet, Prepared, Verdict};
+use super::{ConnState, DropReason, Engine, Forward, PacketMeta, Prepared, Verdict};
 use crate::lb::conntable::{flag, hash_key, NewConn, Tuple};
 use crate::lb::dest::real_port;
 use crate::lb::persist::{Lookup, Template, TemplateKey};
 use crate::lb::sched::{FlowKey, SchedFlags, Scheduler};
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::{StateDir, TcpState, INITIAL_TIMEOUT_SECS};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// Creates scheduler instances by name ([`sched::new`](crate::lb::sched::new) by default).
 pub type SchedFactory = fn(&str, SchedFlags) -> Option<Box<dyn Scheduler>>;
@@ -27,7 +27,7 @@ pub(super) struct LocalService {
 
 impl Engine {
     /// No connection: schedule a new one if the packet may open one.
-    pub(super) fn new_conn(&mut self, pkt: &Packet, p: &Prepared, now: Instant) -> Verdict {
+    pub(super) fn new_conn(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         let snap = &*self.snap;
         let Some(si) = snap.find(pkt.proto, pkt.dst, pkt.dport) else {
             return Verdict::Drop(DropReason::NoService);

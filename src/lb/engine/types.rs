@@ -18,9 +18,10 @@ pub enum Direction {
     Out,
 }
 
-/// What the engine needs from a parsed packet.
+/// What the engine needs of a parsed packet: its flow (protocol and both
+/// endpoints), TCP flags, direction and length. Not the packet itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Packet {
+pub struct PacketMeta {
     pub proto: Protocol,
     pub src: IpAddr,
     pub sport: u16,

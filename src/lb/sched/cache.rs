@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 const WAYS: usize = 4;
 
@@ -25,7 +25,7 @@ pub const DEFAULT_CAPACITY: usize = 16384;
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<V> {
     pub addr: Option<IpAddr>,
-    pub lastuse: Instant,
+    pub lastuse: Timestamp,
     pub val: V,
 }
 
@@ -63,7 +63,7 @@ impl<V: Clone + Default> Cache<V> {
         if self.slots.is_empty() {
             let empty = Slot {
                 addr: None,
-                lastuse: Instant::ZERO,
+                lastuse: Timestamp::ZERO,
                 val: V::default(),
             };
             self.slots = vec![empty; self.capacity];
@@ -74,7 +74,7 @@ impl<V: Clone + Default> Cache<V> {
         self.expiration_ms
     }
 
-    fn expired(&self, s: &Slot<V>, now: Instant) -> bool {
+    fn expired(&self, s: &Slot<V>, now: Timestamp) -> bool {
         now.as_millis().saturating_sub(s.lastuse.as_millis()) >= self.expiration_ms
     }
 
@@ -85,7 +85,7 @@ impl<V: Clone + Default> Cache<V> {
     }
 
     /// The live entry for `addr`, if any. An expired one is dropped.
-    pub fn get(&mut self, addr: &IpAddr, now: Instant) -> Option<usize> {
+    pub fn get(&mut self, addr: &IpAddr, now: Timestamp) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -103,7 +103,7 @@ impl<V: Clone + Default> Cache<V> {
 
     /// A fresh entry for `addr` (which must not be present), with
     /// `lastuse = now` and a default value; `None` if not allocated.
-    pub fn insert(&mut self, addr: IpAddr, now: Instant) -> Option<usize> {
+    pub fn insert(&mut self, addr: IpAddr, now: Timestamp) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -158,18 +158,18 @@ mod tests {
     #[test]
     fn unallocated_cache_stores_nothing() {
         let mut c: Cache<u32> = Cache::new(16, 1000);
-        assert_eq!(c.insert(a(1), Instant(0)), None);
-        assert_eq!(c.get(&a(1), Instant(0)), None);
+        assert_eq!(c.insert(a(1), Timestamp(0)), None);
+        assert_eq!(c.get(&a(1), Timestamp(0)), None);
     }
 
     #[test]
     fn insert_get_expire() {
         let mut c: Cache<u32> = Cache::new(16, 1000);
         c.allocate();
-        let i = c.insert(a(1), Instant(0)).unwrap();
+        let i = c.insert(a(1), Timestamp(0)).unwrap();
         c.slot(i).val = 7;
-        assert_eq!(c.get(&a(1), Instant(999)), Some(i));
-        assert_eq!(c.get(&a(1), Instant(1000)), None);
+        assert_eq!(c.get(&a(1), Timestamp(999)), Some(i));
+        assert_eq!(c.get(&a(1), Timestamp(1000)), None);
         assert_eq!(c.len(), 0);
     }
 
@@ -178,22 +178,22 @@ mod tests {
         let mut c: Cache<u32> = Cache::new(64, u64::MAX);
         c.allocate();
         for n in 0..10_000u32 {
-            c.insert(a(n), Instant(n as u64)).unwrap();
+            c.insert(a(n), Timestamp(n as u64)).unwrap();
         }
         assert_eq!(c.len(), 64);
         // the newest survive
-        assert!(c.get(&a(9_999), Instant(10_000)).is_some());
+        assert!(c.get(&a(9_999), Timestamp(10_000)).is_some());
         // within one bucket the oldest goes first
         let mut c: Cache<u32> = Cache::new(4, u64::MAX);
         c.allocate();
         for n in 0..4 {
-            c.insert(a(n), Instant(10 + n as u64));
+            c.insert(a(n), Timestamp(10 + n as u64));
         }
-        let i = c.get(&a(0), Instant(100)).unwrap();
-        c.slot(i).lastuse = Instant(100); // touched: now the newest
-        c.insert(a(99), Instant(101));
-        assert!(c.get(&a(0), Instant(102)).is_some());
-        assert!(c.get(&a(1), Instant(102)).is_none());
+        let i = c.get(&a(0), Timestamp(100)).unwrap();
+        c.slot(i).lastuse = Timestamp(100); // touched: now the newest
+        c.insert(a(99), Timestamp(101));
+        assert!(c.get(&a(0), Timestamp(102)).is_some());
+        assert!(c.get(&a(1), Timestamp(102)).is_none());
     }
 
     #[test]
@@ -201,7 +201,7 @@ mod tests {
         let mut c: Cache<u32> = Cache::new(16, u64::MAX);
         c.allocate();
         for n in 0..5 {
-            let i = c.insert(a(n), Instant(0)).unwrap();
+            let i = c.insert(a(n), Timestamp(0)).unwrap();
             c.slot(i).val = n;
         }
         c.retain(|v| *v % 2 == 0);

@@ -4,7 +4,7 @@
 //! 0 or is overloaded means no connection (dh has no fallback flag).
 
 use super::{addr_fold, available, hash_32, DestSet, FlowKey, Scheduler, NO_DEST};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 const TAB_BITS: u32 = 8;
 const TAB_SIZE: usize = 1 << TAB_BITS;
@@ -40,7 +40,7 @@ impl Scheduler for Dh {
         }
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let d = self.table[hash_32(addr_fold(&key.dst), TAB_BITS) as usize] as usize;
         (d < dests.len() && available(dests, d)).then_some(d)
     }
@@ -69,13 +69,13 @@ mod tests {
         for d in 0..2000u32 {
             let dst = Ipv4Addr::from(0x0A14_0000 + d);
             let k = key_to(dst);
-            let a = s.schedule(&set, &k, Instant::ZERO).unwrap();
+            let a = s.schedule(&set, &k, Timestamp::ZERO).unwrap();
             let k2 = FlowKey {
                 src: "172.16.0.9".parse().unwrap(),
                 sport: 999,
                 ..k
             };
-            assert_eq!(s.schedule(&set, &k2, Instant::ZERO), Some(a));
+            assert_eq!(s.schedule(&set, &k2, Timestamp::ZERO), Some(a));
             let want = s.table[(u32::from(dst).wrapping_mul(0x61C8_8647) >> 24) as usize];
             assert_eq!(a as u32, want);
             seen[a] += 1;
@@ -92,7 +92,7 @@ mod tests {
         set.0[1].weight = 0;
         for d in 0..100u32 {
             let k = key_to(Ipv4Addr::from(0x0A14_0000 + d));
-            assert_eq!(s.schedule(&set, &k, Instant::ZERO), None);
+            assert_eq!(s.schedule(&set, &k, Timestamp::ZERO), None);
         }
     }
 }

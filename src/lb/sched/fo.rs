@@ -3,7 +3,7 @@
 //! never wins.
 
 use super::{DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Fo;
@@ -21,7 +21,7 @@ impl Scheduler for Fo {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let mut best = None;
         let mut hw = 0;
         for i in 0..dests.len() {
@@ -43,7 +43,7 @@ mod tests {
     fn pick(set: &TestSet) -> Option<usize> {
         let mut s = Fo::new();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     #[test]

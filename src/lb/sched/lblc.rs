@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::cache::Cache;
 pub use super::cache::DEFAULT_CAPACITY;
 use super::{ids, overhead, remap, weighted_least, DestId, DestSet, FlowKey, Scheduler, NO_DEST};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// The kernel's default `lblc_expiration` / `lblcr_expiration`: 24 hours.
 pub const DEFAULT_EXPIRATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -80,7 +80,7 @@ impl Scheduler for Lblc {
         self.ids = new_ids;
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, now: Timestamp) -> Option<usize> {
         let n = dests.len();
         let hit = self.cache.get(&key.dst, now);
         if let Some(e) = hit {
@@ -113,8 +113,8 @@ mod tests {
         key_to(Ipv4Addr::from(0x0A14_0000 + n))
     }
 
-    fn at(s: u64) -> Instant {
-        Instant::from_secs(s)
+    fn at(s: u64) -> Timestamp {
+        Timestamp::from_secs(s)
     }
 
     #[test]

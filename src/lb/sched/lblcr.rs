@@ -28,7 +28,7 @@ use std::time::Duration;
 use super::cache::Cache;
 use super::lblc::{is_overloaded, DEFAULT_CAPACITY, DEFAULT_EXPIRATION};
 use super::{ids, overhead, remap, DestId, DestSet, FlowKey, Scheduler, NO_DEST};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// Most servers one destination's set holds.
 pub const MAX_SET: usize = 16;
@@ -38,7 +38,7 @@ struct ServerSet {
     len: u8,
     /// Server indices, newest first.
     members: [u16; MAX_SET],
-    lastmod: Instant,
+    lastmod: Timestamp,
 }
 
 impl ServerSet {
@@ -86,7 +86,7 @@ impl ServerSet {
         Some(pos)
     }
 
-    fn erase(&mut self, pos: usize, now: Instant) {
+    fn erase(&mut self, pos: usize, now: Timestamp) {
         let len = self.len as usize;
         self.members.copy_within(pos + 1..len, pos);
         self.len -= 1;
@@ -94,7 +94,7 @@ impl ServerSet {
     }
 
     /// Add `dest` at the head unless present (`ip_vs_dest_set_insert`).
-    fn insert(&mut self, d: &dyn DestSet, dest: usize, now: Instant) {
+    fn insert(&mut self, d: &dyn DestSet, dest: usize, now: Timestamp) {
         let Ok(dest16) = u16::try_from(dest) else {
             return; // beyond what a set can name: leave the set as it is
         };
@@ -168,7 +168,7 @@ impl Scheduler for Lblcr {
         self.ids = new_ids;
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, now: Timestamp) -> Option<usize> {
         let expiration = self.cache.expiration_ms();
         if let Some(e) = self.cache.get(&key.dst, now) {
             let slot = self.cache.slot(e);
@@ -207,11 +207,11 @@ mod tests {
         key_to(Ipv4Addr::from(0x0A14_0000 + n))
     }
 
-    fn at(s: u64) -> Instant {
-        Instant::from_secs(s)
+    fn at(s: u64) -> Timestamp {
+        Timestamp::from_secs(s)
     }
 
-    fn set_of(s: &mut Lblcr, k: &FlowKey, now: Instant) -> Vec<usize> {
+    fn set_of(s: &mut Lblcr, k: &FlowKey, now: Timestamp) -> Vec<usize> {
         let e = s.cache.get(&k.dst, now).unwrap();
         s.cache.slot(e).val.members().collect()
     }
@@ -339,7 +339,7 @@ mod tests {
         ]);
         let mut ss = ServerSet::default();
         for m in [2, 1, 0] {
-            ss.insert(&set, m, Instant::ZERO);
+            ss.insert(&set, m, Timestamp::ZERO);
         }
         // members newest first: [0, 1, 2]
         assert_eq!(ss.max_pos(&set), Some(1));

@@ -4,7 +4,7 @@
 //! tie (the kernel replaces only on a strictly smaller overhead).
 
 use super::{available, overhead, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Lc;
@@ -22,7 +22,7 @@ impl Scheduler for Lc {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for i in 0..dests.len() {
             if !available(dests, i) {
@@ -45,7 +45,7 @@ mod tests {
     fn pick(set: &TestSet) -> Option<usize> {
         let mut s = Lc::new();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     #[test]

@@ -48,7 +48,7 @@
 use std::collections::HashMap;
 
 use super::{addr_fold, available, gcd, DestId, DestSet, FlowKey, SchedFlags, Scheduler, NO_DEST};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 /// Largest pool that uses the small (kernel default) table.
 pub const SMALL_POOL_MAX: usize = 40;
@@ -250,7 +250,7 @@ impl Scheduler for Mh {
         }
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, _now: Timestamp) -> Option<usize> {
         if self.table.is_empty() {
             return None;
         }
@@ -319,15 +319,15 @@ mod tests {
         let mut g = Gen(5);
         for _ in 0..1000 {
             let k = g.flow();
-            let a = s.schedule(&set, &k, Instant::ZERO);
+            let a = s.schedule(&set, &k, Timestamp::ZERO);
             assert!(a.is_some());
-            assert_eq!(s.schedule(&set, &k, Instant::ZERO), a);
+            assert_eq!(s.schedule(&set, &k, Timestamp::ZERO), a);
             // without mh-port the source port does not matter
             let k2 = FlowKey {
                 sport: k.sport ^ 0x5555,
                 ..k
             };
-            assert_eq!(s.schedule(&set, &k2, Instant::ZERO), a);
+            assert_eq!(s.schedule(&set, &k2, Timestamp::ZERO), a);
         }
         // a second instance (another lcore) builds the same table
         assert_eq!(mh(SchedFlags::default(), &set).table, s.table);
@@ -357,7 +357,7 @@ mod tests {
         let mut traffic = [0u32; 4];
         let mut g = Gen(9);
         for _ in 0..100_000 {
-            traffic[s.schedule(&set, &g.flow(), Instant::ZERO).unwrap()] += 1;
+            traffic[s.schedule(&set, &g.flow(), Timestamp::ZERO).unwrap()] += 1;
         }
         for (i, &t) in traffic.iter().enumerate() {
             let ideal = 100_000.0 * (i + 1) as f64 / 10.0;
@@ -384,8 +384,8 @@ mod tests {
         let mut moved = 0;
         let mut to_new_or_from_gone = 0;
         for k in keys {
-            let x = a.schedule(sa, k, Instant::ZERO).map(|i| sa.0[i].addr);
-            let y = b.schedule(sb, k, Instant::ZERO).map(|i| sb.0[i].addr);
+            let x = a.schedule(sa, k, Timestamp::ZERO).map(|i| sa.0[i].addr);
+            let y = b.schedule(sb, k, Timestamp::ZERO).map(|i| sb.0[i].addr);
             if x != y {
                 moved += 1;
                 let gone = x.is_some_and(|x| sb.position(x).is_none());
@@ -492,7 +492,7 @@ mod tests {
         for _ in 0..500 {
             let k = g.flow();
             let slot = s.slot(&k, 0);
-            let r = s.schedule(&set, &k, Instant::ZERO);
+            let r = s.schedule(&set, &k, Timestamp::ZERO);
             if s.table[slot] == 1 {
                 assert_eq!(r, None);
             } else {
@@ -523,11 +523,11 @@ mod tests {
         let keys: Vec<FlowKey> = (0..5000).map(|_| g.flow()).collect();
         let before: Vec<_> = keys
             .iter()
-            .map(|k| fb.schedule(&set, k, Instant::ZERO))
+            .map(|k| fb.schedule(&set, k, Timestamp::ZERO))
             .collect();
         set.0[2].overloaded = true;
         for (k, b) in keys.iter().zip(&before) {
-            let r = fb.schedule(&set, k, Instant::ZERO);
+            let r = fb.schedule(&set, k, Timestamp::ZERO);
             assert!(r.is_some());
             if *b == Some(2) {
                 assert_ne!(r, Some(2));
@@ -550,7 +550,7 @@ mod tests {
         let mut seen = [false; 4];
         for p in 0..200 {
             let k = key_from("1.2.3.4".parse().unwrap(), p);
-            seen[s.schedule(&set, &k, Instant::ZERO).unwrap()] = true;
+            seen[s.schedule(&set, &k, Timestamp::ZERO).unwrap()] = true;
         }
         assert_eq!(seen, [true; 4]);
     }

@@ -26,7 +26,7 @@
 
 use std::net::IpAddr;
 
-use super::time::Instant;
+use super::time::Timestamp;
 
 mod cache;
 pub mod dh;
@@ -79,7 +79,7 @@ pub trait Scheduler: Send {
     fn update(&mut self, dests: &dyn DestSet);
     /// The index of the real server for a new connection, or `None` when no
     /// server is available (the packet is then dropped).
-    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, now: Instant) -> Option<usize>;
+    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, now: Timestamp) -> Option<usize>;
 }
 
 /// Scheduler flags (`ipvsadm -b`). sh-* apply only to sh, mh-* only to mh.
@@ -252,7 +252,7 @@ mod tests {
                 let mut s = new(n, flags).unwrap();
                 s.update(&set);
                 for k in 0..50 {
-                    assert_eq!(s.schedule(&set, &key(k), Instant::ZERO), None, "{n}");
+                    assert_eq!(s.schedule(&set, &key(k), Timestamp::ZERO), None, "{n}");
                 }
             }
         }
@@ -267,7 +267,7 @@ mod tests {
                 s.update(&set);
                 for k in 0..200 {
                     assert_eq!(
-                        s.schedule(&set, &key(k), Instant::ZERO),
+                        s.schedule(&set, &key(k), Timestamp::ZERO),
                         None,
                         "{n} {flags:?}"
                     );
@@ -290,7 +290,7 @@ mod tests {
                 s.update(&set);
                 for k in 0..200 {
                     assert_eq!(
-                        s.schedule(&set, &key(k), Instant::ZERO),
+                        s.schedule(&set, &key(k), Timestamp::ZERO),
                         None,
                         "{n} {flags:?}"
                     );
@@ -309,7 +309,7 @@ mod tests {
                 let mut s = new(n, flags).unwrap();
                 s.update(&set);
                 for k in 0..500 {
-                    if let Some(i) = s.schedule(&set, &key(k), Instant::ZERO) {
+                    if let Some(i) = s.schedule(&set, &key(k), Timestamp::ZERO) {
                         assert!(i == 1 || i == 3, "{n} {flags:?} picked {i}");
                     }
                 }
@@ -326,7 +326,7 @@ mod tests {
                 let mut s = new(n, flags).unwrap();
                 s.update(&big);
                 for k in 0..300 {
-                    if let Some(i) = s.schedule(&small, &key(k), Instant::ZERO) {
+                    if let Some(i) = s.schedule(&small, &key(k), Timestamp::ZERO) {
                         assert!(i < 2, "{n}");
                     }
                 }
@@ -417,7 +417,7 @@ mod props {
     fn pick(name: &str, set: &TestSet) -> Option<usize> {
         let mut s = new(name, SchedFlags::default()).unwrap();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     proptest! {
@@ -466,7 +466,7 @@ mod props {
             let avail: Vec<usize> = (0..set.len()).filter(|&i| available(&set, i)).collect();
             for _ in 0..3 {
                 let got: Vec<Option<usize>> =
-                    (0..avail.len().max(1)).map(|_| s.schedule(&set, &key(0), Instant::ZERO)).collect();
+                    (0..avail.len().max(1)).map(|_| s.schedule(&set, &key(0), Timestamp::ZERO)).collect();
                 if avail.is_empty() {
                     prop_assert_eq!(got, vec![None]);
                 } else {
@@ -485,14 +485,14 @@ mod props {
             let mut s = new("wrr", SchedFlags::default()).unwrap();
             s.update(&set);
             if g == 0 {
-                prop_assert_eq!(s.schedule(&set, &key(0), Instant::ZERO), None);
+                prop_assert_eq!(s.schedule(&set, &key(0), Timestamp::ZERO), None);
                 return Ok(());
             }
             let period: u32 = ws.iter().map(|w| w / g).sum();
             for _ in 0..2 {
                 let mut count = vec![0u32; ws.len()];
                 for _ in 0..period {
-                    count[s.schedule(&set, &key(0), Instant::ZERO).unwrap()] += 1;
+                    count[s.schedule(&set, &key(0), Timestamp::ZERO).unwrap()] += 1;
                 }
                 prop_assert_eq!(count, ws.iter().map(|w| w / g).collect::<Vec<_>>());
             }
@@ -511,8 +511,8 @@ mod props {
                     b.update(&set);
                     for _ in 0..20 {
                         let k = g.flow();
-                        let x = a.schedule(&set, &k, Instant::ZERO);
-                        prop_assert_eq!(x, b.schedule(&set, &k, Instant::ZERO));
+                        let x = a.schedule(&set, &k, Timestamp::ZERO);
+                        prop_assert_eq!(x, b.schedule(&set, &k, Timestamp::ZERO));
                         if let Some(i) = x {
                             prop_assert!(available(&set, i));
                         }

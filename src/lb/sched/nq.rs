@@ -5,7 +5,7 @@
 
 use super::sed::sed_overhead;
 use super::{available, ratio_gt, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Nq;
@@ -23,7 +23,7 @@ impl Scheduler for Nq {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for i in 0..dests.len() {
             if !available(dests, i) {
@@ -50,7 +50,7 @@ mod tests {
     fn pick(set: &TestSet) -> Option<usize> {
         let mut s = Nq::new();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `activeconns > weight`); the first in list order wins a tie.
 
 use super::{DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Ovf;
@@ -22,7 +22,7 @@ impl Scheduler for Ovf {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let mut best: Option<(usize, u32)> = None;
         for i in 0..dests.len() {
             let w = dests.weight(i);
@@ -45,7 +45,7 @@ mod tests {
     fn pick(set: &TestSet) -> Option<usize> {
         let mut s = Ovf::new();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     #[test]

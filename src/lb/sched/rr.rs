@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::{available, ids, DestId, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Rr {
@@ -52,7 +52,7 @@ impl Scheduler for Rr {
         self.ids = new_ids;
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let n = dests.len();
         // From the head: 0..n. From server p: p+1..n, then 0..=p.
         let first = match self.pos {
@@ -77,7 +77,7 @@ mod tests {
 
     fn run(s: &mut Rr, set: &TestSet, n: usize) -> Vec<Option<usize>> {
         (0..n)
-            .map(|k| s.schedule(set, &key(k as u32), Instant::ZERO))
+            .map(|k| s.schedule(set, &key(k as u32), Timestamp::ZERO))
             .collect()
     }
 

@@ -3,7 +3,7 @@
 //! connections are ignored; the first in list order wins a tie.
 
 use super::{weighted_least, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Sed;
@@ -27,7 +27,7 @@ impl Scheduler for Sed {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         weighted_least(dests, |i| sed_overhead(dests, i))
     }
 }
@@ -40,7 +40,7 @@ mod tests {
     fn pick(set: &TestSet) -> Option<usize> {
         let mut s = Sed::new();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! the choice of fallback server identical to Linux.
 
 use super::{addr_fold, available, hash_32, DestSet, FlowKey, SchedFlags, Scheduler, NO_DEST};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 const TAB_BITS: u32 = 8;
 const TAB_SIZE: usize = 1 << TAB_BITS;
@@ -71,7 +71,7 @@ impl Scheduler for Sh {
         fill_weighted(&mut self.table, dests);
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let n = dests.len();
         let usable = |d: u32| (d as usize) < n && available(dests, d as usize);
         let ihash = self.bucket(key);
@@ -142,11 +142,11 @@ mod tests {
         let mut g = Gen(7);
         for _ in 0..1000 {
             let k = g.flow();
-            let first = s.schedule(&set, &k, Instant::ZERO);
+            let first = s.schedule(&set, &k, Timestamp::ZERO);
             assert!(first.is_some());
             for port in [1, 80, 65535] {
                 let k2 = FlowKey { sport: port, ..k };
-                assert_eq!(s.schedule(&set, &k2, Instant::ZERO), first);
+                assert_eq!(s.schedule(&set, &k2, Timestamp::ZERO), first);
             }
         }
     }
@@ -164,7 +164,7 @@ mod tests {
         let mut seen = [false; 4];
         for port in 0..64 {
             let k = key_from(Ipv4Addr::new(1, 2, 3, 4), port);
-            seen[s.schedule(&set, &k, Instant::ZERO).unwrap()] = true;
+            seen[s.schedule(&set, &k, Timestamp::ZERO).unwrap()] = true;
         }
         assert_eq!(seen, [true; 4]);
     }
@@ -176,7 +176,7 @@ mod tests {
         let mut count = [0u32; 2];
         let mut g = Gen(1);
         for _ in 0..40_000 {
-            count[s.schedule(&set, &g.flow(), Instant::ZERO).unwrap()] += 1;
+            count[s.schedule(&set, &g.flow(), Timestamp::ZERO).unwrap()] += 1;
         }
         let share = count[1] as f64 / 40_000.0;
         assert!((share - 0.75).abs() < 0.03, "{count:?}");
@@ -190,19 +190,19 @@ mod tests {
         let flows: Vec<FlowKey> = (0..300).map(|_| g.flow()).collect();
         let before: Vec<_> = flows
             .iter()
-            .map(|k| s.schedule(&set, k, Instant::ZERO))
+            .map(|k| s.schedule(&set, k, Timestamp::ZERO))
             .collect();
         // Connection counts do not matter.
         set.0[0].active = 1000;
         let again: Vec<_> = flows
             .iter()
-            .map(|k| s.schedule(&set, k, Instant::ZERO))
+            .map(|k| s.schedule(&set, k, Timestamp::ZERO))
             .collect();
         assert_eq!(before, again);
         // Unavailable server: its sources get nothing, others unchanged.
         set.0[1].weight = 0;
         for (k, b) in flows.iter().zip(&before) {
-            let now = s.schedule(&set, k, Instant::ZERO);
+            let now = s.schedule(&set, k, Timestamp::ZERO);
             if *b == Some(1) {
                 assert_eq!(now, None);
             } else {
@@ -228,8 +228,8 @@ mod tests {
         for _ in 0..2000 {
             let k = g.flow();
             let b = fb.bucket(&k);
-            let p = plain.schedule(&set, &k, Instant::ZERO);
-            let f = fb.schedule(&set, &k, Instant::ZERO);
+            let p = plain.schedule(&set, &k, Timestamp::ZERO);
+            let f = fb.schedule(&set, &k, Timestamp::ZERO);
             if fb.table[b] == 2 {
                 hit += 1;
                 assert_eq!(p, None);
@@ -268,8 +268,8 @@ mod tests {
             dst: "2001:db8::ffff".parse().unwrap(),
             dport: 80,
         };
-        let a = s.schedule(&set, &k, Instant::ZERO);
+        let a = s.schedule(&set, &k, Timestamp::ZERO);
         assert!(a.is_some());
-        assert_eq!(a, s.schedule(&set, &k, Instant::ZERO));
+        assert_eq!(a, s.schedule(&set, &k, Timestamp::ZERO));
     }
 }

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{available, overhead, ratio_gt, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Clone)]
 pub struct Twos {
@@ -61,7 +61,7 @@ impl Scheduler for Twos {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let n = dests.len();
         let total: u64 = (0..n)
             .filter(|&i| available(dests, i))
@@ -108,7 +108,7 @@ mod tests {
     fn shares(s: &mut Twos, set: &TestSet, rounds: u32) -> Vec<f64> {
         let mut c = vec![0u32; set.0.len()];
         for k in 0..rounds {
-            c[s.schedule(set, &key(k), Instant::ZERO).unwrap()] += 1;
+            c[s.schedule(set, &key(k), Timestamp::ZERO).unwrap()] += 1;
         }
         c.iter().map(|&x| x as f64 / rounds as f64).collect()
     }
@@ -152,7 +152,7 @@ mod tests {
         let run = |seed| {
             let mut s = Twos::with_seed(seed);
             (0..200)
-                .map(|k| s.schedule(&set, &key(k), Instant::ZERO).unwrap())
+                .map(|k| s.schedule(&set, &key(k), Timestamp::ZERO).unwrap())
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));

@@ -3,7 +3,7 @@
 //! list order wins a tie. See `weighted_least` in mod.rs.
 
 use super::{overhead, weighted_least, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Wlc;
@@ -21,7 +21,7 @@ impl Scheduler for Wlc {
 
     fn update(&mut self, _dests: &dyn DestSet) {}
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         weighted_least(dests, |i| overhead(dests, i))
     }
 }
@@ -34,7 +34,7 @@ mod tests {
     fn pick(set: &TestSet) -> Option<usize> {
         let mut s = Wlc::new();
         s.update(set);
-        s.schedule(set, &key(0), Instant::ZERO)
+        s.schedule(set, &key(0), Timestamp::ZERO)
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! multiple of `di`, plus 1).
 
 use super::{gcd, DestSet, FlowKey, Scheduler};
-use crate::lb::time::Instant;
+use crate::lb::time::Timestamp;
 
 #[derive(Debug, Default)]
 pub struct Wrr {
@@ -59,7 +59,7 @@ impl Scheduler for Wrr {
         }
     }
 
-    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, dests: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let n = dests.len();
         if self.mw <= 0 {
             return None;
@@ -110,7 +110,7 @@ mod tests {
 
     fn run(s: &mut Wrr, set: &TestSet, n: usize) -> Vec<usize> {
         (0..n)
-            .map(|k| s.schedule(set, &key(k as u32), Instant::ZERO).unwrap())
+            .map(|k| s.schedule(set, &key(k as u32), Timestamp::ZERO).unwrap())
             .collect()
     }
 
@@ -190,13 +190,13 @@ mod tests {
             d.overloaded = true;
         }
         for k in 0..5 {
-            assert_eq!(s.schedule(&set, &key(k), Instant::ZERO), None);
+            assert_eq!(s.schedule(&set, &key(k), Timestamp::ZERO), None);
         }
         for d in &mut set.0 {
             d.overloaded = false;
         }
         // Sequence is A A B: back to a valid pick at once.
-        assert!(s.schedule(&set, &key(0), Instant::ZERO).is_some());
+        assert!(s.schedule(&set, &key(0), Timestamp::ZERO).is_some());
     }
 
     #[test]

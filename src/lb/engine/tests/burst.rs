@@ -7,13 +7,13 @@ use super::*;
 fn prepared_burst_path_matches() {
     let r = nat_rules();
     let mut e = engine(&r, 64);
-    let pkts: Vec<Packet> = (1..=8).map(|n| tcp_in(client(n), 1, SYN)).collect();
+    let pkts: Vec<PacketMeta> = (1..=8).map(|n| tcp_in(client(n), 1, SYN)).collect();
     let prepared: Vec<Prepared> = pkts.iter().map(Engine::prepare).collect();
     for p in &prepared {
         let _ = e.prefetch_addr(p);
     }
     for (pkt, p) in pkts.iter().zip(&prepared) {
-        assert!(fwd(e.process_prepared(pkt, p, Instant::ZERO)).new);
+        assert!(fwd(e.process_prepared(pkt, p, Timestamp::ZERO)).new);
     }
     assert_eq!(e.conn_count(), 8);
 }
@@ -33,9 +33,9 @@ fn burst_lookups_find_keys_past_full_buckets() {
         }
         let c = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
         let n = cap as u32;
-        let syns: Vec<Packet> = (0..n).map(|i| tcp_in(c(i), 1000, SYN)).collect();
+        let syns: Vec<PacketMeta> = (0..n).map(|i| tcp_in(c(i), 1000, SYN)).collect();
         let mut v = vec![Verdict::Drop(DropReason::NoService); syns.len()];
-        e.process_burst(&syns, Instant(1), &mut v);
+        e.process_burst(&syns, Timestamp(1), &mut v);
         assert_eq!(e.conn_count(), cap);
         let spilled = syns
             .iter()
@@ -45,15 +45,15 @@ fn burst_lookups_find_keys_past_full_buckets() {
             })
             .count();
         assert!(spilled > 0, "the table is full enough for overflow");
-        let acks: Vec<Packet> = (0..n).map(|i| tcp_in(c(i), 1000, ACK)).collect();
-        e.process_burst(&acks, Instant(2), &mut v);
+        let acks: Vec<PacketMeta> = (0..n).map(|i| tcp_in(c(i), 1000, ACK)).collect();
+        e.process_burst(&acks, Timestamp(2), &mut v);
         let mut replies = Vec::new();
         for (k, verdict) in v.iter().enumerate() {
             let f = fwd(*verdict);
             assert!(!f.new, "ack {k} found its connection");
             replies.push(tcp_out(f.daddr, f.dport, c(k as u32), 1000, ACK));
         }
-        e.process_burst(&replies, Instant(3), &mut v);
+        e.process_burst(&replies, Timestamp(3), &mut v);
         for verdict in &v {
             assert!(!fwd(*verdict).new);
         }
@@ -85,9 +85,9 @@ fn bursts_decide_as_single_packets() {
         let mut now = 0u64;
         for round in 0..3000 {
             now += next(2000);
-            let t = Instant(now);
+            let t = Timestamp(now);
             let len = next(40) as usize + 1;
-            let burst: Vec<Packet> = (0..len)
+            let burst: Vec<PacketMeta> = (0..len)
                 .map(|_| {
                     let c = client(next(6) as u8 + 1);
                     let port = 2000 + next(12) as u16;
@@ -124,7 +124,7 @@ fn perf_one_million_connections() {
     const N: u32 = 1_000_000;
     let r = nat_rules();
     let mut e = engine(&r, N as usize);
-    let pkt = |i: u32, flags: u8| Packet {
+    let pkt = |i: u32, flags: u8| PacketMeta {
         proto: Protocol::Tcp,
         src: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
         sport: 1024 + (i % 50_000) as u16,
@@ -134,8 +134,8 @@ fn perf_one_million_connections() {
         dir: Direction::In,
         len: 64,
     };
-    let now = Instant::from_secs(1);
-    let syns: Vec<Packet> = (0..N).map(|i| pkt(i, SYN)).collect();
+    let now = Timestamp::from_secs(1);
+    let syns: Vec<PacketMeta> = (0..N).map(|i| pkt(i, SYN)).collect();
     let t = Wall::now();
     let mut out = [Verdict::Drop(DropReason::NoService); 32];
     for burst in syns.chunks(32) {
@@ -152,7 +152,7 @@ fn perf_one_million_connections() {
 
     // Established packets in random order.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let order: Vec<Packet> = (0..4 * N)
+    let order: Vec<PacketMeta> = (0..4 * N)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -191,10 +191,10 @@ fn perf_one_million_connections() {
     for i in 0..1000 {
         small.process(&pkt(i, SYN), now);
     }
-    let hot: Vec<Packet> = order
+    let hot: Vec<PacketMeta> = order
         .iter()
         .take(1 << 20)
-        .map(|p| Packet {
+        .map(|p| PacketMeta {
             src: IpAddr::V4(Ipv4Addr::from(
                 0x0a00_0000
                     + (u32::from(match p.src {
@@ -206,7 +206,7 @@ fn perf_one_million_connections() {
             ..*p
         })
         .collect();
-    let hot: Vec<Packet> = hot
+    let hot: Vec<PacketMeta> = hot
         .iter()
         .map(|p| {
             let i = u32::from(match p.src {
@@ -234,7 +234,7 @@ fn perf_one_million_connections() {
     );
 
     let t = Wall::now();
-    let n = e.expire(Instant::from_secs(10_000), usize::MAX);
+    let n = e.expire(Timestamp::from_secs(10_000), usize::MAX);
     println!(
         "expire all: {n} in {:.0} ms",
         t.elapsed().as_secs_f64() * 1e3

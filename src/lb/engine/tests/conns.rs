@@ -9,7 +9,7 @@ fn nat_connection_lifecycle_and_counts() {
     let r = nat_rules();
     let mut e = engine(&r, 64);
     let c = client(1);
-    let t = |s: u64| Instant::from_secs(s);
+    let t = |s: u64| Timestamp::from_secs(s);
 
     let f = fwd(e.process(&tcp_in(c, 40000, SYN), t(0)));
     assert!(f.new);
@@ -67,30 +67,30 @@ fn dr_uses_input_only_table() {
     );
     let mut e = engine(&r, 64);
     let c = client(1);
-    let f = fwd(e.process(&tcp_in(c, 1000, SYN), Instant::ZERO));
+    let f = fwd(e.process(&tcp_in(c, 1000, SYN), Timestamp::ZERO));
     assert_eq!(f.fwd, FwdMethod::Route);
     assert_eq!(f.dport, 80);
     assert_eq!(
-        state(e.process(&tcp_in(c, 1000, ACK), Instant(10))),
+        state(e.process(&tcp_in(c, 1000, ACK), Timestamp(10))),
         "ESTABLISHED"
     );
     // INPUT-ONLY: FIN from the client goes to FIN_WAIT (INPUT would say CLOSE_WAIT).
     assert_eq!(
-        state(e.process(&tcp_in(c, 1000, FIN), Instant(20))),
+        state(e.process(&tcp_in(c, 1000, FIN), Timestamp(20))),
         "FIN_WAIT"
     );
     assert_eq!(counts(&r, &tkey(), RS1), (0, 1, 0));
     // No outbound key for DR.
     assert_eq!(
-        e.process(&tcp_out(ip(RS1), 80, c, 1000, ACK), Instant(30)),
+        e.process(&tcp_out(ip(RS1), 80, c, 1000, ACK), Timestamp(30)),
         Verdict::Drop(DropReason::NoConnection)
     );
     // RST: CLOSE, 10 s.
     assert_eq!(
-        state(e.process(&tcp_in(c, 1000, RST), Instant(40))),
+        state(e.process(&tcp_in(c, 1000, RST), Timestamp(40))),
         "CLOSE"
     );
-    let l = e.list_conns(Instant(40));
+    let l = e.list_conns(Timestamp(40));
     assert_eq!(l[0].expires_in_ms, 10_000);
 }
 
@@ -101,20 +101,20 @@ fn only_a_syn_opens_a_tcp_connection() {
     let c = client(9);
     for flags in [ACK, RST, SYNACK, TcpFlags::SYN | TcpFlags::RST, FIN, 0] {
         assert_eq!(
-            e.process(&tcp_in(c, 5, flags), Instant::ZERO),
+            e.process(&tcp_in(c, 5, flags), Timestamp::ZERO),
             Verdict::Drop(DropReason::NotSyn)
         );
     }
     let mut other = tcp_in(c, 5, SYN);
     other.dport = 81;
     assert_eq!(
-        e.process(&other, Instant::ZERO),
+        e.process(&other, Timestamp::ZERO),
         Verdict::Drop(DropReason::NoService)
     );
     assert_eq!(e.conn_count(), 0);
     // Reply without a connection.
     assert_eq!(
-        e.process(&tcp_out(ip(RS1), 8080, c, 5, ACK), Instant::ZERO),
+        e.process(&tcp_out(ip(RS1), 8080, c, 5, ACK), Timestamp::ZERO),
         Verdict::Drop(DropReason::NoConnection)
     );
 }
@@ -124,20 +124,20 @@ fn timeouts_exact_and_set_changes_established() {
     let mut r = nat_rules();
     let mut e = engine(&r, 64);
     let c = client(1);
-    fwd(e.process(&tcp_in(c, 1, SYN), Instant::ZERO));
+    fwd(e.process(&tcp_in(c, 1, SYN), Timestamp::ZERO));
     // SYN_RECV: 60 s.
-    assert_eq!(e.list_conns(Instant::ZERO)[0].expires_in_ms, 60_000);
-    fwd(e.process(&tcp_in(c, 1, ACK), Instant(1000)));
+    assert_eq!(e.list_conns(Timestamp::ZERO)[0].expires_in_ms, 60_000);
+    fwd(e.process(&tcp_in(c, 1, ACK), Timestamp(1000)));
     // ESTABLISHED: 900 s from the last packet; alive just before, gone at.
     assert_eq!(
-        state(e.process(&tcp_in(c, 1, ACK), Instant(900_999))),
+        state(e.process(&tcp_in(c, 1, ACK), Timestamp(900_999))),
         "ESTABLISHED"
     );
     // The wheel collects within one tick (10 ms) after the expiry.
-    assert_eq!(e.expire(Instant(1_800_998), usize::MAX), 0);
+    assert_eq!(e.expire(Timestamp(1_800_998), usize::MAX), 0);
     assert_eq!(
         e.expire(
-            Instant(1_800_999 + crate::lb::conntable::TICK_MS),
+            Timestamp(1_800_999 + crate::lb::conntable::TICK_MS),
             usize::MAX
         ),
         1
@@ -147,7 +147,7 @@ fn timeouts_exact_and_set_changes_established() {
     // --set 60 0 0: ESTABLISHED now 60 s.
     r.set_timeouts(60, 0, 0);
     e.set_snapshot(r.snapshot());
-    let t0 = Instant(2_000_000);
+    let t0 = Timestamp(2_000_000);
     fwd(e.process(&tcp_in(c, 2, SYN), t0));
     fwd(e.process(&tcp_in(c, 2, ACK), t0));
     assert_eq!(e.list_conns(t0)[0].expires_in_ms, 60_000);
@@ -155,7 +155,7 @@ fn timeouts_exact_and_set_changes_established() {
     // A packet for an entry past its expiry that was not collected yet does
     // not revive it: it is treated as new (and an ACK cannot open one).
     assert_eq!(
-        e.process(&tcp_in(c, 2, ACK), Instant(t0.0 + 60_000)),
+        e.process(&tcp_in(c, 2, ACK), Timestamp(t0.0 + 60_000)),
         Verdict::Drop(DropReason::NotSyn)
     );
     assert_eq!(e.conn_count(), 0);
@@ -173,12 +173,12 @@ fn udp_connections_are_inactive_300s() {
         .unwrap();
     let mut e = engine(&r, 16);
     let p = udp_in(client(1), 999, 80);
-    let f = fwd(e.process(&p, Instant::ZERO));
+    let f = fwd(e.process(&p, Timestamp::ZERO));
     assert!(f.new);
     assert_eq!(f.state, ConnState::Udp);
     assert_eq!((f.daddr, f.dport), (ip(RS1), 5353));
     assert_eq!(counts(&r, &key, RS1), (0, 1, 0));
-    let reply = Packet {
+    let reply = PacketMeta {
         src: ip(RS1),
         sport: 5353,
         dst: client(1),
@@ -186,18 +186,18 @@ fn udp_connections_are_inactive_300s() {
         dir: Direction::Out,
         ..p
     };
-    let o = fwd(e.process(&reply, Instant(5000)));
+    let o = fwd(e.process(&reply, Timestamp(5000)));
     assert!(!o.new);
-    assert_eq!(e.list_conns(Instant(5000))[0].expires_in_ms, 300_000);
-    assert_eq!(e.list_conns(Instant(5000))[0].state, "UDP");
-    assert_eq!(e.expire(Instant(304_999), usize::MAX), 0);
-    assert_eq!(e.expire(Instant(305_000), usize::MAX), 1);
+    assert_eq!(e.list_conns(Timestamp(5000))[0].expires_in_ms, 300_000);
+    assert_eq!(e.list_conns(Timestamp(5000))[0].state, "UDP");
+    assert_eq!(e.expire(Timestamp(304_999), usize::MAX), 0);
+    assert_eq!(e.expire(Timestamp(305_000), usize::MAX), 1);
     assert_eq!(counts(&r, &key, RS1), (0, 0, 0));
     // --set 0 0 10
     r.set_timeouts(0, 0, 10);
     e.set_snapshot(r.snapshot());
-    fwd(e.process(&p, Instant(400_000)));
-    assert_eq!(e.list_conns(Instant(400_000))[0].expires_in_ms, 10_000);
+    fwd(e.process(&p, Timestamp(400_000)));
+    assert_eq!(e.list_conns(Timestamp(400_000))[0].expires_in_ms, 10_000);
 }
 
 #[test]
@@ -214,8 +214,8 @@ fn one_packet_scheduling_keeps_no_connection() {
     r.add_dest(&key, DestConfig::new(ip(RS2), 53)).unwrap();
     let mut e = engine(&r, 16);
     let p = udp_in(client(1), 999, 80);
-    let a = fwd(e.process(&p, Instant::ZERO));
-    let b = fwd(e.process(&p, Instant::ZERO));
+    let a = fwd(e.process(&p, Timestamp::ZERO));
+    let b = fwd(e.process(&p, Timestamp::ZERO));
     assert_eq!(a.conn, None);
     // Each packet scheduled on its own: rr alternates.
     assert_ne!(a.daddr, b.daddr);
@@ -230,10 +230,10 @@ fn one_packet_scheduling_keeps_no_connection() {
 fn table_full_is_a_drop() {
     let r = nat_rules();
     let mut e = engine(&r, 2);
-    fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
-    fwd(e.process(&tcp_in(client(2), 1, SYN), Instant::ZERO));
+    fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
+    fwd(e.process(&tcp_in(client(2), 1, SYN), Timestamp::ZERO));
     assert_eq!(
-        e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO),
+        e.process(&tcp_in(client(3), 1, SYN), Timestamp::ZERO),
         Verdict::Drop(DropReason::TableFull)
     );
     assert_eq!(e.conn_count(), 2);
@@ -243,7 +243,7 @@ fn table_full_is_a_drop() {
     assert_eq!(a1 + i1 + a2 + i2, 2);
     // Existing connections still work.
     assert_eq!(
-        state(e.process(&tcp_in(client(1), 1, ACK), Instant(1))),
+        state(e.process(&tcp_in(client(1), 1, ACK), Timestamp(1))),
         "ESTABLISHED"
     );
 }
@@ -253,8 +253,8 @@ fn weight_zero_drains() {
     let mut r = nat_rules();
     let mut e = engine(&r, 64);
     // One connection on each.
-    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
-    let b = fwd(e.process(&tcp_in(client(2), 1, SYN), Instant::ZERO));
+    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
+    let b = fwd(e.process(&tcp_in(client(2), 1, SYN), Timestamp::ZERO));
     assert_ne!(a.daddr, b.daddr);
     r.edit_dest(
         &tkey(),
@@ -265,13 +265,13 @@ fn weight_zero_drains() {
     // New connections only to RS2.
     for n in 3..10 {
         assert_eq!(
-            fwd(e.process(&tcp_in(client(n), 1, SYN), Instant(10))).daddr,
+            fwd(e.process(&tcp_in(client(n), 1, SYN), Timestamp(10))).daddr,
             ip(RS2)
         );
     }
     // The existing RS1 connection goes on; the edit kept its count.
     let old = if a.daddr == ip(RS1) { 1 } else { 2 };
-    let f = fwd(e.process(&tcp_in(client(old), 1, ACK), Instant(20)));
+    let f = fwd(e.process(&tcp_in(client(old), 1, ACK), Timestamp(20)));
     assert_eq!(f.daddr, ip(RS1));
     assert_eq!(counts(&r, &tkey(), RS1), (1, 0, 0));
 }
@@ -280,25 +280,25 @@ fn weight_zero_drains() {
 fn deleted_dest_drops_its_connections() {
     let mut r = nat_rules();
     let mut e = engine(&r, 64);
-    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
+    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
     assert_eq!(a.daddr, ip(RS2));
-    fwd(e.process(&tcp_in(client(1), 1, ACK), Instant(1)));
+    fwd(e.process(&tcp_in(client(1), 1, ACK), Timestamp(1)));
     let shared = e.dest(a.dest).unwrap().clone();
     r.delete_dest(&tkey(), ip(RS2), 8080).unwrap();
     e.set_snapshot(r.snapshot());
     // Packets of the connection are dropped; it lives on until it times out.
     assert_eq!(
-        e.process(&tcp_in(client(1), 1, ACK), Instant(2)),
+        e.process(&tcp_in(client(1), 1, ACK), Timestamp(2)),
         Verdict::Drop(DropReason::DestRemoved)
     );
     assert_eq!(e.conn_count(), 1);
     assert_eq!(shared.active(), 1);
     // Replies still pass (the kernel's output path does not check).
     assert!(matches!(
-        e.process(&tcp_out(ip(RS2), 8080, client(1), 1, ACK), Instant(3)),
+        e.process(&tcp_out(ip(RS2), 8080, client(1), 1, ACK), Timestamp(3)),
         Verdict::Forward(_)
     ));
-    e.expire(Instant(1_000_000), usize::MAX);
+    e.expire(Timestamp(1_000_000), usize::MAX);
     assert_eq!(e.conn_count(), 0);
     assert_eq!((shared.active(), shared.inactive()), (0, 0));
     // The slot was released.
@@ -313,20 +313,20 @@ fn deleted_dest_with_expire_nodest_conn_reschedules() {
         ..Settings::default()
     });
     let mut e = engine(&r, 64);
-    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
+    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
     assert_eq!(a.daddr, ip(RS2));
     let shared = e.dest(a.dest).unwrap().clone();
     r.delete_dest(&tkey(), ip(RS2), 8080).unwrap();
     e.set_snapshot(r.snapshot());
     // A non-SYN: the connection is expired, and the packet cannot open one.
     assert_eq!(
-        e.process(&tcp_in(client(1), 1, ACK), Instant(2)),
+        e.process(&tcp_in(client(1), 1, ACK), Timestamp(2)),
         Verdict::Drop(DropReason::NotSyn)
     );
     assert_eq!(e.conn_count(), 0);
     assert_eq!((shared.active(), shared.inactive()), (0, 0));
     // The client's next SYN is scheduled on a remaining server.
-    let b = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant(3)));
+    let b = fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp(3)));
     assert!(b.new);
     assert_eq!(b.daddr, ip(RS1));
     assert_eq!(e.counters().rescheduled(), 1);
@@ -337,39 +337,39 @@ fn syn_reuses_time_wait_and_close() {
     let r = nat_rules();
     let mut e = engine(&r, 64);
     let c = client(1);
-    let a = fwd(e.process(&tcp_in(c, 7, SYN), Instant::ZERO));
-    fwd(e.process(&tcp_in(c, 7, ACK), Instant(1)));
-    fwd(e.process(&tcp_in(c, 7, FIN), Instant(2)));
+    let a = fwd(e.process(&tcp_in(c, 7, SYN), Timestamp::ZERO));
+    fwd(e.process(&tcp_in(c, 7, ACK), Timestamp(1)));
+    fwd(e.process(&tcp_in(c, 7, FIN), Timestamp(2)));
     assert_eq!(
-        state(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Instant(3))),
+        state(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Timestamp(3))),
         "TIME_WAIT"
     );
-    let b = fwd(e.process(&tcp_in(c, 7, SYN), Instant(4)));
+    let b = fwd(e.process(&tcp_in(c, 7, SYN), Timestamp(4)));
     assert!(b.new);
     assert_ne!(b.daddr, a.daddr); // rescheduled: rr moved on
     assert_eq!(b.state.name(), "SYN_RECV");
     assert_eq!(e.conn_count(), 1);
     // The new real server's reply finds the rescheduled connection, and
     // the old one's does not.
-    let reply = e.process(&tcp_out(b.daddr, 8080, c, 7, SYN | ACK), Instant(4));
+    let reply = e.process(&tcp_out(b.daddr, 8080, c, 7, SYN | ACK), Timestamp(4));
     assert!(
         matches!(reply, Verdict::Forward(_)),
         "reply after reuse: {reply:?}"
     );
-    let stale = e.process(&tcp_out(a.daddr, 8080, c, 7, ACK), Instant(4));
+    let stale = e.process(&tcp_out(a.daddr, 8080, c, 7, ACK), Timestamp(4));
     assert!(
         matches!(stale, Verdict::Drop(_)),
         "old server's packet: {stale:?}"
     );
     // CLOSE (after RST) is reused too.
-    fwd(e.process(&tcp_in(c, 7, ACK), Instant(5)));
-    assert_eq!(state(e.process(&tcp_in(c, 7, RST), Instant(5))), "CLOSE");
-    let d = fwd(e.process(&tcp_in(c, 7, SYN), Instant(6)));
+    fwd(e.process(&tcp_in(c, 7, ACK), Timestamp(5)));
+    assert_eq!(state(e.process(&tcp_in(c, 7, RST), Timestamp(5))), "CLOSE");
+    let d = fwd(e.process(&tcp_in(c, 7, SYN), Timestamp(6)));
     assert!(d.new);
     assert_eq!(e.counters().rescheduled(), 2);
     // A SYN on an ESTABLISHED connection is not a reuse.
-    fwd(e.process(&tcp_in(c, 7, ACK), Instant(7)));
-    let s = fwd(e.process(&tcp_in(c, 7, SYN), Instant(8)));
+    fwd(e.process(&tcp_in(c, 7, ACK), Timestamp(7)));
+    let s = fwd(e.process(&tcp_in(c, 7, SYN), Timestamp(8)));
     assert!(!s.new);
     let total: u32 = [RS1, RS2]
         .iter()
@@ -389,22 +389,22 @@ fn thresholds_steer_scheduling() {
         ],
     );
     let mut e = engine(&r, 64);
-    fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
-    fwd(e.process(&tcp_in(client(2), 1, SYN), Instant::ZERO));
+    fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
+    fwd(e.process(&tcp_in(client(2), 1, SYN), Timestamp::ZERO));
     // Both overloaded: nothing available.
     assert_eq!(
-        e.process(&tcp_in(client(3), 1, SYN), Instant::ZERO),
+        e.process(&tcp_in(client(3), 1, SYN), Timestamp::ZERO),
         Verdict::Drop(DropReason::NoDest)
     );
     // One connection closes and expires: its server is available again.
-    fwd(e.process(&tcp_in(client(1), 1, ACK), Instant(1)));
+    fwd(e.process(&tcp_in(client(1), 1, ACK), Timestamp(1)));
     assert_eq!(
-        state(e.process(&tcp_in(client(1), 1, RST), Instant(1))),
+        state(e.process(&tcp_in(client(1), 1, RST), Timestamp(1))),
         "CLOSE"
     );
-    e.expire(Instant(20_000), usize::MAX);
+    e.expire(Timestamp(20_000), usize::MAX);
     assert!(matches!(
-        e.process(&tcp_in(client(3), 1, SYN), Instant(20_000)),
+        e.process(&tcp_in(client(3), 1, SYN), Timestamp(20_000)),
         Verdict::Forward(_)
     ));
 }
@@ -424,15 +424,18 @@ fn port_zero_service_forwards_to_the_packet_port() {
     let mut e = engine(&r, 16);
     let mut p = tcp_in(client(1), 1234, SYN);
     p.dport = 443;
-    let f = fwd(e.process(&p, Instant::ZERO));
+    let f = fwd(e.process(&p, Timestamp::ZERO));
     assert_eq!((f.daddr, f.dport, f.vport), (ip(RS1), 443, 443));
     // Reply from RS1:443 finds it.
-    let o = fwd(e.process(&tcp_out(ip(RS1), 443, client(1), 1234, SYNACK), Instant(1)));
+    let o = fwd(e.process(
+        &tcp_out(ip(RS1), 443, client(1), 1234, SYNACK),
+        Timestamp(1),
+    ));
     assert_eq!(o.conn, f.conn);
     // Template key uses vport 0.
-    let t = &e.list_templates(Instant(1))[0];
+    let t = &e.list_templates(Timestamp(1))[0];
     assert_eq!(t.vip.port(), 0);
-    let c = &e.list_conns(Instant(1))[0];
+    let c = &e.list_conns(Timestamp(1))[0];
     assert_eq!(c.dest, "10.0.0.1:443".parse().unwrap());
 }
 
@@ -440,9 +443,9 @@ fn port_zero_service_forwards_to_the_packet_port() {
 fn listing_rows() {
     let r = nat_rules();
     let mut e = engine(&r, 16);
-    fwd(e.process(&tcp_in(client(2), 51234, SYN), Instant::ZERO));
-    fwd(e.process(&tcp_in(client(2), 51234, ACK), Instant::ZERO));
-    let l = e.list_conns(Instant(1000));
+    fwd(e.process(&tcp_in(client(2), 51234, SYN), Timestamp::ZERO));
+    fwd(e.process(&tcp_in(client(2), 51234, ACK), Timestamp::ZERO));
+    let l = e.list_conns(Timestamp(1000));
     assert_eq!(l.len(), 1);
     let c = &l[0];
     assert_eq!(c.proto, Protocol::Tcp);
@@ -457,7 +460,7 @@ fn listing_rows() {
 fn snapshot_swap_keeps_connections_and_counts() {
     let mut r = nat_rules();
     let mut e = engine(&r, 16);
-    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Instant::ZERO));
+    let a = fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
     r.edit_dest(
         &tkey(),
         DestConfig::new(a.daddr, 8080).masq().with_weight(3),
@@ -466,7 +469,7 @@ fn snapshot_swap_keeps_connections_and_counts() {
     r.add_service(ServiceConfig::new(Protocol::Tcp, ip(VIP), 443))
         .unwrap();
     e.set_snapshot(r.snapshot());
-    let f = fwd(e.process(&tcp_in(client(1), 1, ACK), Instant(5)));
+    let f = fwd(e.process(&tcp_in(client(1), 1, ACK), Timestamp(5)));
     assert_eq!(f.conn, a.conn);
     assert_eq!(f.dest, a.dest);
     assert_eq!(e.dest(f.dest).unwrap().weight(), 3);
@@ -483,14 +486,14 @@ fn ipv6_service() {
     r.add_dest(&key, DestConfig::new(ip("2001:db8::1"), 8080).masq())
         .unwrap();
     let mut e = engine(&r, 16);
-    let p = Packet {
+    let p = PacketMeta {
         src: ip("2001:db8:1::5"),
         dst: ip("2001:db8::100"),
         ..tcp_in(client(1), 3333, SYN)
     };
-    let f = fwd(e.process(&p, Instant::ZERO));
+    let f = fwd(e.process(&p, Timestamp::ZERO));
     assert_eq!((f.daddr, f.dport), (ip("2001:db8::1"), 8080));
-    let o = Packet {
+    let o = PacketMeta {
         src: ip("2001:db8::1"),
         sport: 8080,
         dst: ip("2001:db8:1::5"),
@@ -498,7 +501,7 @@ fn ipv6_service() {
         dir: Direction::Out,
         ..p
     };
-    assert_eq!(fwd(e.process(&o, Instant(1))).vaddr, ip("2001:db8::100"));
+    assert_eq!(fwd(e.process(&o, Timestamp(1))).vaddr, ip("2001:db8::100"));
 }
 
 #[test]
@@ -509,26 +512,26 @@ fn packet_counters_are_published_by_expire_and_publish_stats() {
     let mut e = engine(&r, 64);
     let c = client(1);
     let (_, svc, _) = r.service(&tkey()).unwrap();
-    fwd(e.process(&tcp_in(c, 1000, SYN), Instant(0)));
-    fwd(e.process(&tcp_in(c, 1000, ACK), Instant(1)));
+    fwd(e.process(&tcp_in(c, 1000, SYN), Timestamp(0)));
+    fwd(e.process(&tcp_in(c, 1000, ACK), Timestamp(1)));
     assert_eq!(svc.stats.totals().conns, 1);
     assert_eq!(svc.stats.totals().inpkts, 0);
     e.publish_stats();
     let t = svc.stats.totals();
     assert_eq!((t.inpkts, t.inbytes), (2, 120));
     // Again: only the new packets are added.
-    fwd(e.process(&tcp_out(ip(RS2), 8080, c, 1000, ACK), Instant(2)));
+    fwd(e.process(&tcp_out(ip(RS2), 8080, c, 1000, ACK), Timestamp(2)));
     e.publish_stats();
     let t = svc.stats.totals();
     assert_eq!((t.inpkts, t.outpkts, t.outbytes), (2, 1, 1500));
     // expire() publishes too.
-    fwd(e.process(&tcp_in(c, 1000, ACK), Instant(3)));
-    e.expire(Instant(4), 16);
+    fwd(e.process(&tcp_in(c, 1000, ACK), Timestamp(3)));
+    e.expire(Timestamp(4), 16);
     assert_eq!(svc.stats.totals().inpkts, 3);
     // So does the removal of a real server slot whose last connection went.
     let mut r2 = nat_rules();
     let mut e2 = engine(&r2, 64);
-    let f = fwd(e2.process(&tcp_in(c, 7, SYN), Instant(0)));
+    let f = fwd(e2.process(&tcp_in(c, 7, SYN), Timestamp(0)));
     let (_, svc2, dests) = r2.service(&tkey()).unwrap();
     let svc2 = svc2.clone();
     let gone = dests
@@ -552,7 +555,7 @@ fn engine_on_a_caller_built_table() {
     let l = ConnTable::layout(8);
     let conns: &'static mut [Conn] = Box::leak(
         (0..l.conns)
-            .map(|_| *ConnTable::new(1, Instant::ZERO).get(0))
+            .map(|_| *ConnTable::new(1, Timestamp::ZERO).get(0))
             .collect::<Vec<_>>()
             .into_boxed_slice(),
     );
@@ -562,7 +565,7 @@ fn engine_on_a_caller_built_table() {
             .collect::<Vec<_>>()
             .into_boxed_slice(),
     );
-    let table = ConnTable::with_memory(conns, buckets, Instant::ZERO).unwrap();
+    let table = ConnTable::with_memory(conns, buckets, Timestamp::ZERO).unwrap();
     let mut e = Engine::with_table(
         0,
         table,
@@ -572,15 +575,15 @@ fn engine_on_a_caller_built_table() {
     );
     assert_eq!(e.capacity(), 8);
     for n in 1..=8 {
-        assert!(fwd(e.process(&tcp_in(client(n), 1, SYN), Instant(0))).new);
+        assert!(fwd(e.process(&tcp_in(client(n), 1, SYN), Timestamp(0))).new);
     }
     assert_eq!(
-        e.process(&tcp_in(client(9), 1, SYN), Instant(0)),
+        e.process(&tcp_in(client(9), 1, SYN), Timestamp(0)),
         Verdict::Drop(DropReason::TableFull)
     );
-    let pkts: Vec<Packet> = (1..=8).map(|n| tcp_in(client(n), 1, ACK)).collect();
+    let pkts: Vec<PacketMeta> = (1..=8).map(|n| tcp_in(client(n), 1, ACK)).collect();
     let mut out = [Verdict::Drop(DropReason::NoService); 8];
-    e.process_burst(&pkts, Instant(1), &mut out);
+    e.process_burst(&pkts, Timestamp(1), &mut out);
     assert!(out.iter().all(|v| fwd(*v).state.name() == "ESTABLISHED"));
 }
 
@@ -606,11 +609,11 @@ fn recycled_client_ports_keep_both_directions() {
             // Just past TIME_WAIT, before the wheel collected it.
             now += 120_000 + next() % 50;
         }
-        let t = Instant(now);
+        let t = Timestamp(now);
         let c = client((next() % 3) as u8 + 1);
         let port = 1000 + (next() % 8) as u16;
         let burst = round % 2 == 0;
-        let run = |e: &mut Engine, p: Packet| -> Verdict {
+        let run = |e: &mut Engine, p: PacketMeta| -> Verdict {
             if burst {
                 let mut out = [Verdict::Drop(DropReason::NoService)];
                 e.process_burst(&[p], t, &mut out);
@@ -668,22 +671,22 @@ fn reply_key_shared_across_vips_goes_to_the_newest() {
         .unwrap();
     let mut e = engine(&r, 64);
     let c = client(1);
-    let a = fwd(e.process(&tcp_in(c, 7, SYN), Instant::ZERO));
-    fwd(e.process(&tcp_out(a.daddr, 8080, c, 7, SYNACK), Instant(1)));
-    fwd(e.process(&tcp_in(c, 7, ACK), Instant(2)));
-    fwd(e.process(&tcp_in(c, 7, FIN), Instant(3)));
-    fwd(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Instant(4)));
+    let a = fwd(e.process(&tcp_in(c, 7, SYN), Timestamp::ZERO));
+    fwd(e.process(&tcp_out(a.daddr, 8080, c, 7, SYNACK), Timestamp(1)));
+    fwd(e.process(&tcp_in(c, 7, ACK), Timestamp(2)));
+    fwd(e.process(&tcp_in(c, 7, FIN), Timestamp(3)));
+    fwd(e.process(&tcp_out(a.daddr, 8080, c, 7, FIN), Timestamp(4)));
     assert_eq!(
-        state(e.process(&tcp_in(c, 7, ACK), Instant(5))),
+        state(e.process(&tcp_in(c, 7, ACK), Timestamp(5))),
         "TIME_WAIT"
     );
     // Same client port, the other VIP, the same real server.
     let mut syn2 = tcp_in(c, 7, SYN);
     syn2.dst = vip2;
-    let b = fwd(e.process(&syn2, Instant(6)));
+    let b = fwd(e.process(&syn2, Timestamp(6)));
     assert!(b.new);
     assert_eq!(b.vaddr, vip2);
-    let reply = fwd(e.process(&tcp_out(b.daddr, 8080, c, 7, SYNACK), Instant(7)));
+    let reply = fwd(e.process(&tcp_out(b.daddr, 8080, c, 7, SYNACK), Timestamp(7)));
     assert_eq!(reply.vaddr, vip2, "the reply is the new connection's");
     assert_eq!(reply.conn, b.conn);
     assert_eq!(e.conn_count(), 1, "the old connection was retired");

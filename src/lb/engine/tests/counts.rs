@@ -77,7 +77,7 @@ proptest! {
         r.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53).with_scheduler("rr")).unwrap();
         r.add_dest(&ukey, DestConfig::new(ip(RS1), 53).masq()).unwrap();
         let mut e = engine(&r, if small { 5 } else { 64 });
-        let mut now = Instant::ZERO;
+        let mut now = Timestamp::ZERO;
         for o in ops {
             match o {
                 Op::In { client: c, port, flags } => {
@@ -92,7 +92,7 @@ proptest! {
                     let p = udp_in(client(c), 2000 + port as u16, 100);
                     let _ = e.process(&p, now);
                 }
-                Op::Advance(ms) => now = Instant(now.0 + ms as u64),
+                Op::Advance(ms) => now = Timestamp(now.0 + ms as u64),
                 Op::Expire(b) => { e.expire(now, b as usize); }
                 Op::Weight { dest, w } => {
                     let d = dests[dest as usize].with_weight(w as u32);
@@ -103,7 +103,7 @@ proptest! {
             check_counts(&e, &r);
         }
         // Expire everything: all counts back to zero, table empty.
-        let end = Instant(now.0 + 10_000_000);
+        let end = Timestamp(now.0 + 10_000_000);
         e.expire(end, usize::MAX);
         e.templates().expire_all(end);
         prop_assert_eq!(e.conn_count(), 0);

@@ -37,8 +37,8 @@ fn transition_table_matches_next_state() {
 #[test]
 fn hot_types_stay_small() {
     println!(
-        "Packet {} Verdict {} Forward {} Prepared {}",
-        std::mem::size_of::<Packet>(),
+        "PacketMeta {} Verdict {} Forward {} Prepared {}",
+        std::mem::size_of::<PacketMeta>(),
         std::mem::size_of::<Verdict>(),
         std::mem::size_of::<Forward>(),
         std::mem::size_of::<Prepared>()

@@ -27,7 +27,7 @@ impl Scheduler for TestRr {
         "rr"
     }
     fn update(&mut self, _dests: &dyn DestSet) {}
-    fn schedule(&mut self, d: &dyn DestSet, _key: &FlowKey, _now: Instant) -> Option<usize> {
+    fn schedule(&mut self, d: &dyn DestSet, _key: &FlowKey, _now: Timestamp) -> Option<usize> {
         let n = d.len();
         for k in 0..n {
             let i = (self.next + k) % n;
@@ -60,8 +60,8 @@ fn client(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(172, 16, 0, n))
 }
 
-fn tcp_in(c: IpAddr, cport: u16, flags: u8) -> Packet {
-    Packet {
+fn tcp_in(c: IpAddr, cport: u16, flags: u8) -> PacketMeta {
+    PacketMeta {
         proto: Protocol::Tcp,
         src: c,
         sport: cport,
@@ -74,8 +74,8 @@ fn tcp_in(c: IpAddr, cport: u16, flags: u8) -> Packet {
 }
 
 /// A UDP datagram from client `c` to the VIP's port 53.
-fn udp_in(c: IpAddr, cport: u16, len: u32) -> Packet {
-    Packet {
+fn udp_in(c: IpAddr, cport: u16, len: u32) -> PacketMeta {
+    PacketMeta {
         proto: Protocol::Udp,
         src: c,
         sport: cport,
@@ -87,8 +87,8 @@ fn udp_in(c: IpAddr, cport: u16, len: u32) -> Packet {
     }
 }
 
-fn tcp_out(rs: IpAddr, rport: u16, c: IpAddr, cport: u16, flags: u8) -> Packet {
-    Packet {
+fn tcp_out(rs: IpAddr, rport: u16, c: IpAddr, cport: u16, flags: u8) -> PacketMeta {
+    PacketMeta {
         proto: Protocol::Tcp,
         src: rs,
         sport: rport,
@@ -135,7 +135,7 @@ fn engine(r: &Rules, cap: usize) -> Engine {
         cap,
         r.snapshot(),
         Arc::new(TemplateTable::default()),
-        Instant::ZERO,
+        Timestamp::ZERO,
         factory,
     )
 }
