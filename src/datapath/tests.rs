@@ -199,10 +199,10 @@ fn vips_follow_the_snapshot() {
     assert!(!b.net().port(PortIndex(0)).unwrap().is_vip(&vip()));
 }
 
-/// The whole pipeline on mutated frames: never a panic, and every frame it
+/// The whole datapath on mutated frames: never a panic, and every frame it
 /// sends out parses again. Bounded by RVS_FUZZ_SECS (default 2 s).
 #[test]
-fn fuzz_pipeline() {
+fn fuzz_datapath() {
     let secs: u64 = std::env::var("RVS_FUZZ_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -279,7 +279,7 @@ fn fuzz_pipeline() {
         }
         b.engine_mut().expire(Timestamp::from_millis(runs), 1024);
     }
-    eprintln!("pipeline fuzz: {runs} frames, {sent} sent out");
+    eprintln!("datapath fuzz: {runs} frames, {sent} sent out");
     assert!(runs > 0);
 }
 
