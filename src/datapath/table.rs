@@ -43,7 +43,7 @@ fn ip(s: &str) -> IpAddr {
 /// VIP 10.0.0.100), port 1 the real servers (10.1.0.254/24). Services on
 /// the VIP: :80 NAT to RS1:8080, :81 DR to RS2, :82 IPIP to RS1, :83 with
 /// no real server, :85 DR to RS3. MACs known: the client's and RS1's.
-fn rules(with_nat_dest: bool) -> Rules {
+fn rules() -> Rules {
     let mut r = Rules::new(2);
     let tcp = Protocol::Tcp;
     let svc = |port| ServiceKey::new(tcp, ip(VIP), port);
@@ -51,10 +51,8 @@ fn rules(with_nat_dest: bool) -> Rules {
         r.add_service(ServiceConfig::new(tcp, ip(VIP), port).with_scheduler("rr"))
             .unwrap();
     }
-    if with_nat_dest {
-        r.add_dest(&svc(80), DestConfig::new(ip(RS1), 8080).masq())
-            .unwrap();
-    }
+    r.add_dest(&svc(80), DestConfig::new(ip(RS1), 8080).masq())
+        .unwrap();
     r.add_dest(&svc(81), DestConfig::new(ip(RS2), 81)).unwrap();
     let ipip = FwdMethod::Tunnel {
         tun_type: TunType::Ipip,
@@ -69,6 +67,8 @@ fn rules(with_nat_dest: bool) -> Rules {
 
 struct Lab {
     workers: Vec<Datapath<VecBuf>>,
+    /// The control thread's rules.
+    rules: Rules,
     tallies: Vec<Tally>,
     snaps: SnapshotTx<Snapshot>,
     neighs: SnapshotTx<NeighSnapshot>,
@@ -79,7 +79,7 @@ struct Lab {
 }
 
 fn lab() -> Lab {
-    let r = rules(true);
+    let r = rules();
     let mut net = NetConfig::new();
     net.set(
         Iface::new(0, OUR_MAC)
@@ -126,6 +126,7 @@ fn lab() -> Lab {
         .collect();
     Lab {
         workers,
+        rules: r,
         tallies: vec![Tally::default(), Tally::default()],
         snaps,
         neighs,
@@ -238,7 +239,9 @@ enum Step {
     /// The control thread learns a neighbour and publishes a snapshot.
     Learn(u16, &'static str, EthernetAddress),
     /// The control thread publishes a new rule set.
-    Publish(Rules),
+    /// The control thread deletes a real server (service port, address,
+    /// port) and publishes the rules.
+    DeleteDest(u16, &'static str, u16),
 }
 
 /// Into the worker that owns the frame (no hand-off).
@@ -374,10 +377,6 @@ const NOT_FROM_A_FRAME: &[(DropReason, &str)] = &[
     (
         DropReason::HandoffFull,
         "the worker loop's: its hand-off ring",
-    ),
-    (
-        DropReason::DestRemoved,
-        "a deleted real server stays while connections use it; lb::engine tests",
     ),
     (
         DropReason::NoScheduler,
@@ -836,7 +835,13 @@ fn datapath_table() {
         Want::Hold(Some(DropReason::HoldAddrFull)),
     ));
     // A new configuration from the control thread: RS1 leaves :80.
-    steps.push(Step::Publish(rules(false)));
+    steps.push(Step::DeleteDest(80, RS1, 8080));
+    steps.push(frame(
+        "after RS1 left :80, its connection's packets are dropped (expire_nodest_conn off)",
+        PortIndex(0),
+        to_vip(s0, 80, ACK),
+        Want::Drop(DropReason::DestRemoved),
+    ));
     steps.push(frame(
         "after RS1 left :80, a new client finds no real server",
         PortIndex(0),
@@ -883,7 +888,11 @@ fn datapath_table() {
                 lab.neigh.add_static(port, ip(addr), mac);
                 lab.neighs.publish(&lab.neigh.snapshot());
             }
-            Step::Publish(r) => lab.snaps.publish(&r.snapshot()),
+            Step::DeleteDest(vport, addr, port) => {
+                let key = ServiceKey::new(Protocol::Tcp, ip(VIP), vport);
+                lab.rules.delete_dest(&key, ip(addr), port).unwrap();
+                lab.snaps.publish(&lab.rules.snapshot());
+            }
         }
     }
     assert_eq!(lab.workers[0].held(), 16);
