@@ -152,8 +152,12 @@ fn routes(cfg: &Config, net: &NetConfig) -> Result<RouteTable, String> {
 pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
     let args = cfg.eal_args(&opts.cli_eal).map_err(|e| e.to_string())?;
     let on_hugepages = !args.iter().any(|a| a == "--no-huge");
+    // The host's hugepages as they are before the EAL takes any: with -m
+    // or --socket-mem it reserves them at init, and the pool comes from
+    // that reservation, so the room for the pool is judged on this.
+    let host = Hugepages::of_host();
     if on_hugepages {
-        Hugepages::of_host().check_start(args.iter().any(|a| a == "--in-memory"))?;
+        host.check_start(args.iter().any(|a| a == "--in-memory"))?;
     }
     eprintln!("rvsd: EAL arguments: {}", args[1..].join(" "));
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
@@ -179,7 +183,7 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
             0
         };
         let what = format!("workers.mbufs = {}", cfg.workers.mbufs);
-        if let Some(w) = Hugepages::of_host().check_room(cfg.pool_bytes(), tables, &what)? {
+        if let Some(w) = host.check_room(cfg.pool_bytes(), tables, &what)? {
             eprintln!("rvsd: {w}");
         }
     }
