@@ -21,7 +21,9 @@ use crate::lb::persist::TemplateTable;
 use crate::lb::rules::Rules;
 use crate::lb::service::{Protocol, ServiceConfig, ServiceKey};
 use crate::net::testutil::{arp_frame, echo4_frame, icmp6_frame, ns_frame, OUR_MAC, PEER_MAC};
-use crate::net::{snapshot_channel, Iface, IpCidr, NeighConfig, NeighTable, NetConfig, SnapshotTx};
+use crate::net::{
+    snapshot_channel, Iface, IpCidr, NeighConfig, NeighTable, NetConfig, PendingConfig, SnapshotTx,
+};
 use crate::rss::{OwnerMap, Reta, DEFAULT_KEY};
 use crate::wire::buf::{VecBuf, DEFAULT_DATAROOM, DEFAULT_HEADROOM};
 use crate::wire::{tcp, EthernetAddress, IpProtocol};
@@ -42,12 +44,13 @@ fn ip(s: &str) -> IpAddr {
 /// The world: port 0 faces the clients (10.0.0.2/24, 2001:db8::2/64, the
 /// VIP 10.0.0.100), port 1 the real servers (10.1.0.254/24). Services on
 /// the VIP: :80 NAT to RS1:8080, :81 DR to RS2, :82 IPIP to RS1, :83 with
-/// no real server, :85 DR to RS3. MACs known: the client's and RS1's.
+/// no real server, :85 DR to RS3, :86 DR round robin over 65 servers that
+/// never answer (10.1.0.100 to .164). MACs known: the client's and RS1's.
 fn rules() -> Rules {
     let mut r = Rules::new(2);
     let tcp = Protocol::Tcp;
     let svc = |port| ServiceKey::new(tcp, ip(VIP), port);
-    for port in [80, 81, 82, 83, 85] {
+    for port in [80, 81, 82, 83, 85, 86] {
         r.add_service(ServiceConfig::new(tcp, ip(VIP), port).with_scheduler("rr"))
             .unwrap();
     }
@@ -62,7 +65,19 @@ fn rules() -> Rules {
     r.add_dest(&svc(82), DestConfig::new(ip(RS1), 82).with_fwd(ipip))
         .unwrap();
     r.add_dest(&svc(85), DestConfig::new(ip(RS3), 85)).unwrap();
+    for host in 0..hold_addrs() {
+        r.add_dest(
+            &svc(86),
+            DestConfig::new(ip(&format!("10.1.0.{}", 100 + host)), 86),
+        )
+        .unwrap();
+    }
     r
+}
+
+/// One more next hop than the hold waits for at a time.
+fn hold_addrs() -> usize {
+    PendingConfig::default().max_addrs + 1
 }
 
 struct Lab {
@@ -77,6 +92,9 @@ struct Lab {
     /// Frames transmitted by ticks since the last look: (worker, port, frame).
     ticked: Vec<(usize, PortIndex, Vec<u8>)>,
 }
+
+/// Each worker's connection table.
+const CONNS: usize = 1024;
 
 fn lab() -> Lab {
     let r = rules();
@@ -103,7 +121,7 @@ fn lab() -> Lab {
         .zip(neigh_rxs)
         .enumerate()
         .map(|(w, (snaps, neighs))| {
-            let engine = Engine::new(w, 4096, r.snapshot(), templates.clone(), Timestamp::ZERO);
+            let engine = Engine::new(w, CONNS, r.snapshot(), templates.clone(), Timestamp::ZERO);
             let (_, mailbox) = crossbeam_channel::bounded(1);
             Datapath::new(Forwarding {
                 engine,
@@ -306,6 +324,58 @@ impl Lab {
         (o, next, kept, diff)
     }
 
+    /// Runs one step and checks what it wants.
+    fn step(&mut self, step: Step) {
+        match step {
+            Step::Frame {
+                desc,
+                worker,
+                port,
+                input,
+                room,
+                want,
+            } => {
+                let worker = if worker == OWNER {
+                    let mut h = crate::wire::parse::Headers::EMPTY;
+                    let owner = match crate::wire::parse::parse_frame_into(&input, &mut h) {
+                        Ok(()) => self.workers[0].foreign_owner(port, &h),
+                        Err(_) => None,
+                    };
+                    owner.map_or(0, |w| w.get())
+                } else {
+                    worker
+                };
+                self.tallies[worker].rx += 1;
+                let buf = VecBuf::with_frame(&input, room.0, room.1);
+                let (o, next, out, refused) = self.run(worker, port, buf);
+                check(desc, &want, o, next, out.data(), &refused);
+            }
+            Step::Tick { desc, ms, want } => {
+                self.ticked.clear();
+                self.tick(ms);
+                let got: Vec<_> = self
+                    .ticked
+                    .iter()
+                    .map(|(_, p, f)| (*p, f.clone()))
+                    .collect();
+                assert_eq!(got.len(), want.len(), "{desc}: {got:02x?}");
+                for ((p, f), (wp, ok)) in got.iter().zip(&want) {
+                    assert_eq!(*p, PortIndex(*wp), "{desc}");
+                    assert!(ok(f), "{desc}: {f:02x?}");
+                }
+            }
+            Step::Learn(port, addr, mac) => {
+                self.neigh.add_static(port, ip(addr), mac);
+                self.neighs.publish(&self.neigh.snapshot());
+            }
+            Step::DeleteDest(vport, addr, port) => {
+                let key = ServiceKey::new(Protocol::Tcp, ip(VIP), vport);
+                self.rules.delete_dest(&key, ip(addr), port).unwrap();
+                self.snaps.publish(&self.rules.snapshot());
+            }
+        }
+    }
+
     fn tick(&mut self, ms: u64) {
         self.now = Timestamp(self.now.0 + ms);
         for w in 0..self.workers.len() {
@@ -383,10 +453,6 @@ const NOT_FROM_A_FRAME: &[(DropReason, &str)] = &[
         "the rules refuse an unknown scheduler before a snapshot has it",
     ),
     (
-        DropReason::TableFull,
-        "engine tests fill a small table (lb::engine tests)",
-    ),
-    (
         DropReason::BadHeaders,
         "the parser rejects it first (malformed)",
     ),
@@ -402,14 +468,6 @@ const NOT_FROM_A_FRAME: &[(DropReason, &str)] = &[
     (
         DropReason::NoLocalAddr,
         "needs a port without an address of the real server's family; lb::forward tests",
-    ),
-    (
-        DropReason::HoldFull,
-        "the hold's total limit (256): net::pending tests; its mapping is hold_addr_full's",
-    ),
-    (
-        DropReason::HoldTooManyAddrs,
-        "the hold's next-hop limit (64): net::pending tests",
     ),
 ];
 
@@ -850,50 +908,7 @@ fn datapath_table() {
     ));
 
     for step in steps {
-        match step {
-            Step::Frame {
-                desc,
-                worker,
-                port,
-                input,
-                room,
-                want,
-            } => {
-                let worker = if worker == OWNER {
-                    let mut h = crate::wire::parse::Headers::EMPTY;
-                    let owner = match crate::wire::parse::parse_frame_into(&input, &mut h) {
-                        Ok(()) => lab.workers[0].foreign_owner(port, &h),
-                        Err(_) => None,
-                    };
-                    owner.map_or(0, |w| w.get())
-                } else {
-                    worker
-                };
-                lab.tallies[worker].rx += 1;
-                let buf = VecBuf::with_frame(&input, room.0, room.1);
-                let (o, next, out, refused) = lab.run(worker, port, buf);
-                check(desc, &want, o, next, out.data(), &refused);
-            }
-            Step::Tick { desc, ms, want } => {
-                lab.ticked.clear();
-                lab.tick(ms);
-                let got: Vec<_> = lab.ticked.iter().map(|(_, p, f)| (*p, f.clone())).collect();
-                assert_eq!(got.len(), want.len(), "{desc}: {got:02x?}");
-                for ((p, f), (wp, ok)) in got.iter().zip(&want) {
-                    assert_eq!(*p, PortIndex(*wp), "{desc}");
-                    assert!(ok(f), "{desc}: {f:02x?}");
-                }
-            }
-            Step::Learn(port, addr, mac) => {
-                lab.neigh.add_static(port, ip(addr), mac);
-                lab.neighs.publish(&lab.neigh.snapshot());
-            }
-            Step::DeleteDest(vport, addr, port) => {
-                let key = ServiceKey::new(Protocol::Tcp, ip(VIP), vport);
-                lab.rules.delete_dest(&key, ip(addr), port).unwrap();
-                lab.snaps.publish(&lab.rules.snapshot());
-            }
-        }
+        lab.step(step);
     }
     assert_eq!(lab.workers[0].held(), 16);
     // RS3 never answers: the 16 frames expire (3 s), after the requests.
@@ -906,6 +921,61 @@ fn datapath_table() {
         "RS3 was asked for"
     );
     assert_eq!(lab.tallies[0].drops.get(DropReason::HoldExpired), 16);
+
+    // The hold's other limits: :86's servers never answer, and round robin
+    // sends each new connection to the next. Per cycle of them, all but the
+    // last are held; the last is one next hop too many. Once the hold is
+    // full, whatever comes is refused.
+    let limits = PendingConfig::default();
+    let mut held = 0;
+    for i in 0..limits.max_total + limits.max_total / limits.max_addrs + 2 {
+        let want = if held == limits.max_total {
+            Want::Hold(Some(DropReason::HoldFull))
+        } else if i % hold_addrs() == hold_addrs() - 1 {
+            Want::Hold(Some(DropReason::HoldTooManyAddrs))
+        } else {
+            held += 1;
+            Want::Hold(None)
+        };
+        lab.step(frame(
+            "DR round robin over :86's silent servers",
+            PortIndex(0),
+            to_vip(next_owned(), 86, SYN),
+            want,
+        ));
+    }
+    assert_eq!(lab.workers[0].held(), limits.max_total);
+    lab.tick(4000);
+    assert_eq!(lab.workers[0].held(), 0);
+    assert_eq!(
+        lab.tallies[0].drops.get(DropReason::HoldExpired),
+        16 + limits.max_total as u64
+    );
+
+    // The connection table fills: new clients' SYNs to :81 (RS2, known)
+    // are forwarded until the table refuses one, within its slots.
+    let owners = OwnerMap::new(DEFAULT_KEY, Reta::round_robin(128, 2));
+    let mut sports = (1024u16..).filter(|p| owners.owner(ip(CLIENT), *p) == 0);
+    let refused = (0..=CONNS).find(|_| {
+        let sport = sports.next().unwrap();
+        let f = tcp4(
+            (OUR_MAC, PEER_MAC),
+            (CLIENT, sport),
+            (VIP, 81),
+            SYN,
+            64,
+            0,
+            true,
+        );
+        lab.tallies[0].rx += 1;
+        let buf = VecBuf::with_frame(&f, DEFAULT_HEADROOM, 400);
+        match lab.run(0, PortIndex(0), buf).0 {
+            Outcome::Tx(PortIndex(1)) => false,
+            Outcome::Drop(DropReason::TableFull) => true,
+            o => panic!("a new client to :81: {o:?}"),
+        }
+    });
+    assert!(refused.is_some(), "the table never filled");
 
     // Every frame is accounted for, on each worker.
     for (w, t) in lab.tallies.iter().enumerate() {
