@@ -57,6 +57,19 @@ drop_reasons! {
     Fragment = "fragment",
     /// To a VIP but neither TCP nor UDP, nor an ICMP error about a connection.
     UnsupportedProtocol = "unsupported_protocol",
+    // The input checks a kernel applies before IPVS sees a packet.
+    /// Not addressed to the port: another host's unicast MAC, broadcast other than ARP, a multicast group not joined.
+    NotForUs = "not_for_us",
+    /// VLAN-tagged, and the port carries no such VLAN.
+    VlanUnknown = "vlan_unknown",
+    /// The IPv4 header checksum is wrong.
+    BadIpChecksum = "bad_ip_checksum",
+    /// A source no one may use: unspecified, loopback, multicast, broadcast, class E, IPv4-mapped, link-local off-link, or one of our own addresses and VIPs.
+    MartianSource = "martian_source",
+    /// A destination that is not a unicast address (loopback, unspecified, multicast or broadcast, class E, IPv4-mapped).
+    MartianDestination = "martian_destination",
+    /// IPv4 loose or strict source route option, or an IPv6 routing header with segments left.
+    SourceRoute = "source_route",
     // Where it goes.
     /// No route to the real server or the client, or no interface for the port.
     NoRoute = "no_route",

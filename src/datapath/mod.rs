@@ -31,7 +31,7 @@ use crate::ids::{PortIndex, WorkerIndex};
 use crate::lb::engine::Engine;
 use crate::lb::rules::Snapshot;
 use crate::lb::time::Timestamp;
-use crate::net::{self, Learned, NeighSnapshot, NetConfig, Pending, Resolved, RouteTable};
+use crate::net::{self, AddrSet, Learned, NeighSnapshot, NetConfig, Pending, Resolved, RouteTable};
 use crate::rss::OwnerMap;
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{parse_frame_into, Headers};
@@ -42,7 +42,6 @@ mod housekeeping;
 mod neighbours;
 mod owner;
 mod route;
-mod vips;
 
 #[cfg(test)]
 mod table;
@@ -52,7 +51,6 @@ mod tests;
 pub use hops::{Hop, HopCache};
 pub use housekeeping::{Gauges, Links, WorkerCmd};
 pub use owner::PortSide;
-pub use vips::VipSet;
 
 /// The most frames one call decides.
 pub const BURST: usize = 32;
@@ -96,7 +94,9 @@ pub struct Datapath<B> {
     /// Every VIP address in the current snapshot, and the same for the
     /// per-packet lookups.
     vips: ahash::AHashSet<IpAddr>,
-    vip_set: VipSet,
+    vip_set: AddrSet,
+    /// Every port's own addresses (for the input checks).
+    own_set: AddrSet,
     routes: Arc<RouteTable>,
     neigh: Arc<NeighSnapshot>,
     hops: HopCache,
@@ -127,6 +127,11 @@ pub struct Datapath<B> {
     announce_due: bool,
 }
 
+/// Every port's own addresses, link-local ones too.
+fn own_addrs(net: &NetConfig) -> AddrSet {
+    AddrSet::new(net.iter().flat_map(|i| i.addrs().iter().map(|c| c.addr())))
+}
+
 const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 impl<B: PacketBuf> Datapath<B> {
@@ -138,7 +143,8 @@ impl<B: PacketBuf> Datapath<B> {
             net: f.net,
             vip_ports: f.vip_ports,
             vips: ahash::AHashSet::default(),
-            vip_set: VipSet::default(),
+            vip_set: AddrSet::default(),
+            own_set: AddrSet::default(),
             routes: f.routes,
             neigh: f.neigh,
             hops: HopCache::default(),
@@ -159,6 +165,7 @@ impl<B: PacketBuf> Datapath<B> {
             announced: ahash::AHashSet::default(),
             announce_due: false,
         };
+        d.own_set = own_addrs(&d.net);
         let snap = d.engine.snapshot().clone();
         d.update_vips(&snap);
         d
@@ -227,7 +234,7 @@ impl<B: PacketBuf> Datapath<B> {
                 }
             }
         }
-        self.vip_set = VipSet::new(new.iter().copied());
+        self.vip_set = AddrSet::new(new.iter().copied());
         self.vips = new;
     }
 
@@ -250,16 +257,29 @@ impl<B: PacketBuf> Datapath<B> {
         }
         let mut heads = [Headers::EMPTY; BURST];
         let mut todo = [false; BURST];
+        let Some(mac) = self.net.port(port).map(|i| i.mac()) else {
+            out[..n].fill(Outcome::Drop(DropReason::NoPort));
+            return;
+        };
+        let host = net::policy::Host {
+            mac,
+            vips: &self.vip_set,
+            own: &self.own_set,
+        };
         for i in 0..n {
             // Parsed in place: no copies of the headers struct per frame.
-            out[i] = match parse_frame_into(bufs[i].data(), &mut heads[i]) {
+            let data = bufs[i].data();
+            out[i] = match parse_frame_into(data, &mut heads[i]) {
                 Err(_) => Outcome::Drop(DropReason::Malformed),
-                Ok(()) => match self.foreign_owner(port, &heads[i]) {
-                    Some(w) => Outcome::Handoff(w),
-                    None => {
-                        todo[i] = true;
-                        continue;
-                    }
+                Ok(()) => match net::policy::admit(data, &heads[i], &host) {
+                    Err(r) => Outcome::Drop(r),
+                    Ok(()) => match self.foreign_owner(port, &heads[i]) {
+                        Some(w) => Outcome::Handoff(w),
+                        None => {
+                            todo[i] = true;
+                            continue;
+                        }
+                    },
                 },
             };
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::*;
 use crate::drops::DropCounts;
 use crate::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
-use crate::lb::forward::testutil::{framed, ip_datagram, Pkt};
+use crate::lb::forward::testutil::{framed, icmp_error, ip_datagram, Pkt};
 use crate::lb::persist::TemplateTable;
 use crate::lb::rules::Rules;
 use crate::lb::service::{Protocol, ServiceConfig, ServiceKey};
@@ -216,6 +216,19 @@ fn to_vip(sport: u16, vport: u16, flags: tcp::Flags) -> Vec<u8> {
         0,
         true,
     )
+}
+
+/// `frame` (IPv4, no options) with `opts` (a multiple of 4 bytes) added
+/// to its header, lengths and checksum made right.
+fn with_ipv4_options(frame: &[u8], opts: &[u8]) -> Vec<u8> {
+    let mut f = [&frame[..34], opts, &frame[34..]].concat();
+    f[14] += (opts.len() / 4) as u8;
+    let tl = u16::from_be_bytes([f[16], f[17]]) + opts.len() as u16;
+    f[16..18].copy_from_slice(&tl.to_be_bytes());
+    f[24..26].fill(0);
+    let c = crate::wire::checksum::checksum(&f[14..34 + opts.len()]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
 }
 
 /// Whether an output frame is right.
@@ -741,11 +754,115 @@ fn datapath_table() {
             PortIndex(0),
             {
                 let mut f = vec![0u8; 60];
+                f[..6].copy_from_slice(&OUR_MAC.0);
                 f[12] = 0x81;
                 f[13] = 0x37;
                 f
             },
             Want::Drop(DropReason::NotIp),
+        ),
+        // The input checks.
+        frame(
+            "to another host's MAC (the port is promiscuous)",
+            PortIndex(0),
+            {
+                let mut f = to_vip(s0, 80, SYN);
+                f[..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+                f
+            },
+            Want::Drop(DropReason::NotForUs),
+        ),
+        frame(
+            "a SYN to the VIP sent to the broadcast MAC",
+            PortIndex(0),
+            {
+                let mut f = to_vip(s0, 80, SYN);
+                f[..6].fill(0xff);
+                f
+            },
+            Want::Drop(DropReason::NotForUs),
+        ),
+        frame(
+            "tagged with VLAN 7 on the untagged client port",
+            PortIndex(0),
+            {
+                let f = to_vip(s0, 80, SYN);
+                [&f[..12], &[0x81, 0, 0, 7], &f[12..]].concat()
+            },
+            Want::Drop(DropReason::VlanUnknown),
+        ),
+        frame(
+            "an IPv4 header checksum one bit off",
+            PortIndex(0),
+            {
+                let mut f = to_vip(s0, 80, SYN);
+                f[24] ^= 1;
+                f
+            },
+            Want::Drop(DropReason::BadIpChecksum),
+        ),
+        frame(
+            "land: from the VIP to the VIP, UDP 53 to 53",
+            PortIndex(0),
+            {
+                let p = Pkt::udp(ip(VIP), 53, ip(VIP), 53).with(|p| {
+                    p.dst_mac = OUR_MAC;
+                    p.src_mac = PEER_MAC;
+                });
+                p.frame()
+            },
+            Want::Drop(DropReason::MartianSource),
+        ),
+        frame(
+            "from loopback",
+            PortIndex(0),
+            tcp4(
+                (OUR_MAC, PEER_MAC),
+                ("127.0.0.1", 4000),
+                (VIP, 80),
+                SYN,
+                64,
+                0,
+                true,
+            ),
+            Want::Drop(DropReason::MartianSource),
+        ),
+        frame(
+            "to a multicast group, at our MAC",
+            PortIndex(0),
+            tcp4(
+                (OUR_MAC, PEER_MAC),
+                (CLIENT, 4000),
+                ("239.1.1.1", 80),
+                SYN,
+                64,
+                0,
+                true,
+            ),
+            Want::Drop(DropReason::MartianDestination),
+        ),
+        frame(
+            "a loose source route option",
+            PortIndex(0),
+            with_ipv4_options(&to_vip(s0, 80, SYN), &[131, 7, 4, 10, 1, 0, 11, 1]),
+            Want::Drop(DropReason::SourceRoute),
+        ),
+        frame(
+            "an IPv6 routing header with a segment left",
+            PortIndex(0),
+            {
+                let p = Pkt::tcp(ip("2001:db8::1"), 4000, ip("2001:db8::2"), 80);
+                let rh = [6, 0, 4, 1, 0, 0, 0, 0];
+                let mut tcp = [0u8; 20];
+                tcp[12] = 0x50;
+                framed(
+                    OUR_MAC,
+                    PEER_MAC,
+                    None,
+                    &ip_datagram(&p, IpProtocol::IPV6_ROUTE, &[&rh[..], &tcp].concat()),
+                )
+            },
+            Want::Drop(DropReason::SourceRoute),
         ),
         frame(
             "a fragment to the VIP",
@@ -808,7 +925,7 @@ fn datapath_table() {
         ),
         // The rewrite.
         frame(
-            "TTL 1 from a multicast source: no time-exceeded may be sent",
+            "from a multicast source",
             PortIndex(0),
             tcp4(
                 (OUR_MAC, PEER_MAC),
@@ -819,6 +936,20 @@ fn datapath_table() {
                 0,
                 true,
             ),
+            Want::Drop(DropReason::MartianSource),
+        ),
+        frame(
+            "TTL 1 on the client's ICMP error about its connection: no error about an error",
+            PortIndex(0),
+            {
+                let outer = Pkt::tcp(ip(CLIENT), 0, ip(VIP), 0).with(|p| {
+                    p.dst_mac = OUR_MAC;
+                    p.src_mac = PEER_MAC;
+                    p.ttl = 1;
+                });
+                let quoted = Pkt::tcp(ip(VIP), 80, ip(CLIENT), s0);
+                icmp_error(&outer, 3, 3, 0, &quoted.datagram()[..28])
+            },
             Want::Drop(DropReason::TtlExceeded),
         ),
         frame(

@@ -28,6 +28,7 @@
 //! Frames this module builds are untagged Ethernet II.
 
 pub mod addr;
+pub mod addrset;
 pub mod arp;
 pub mod echo;
 pub mod iface;
@@ -35,6 +36,7 @@ pub mod learn;
 pub mod nd;
 pub mod neigh;
 pub mod pending;
+pub mod policy;
 pub mod publish;
 pub mod route;
 
@@ -46,6 +48,7 @@ mod fuzz;
 pub(crate) mod testutil;
 
 pub use addr::IpCidr;
+pub use addrset::AddrSet;
 pub use iface::{AddrKind, Iface, NetConfig};
 pub use learn::{learn_channel, Evidence, LearnRx, LearnTx, Learned};
 pub use neigh::{NeighConfig, NeighSnapshot, NeighTable};

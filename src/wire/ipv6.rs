@@ -309,6 +309,9 @@ pub struct ExtChain {
     pub len: usize,
     /// Present if a Fragment header was seen.
     pub frag: Option<FragInfo>,
+    /// A Routing header with segments left: the datagram asks to be source
+    /// routed (the kernel refuses type 0 and anything it cannot process).
+    pub routed: bool,
 }
 
 /// True for the extension headers the walker skips.
@@ -339,12 +342,14 @@ pub fn walk_ext_headers(first: IpProtocol, data: &[u8]) -> Result<ExtChain> {
     let mut nh = first;
     let mut off = 0usize;
     let mut frag = None;
+    let mut routed = false;
     for i in 0..=MAX_EXT_HEADERS {
         if !is_ext_header(nh) {
             return Ok(ExtChain {
                 protocol: nh,
                 len: off,
                 frag,
+                routed,
             });
         }
         if i == MAX_EXT_HEADERS {
@@ -373,15 +378,22 @@ pub fn walk_ext_headers(first: IpProtocol, data: &[u8]) -> Result<ExtChain> {
                     protocol: next,
                     len: off,
                     frag,
+                    routed,
                 });
             }
         } else {
+            if nh == IpProtocol::IPV6_ROUTE {
+                routed |= rest.get(ROUTING_SEGMENTS_LEFT).is_some_and(|&n| n > 0);
+            }
             off += len;
         }
         nh = next;
     }
     Err(Error::Unsupported)
 }
+
+/// Where a Routing header keeps its count of segments left (RFC 8200 §4.4).
+const ROUTING_SEGMENTS_LEFT: usize = 3;
 
 mod frag_field {
     use super::Field;

@@ -94,6 +94,9 @@ pub struct Headers {
     pub icmp_code: u8,
     /// For ICMP errors: the quoted datagram.
     pub inner: Option<Inner>,
+    /// The sender asks for source routing: an IPv4 LSRR/SSRR option or an
+    /// IPv6 Routing header with segments left.
+    pub source_routed: bool,
 }
 
 const UNSPEC: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -123,6 +126,7 @@ impl Headers {
         icmp_type: 0,
         icmp_code: 0,
         inner: None,
+        source_routed: false,
     };
 
     /// VLAN id (12 bits) of the outer tag.
@@ -352,6 +356,9 @@ fn parse_ipv4(h: &mut Headers, d: &[u8]) -> Result<()> {
     if tl > d.len() {
         return Err(Error::Truncated);
     }
+    if hl > 20 {
+        h.source_routed = ipv4_source_routed(&d[20..hl])?;
+    }
     h.l3 = L3::Ipv4;
     h.l3_len = tl as u16;
     h.padding = (d.len() - tl) as u16;
@@ -376,6 +383,33 @@ fn parse_ipv4(h: &mut Headers, d: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Walks IPv4 options (RFC 791): true if one of them is a loose or strict
+/// source route; a length that runs off the header is malformed, as the
+/// kernel's `ip_options_compile` finds it.
+fn ipv4_source_routed(opts: &[u8]) -> Result<bool> {
+    const EOL: u8 = 0;
+    const NOP: u8 = 1;
+    const LSRR: u8 = 131;
+    const SSRR: u8 = 137;
+    let mut i = 0;
+    let mut routed = false;
+    while let Some(&kind) = opts.get(i) {
+        match kind {
+            EOL => break,
+            NOP => i += 1,
+            _ => {
+                let len = *opts.get(i + 1).ok_or(Error::Malformed)? as usize;
+                if len < 2 || i + len > opts.len() {
+                    return Err(Error::Malformed);
+                }
+                routed |= kind == LSRR || kind == SSRR;
+                i += len;
+            }
+        }
+    }
+    Ok(routed)
+}
+
 #[inline]
 fn parse_ipv6(h: &mut Headers, d: &[u8]) -> Result<()> {
     if d.len() < 40 {
@@ -397,6 +431,7 @@ fn parse_ipv6(h: &mut Headers, d: &[u8]) -> Result<()> {
     let chain = walk_ext_headers(IpProtocol(d[6]), &d[40..tl])?;
     h.protocol = chain.protocol;
     h.frag = chain.frag;
+    h.source_routed = chain.routed;
     let l4 = 40 + chain.len;
     h.l4_offset = h.l3_offset + l4 as u16;
     h.l4_len = (tl - l4) as u16;

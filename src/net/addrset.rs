@@ -1,11 +1,12 @@
-//! The set of VIPs, asked once or twice per packet: sorted arrays of plain
-//! integers per family. A handful of VIPs is a short scan, many a binary
-//! search; either beats hashing an `IpAddr` (about 60 instructions).
+//! A set of addresses asked about per packet (the VIPs, the own
+//! addresses): sorted arrays of plain integers per family. A handful is a
+//! short scan, many a binary search; either beats hashing an `IpAddr`
+//! (about 60 instructions).
 
 use std::net::IpAddr;
 
 #[derive(Clone, Debug, Default)]
-pub struct VipSet {
+pub struct AddrSet {
     v4: Vec<u32>,
     v6: Vec<u128>,
 }
@@ -22,9 +23,9 @@ fn has<T: Ord + Copy>(v: &[T], x: T) -> bool {
     }
 }
 
-impl VipSet {
+impl AddrSet {
     pub fn new(addrs: impl IntoIterator<Item = IpAddr>) -> Self {
-        let mut s = VipSet::default();
+        let mut s = AddrSet::default();
         for a in addrs {
             match a {
                 IpAddr::V4(a) => s.v4.push(u32::from(a)),
@@ -66,7 +67,7 @@ mod tests {
             let v6: Vec<IpAddr> = (0..n)
                 .map(|i| a6(0x2001_0db8u128 << 96 | (i as u128 * 13)))
                 .collect();
-            let s = VipSet::new(v4.iter().chain(&v6).copied());
+            let s = AddrSet::new(v4.iter().chain(&v6).copied());
             for a in v4.iter().chain(&v6) {
                 assert!(s.contains(a), "{n}: {a}");
             }
