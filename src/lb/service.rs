@@ -243,6 +243,9 @@ impl ServiceConfig {
                 return Err(LbError::IncompatibleSchedFlag(f.name()));
             }
         }
+        if !is_unicast_vip(&self.key.addr) {
+            return Err(LbError::NotUnicast);
+        }
         if self.key.port == 0 && self.persistence.is_none() {
             return Err(LbError::ZeroPort);
         }
@@ -275,12 +278,53 @@ impl ServiceConfig {
     }
 }
 
+/// Whether clients can reach `addr` as a host: the input checks drop
+/// anything else before the services are looked up.
+fn is_unicast_vip(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => crate::wire::ipv4::is_unicast_host(*a),
+        IpAddr::V6(a) => {
+            crate::wire::ipv6::is_unicast_host(a) && a.segments()[0] & 0xffc0 != 0xfe80
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn v4(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn virtual_addresses_are_unicast() {
+        for vip in [
+            "224.0.0.1",
+            "239.1.2.3",
+            "255.255.255.255",
+            "240.0.0.1",
+            "127.0.0.1",
+            "0.0.0.0",
+            "ff02::1",
+            "::1",
+            "::",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+        ] {
+            let s = ServiceConfig::new(Protocol::Udp, v4(vip), 53);
+            assert_eq!(
+                s.validate().unwrap_err().to_string(),
+                "Virtual address must be a unicast address",
+                "{vip}"
+            );
+        }
+        for vip in ["10.0.0.100", "198.51.100.1", "2001:db8::100"] {
+            assert_eq!(
+                ServiceConfig::new(Protocol::Udp, v4(vip), 53).validate(),
+                Ok(())
+            );
+        }
     }
 
     #[test]

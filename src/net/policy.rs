@@ -5,12 +5,12 @@
 //! every frame before anything else looks at it; each refusal is a drop
 //! reason of its own.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::AddrSet;
 use crate::drops::DropReason;
 use crate::wire::parse::{Headers, L3};
-use crate::wire::{checksum, ipv4, EthernetAddress, IpProtocol};
+use crate::wire::{checksum, ipv4, ipv6, EthernetAddress, IpProtocol};
 
 /// What the checks need to know of the host.
 pub struct Host<'a> {
@@ -82,24 +82,16 @@ fn ipv4_checks(frame: &[u8], h: &Headers, host: &Host<'_>) -> Result<(), DropRea
     let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
         return Err(DropReason::Malformed);
     };
-    if martian_v4(src) || src == dst || host.is_local(&h.src) {
+    if !ipv4::is_unicast_host(src) || src == dst || host.is_local(&h.src) {
         return Err(DropReason::MartianSource);
     }
-    if martian_v4(dst) {
+    if !ipv4::is_unicast_host(dst) {
         return Err(DropReason::MartianDestination);
     }
     if h.source_routed {
         return Err(DropReason::SourceRoute);
     }
     Ok(())
-}
-
-/// 0/8 (this network), 127/8 (loopback), 224/4 (multicast) and 240/4
-/// (reserved, with the limited broadcast): never a unicast host on a wire.
-#[inline]
-fn martian_v4(a: Ipv4Addr) -> bool {
-    let first = a.octets()[0];
-    first == 0 || first == 127 || first >= 224
 }
 
 #[cold]
@@ -115,21 +107,13 @@ fn ipv6_checks(h: &Headers, host: &Host<'_>) -> Result<(), DropReason> {
         // Link-local sources stay on their link: to us, never forwarded.
         is_link_local(&dst) || dst.is_multicast() || host.own.contains(&h.dst)
     } else {
-        !(src.is_multicast()
-            || src.is_loopback()
-            || src.to_ipv4_mapped().is_some()
-            || src == dst
-            || host.is_local(&h.src))
+        ipv6::is_unicast_host(&src) && src != dst && !host.is_local(&h.src)
     };
     if !source_ok {
         return Err(DropReason::MartianSource);
     }
-    let dest_ok = if dst.is_multicast() {
-        // Neighbour discovery and MLD: ICMPv6 decides the rest.
-        icmp
-    } else {
-        !(dst.is_unspecified() || dst.is_loopback() || dst.to_ipv4_mapped().is_some())
-    };
+    // Neighbour discovery and MLD go to groups: ICMPv6 decides the rest.
+    let dest_ok = ipv6::is_unicast_host(&dst) || (icmp && dst.is_multicast());
     if !dest_ok {
         return Err(DropReason::MartianDestination);
     }
