@@ -419,6 +419,15 @@ impl Repr {
     }
 }
 
+/// Whether `a` can be a unicast host on a wire: not 0/8 (this network),
+/// 127/8 (loopback), 224/4 (multicast) nor 240/4 (reserved, with the
+/// limited broadcast).
+#[inline]
+pub fn is_unicast_host(a: std::net::Ipv4Addr) -> bool {
+    let first = a.octets()[0];
+    !(first == 0 || first == 127 || first >= 224)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,13 +569,4 @@ mod tests {
         p.set_dont_frag(false);
         assert!(!p.dont_frag());
     }
-}
-
-/// Whether `a` can be a unicast host on a wire: not 0/8 (this network),
-/// 127/8 (loopback), 224/4 (multicast) nor 240/4 (reserved, with the
-/// limited broadcast).
-#[inline]
-pub fn is_unicast_host(a: std::net::Ipv4Addr) -> bool {
-    let first = a.octets()[0];
-    !(first == 0 || first == 127 || first >= 224)
 }

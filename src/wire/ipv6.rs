@@ -479,6 +479,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> FragmentHeader<T> {
     }
 }
 
+/// Whether `a` can be a unicast host on a wire: not unspecified, loopback,
+/// multicast nor IPv4-mapped (RFC 4291 §2.5.5.2: never on the wire).
+#[inline]
+pub fn is_unicast_host(a: &std::net::Ipv6Addr) -> bool {
+    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.to_ipv4_mapped().is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,11 +647,4 @@ mod tests {
             Err(Error::Malformed)
         );
     }
-}
-
-/// Whether `a` can be a unicast host on a wire: not unspecified, loopback,
-/// multicast nor IPv4-mapped (RFC 4291 §2.5.5.2: never on the wire).
-#[inline]
-pub fn is_unicast_host(a: &std::net::Ipv6Addr) -> bool {
-    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.to_ipv4_mapped().is_some())
 }
