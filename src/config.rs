@@ -30,6 +30,8 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub lb: LbConfig,
+    #[serde(default)]
+    pub icmp: IcmpConfig,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
     #[serde(default, rename = "route")]
@@ -121,6 +123,58 @@ impl Default for LbConfig {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: default_reuse(),
+        }
+    }
+}
+
+/// Limits on the ICMP errors rvsd sends, as the kernel's sysctls of the
+/// same names (0 turns one off). `msgs_per_sec` and `msgs_burst` are for
+/// the whole daemon: each worker gets its share.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IcmpConfig {
+    /// net.ipv4.icmp_ratelimit: milliseconds between errors to one destination.
+    #[serde(default = "default_icmp_ratelimit")]
+    pub ratelimit_ms: u64,
+    /// net.ipv4.icmp_msgs_per_sec
+    #[serde(default = "default_icmp_msgs_per_sec")]
+    pub msgs_per_sec: u64,
+    /// net.ipv4.icmp_msgs_burst
+    #[serde(default = "default_icmp_msgs_burst")]
+    pub msgs_burst: u64,
+}
+
+fn default_icmp_ratelimit() -> u64 {
+    crate::net::IcmpLimitConfig::default().ratelimit_ms
+}
+
+fn default_icmp_msgs_per_sec() -> u64 {
+    crate::net::IcmpLimitConfig::default().msgs_per_sec
+}
+
+fn default_icmp_msgs_burst() -> u64 {
+    crate::net::IcmpLimitConfig::default().msgs_burst
+}
+
+impl Default for IcmpConfig {
+    fn default() -> Self {
+        IcmpConfig {
+            ratelimit_ms: default_icmp_ratelimit(),
+            msgs_per_sec: default_icmp_msgs_per_sec(),
+            msgs_burst: default_icmp_msgs_burst(),
+        }
+    }
+}
+
+impl IcmpConfig {
+    /// One worker's limits, of `workers`: the global rate and burst split
+    /// evenly (rounded up, so that a limit never becomes 0, which is off).
+    pub fn per_worker(&self, workers: usize) -> crate::net::IcmpLimitConfig {
+        let n = workers.max(1) as u64;
+        crate::net::IcmpLimitConfig {
+            ratelimit_ms: self.ratelimit_ms,
+            msgs_per_sec: self.msgs_per_sec.div_ceil(n),
+            msgs_burst: self.msgs_burst.div_ceil(n),
         }
     }
 }

@@ -128,6 +128,8 @@ drop_reasons! {
     TtlExceeded = "ttl_exceeded",
     /// Larger than the path MTU once encapsulated, and not answerable (DF clear).
     TooBig = "too_big",
+    /// An ICMP error was due (time exceeded, fragmentation needed, packet too big) and the rate limits held it back.
+    IcmpRateLimited = "icmp_rate_limited",
     /// Neither headroom nor tailroom for the new headers.
     NoRoom = "no_room",
     /// No local address of the real server's family for a tunnel's outer header.

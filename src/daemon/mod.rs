@@ -414,6 +414,7 @@ fn run_lb(
             mtu,
             ip_id_start: (w as u16).wrapping_mul(0x4000),
         })
+        .with_icmp_limit(cfg.icmp.per_worker(lcores.len()))
         .with_links(Links {
             snaps,
             neighs,

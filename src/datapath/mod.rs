@@ -122,6 +122,10 @@ pub struct Datapath<B> {
     links: Option<Links>,
     next_housekeeping: Timestamp,
     next_publish: Timestamp,
+    /// The ICMP errors this worker may send.
+    icmp_limit: net::IcmpLimiter,
+    /// The time of the burst being decided.
+    now: Timestamp,
     /// VIPs announced (gratuitous ARP / unsolicited NA) by worker 0.
     announced: ahash::AHashSet<IpAddr>,
     announce_due: bool,
@@ -162,6 +166,8 @@ impl<B: PacketBuf> Datapath<B> {
             links: None,
             next_housekeeping: Timestamp::ZERO,
             next_publish: Timestamp::ZERO,
+            icmp_limit: net::IcmpLimiter::new(net::IcmpLimitConfig::default()),
+            now: Timestamp::ZERO,
             announced: ahash::AHashSet::default(),
             announce_due: false,
         };
@@ -178,6 +184,13 @@ impl<B: PacketBuf> Datapath<B> {
         self.me = me;
         self.owners = Some(owners);
         self.sides = sides;
+        self
+    }
+
+    /// Limits on the ICMP errors this worker sends (the kernel's defaults
+    /// otherwise).
+    pub fn with_icmp_limit(mut self, cfg: net::IcmpLimitConfig) -> Self {
+        self.icmp_limit = net::IcmpLimiter::new(cfg);
         self
     }
 
@@ -249,6 +262,7 @@ impl<B: PacketBuf> Datapath<B> {
         out: &mut [Outcome],
     ) {
         let n = bufs.len().min(out.len()).min(BURST);
+        self.now = now;
         // What rvsadm was told is done applies to this burst.
         self.pick_up_snapshot();
         // Every frame's first cache line on its way before parsing any.

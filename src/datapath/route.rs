@@ -145,7 +145,13 @@ impl<B: PacketBuf> Datapath<B> {
                     Outcome::Hold
                 }
             },
-            Ok(Applied::Reply(_)) => Outcome::Tx(in_port),
+            Ok(Applied::Reply(_)) => {
+                if self.icmp_limit.allow(&h.src, self.now) {
+                    Outcome::Tx(in_port)
+                } else {
+                    Outcome::Drop(DropReason::IcmpRateLimited)
+                }
+            }
             Err(e) => Outcome::Drop(e),
         }
     }

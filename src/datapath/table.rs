@@ -1083,6 +1083,35 @@ fn datapath_table() {
         16 + limits.max_total as u64
     );
 
+    // ICMP errors are rate limited per destination: TTL 1 from one client
+    // gets six time-exceeded at once, then none until a second passes.
+    for k in 0..7u16 {
+        let sport = sport_owned_by(0, 30000 + 16 * k);
+        let f = tcp4(
+            (OUR_MAC, PEER_MAC),
+            ("10.0.0.9", sport),
+            (VIP, 81),
+            SYN,
+            1,
+            0,
+            true,
+        );
+        let want = if k < 6 {
+            Want::TxWhere(0, |f| f[34] == 11 && f[30..34] == [10, 0, 0, 9])
+        } else {
+            Want::Drop(DropReason::IcmpRateLimited)
+        };
+        lab.step(on_worker(
+            0,
+            frame(
+                "TTL 1 to the VIP: time exceeded, six at most",
+                PortIndex(0),
+                f,
+                want,
+            ),
+        ));
+    }
+
     // The connection table fills: new clients' SYNs to :81 (RS2, known)
     // are forwarded until the table refuses one, within its slots.
     let owners = OwnerMap::new(DEFAULT_KEY, Reta::round_robin(128, 2));

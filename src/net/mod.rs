@@ -31,6 +31,7 @@ pub mod addr;
 pub mod addrset;
 pub mod arp;
 pub mod echo;
+pub mod icmp_limit;
 pub mod iface;
 pub mod learn;
 pub mod nd;
@@ -49,6 +50,7 @@ pub(crate) mod testutil;
 
 pub use addr::IpCidr;
 pub use addrset::AddrSet;
+pub use icmp_limit::{IcmpLimitConfig, IcmpLimiter};
 pub use iface::{AddrKind, Iface, NetConfig};
 pub use learn::{learn_channel, Evidence, LearnRx, LearnTx, Learned};
 pub use neigh::{NeighConfig, NeighSnapshot, NeighTable};
