@@ -101,6 +101,11 @@ pub struct LbConfig {
     /// process heap).
     #[serde(default = "default_true")]
     pub table_hugepages: bool,
+    /// When the connection table is full, a new connection takes the place
+    /// of the oldest handshake never finished (SYN_RECV): a spoofed SYN
+    /// flood then delays no one. Off: the table refuses (drop.table_full).
+    #[serde(default = "default_true")]
+    pub evict_embryonic: bool,
 }
 
 fn default_true() -> bool {
@@ -120,6 +125,7 @@ impl Default for LbConfig {
         LbConfig {
             connections: default_connections(),
             table_hugepages: true,
+            evict_embryonic: true,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: default_reuse(),

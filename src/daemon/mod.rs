@@ -316,6 +316,7 @@ fn run_lb(
     settings.expire_nodest_conn = cfg.lb.expire_nodest_conn;
     settings.expire_quiescent_template = cfg.lb.expire_quiescent_template;
     settings.conn_reuse_mode = cfg.lb.conn_reuse_mode;
+    settings.evict_embryonic = cfg.lb.evict_embryonic;
     rules.set_settings(settings);
 
     let net = net_config(cfg, &started.macs)?;

@@ -116,6 +116,10 @@ impl Runtime for DaemonRuntime {
                 .sum()
         };
         m.insert("lb.connections".into(), gauge(|g| &g.connections));
+        m.insert(
+            "lb.embryonic_evicted".into(),
+            gauge(|g| &g.embryonic_evicted),
+        );
         m.insert("neigh.learn_dropped".into(), gauge(|g| &g.learn_dropped));
         let l = &self.listener;
         m.insert(

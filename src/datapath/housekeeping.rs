@@ -29,6 +29,8 @@ pub struct Gauges {
     pub connections: AtomicU64,
     /// Neighbour facts not reported because the channel was full.
     pub learn_dropped: AtomicU64,
+    /// Handshakes given up for new connections in a full table.
+    pub embryonic_evicted: AtomicU64,
 }
 
 /// A worker's channels to and from the control thread.
@@ -142,6 +144,10 @@ impl<B: PacketBuf> Datapath<B> {
                 .store(links.learn.dropped, Ordering::Relaxed);
             g.connections
                 .store(self.engine.conn_count() as u64, Ordering::Relaxed);
+            g.embryonic_evicted.store(
+                self.engine.counters().embryonic_evicted(),
+                Ordering::Relaxed,
+            );
         }
     }
 }

@@ -1112,30 +1112,39 @@ fn datapath_table() {
         ));
     }
 
-    // The connection table fills: new clients' SYNs to :81 (RS2, known)
-    // are forwarded until the table refuses one, within its slots.
+    // The connection table fills: new clients to :81 (RS2, known) open
+    // and finish their handshakes. Those that never finished (the held
+    // ones above) give their places up first; once every place holds an
+    // established connection, a new client is refused.
     let owners = OwnerMap::new(DEFAULT_KEY, Reta::round_robin(128, 2));
     let mut sports = (1024u16..).filter(|p| owners.owner(ip(CLIENT), *p) == 0);
     let refused = (0..=CONNS).find(|_| {
         let sport = sports.next().unwrap();
-        let f = tcp4(
-            (OUR_MAC, PEER_MAC),
-            (CLIENT, sport),
-            (VIP, 81),
-            SYN,
-            64,
-            0,
-            true,
-        );
-        lab.tallies[0].rx += 1;
-        let buf = VecBuf::with_frame(&f, DEFAULT_HEADROOM, 400);
-        match lab.run(0, PortIndex(0), buf).0 {
-            Outcome::Tx(PortIndex(1)) => false,
+        let mut send = |flags| {
+            let f = tcp4(
+                (OUR_MAC, PEER_MAC),
+                (CLIENT, sport),
+                (VIP, 81),
+                flags,
+                64,
+                0,
+                true,
+            );
+            lab.tallies[0].rx += 1;
+            let buf = VecBuf::with_frame(&f, DEFAULT_HEADROOM, 400);
+            lab.run(0, PortIndex(0), buf).0
+        };
+        match send(SYN) {
+            Outcome::Tx(PortIndex(1)) => {
+                assert_eq!(send(ACK), Outcome::Tx(PortIndex(1)));
+                false
+            }
             Outcome::Drop(DropReason::TableFull) => true,
             o => panic!("a new client to :81: {o:?}"),
         }
     });
     assert!(refused.is_some(), "the table never filled");
+    assert!(lab.workers[0].engine().counters().embryonic_evicted() > 0);
 
     // Every frame is accounted for, on each worker.
     for (w, t) in lab.tallies.iter().enumerate() {

@@ -35,6 +35,16 @@ pub struct Settings {
     /// Non-zero: a SYN on a connection in TIME_WAIT or CLOSE reschedules.
     #[serde(default = "one")]
     pub conn_reuse_mode: u8,
+    /// When the connection table is full, a new connection takes the
+    /// place of the oldest one still in SYN_RECV (a handshake never
+    /// finished: what a spoofed SYN flood leaves), so that a flood delays
+    /// no one's new connection and never touches established ones.
+    #[serde(default = "yes")]
+    pub evict_embryonic: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u8 {
@@ -48,6 +58,7 @@ impl Default for Settings {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: 1,
+            evict_embryonic: true,
         }
     }
 }

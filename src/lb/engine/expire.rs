@@ -3,6 +3,7 @@
 use super::types::bump;
 use super::Engine;
 use crate::lb::conntable::{self, flag};
+use crate::lb::tcp_state::TcpState;
 use crate::lb::time::Timestamp;
 
 /// Default expiry budget per [`Engine::expire`] call.
@@ -26,6 +27,27 @@ impl Engine {
     pub(super) fn expire_now(&mut self, i: u32) {
         let c = self.table.remove(i, &self.slab);
         self.release(i, &c);
+    }
+
+    /// Remove the oldest connection still in SYN_RECV, looking at a bounded
+    /// number of the oldest new TCP connections (those that went on, or
+    /// left, are forgotten on the way). True if one was removed.
+    pub(super) fn evict_embryonic(&mut self) -> bool {
+        /// Entries looked at per new connection: bounds the cost of a
+        /// table full of established connections.
+        const LOOK: usize = 64;
+        for _ in 0..LOOK {
+            let Some(i) = self.embryonic.pop_front() else {
+                return false;
+            };
+            let c = self.table.get(i);
+            if c.has(flag::USED) && !c.has(flag::UDP) && c.state == TcpState::SynRecv as u8 {
+                self.expire_now(i);
+                bump(&self.counters.embryonic_evicted);
+                return true;
+            }
+        }
+        false
     }
 
     /// Expire connections due by `now`, spending at most `budget` (wheel

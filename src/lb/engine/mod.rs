@@ -25,7 +25,7 @@
 //! it), `schedule` (a new connection: service, persistence, scheduler),
 //! `expire` (connections leaving), `list` (`-Lnc` rows).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::conntable::ConnTable;
@@ -68,6 +68,9 @@ pub struct Engine {
     table: ConnTable,
     /// Template of each connection entry (same index), if persistent.
     tpl: Vec<Option<Arc<Template>>>,
+    /// New TCP connections, oldest first: where a full table finds one
+    /// still in SYN_RECV to give up (see `Settings::evict_embryonic`).
+    embryonic: VecDeque<u32>,
     templates: Arc<TemplateTable>,
     counters: Arc<EngineCounters>,
     factory: SchedFactory,
@@ -130,6 +133,7 @@ impl Engine {
             slab: Slab::default(),
             table,
             tpl: vec![None; cap],
+            embryonic: VecDeque::with_capacity(cap),
             templates,
             counters: Arc::new(EngineCounters::default()),
             factory,

@@ -144,8 +144,20 @@ impl Engine {
         };
         let i = match self.table.insert(n, p.hash, out_hash) {
             Ok(i) => i,
+            Err(_) if self.settings.evict_embryonic && self.evict_embryonic() => {
+                match self.table.insert(n, p.hash, out_hash) {
+                    Ok(i) => i,
+                    Err(_) => return Verdict::Drop(DropReason::TableFull),
+                }
+            }
             Err(_) => return Verdict::Drop(DropReason::TableFull),
         };
+        if !p.tuple.udp {
+            if self.embryonic.len() == self.embryonic.capacity() {
+                self.embryonic.pop_front();
+            }
+            self.embryonic.push_back(i);
+        }
         let Some(d) = self.slab.cold[slot as usize].as_mut() else {
             return Verdict::Drop(DropReason::NoDest);
         };

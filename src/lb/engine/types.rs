@@ -112,6 +112,7 @@ pub struct EngineCounters {
     pub(super) created: AtomicU64,
     pub(super) expired: AtomicU64,
     pub(super) rescheduled: AtomicU64,
+    pub(super) embryonic_evicted: AtomicU64,
 }
 
 #[inline]
@@ -123,6 +124,11 @@ impl EngineCounters {
     /// Connections created.
     pub fn created(&self) -> u64 {
         self.created.load(Relaxed)
+    }
+    /// Connections in SYN_RECV given up for a new one when the table was
+    /// full (`Settings::evict_embryonic`).
+    pub fn embryonic_evicted(&self) -> u64 {
+        self.embryonic_evicted.load(Relaxed)
     }
     /// Connections gone (timed out or expired early).
     pub fn expired(&self) -> u64 {

@@ -230,13 +230,17 @@ fn one_packet_scheduling_keeps_no_connection() {
 fn table_full_is_a_drop() {
     let r = nat_rules();
     let mut e = engine(&r, 2);
-    fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
-    fwd(e.process(&tcp_in(client(2), 1, SYN), Timestamp::ZERO));
+    // Two established connections: nothing to give up for a third.
+    for c in [1, 2] {
+        fwd(e.process(&tcp_in(client(c), 1, SYN), Timestamp::ZERO));
+        fwd(e.process(&tcp_in(client(c), 1, ACK), Timestamp::ZERO));
+    }
     assert_eq!(
         e.process(&tcp_in(client(3), 1, SYN), Timestamp::ZERO),
         Verdict::Drop(DropReason::TableFull)
     );
     assert_eq!(e.conn_count(), 2);
+    assert_eq!(e.counters().embryonic_evicted(), 0);
     // Nothing was bound for the refused connection.
     let (a1, i1, _) = counts(&r, &tkey(), RS1);
     let (a2, i2, _) = counts(&r, &tkey(), RS2);
@@ -245,6 +249,50 @@ fn table_full_is_a_drop() {
     assert_eq!(
         state(e.process(&tcp_in(client(1), 1, ACK), Timestamp(1))),
         "ESTABLISHED"
+    );
+}
+
+/// A spoofed SYN flood fills the table with handshakes that never finish:
+/// a new connection takes the place of the oldest of them, established
+/// ones are never touched, and with `evict_embryonic` off the table
+/// refuses instead.
+#[test]
+fn a_full_table_gives_up_its_oldest_handshake() {
+    let mut r = nat_rules();
+    let mut e = engine(&r, 3);
+    fwd(e.process(&tcp_in(client(1), 1, SYN), Timestamp::ZERO));
+    fwd(e.process(&tcp_in(client(1), 1, ACK), Timestamp::ZERO));
+    fwd(e.process(&tcp_in(client(2), 1, SYN), Timestamp(1)));
+    fwd(e.process(&tcp_in(client(3), 1, SYN), Timestamp(2)));
+    assert!(fwd(e.process(&tcp_in(client(4), 1, SYN), Timestamp(3))).new);
+    assert_eq!(e.counters().embryonic_evicted(), 1);
+    assert_eq!(e.conn_count(), 3);
+    // Client 2's handshake was the oldest: gone. Client 3's is not.
+    assert_eq!(
+        e.process(&tcp_in(client(2), 1, ACK), Timestamp(4)),
+        Verdict::Drop(DropReason::NotSyn)
+    );
+    assert_eq!(
+        state(e.process(&tcp_in(client(3), 1, ACK), Timestamp(4))),
+        "ESTABLISHED"
+    );
+    assert_eq!(
+        state(e.process(&tcp_in(client(1), 1, ACK), Timestamp(4))),
+        "ESTABLISHED"
+    );
+    // The accounting of the one given up was undone.
+    let (a1, i1, _) = counts(&r, &tkey(), RS1);
+    let (a2, i2, _) = counts(&r, &tkey(), RS2);
+    assert_eq!(a1 + i1 + a2 + i2, 3);
+    // Off: refused.
+    r.set_settings(Settings {
+        evict_embryonic: false,
+        ..*r.settings()
+    });
+    e.set_snapshot(r.snapshot());
+    assert_eq!(
+        e.process(&tcp_in(client(5), 1, SYN), Timestamp(5)),
+        Verdict::Drop(DropReason::TableFull)
     );
 }
 
@@ -577,14 +625,14 @@ fn engine_on_a_caller_built_table() {
     for n in 1..=8 {
         assert!(fwd(e.process(&tcp_in(client(n), 1, SYN), Timestamp(0))).new);
     }
-    assert_eq!(
-        e.process(&tcp_in(client(9), 1, SYN), Timestamp(0)),
-        Verdict::Drop(DropReason::TableFull)
-    );
     let pkts: Vec<PacketMeta> = (1..=8).map(|n| tcp_in(client(n), 1, ACK)).collect();
     let mut out = [Verdict::Drop(DropReason::NoService); 8];
     e.process_burst(&pkts, Timestamp(1), &mut out);
     assert!(out.iter().all(|v| fwd(*v).state.name() == "ESTABLISHED"));
+    assert_eq!(
+        e.process(&tcp_in(client(9), 1, SYN), Timestamp(1)),
+        Verdict::Drop(DropReason::TableFull)
+    );
 }
 
 /// Connections that open, close and are reopened from recycled client
