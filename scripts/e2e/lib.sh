@@ -172,6 +172,8 @@ e2e_layout_up() {
     topo_client_addr "$CLIENT4B/24"
     topo_client_addr "$CLIENT6B/64"
     topo_servers 80,8080 53
+    # A small connection table, so that the SYN flood case fills it.
+    printf '[lb]\nconnections = %s\n' "${E2E_CONNS:-131072}" >>"$TOPO_CONFIG"
     rvs_eal_args "rvs-e2e-$id"
     export RVS_SOCK=$RVS_WORK/rvsd-$id.sock
     "$E2E_RVSD" -c "$TOPO_CONFIG" --sock "$RVS_SOCK" -- -l 0,1 "${RVS_EAL[@]}" \
