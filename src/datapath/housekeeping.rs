@@ -42,6 +42,11 @@ pub struct Links {
     pub gauges: Arc<Gauges>,
 }
 
+/// VIP announcements per millisecond at most: thousands of new VIPs (one
+/// `rvsadm -R`) are announced over a second or so, not in one burst onto
+/// the segment.
+pub const ANNOUNCE_PER_MS: usize = 8;
+
 /// Expiry and request retries every millisecond; gauges every 100 ms.
 const HOUSEKEEPING_MS: u64 = 1;
 const PUBLISH_MS: u64 = 100;
@@ -73,8 +78,9 @@ impl<B: PacketBuf> Datapath<B> {
         tally: &mut Tally,
     ) {
         self.pick_up_snapshot();
-        if std::mem::take(&mut self.announce_due) && self.me.0 == 0 {
-            self.announce(&mut alloc, out, tally);
+        if self.announce_due && self.me.0 == 0 && now >= self.next_announce {
+            self.next_announce = Timestamp(now.0 + 1);
+            self.announce_due = self.announce(&mut alloc, out, tally);
         }
         if let Some(n) = self.links.as_ref().and_then(|l| l.neighs.latest()) {
             self.set_neighbours(n, out, tally);
@@ -89,20 +95,31 @@ impl<B: PacketBuf> Datapath<B> {
         self.send_requests(now, due, &mut alloc, out, tally);
     }
 
-    /// Gratuitous ARP / unsolicited NA for VIPs not announced yet.
+    /// Gratuitous ARP / unsolicited NA for VIPs not announced yet on their
+    /// ports, [`ANNOUNCE_PER_MS`] at most; true if some are left for the
+    /// next millisecond.
     fn announce(
         &mut self,
         alloc: &mut impl FnMut() -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
         tally: &mut Tally,
-    ) {
-        let mut current = ahash::AHashSet::default();
+    ) -> bool {
+        let current: ahash::AHashSet<(PortIndex, IpAddr)> = self
+            .net
+            .iter()
+            .flat_map(|i| i.vips().map(move |v| (i.port(), *v)))
+            .collect();
+        self.announced.retain(|k| current.contains(k));
+        let mut budget = ANNOUNCE_PER_MS;
         for iface in self.net.iter() {
             for vip in iface.vips() {
-                current.insert(*vip);
-                if self.announced.contains(vip) {
+                if self.announced.contains(&(iface.port(), *vip)) {
                     continue;
                 }
+                if budget == 0 {
+                    return true;
+                }
+                budget -= 1;
                 let mac = iface.mac();
                 let b = Self::make_frame(alloc, |buf| match *vip {
                     IpAddr::V4(a) => net::arp::build_gratuitous(buf, mac, a).ok(),
@@ -112,9 +129,10 @@ impl<B: PacketBuf> Datapath<B> {
                     tally.originated += 1;
                     out.push((iface.port(), b));
                 }
+                self.announced.insert((iface.port(), *vip));
             }
         }
-        self.announced = current;
+        false
     }
 
     fn housekeeping(&mut self, now: Timestamp) {

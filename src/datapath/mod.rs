@@ -127,7 +127,8 @@ pub struct Datapath<B> {
     /// The time of the burst being decided.
     now: Timestamp,
     /// VIPs announced (gratuitous ARP / unsolicited NA) by worker 0.
-    announced: ahash::AHashSet<IpAddr>,
+    announced: ahash::AHashSet<(PortIndex, IpAddr)>,
+    next_announce: Timestamp,
     announce_due: bool,
 }
 
@@ -169,6 +170,7 @@ impl<B: PacketBuf> Datapath<B> {
             icmp_limit: net::IcmpLimiter::new(net::IcmpLimitConfig::default()),
             now: Timestamp::ZERO,
             announced: ahash::AHashSet::default(),
+            next_announce: Timestamp::ZERO,
             announce_due: false,
         };
         d.own_set = own_addrs(&d.net);

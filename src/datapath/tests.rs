@@ -199,6 +199,40 @@ fn vips_follow_the_snapshot() {
     assert!(!b.net().port(PortIndex(0)).unwrap().is_vip(&vip()));
 }
 
+/// Many new VIPs at once (one `rvsadm -R`) are announced a few per
+/// millisecond, each once, and not again while they stay.
+#[test]
+fn announcements_are_paced() {
+    let mut b = datapath();
+    let mut rules = Rules::new(1);
+    let tcp = crate::lb::service::Protocol::Tcp;
+    for i in 0..20u8 {
+        rules
+            .add_service(ServiceConfig::new(tcp, IpAddr::from([10, 0, 0, 100 + i]), 80))
+            .unwrap();
+    }
+    b.set_snapshot(rules.snapshot());
+    let mut tally = Tally::default();
+    let mut sent = Vec::new();
+    for ms in [0, 0, 1, 2, 3, 4] {
+        let mut out = Vec::new();
+        b.tick(
+            Timestamp(ms),
+            || Some(VecBuf::new(2048, 128)),
+            &mut out,
+            &mut tally,
+        );
+        let garps = out
+            .iter()
+            .filter(|(_, f)| f.data()[12..14] == [8, 6])
+            .count();
+        sent.push(garps);
+    }
+    let per_ms = housekeeping::ANNOUNCE_PER_MS;
+    assert_eq!(sent, vec![per_ms, 0, per_ms, 20 - 2 * per_ms, 0, 0]);
+    assert_eq!(tally.originated, 20);
+}
+
 /// The whole datapath on mutated frames: never a panic, and every frame it
 /// sends out parses again. Bounded by RVS_FUZZ_SECS (default 2 s).
 #[test]
