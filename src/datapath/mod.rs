@@ -95,8 +95,10 @@ pub struct Datapath<B> {
     /// per-packet lookups.
     vips: ahash::AHashSet<IpAddr>,
     vip_set: AddrSet,
-    /// Every port's own addresses (for the input checks).
+    /// Every port's own addresses, and those with the VIPs (for the input
+    /// checks).
     own_set: AddrSet,
+    local_set: AddrSet,
     routes: Arc<RouteTable>,
     neigh: Arc<NeighSnapshot>,
     hops: HopCache,
@@ -150,6 +152,7 @@ impl<B: PacketBuf> Datapath<B> {
             vips: ahash::AHashSet::default(),
             vip_set: AddrSet::default(),
             own_set: AddrSet::default(),
+            local_set: AddrSet::default(),
             routes: f.routes,
             neigh: f.neigh,
             hops: HopCache::default(),
@@ -250,6 +253,7 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         self.vip_set = AddrSet::new(new.iter().copied());
+        self.local_set = self.vip_set.union(&self.own_set);
         self.vips = new;
     }
 
@@ -279,7 +283,7 @@ impl<B: PacketBuf> Datapath<B> {
         };
         let host = net::policy::Host {
             mac,
-            vips: &self.vip_set,
+            locals: &self.local_set,
             own: &self.own_set,
         };
         for i in 0..n {

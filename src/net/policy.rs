@@ -16,46 +16,56 @@ use crate::wire::{checksum, ipv4, ipv6, EthernetAddress, IpProtocol};
 pub struct Host<'a> {
     /// The receiving port's MAC.
     pub mac: EthernetAddress,
-    /// Every VIP.
-    pub vips: &'a AddrSet,
+    /// Every VIP and own address: no packet from outside comes from one.
+    pub locals: &'a AddrSet,
     /// Every own (interface) address on any port, link-local ones too.
     pub own: &'a AddrSet,
 }
 
-impl Host<'_> {
-    #[inline]
-    fn is_local(&self, a: &IpAddr) -> bool {
-        self.vips.contains(a) || self.own.contains(a)
-    }
-}
-
-/// Whether a parsed frame may go on, or the reason it is refused.
-#[inline]
+/// Whether a parsed frame may go on, or the reason it is refused. Every
+/// forwarded frame pays for this: the common case (untagged IPv4 to the
+/// port's MAC) is straight-line integer work.
+#[inline(always)]
 pub fn admit(frame: &[u8], h: &Headers, host: &Host<'_>) -> Result<(), DropReason> {
-    if h.vlan.is_some() {
-        return Err(DropReason::VlanUnknown);
+    if !to_mac(frame, &host.mac) || h.vlan.is_some() {
+        l2_checks(frame, h)?;
     }
-    // A parsed frame has its 14-byte Ethernet header.
-    if frame.get(..6) != Some(&host.mac.0[..]) {
-        group_frame(frame, h)?;
-    }
-    match h.l3 {
-        L3::Ipv4 => ipv4_checks(frame, h, host),
-        L3::Ipv6 => ipv6_checks(h, host),
+    match (h.l3, &h.src, &h.dst) {
+        (L3::Ipv4, IpAddr::V4(s), IpAddr::V4(d)) => {
+            ipv4_checks(frame, h, u32::from(*s), u32::from(*d), host)
+        }
+        (L3::Ipv6, _, _) => ipv6_checks(h, host),
         _ => Ok(()),
     }
 }
 
-/// A frame not to the port's own MAC: broadcast ARP, and IPv6 multicast
-/// (neighbour discovery's groups; the address checks judge the group).
+/// The frame's destination is `mac` (two integer compares).
+#[inline(always)]
+fn to_mac(frame: &[u8], mac: &EthernetAddress) -> bool {
+    let m = &mac.0;
+    match frame.first_chunk::<6>() {
+        Some(d) => {
+            u32::from_ne_bytes([d[0], d[1], d[2], d[3]]) == u32::from_ne_bytes([m[0], m[1], m[2], m[3]])
+                && u16::from_ne_bytes([d[4], d[5]]) == u16::from_ne_bytes([m[4], m[5]])
+        }
+        None => false,
+    }
+}
+
+/// A tagged frame, or one not to the port's own MAC: broadcast ARP and
+/// IPv6 multicast (neighbour discovery's groups; the address checks judge
+/// the group) go on.
 #[cold]
-fn group_frame(frame: &[u8], h: &Headers) -> Result<(), DropReason> {
+fn l2_checks(frame: &[u8], h: &Headers) -> Result<(), DropReason> {
     const BROADCAST: [u8; 6] = [0xff; 6];
     /// RFC 2464: 33:33 and the group's low 32 bits.
     const V6_GROUP: [u8; 2] = [0x33, 0x33];
-    let mac = frame.get(..6).ok_or(DropReason::Malformed)?;
+    if h.vlan.is_some() {
+        return Err(DropReason::VlanUnknown);
+    }
+    let mac = frame.first_chunk::<6>().ok_or(DropReason::Malformed)?;
     match (h.l3, h.dst) {
-        (L3::Arp, _) if mac == BROADCAST => Ok(()),
+        (L3::Arp, _) if *mac == BROADCAST => Ok(()),
         (L3::Ipv6, IpAddr::V6(g)) if mac[..2] == V6_GROUP && g.is_multicast() => {
             if mac[2..] == g.octets()[12..] {
                 Ok(())
@@ -67,25 +77,30 @@ fn group_frame(frame: &[u8], h: &Headers) -> Result<(), DropReason> {
     }
 }
 
-#[inline]
-fn ipv4_checks(frame: &[u8], h: &Headers, host: &Host<'_>) -> Result<(), DropReason> {
-    let header = frame
-        .get(h.l3_offset as usize..h.l4_offset as usize)
-        .ok_or(DropReason::Malformed)?;
-    let sound = match <&[u8; ipv4::HEADER_LEN]>::try_from(header) {
-        Ok(plain) => checksum::verify_ipv4_header(plain),
-        Err(_) => checksum::verify(header, 0),
+#[inline(always)]
+fn ipv4_checks(
+    frame: &[u8],
+    h: &Headers,
+    src: u32,
+    dst: u32,
+    host: &Host<'_>,
+) -> Result<(), DropReason> {
+    let l3 = h.l3_offset as usize;
+    let sound = if h.l4_offset as usize == l3 + ipv4::HEADER_LEN {
+        frame
+            .get(l3..)
+            .and_then(|b| b.first_chunk::<{ ipv4::HEADER_LEN }>())
+            .is_some_and(checksum::verify_ipv4_header)
+    } else {
+        with_options_sound(frame, h)
     };
     if !sound {
         return Err(DropReason::BadIpChecksum);
     }
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
-        return Err(DropReason::Malformed);
-    };
-    if !ipv4::is_unicast_host(src) || src == dst || host.is_local(&h.src) {
+    if !unicast_v4(src) || src == dst || host.locals.contains_v4(src) {
         return Err(DropReason::MartianSource);
     }
-    if !ipv4::is_unicast_host(dst) {
+    if !unicast_v4(dst) {
         return Err(DropReason::MartianDestination);
     }
     if h.source_routed {
@@ -93,6 +108,31 @@ fn ipv4_checks(frame: &[u8], h: &Headers, host: &Host<'_>) -> Result<(), DropRea
     }
     Ok(())
 }
+
+/// The header checksum of an IPv4 header with options.
+#[cold]
+fn with_options_sound(frame: &[u8], h: &Headers) -> bool {
+    frame
+        .get(h.l3_offset as usize..h.l4_offset as usize)
+        .is_some_and(|header| checksum::verify(header, 0))
+}
+
+/// [`ipv4::is_unicast_host`] on the address as an integer, by its first
+/// octet (one load from a table built from it).
+#[inline(always)]
+fn unicast_v4(a: u32) -> bool {
+    UNICAST_FIRST_OCTET[(a >> 24) as usize]
+}
+
+static UNICAST_FIRST_OCTET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = ipv4::is_unicast_host(std::net::Ipv4Addr::new(i as u8, 1, 1, 1));
+        i += 1;
+    }
+    t
+};
 
 #[cold]
 fn ipv6_checks(h: &Headers, host: &Host<'_>) -> Result<(), DropReason> {
@@ -107,7 +147,7 @@ fn ipv6_checks(h: &Headers, host: &Host<'_>) -> Result<(), DropReason> {
         // Link-local sources stay on their link: to us, never forwarded.
         is_link_local(&dst) || dst.is_multicast() || host.own.contains(&h.dst)
     } else {
-        ipv6::is_unicast_host(&src) && src != dst && !host.is_local(&h.src)
+        ipv6::is_unicast_host(&src) && src != dst && !host.locals.contains(&h.src)
     };
     if !source_ok {
         return Err(DropReason::MartianSource);
@@ -153,13 +193,14 @@ mod tests {
     fn judge(frame: &[u8]) -> Result<(), DropReason> {
         let vips = AddrSet::new([ip("10.0.0.100"), ip("2001:db8::100")]);
         let own = AddrSet::new([ip("10.0.0.2"), ip("2001:db8::2"), ip("fe80::1")]);
+        let locals = vips.union(&own);
         let h = parse_frame(frame).unwrap();
         admit(
             frame,
             &h,
             &Host {
                 mac: MAC,
-                vips: &vips,
+                locals: &locals,
                 own: &own,
             },
         )

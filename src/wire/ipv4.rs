@@ -423,7 +423,7 @@ impl Repr {
 /// 127/8 (loopback), 224/4 (multicast) nor 240/4 (reserved, with the
 /// limited broadcast).
 #[inline]
-pub fn is_unicast_host(a: std::net::Ipv4Addr) -> bool {
+pub const fn is_unicast_host(a: std::net::Ipv4Addr) -> bool {
     let first = a.octets()[0];
     !(first == 0 || first == 127 || first >= 224)
 }

@@ -234,6 +234,20 @@ fn addrs() -> impl Strategy<Value = (IpAddr, IpAddr, IpAddr)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// The short IPv4 header check agrees with the general one, on
+    /// headers with a right checksum and on any others.
+    #[test]
+    fn ipv4_header_check_equals_general(mut h in any::<[u8; 20]>(), fix in any::<bool>()) {
+        use super::checksum::{checksum, verify, verify_ipv4_header};
+        if fix {
+            h[10] = 0;
+            h[11] = 0;
+            let c = checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        prop_assert_eq!(verify_ipv4_header(&h), verify(&h, 0));
+    }
+
     /// The straight-line IPv4 parser agrees with the general one on
     /// plain frames and on frames with any few bytes of their headers
     /// changed (lengths, version, flags, protocol, offsets).
