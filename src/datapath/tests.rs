@@ -208,7 +208,11 @@ fn announcements_are_paced() {
     let tcp = crate::lb::service::Protocol::Tcp;
     for i in 0..20u8 {
         rules
-            .add_service(ServiceConfig::new(tcp, IpAddr::from([10, 0, 0, 100 + i]), 80))
+            .add_service(ServiceConfig::new(
+                tcp,
+                IpAddr::from([10, 0, 0, 100 + i]),
+                80,
+            ))
             .unwrap();
     }
     b.set_snapshot(rules.snapshot());

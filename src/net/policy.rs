@@ -45,7 +45,8 @@ fn to_mac(frame: &[u8], mac: &EthernetAddress) -> bool {
     let m = &mac.0;
     match frame.first_chunk::<6>() {
         Some(d) => {
-            u32::from_ne_bytes([d[0], d[1], d[2], d[3]]) == u32::from_ne_bytes([m[0], m[1], m[2], m[3]])
+            u32::from_ne_bytes([d[0], d[1], d[2], d[3]])
+                == u32::from_ne_bytes([m[0], m[1], m[2], m[3]])
                 && u16::from_ne_bytes([d[4], d[5]]) == u16::from_ne_bytes([m[4], m[5]])
         }
         None => false,
