@@ -161,24 +161,22 @@ fn daemon_errors_are_printed_with_ipvsadm_exit_codes() {
 }
 
 #[test]
-fn restore_sends_one_atomic_request() {
+fn restore_sends_one_transaction() {
     let p = sock_path("restore");
+    // No save first: the changes go as they are, for rvsd to apply to its
+    // rules as they are then.
     let h = fake(
         &p,
-        vec![
-            (
-                r#"{"v":1,"op":"save"}"#,
-                r#"{"v":1,"result":"rules","rules":{"services":[]}}"#,
-            ),
-            (
-                r#"{"v":1,"op":"restore","rules":{"services":[
-                    {"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"wlc","dests":[
-                        {"address":"10.1.0.1","port":80,"forward":{"method":"masq"},"weight":1,"u_threshold":0,"l_threshold":0},
-                        {"address":"10.1.0.2","port":8080,"forward":{"method":"masq"},"weight":3,"u_threshold":0,"l_threshold":0}]}]},
-                    "timeouts":{"tcp":900,"tcpfin":0,"udp":0}}"#,
-                r#"{"v":1,"result":"ok"}"#,
-            ),
-        ],
+        vec![(
+            r#"{"v":1,"op":"transaction","changes":[
+                {"op":"add-service","service":{"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"wlc"}},
+                {"op":"add-dest","service":{"protocol":"tcp","address":"10.0.0.1","port":80},
+                 "dest":{"address":"10.1.0.1","port":80,"forward":{"method":"masq"},"weight":1,"u_threshold":0,"l_threshold":0}},
+                {"op":"add-dest","service":{"protocol":"tcp","address":"10.0.0.1","port":80},
+                 "dest":{"address":"10.1.0.2","port":8080,"forward":{"method":"masq"},"weight":3,"u_threshold":0,"l_threshold":0}},
+                {"op":"set-timeouts","timeouts":{"tcp":900,"tcpfin":0,"udp":0}}]}"#,
+            r#"{"v":1,"result":"ok"}"#,
+        )],
     );
     // As written by a real ipvsadm-save, with comments and the program name.
     let input = "# saved by ipvsadm-save\n\
@@ -195,19 +193,14 @@ fn restore_sends_one_atomic_request() {
 #[test]
 fn restore_with_a_bad_line_changes_nothing() {
     let p = sock_path("restore-bad");
-    // Only the save is answered; no restore request may follow.
-    let h = fake(
-        &p,
-        vec![(
-            r#"{"v":1,"op":"save"}"#,
-            r#"{"v":1,"result":"rules","rules":{"services":[]}}"#,
-        )],
-    );
+    // A line that does not parse: nothing is sent at all.
+    let h = fake(&p, vec![]);
     let o = rvsadm(
         &["-R"],
         Some(&p),
         "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 70000\n",
     );
+    drop(std::os::unix::net::UnixStream::connect(&p));
     h.join().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
@@ -215,20 +208,27 @@ fn restore_with_a_bad_line_changes_nothing() {
         "illegal weight specified\nrvsadm: restore aborted at line 2; nothing was changed\n"
     );
 
+    // A change rvsd refuses: the line it came from is named.
     let p = sock_path("restore-dup");
     let h = fake(
         &p,
         vec![(
-            r#"{"v":1,"op":"save"}"#,
-            r#"{"v":1,"result":"rules","rules":{"services":[{"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"rr"}]}}"#,
+            r#"{"v":1,"op":"transaction","changes":[
+                {"op":"clear"},
+                {"op":"add-service","service":{"protocol":"tcp","address":"10.0.0.1","port":80,"scheduler":"wlc"}}]}"#,
+            r#"{"v":1,"result":"error","message":"Service already exists","change":1}"#,
         )],
     );
-    let o = rvsadm(&["-R"], Some(&p), "-A -t 10.0.0.1:80 -s wlc\n");
+    let o = rvsadm(
+        &["-R"],
+        Some(&p),
+        "# first\n-C\n\n-A -t 10.0.0.1:80 -s wlc\n",
+    );
     h.join().unwrap();
     assert_eq!(o.status.code(), Some(255));
     assert_eq!(
         text(&o.stderr),
-        "Service already exists\nrvsadm: restore aborted at line 1; nothing was changed\n"
+        "Service already exists\nrvsadm: restore aborted at line 4; nothing was changed\n"
     );
 }
 

@@ -3,10 +3,13 @@
 //! (then review the diff by hand against docs/reference).
 
 use rvs::control::client::{ClientError, Transport};
-use rvs::control::ipvsadm::restore::restore;
+use rvs::control::handler::{NoDataPlane, RulesHandler};
+use rvs::control::ipvsadm::restore::parse_restore;
 use rvs::control::ipvsadm::save::save;
 use rvs::control::ipvsadm::{execute, parse};
 use rvs::control::proto::*;
+use rvs::control::server::Handler;
+use rvs::lb::rules::Rules;
 use std::path::PathBuf;
 
 fn stats(base: u64) -> Stats {
@@ -365,8 +368,19 @@ fn save_format() {
 #[test]
 fn save_restore_save_is_identity() {
     let text = save(&rules());
-    let (restored, timeouts) = restore(&text, RuleSet::default()).unwrap();
-    assert_eq!(timeouts, None);
+    // Restored the way rvsd restores: -R's transaction on empty rules.
+    let changes = parse_restore(&text).unwrap().requests;
+    assert!(!changes
+        .iter()
+        .any(|c| matches!(c, Request::SetTimeouts { .. })));
+    let mut daemon = RulesHandler::new(Rules::new(1), NoDataPlane);
+    assert_eq!(
+        daemon.handle(Request::Transaction { changes }),
+        Response::Ok
+    );
+    let Response::Rules { rules: restored } = daemon.handle(Request::Save) else {
+        panic!("save")
+    };
     assert_eq!(save(&restored), text);
     // Real servers come back with everything saved (thresholds included).
     let mut a: Vec<_> = rules().services.into_iter().flat_map(|s| s.dests).collect();
@@ -410,6 +424,6 @@ fn docs_examples_decode() {
             resps += 1;
         }
     }
-    assert_eq!(reqs, 22, "one example per request form");
-    assert_eq!(resps, 11, "one example per response");
+    assert_eq!(reqs, 23, "one example per request form");
+    assert_eq!(resps, 12, "one example per response (and a refused change)");
 }

@@ -14,7 +14,9 @@ fn main() {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    let mut out = stdout.lock();
+    // Buffered: a listing of a million connections is a million lines, and
+    // a locked stdout writes each line with a syscall of its own.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let code = main_with(
         &args,
         env_sock.as_deref(),

@@ -1,7 +1,10 @@
 //! A blocking unix-socket client for the control protocol: one request line
 //! out, one response line back, with a timeout on every read and write.
+//! Connection listings are decoded as they arrive
+//! ([`Client::list_connections`]).
 
-use super::proto::{decode_response, encode_request, Request, Response};
+use super::conn_stream::{read_connections, Listing, ReadError};
+use super::proto::{decode_response, encode_request, ConnEntry, Request, Response};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -85,6 +88,22 @@ fn is_timeout(e: &io::Error) -> bool {
 /// Something that answers requests: the socket [`Client`], or a fake in tests.
 pub trait Transport {
     fn call(&mut self, req: &Request) -> Result<Response, ClientError>;
+
+    /// `list-connections`, each entry handed to `each` as it arrives. By
+    /// default through [`Transport::call`], whole.
+    fn list_connections(
+        &mut self,
+        each: &mut dyn FnMut(ConnEntry),
+    ) -> Result<Listing, ClientError> {
+        match self.call(&Request::ListConnections)? {
+            Response::Connections { connections } => {
+                let n = connections.len() as u64;
+                connections.into_iter().for_each(each);
+                Ok(Listing::Streamed(n))
+            }
+            other => Ok(Listing::Answer(other)),
+        }
+    }
 }
 
 /// A connection to rvsd. Several requests may be sent over one connection,
@@ -125,14 +144,32 @@ impl Client {
         })
     }
 
-    /// Sends one request and waits for its response.
-    pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
+    fn send(&mut self, req: &Request) -> Result<(), ClientError> {
         let mut line = encode_request(req);
         line.push('\n');
         self.writer
             .write_all(line.as_bytes())
             .and_then(|_| self.writer.flush())
-            .map_err(|e| ClientError::Io(self.path.clone(), e))?;
+            .map_err(|e| ClientError::Io(self.path.clone(), e))
+    }
+
+    /// Sends `list-connections` and hands each entry to `each` as it is
+    /// decoded, so that a listing of any length takes little memory.
+    pub fn list_connections(
+        &mut self,
+        each: &mut dyn FnMut(ConnEntry),
+    ) -> Result<Listing, ClientError> {
+        self.send(&Request::ListConnections)?;
+        read_connections(&mut self.reader, each).map_err(|e| match e {
+            ReadError::Closed => ClientError::Closed(self.path.clone()),
+            ReadError::Io(e) => ClientError::Io(self.path.clone(), e),
+            ReadError::Decode(e) => ClientError::Protocol(self.path.clone(), e.0),
+        })
+    }
+
+    /// Sends one request and waits for its response.
+    pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
+        self.send(req)?;
         let mut answer = String::new();
         let n = self
             .reader
@@ -148,6 +185,12 @@ impl Client {
 impl Transport for Client {
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         self.request(req)
+    }
+    fn list_connections(
+        &mut self,
+        each: &mut dyn FnMut(ConnEntry),
+    ) -> Result<Listing, ClientError> {
+        Client::list_connections(self, each)
     }
 }
 
@@ -169,12 +212,24 @@ impl LazyClient {
     }
 }
 
-impl Transport for LazyClient {
-    fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+impl LazyClient {
+    fn client(&mut self) -> Result<&mut Client, ClientError> {
         if self.client.is_none() {
             self.client = Some(Client::connect_timeout(&self.path, self.timeout)?);
         }
-        self.client.as_mut().expect("just connected").request(req)
+        Ok(self.client.as_mut().expect("just connected"))
+    }
+}
+
+impl Transport for LazyClient {
+    fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        self.client()?.request(req)
+    }
+    fn list_connections(
+        &mut self,
+        each: &mut dyn FnMut(ConnEntry),
+    ) -> Result<Listing, ClientError> {
+        self.client()?.list_connections(each)
     }
 }
 

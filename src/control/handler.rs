@@ -6,24 +6,29 @@
 //! The wire types ([`proto`]) are the versioned, documented protocol; the lb
 //! types are internal. The conversions between them live here.
 
-use std::collections::{BTreeMap, HashSet};
+mod transaction;
+
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::proto::{self, errors, Request, Response};
-use super::server::Handler;
+use super::server::{ConnIter, Handler};
 use crate::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
 use crate::lb::error::LbError;
 use crate::lb::rules::{Rules, ServiceShared, SnapDest, Snapshot};
 use crate::lb::service::{Netmask, Persistence, Protocol, SchedFlag, ServiceConfig, ServiceKey};
 use crate::lb::stats::{Rates, Stats, StatsTotals};
+use transaction::{apply_rule_set, check_rule_set, Wanted};
 
 /// What only the running daemon knows or does.
 pub trait Runtime {
     /// Hand a new configuration to the workers.
     fn publish(&mut self, snap: Arc<Snapshot>);
-    /// Every connection and persistence template, from every worker.
-    fn connections(&self) -> Vec<proto::ConnEntry>;
+    /// Every connection and persistence template, from every worker,
+    /// fetched as the entries are consumed (after the handler's lock is
+    /// released, see [`Handler::connections`]).
+    fn connections(&self) -> ConnIter;
     fn ports(&self) -> Vec<proto::PortInfo>;
     fn lcores(&self) -> Vec<proto::LcoreInfo>;
     fn counters(&self) -> BTreeMap<String, u64>;
@@ -32,6 +37,29 @@ pub trait Runtime {
     /// Each worker's per-burst latency window (see [`Request::Latency`]).
     fn latency(&self, _reset: bool) -> Result<Vec<proto::WorkerLatency>, String> {
         Err("rvsd does not measure latency (start it with --latency)".into())
+    }
+}
+
+/// Rules with no data plane behind them: rvsd before its workers start
+/// (`--restore`), and tools and tests that only need the rules' semantics.
+pub struct NoDataPlane;
+
+impl Runtime for NoDataPlane {
+    fn publish(&mut self, _snap: Arc<Snapshot>) {}
+    fn connections(&self) -> ConnIter {
+        Box::new(std::iter::empty())
+    }
+    fn ports(&self) -> Vec<proto::PortInfo> {
+        Vec::new()
+    }
+    fn lcores(&self) -> Vec<proto::LcoreInfo> {
+        Vec::new()
+    }
+    fn counters(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+    fn conn_tab_size(&self) -> u32 {
+        0
     }
 }
 
@@ -58,7 +86,7 @@ impl<R: Runtime> RulesHandler<R> {
                 self.publish();
                 Response::Ok
             }
-            Err(message) => Response::Error { message },
+            Err(message) => Response::error(message),
         }
     }
 
@@ -97,10 +125,29 @@ impl<R: Runtime> RulesHandler<R> {
     fn restore(&mut self, set: &proto::RuleSet, timeouts: Option<proto::Timeouts>) -> Response {
         let wanted = match check_rule_set(set) {
             Ok(w) => w,
-            Err(message) => return Response::Error { message },
+            Err(message) => return Response::error(message),
         };
-        let result = apply_rule_set(&mut self.rules, &wanted);
-        if let Some(t) = timeouts {
+        self.commit(&wanted, timeouts.as_slice())
+    }
+
+    /// `-R` as rvsadm sends it: the changes in order, on top of the rules
+    /// as they are now, all or nothing.
+    fn transaction(&mut self, changes: &[Request]) -> Response {
+        let mut draft = Wanted::current(&self.rules);
+        let mut timeouts = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            if let Err(message) = draft.apply(change, &mut timeouts) {
+                return Response::refused(i, message);
+            }
+        }
+        self.commit(&draft, &timeouts)
+    }
+
+    /// Makes the rules equal to a checked draft, sets the timeouts, and
+    /// publishes the result as one configuration.
+    fn commit(&mut self, wanted: &Wanted, timeouts: &[proto::Timeouts]) -> Response {
+        let result = apply_rule_set(&mut self.rules, wanted);
+        for t in timeouts {
             self.rules.set_timeouts(t.tcp, t.tcpfin, t.udp);
         }
         self.publish();
@@ -144,7 +191,7 @@ impl<R: Runtime> Handler for RulesHandler<R> {
             }),
             Request::ListServices { service } => self.list(service),
             Request::ListConnections => Response::Connections {
-                connections: self.runtime.connections(),
+                connections: self.runtime.connections().collect(),
             },
             Request::Zero { service } => {
                 match self.rules.zero(service.map(|k| service_key(&k)).as_ref()) {
@@ -168,6 +215,7 @@ impl<R: Runtime> Handler for RulesHandler<R> {
             }
             Request::Save => Response::Rules { rules: self.save() },
             Request::Restore { rules, timeouts } => self.restore(&rules, timeouts),
+            Request::Transaction { changes } => self.transaction(&changes),
             Request::Version => Response::Version {
                 version: proto::VersionInfo {
                     rvs: env!("CARGO_PKG_VERSION").to_string(),
@@ -187,9 +235,13 @@ impl<R: Runtime> Handler for RulesHandler<R> {
             },
             Request::Latency { reset } => match self.runtime.latency(reset) {
                 Ok(latency) => Response::Latency { latency },
-                Err(message) => Response::Error { message },
+                Err(message) => Response::error(message),
             },
         }
+    }
+
+    fn connections(&mut self) -> Result<ConnIter, Response> {
+        Ok(self.runtime.connections())
     }
 }
 
@@ -200,86 +252,6 @@ fn dest_error(e: LbError) -> String {
         LbError::NoService => errors::SERVICE_NOT_DEFINED.to_string(),
         e => e.to_string(),
     }
-}
-
-/// A rule set checked in full: lb configurations ready to apply.
-struct Wanted {
-    services: Vec<(ServiceConfig, Vec<DestConfig>)>,
-}
-
-fn check_rule_set(set: &proto::RuleSet) -> Result<Wanted, String> {
-    let mut seen = HashSet::new();
-    let mut services = Vec::with_capacity(set.services.len());
-    for sr in &set.services {
-        let cfg = service_config(&sr.service)?;
-        cfg.validate().map_err(|e| format!("{}: {e}", cfg.key))?;
-        if !seen.insert(cfg.key) {
-            return Err(format!("{}: {}", cfg.key, LbError::ServiceExists));
-        }
-        let mut dkeys = HashSet::new();
-        let mut dests = Vec::with_capacity(sr.dests.len());
-        for d in &sr.dests {
-            let mut dc = dest_config(d);
-            dc.normalize(cfg.key.addr, cfg.key.port)
-                .map_err(|e| format!("{}: {e}", cfg.key))?;
-            if !dkeys.insert((dc.addr, dc.port)) {
-                return Err(format!("{}: {}", cfg.key, LbError::DestExists));
-            }
-            dests.push(dc);
-        }
-        services.push((cfg, dests));
-    }
-    Ok(Wanted { services })
-}
-
-/// Make `rules` equal to `w` (already checked, so no step is expected to fail).
-fn apply_rule_set(rules: &mut Rules, w: &Wanted) -> Result<(), LbError> {
-    let wanted_keys: HashSet<ServiceKey> = w.services.iter().map(|(c, _)| c.key).collect();
-    let gone: Vec<ServiceKey> = rules
-        .services()
-        .map(|(c, _, _)| c.key)
-        .filter(|k| !wanted_keys.contains(k))
-        .collect();
-    for k in gone {
-        rules.delete_service(&k)?;
-    }
-    for (cfg, dests) in &w.services {
-        let current = rules
-            .service(&cfg.key)
-            .ok()
-            .map(|(c, _, ds)| (c.clone(), ds.iter().map(|d| d.cfg).collect::<Vec<_>>()));
-        match current {
-            None => {
-                rules.add_service(cfg.clone())?;
-                for d in dests {
-                    rules.add_dest(&cfg.key, *d)?;
-                }
-            }
-            Some((cur_cfg, cur_dests)) => {
-                if &cur_cfg != cfg {
-                    rules.edit_service(cfg.clone())?;
-                }
-                let keep: HashSet<(IpAddr, u16)> = dests.iter().map(|d| (d.addr, d.port)).collect();
-                for d in cur_dests
-                    .iter()
-                    .filter(|d| !keep.contains(&(d.addr, d.port)))
-                {
-                    rules.delete_dest(&cfg.key, d.addr, d.port)?;
-                }
-                for d in dests {
-                    match cur_dests
-                        .iter()
-                        .find(|c| (c.addr, c.port) == (d.addr, d.port))
-                    {
-                        Some(c) if c == d => {}
-                        Some(_) => rules.edit_dest(&cfg.key, *d)?,
-                        None => rules.add_dest(&cfg.key, *d)?,
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 // ---- wire <-> lb conversions

@@ -462,15 +462,25 @@ pub enum Request {
     GetTimeouts,
     /// `-S`: answer `rules`.
     Save,
-    /// `-R`: replace the whole rule set atomically (validate everything
-    /// first, apply nothing on error). Services and real servers present
-    /// before and after keep their counters and connections.
+    /// Replace the whole rule set atomically (validate everything first,
+    /// apply nothing on error). Services and real servers present before
+    /// and after keep their counters and connections. A client that read
+    /// the rules, edited them and sends them back here would undo changes
+    /// other clients made in between: `rvsadm -R` sends a
+    /// [`Request::Transaction`] instead.
     Restore {
         rules: RuleSet,
         /// `--set` lines found in the restore input, applied with the rules.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeouts: Option<Timeouts>,
     },
+    /// `-R`: rule changes (`add-service`, `edit-service`, `delete-service`,
+    /// `add-dest`, `edit-dest`, `delete-dest`, `clear`, `set-timeouts`)
+    /// applied in order to the rules as they are when the transaction
+    /// arrives, all or nothing, published as one configuration. A refused
+    /// change is answered with an `error` whose `change` is its index;
+    /// nothing is changed then.
+    Transaction { changes: Vec<Request> },
     /// Answer `version`.
     Version,
     /// Answer `ports`.
@@ -493,16 +503,40 @@ pub enum Request {
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Response {
     Ok,
-    Error { message: String },
-    Services { services: Vec<ServiceEntry> },
-    Connections { connections: Vec<ConnEntry> },
-    Timeouts { timeouts: Timeouts },
-    Rules { rules: RuleSet },
-    Version { version: VersionInfo },
-    Ports { ports: Vec<PortInfo> },
-    Lcores { lcores: Vec<LcoreInfo> },
-    Counters { counters: BTreeMap<String, u64> },
-    Latency { latency: Vec<WorkerLatency> },
+    Error {
+        message: String,
+        /// In the answer to a `transaction`: the index of the change that
+        /// was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<usize>,
+    },
+    Services {
+        services: Vec<ServiceEntry>,
+    },
+    Connections {
+        connections: Vec<ConnEntry>,
+    },
+    Timeouts {
+        timeouts: Timeouts,
+    },
+    Rules {
+        rules: RuleSet,
+    },
+    Version {
+        version: VersionInfo,
+    },
+    Ports {
+        ports: Vec<PortInfo>,
+    },
+    Lcores {
+        lcores: Vec<LcoreInfo>,
+    },
+    Counters {
+        counters: BTreeMap<String, u64>,
+    },
+    Latency {
+        latency: Vec<WorkerLatency>,
+    },
 }
 
 impl Response {
@@ -510,6 +544,15 @@ impl Response {
     pub fn error(message: impl Into<String>) -> Response {
         Response::Error {
             message: message.into(),
+            change: None,
+        }
+    }
+
+    /// The error refusing change `index` of a transaction.
+    pub fn refused(index: usize, message: impl Into<String>) -> Response {
+        Response::Error {
+            message: message.into(),
+            change: Some(index),
         }
     }
 }
@@ -533,11 +576,6 @@ struct EnvelopeOut<'a, T> {
     body: &'a T,
 }
 
-#[derive(Deserialize)]
-struct VersionProbe {
-    v: Option<serde_json::Value>,
-}
-
 fn encode<T: Serialize>(body: &T) -> String {
     serde_json::to_string(&EnvelopeOut {
         v: PROTOCOL_VERSION,
@@ -549,18 +587,22 @@ fn encode<T: Serialize>(body: &T) -> String {
 fn decode<T: for<'de> Deserialize<'de>>(line: &str) -> Result<T, DecodeError> {
     let value: serde_json::Value = serde_json::from_str(line.trim())
         .map_err(|e| DecodeError(format!("malformed JSON: {e}")))?;
-    let probe: VersionProbe = serde_json::from_value(value.clone())
-        .map_err(|_| DecodeError("a message must be a JSON object".into()))?;
-    match probe.v {
-        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(PROTOCOL_VERSION as u64) => {}
-        Some(v) => {
-            return Err(DecodeError(format!(
-                "unsupported protocol version {v} (this side speaks {PROTOCOL_VERSION})"
-            )))
-        }
-        None => return Err(DecodeError("missing protocol version \"v\"".into())),
-    }
+    check_version(&value)?;
     serde_json::from_value(value).map_err(|e| DecodeError(format!("invalid message: {e}")))
+}
+
+/// A decoded message must be an object whose `"v"` is [`PROTOCOL_VERSION`].
+pub(crate) fn check_version(value: &serde_json::Value) -> Result<(), DecodeError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| DecodeError("a message must be a JSON object".into()))?;
+    match object.get("v") {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(PROTOCOL_VERSION as u64) => Ok(()),
+        Some(v) => Err(DecodeError(format!(
+            "unsupported protocol version {v} (this side speaks {PROTOCOL_VERSION})"
+        ))),
+        None => Err(DecodeError("missing protocol version \"v\"".into())),
+    }
 }
 
 /// One request as a JSON line (without the trailing newline).
@@ -659,6 +701,16 @@ mod tests {
                 },
                 timeouts: None,
             },
+            Request::Transaction {
+                changes: vec![
+                    Request::Clear,
+                    Request::AddService { service: svc() },
+                    Request::AddDest {
+                        service: key,
+                        dest: dest(),
+                    },
+                ],
+            },
             Request::Version,
             Request::Ports,
             Request::Lcores,
@@ -702,6 +754,7 @@ mod tests {
         let resps = vec![
             Response::Ok,
             Response::error("No such service"),
+            Response::refused(3, "Service already exists"),
             Response::Services {
                 services: vec![entry],
             },
@@ -780,6 +833,20 @@ mod tests {
             r#"{"address":"2001:db8::5","port":80,"forward":{"method":"tunnel","type":"gue","port":6080,"csum":"remcsum"},"weight":3,"u_threshold":10,"l_threshold":5}"#
         );
         assert_eq!(encode_response(&Response::Ok), r#"{"v":1,"result":"ok"}"#);
+        assert_eq!(
+            encode_response(&Response::error("No such service")),
+            r#"{"v":1,"result":"error","message":"No such service"}"#
+        );
+        assert_eq!(
+            encode_response(&Response::refused(2, "Service already exists")),
+            r#"{"v":1,"result":"error","message":"Service already exists","change":2}"#
+        );
+        assert_eq!(
+            encode_request(&Request::Transaction {
+                changes: vec![Request::Clear]
+            }),
+            r#"{"v":1,"op":"transaction","changes":[{"op":"clear"}]}"#
+        );
         assert_eq!(
             encode_request(&Request::Latency { reset: true }),
             r#"{"v":1,"op":"latency","reset":true}"#

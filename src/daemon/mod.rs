@@ -1,6 +1,7 @@
 //! rvsd's runtime: EAL, pool, ports and workers from a [`Config`], run until
 //! told to stop, then a clean shutdown with the final counters.
 
+mod control_thread;
 pub mod lbworker;
 mod ports;
 mod runtime;
@@ -12,8 +13,8 @@ use std::time::Duration;
 use std::sync::Mutex;
 
 use crate::config::{Config, Role};
-use crate::control::handler::{RulesHandler, Runtime};
-use crate::control::listener::{self, Limits, ListenerStats};
+use crate::control::handler::{NoDataPlane, RulesHandler, Runtime};
+use crate::control::listener::ListenerStats;
 use crate::control::server::Handler;
 use crate::control::{self};
 use crate::datapath::{Datapath, Forwarding, Gauges, Links, PortSide};
@@ -37,6 +38,7 @@ use crate::net::{
 };
 use crate::rss::{OwnerMap, Reta};
 use crate::wire::EthernetAddress;
+use control_thread::ControlThread;
 use lbworker::{Clock, LbWorker};
 use ports::Started;
 use runtime::DaemonRuntime;
@@ -249,21 +251,39 @@ fn run_l2fwd(
         handles.push(h);
     }
     let started_at = std::time::Instant::now();
-    wait(opts, started_at, || {});
+    wait(opts, started_at, || true);
     let mut s = finish(started_at, &run_flag, handles, &stats, started.ports)?;
     s.latency = collect_latency(&lat_slots);
     Ok(s)
 }
 
-/// Poll until told to stop, calling `every_20ms` meanwhile.
-fn wait(opts: &RunOptions, started: std::time::Instant, mut every_20ms: impl FnMut()) {
+/// Poll until told to stop, calling `every_20ms` meanwhile; it returns
+/// false to stop too.
+fn wait(opts: &RunOptions, started: std::time::Instant, mut every_20ms: impl FnMut() -> bool) {
     while !opts.stop.load(Ordering::Relaxed) {
         if opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-        every_20ms();
+        if !every_20ms() {
+            break;
+        }
     }
+}
+
+/// Stops the workers already running, then closes the ports: for a failure
+/// once workers run. Without it rvsd would wait for them forever, deaf to
+/// SIGTERM, since nothing else tells them to stop.
+fn abandon(
+    run_flag: &AtomicBool,
+    handles: Vec<lcore::LaunchHandle>,
+    ports: Vec<(String, String, Arc<Port>)>,
+) {
+    run_flag.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join();
+    }
+    ports::close_all(ports);
 }
 
 fn finish(
@@ -363,7 +383,7 @@ fn run_lb(
     let neigh_snap = neigh.snapshot();
     // --restore before any worker runs, so no packet sees an empty rule set.
     if let Some(path) = &opts.restore {
-        let mut h = RulesHandler::new(rules, NoWorkersYet);
+        let mut h = RulesHandler::new(rules, NoDataPlane);
         restore_file(&mut h, path)?;
         rules = h.rules;
     }
@@ -378,7 +398,7 @@ fn run_lb(
     // Before any worker runs: a socket that cannot be bound stops rvsd
     // while there is nothing to unwind.
     let sock = std::path::PathBuf::from(&cfg.control.socket);
-    let listener = control::server::bind(&sock)
+    let (listener, sock_file) = control::server::bind(&sock)
         .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles: Vec<lcore::LaunchHandle> = Vec::new();
@@ -454,12 +474,7 @@ fn run_lb(
             Err(e) => {
                 // The workers already running stop before the ports and
                 // the pool they use go away.
-                run_flag.store(true, Ordering::Relaxed);
-                for h in handles {
-                    h.join();
-                }
-                ports::close_all(started.ports);
-                let _ = std::fs::remove_file(&sock);
+                abandon(&run_flag, handles, started.ports);
                 return Err(e.to_string());
             }
         };
@@ -486,21 +501,17 @@ fn run_lb(
     let listener_stats = runtime.listener.clone();
     let handler = Arc::new(Mutex::new(RulesHandler::new(rules, runtime)));
     {
-        let mut h = handler.lock().map_err(|_| "control state poisoned")?;
+        // Nobody else has the lock yet: it cannot be poisoned.
+        let mut h = handler.lock().unwrap_or_else(|p| p.into_inner());
         let snap = h.rules.snapshot();
         h.runtime.publish(snap);
     }
-    let ctl_stop = Arc::new(AtomicBool::new(false));
-    let ctl = {
-        let (h, stop, st) = (handler.clone(), ctl_stop.clone(), listener_stats.clone());
-        std::thread::Builder::new()
-            .name("rvsd-control".into())
-            .spawn(move || {
-                if let Err(e) = listener::serve(listener, h, Limits::default(), stop, st) {
-                    eprintln!("rvsd: control socket: {e}");
-                }
-            })
-            .map_err(|e| e.to_string())?
+    let control = match ControlThread::start(listener, sock_file, handler.clone(), listener_stats) {
+        Ok(c) => c,
+        Err(e) => {
+            abandon(&run_flag, handles, started.ports);
+            return Err(e);
+        }
     };
     eprintln!(
         "rvsd: balancing on {} port(s) with {nw} worker(s); control socket {}",
@@ -523,11 +534,13 @@ fn run_lb(
                 h.rules.estimate(t);
             }
         }
+        // A control thread that ended failed: nobody could configure rvsd.
+        !control.ended()
     });
-    ctl_stop.store(true, Ordering::Relaxed);
-    let _ = ctl.join();
-    let _ = std::fs::remove_file(&sock);
+    let control_result = control.stop();
     let mut s = finish(started_at, &run_flag, handles, &stats, started.ports)?;
+    // Reported once the workers are stopped and the ports closed.
+    control_result?;
     s.latency = collect_latency(&lat_slots);
     s.conn_memory = mem_slots
         .iter()
@@ -547,37 +560,27 @@ fn collect_latency(slots: &[LatencySlot]) -> Vec<BurstLatency> {
         .collect()
 }
 
-/// The runtime before the workers start: nothing to publish to yet (the
-/// workers' engines are built from the rules' snapshot).
-struct NoWorkersYet;
-
-impl Runtime for NoWorkersYet {
-    fn publish(&mut self, _snap: Arc<Snapshot>) {}
-    fn connections(&self) -> Vec<control::proto::ConnEntry> {
-        Vec::new()
-    }
-    fn ports(&self) -> Vec<control::proto::PortInfo> {
-        Vec::new()
-    }
-    fn lcores(&self) -> Vec<control::proto::LcoreInfo> {
-        Vec::new()
-    }
-    fn counters(&self) -> std::collections::BTreeMap<String, u64> {
-        Default::default()
-    }
-    fn conn_tab_size(&self) -> u32 {
-        0
-    }
-}
-
-/// `rvsd --restore FILE`: ipvsadm-save text applied as one atomic restore.
+/// `rvsd --restore FILE`: ipvsadm-save text applied as one transaction,
+/// as `rvsadm -R` would.
 fn restore_file<R: Runtime>(h: &mut RulesHandler<R>, path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--restore {path}: {e}"))?;
-    let (rules, timeouts) = control::ipvsadm::restore::restore(&text, Default::default())
+    let changes = control::ipvsadm::restore::parse_restore(&text)
         .map_err(|e| format!("--restore {path}: line {}: {}", e.line, e.message))?;
-    match h.handle(control::proto::Request::Restore { rules, timeouts }) {
+    let request = control::proto::Request::Transaction {
+        changes: changes.requests.clone(),
+    };
+    match h.handle(request) {
         control::proto::Response::Ok => Ok(()),
-        control::proto::Response::Error { message } => Err(format!("--restore {path}: {message}")),
+        control::proto::Response::Error {
+            message,
+            change: Some(i),
+        } => Err(format!(
+            "--restore {path}: line {}: {message}",
+            changes.line(i).unwrap_or(0)
+        )),
+        control::proto::Response::Error { message, .. } => {
+            Err(format!("--restore {path}: {message}"))
+        }
         other => Err(format!("--restore {path}: unexpected answer {other:?}")),
     }
 }

@@ -13,6 +13,7 @@ use super::ports::PortSetup;
 use crate::control::handler::{self, Runtime};
 use crate::control::listener::ListenerStats;
 use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo, WorkerLatency};
+use crate::control::server::ConnIter;
 use crate::datapath::{Gauges, WorkerCmd};
 use crate::dataplane::worker::{LatencyControl, WorkerStats};
 use crate::dataplane::{LcoreId, Port};
@@ -54,21 +55,18 @@ impl Runtime for DaemonRuntime {
         self.snap_tx.publish(&snap);
     }
 
-    fn connections(&self) -> Vec<ConnEntry> {
-        let mut replies = Vec::new();
-        for mb in &self.mailboxes {
+    fn connections(&self) -> ConnIter {
+        // One worker at a time, asked when the previous one's entries are
+        // all consumed: only one worker's list is held, never its wire form.
+        let mailboxes = self.mailboxes.clone();
+        Box::new(mailboxes.into_iter().flat_map(|mb| {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            if mb.try_send(WorkerCmd::ListConns(tx)).is_ok() {
-                replies.push(rx);
-            }
-        }
-        let mut out = Vec::new();
-        for rx in replies {
-            if let Ok(list) = rx.recv_timeout(WORKER_ANSWER) {
-                out.extend(list.into_iter().map(conn_entry));
-            }
-        }
-        out
+            let list = match mb.try_send(WorkerCmd::ListConns(tx)) {
+                Ok(()) => rx.recv_timeout(WORKER_ANSWER).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            list.into_iter().map(conn_entry)
+        }))
     }
 
     fn ports(&self) -> Vec<PortInfo> {
@@ -137,6 +135,14 @@ impl Runtime for DaemonRuntime {
         m.insert(
             "control.idle_closed".into(),
             l.idle_closed.load(Ordering::Relaxed) as u64,
+        );
+        m.insert(
+            "control.slow_closed".into(),
+            l.slow_closed.load(Ordering::Relaxed) as u64,
+        );
+        m.insert(
+            "control.evicted".into(),
+            l.evicted.load(Ordering::Relaxed) as u64,
         );
         m
     }

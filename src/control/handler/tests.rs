@@ -1,5 +1,5 @@
 use super::*;
-use crate::control::ipvsadm::restore;
+use crate::control::ipvsadm::restore::parse_restore;
 use proto::{DestSpec, Forward, ServiceSpec};
 
 #[derive(Default)]
@@ -11,8 +11,17 @@ impl Runtime for Fake {
     fn publish(&mut self, snap: Arc<Snapshot>) {
         self.published.push(snap.version);
     }
-    fn connections(&self) -> Vec<proto::ConnEntry> {
-        Vec::new()
+    fn connections(&self) -> ConnIter {
+        let conn = |i: u16| proto::ConnEntry {
+            protocol: proto::Protocol::Udp,
+            expire: 60,
+            state: "UDP".into(),
+            client: std::net::SocketAddr::new([10, 0, 0, 1].into(), i),
+            virtual_addr: "192.0.2.1:53".parse().unwrap(),
+            destination: "10.0.0.9:53".parse().unwrap(),
+            template: false,
+        };
+        Box::new((1..=3).map(conn))
     }
     fn ports(&self) -> Vec<proto::PortInfo> {
         Vec::new()
@@ -57,7 +66,7 @@ fn dest(addr: &str, port: u16, forward: Forward, weight: u32) -> DestSpec {
 
 fn err(r: Response) -> String {
     match r {
-        Response::Error { message } => message,
+        Response::Error { message, .. } => message,
         other => panic!("expected an error, got {other:?}"),
     }
 }
@@ -179,8 +188,18 @@ fn persistence_netmask_round_trips() {
     assert_eq!(rules.services[1].service, s6);
 }
 
+fn changes(text: &str) -> Vec<Request> {
+    parse_restore(text).expect("restore text parses").requests
+}
+
+fn transaction(text: &str) -> Request {
+    Request::Transaction {
+        changes: changes(text),
+    }
+}
+
 #[test]
-fn restore_is_all_or_nothing() {
+fn a_transaction_is_all_or_nothing_and_names_the_refused_change() {
     let mut h = handler();
     let s = svc("192.0.2.1", 80, "rr");
     h.handle(Request::AddService { service: s.clone() });
@@ -188,7 +207,142 @@ fn restore_is_all_or_nothing() {
     let published = h.runtime.published.len();
     let text = "-A -t 192.0.2.2:80 -s wlc\n-a -t 192.0.2.2:80 -r 10.0.0.1:80 -m\n\
                 -A -t 192.0.2.3:80 -s nosuch\n";
-    let set = restore_set(text);
+    assert_eq!(
+        h.handle(transaction(text)),
+        Response::refused(2, "Scheduler or persistence engine not found")
+    );
+    // A change that only fails on what an earlier one did.
+    let text = "-A -t 192.0.2.2:80 -s wlc\n-D -t 192.0.2.2:80\n-a -t 192.0.2.2:80 -r 10.0.0.1:80\n";
+    assert_eq!(
+        h.handle(transaction(text)),
+        Response::refused(2, "Service not defined")
+    );
+    // Only rule changes belong in one.
+    let r = h.handle(Request::Transaction {
+        changes: vec![Request::Clear, Request::Save],
+    });
+    assert_eq!(
+        r,
+        Response::refused(1, "rvsd: save cannot be part of a transaction")
+    );
+    let r = h.handle(Request::Transaction {
+        changes: vec![Request::Transaction { changes: vec![] }],
+    });
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                change: Some(0),
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert_eq!(h.handle(Request::Save), before, "nothing changed");
+    assert_eq!(h.runtime.published.len(), published, "nothing published");
+}
+
+/// Issue 15: `-R` used to read the rules, edit them, and send the whole set
+/// back, undoing a change another client made and saw acknowledged in
+/// between. A transaction applies to the rules as they are when it runs.
+#[test]
+fn a_transaction_keeps_a_change_acknowledged_before_it() {
+    let mut h = handler();
+    let a = svc("192.0.2.1", 80, "rr");
+    h.handle(Request::AddService { service: a.clone() });
+    // rvsadm -R reads its input; meanwhile another client adds a service
+    // and a real server, and is told ok.
+    let b = svc("192.0.2.2", 80, "wlc");
+    assert_eq!(
+        h.handle(Request::AddService { service: b.clone() }),
+        Response::Ok
+    );
+    let bd = dest("10.0.0.7", 80, Forward::Masq, 1);
+    assert_eq!(
+        h.handle(Request::AddDest {
+            service: b.key(),
+            dest: bd
+        }),
+        Response::Ok
+    );
+    // Then the restore arrives.
+    let text = "-a -t 192.0.2.1:80 -r 10.0.0.1:80 -m\n-A -u 192.0.2.3:53 -s rr\n--set 100 0 0\n";
+    assert_eq!(h.handle(transaction(text)), Response::Ok);
+    let Response::Rules { rules } = h.handle(Request::Save) else {
+        panic!()
+    };
+    let keys: Vec<_> = rules.services.iter().map(|s| s.service.key()).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.contains(&b.key()), "the acknowledged -A survived");
+    let b_rules = rules.services.iter().find(|s| s.service.key() == b.key());
+    assert_eq!(b_rules.unwrap().dests, vec![bd], "and its -a too");
+    assert_eq!(rules.services[0].dests.len(), 1);
+    assert_eq!(
+        h.handle(Request::GetTimeouts),
+        Response::Timeouts {
+            timeouts: proto::Timeouts {
+                tcp: 100,
+                tcpfin: 120,
+                udp: 300
+            }
+        }
+    );
+}
+
+/// Each change in a transaction of its own answers and changes exactly as
+/// the same request alone: the draft checks what the rules check.
+#[test]
+fn a_change_in_a_transaction_is_the_change_alone() {
+    let script = "-A -t 192.0.2.1:80 -s rr\n-A -t 192.0.2.1:80 -s wlc\n-E -t 192.0.2.1:80 -s sh -b sh-port\n\
+                  -E -t 192.0.2.9:80 -s rr\n-a -t 192.0.2.1:80 -r 10.0.0.1:8080 -m -w 3\n\
+                  -a -t 192.0.2.1:80 -r 10.0.0.1:8080 -m\n-a -t 192.0.2.1:80 -r 10.0.0.2 -g\n\
+                  -a -t 192.0.2.1:80 -r 10.0.0.3 -i --tun-type gue --tun-port 6080\n\
+                  -e -t 192.0.2.1:80 -r 10.0.0.2:80 -g -w 0\n-e -t 192.0.2.1:80 -r 10.0.0.9:80 -g\n\
+                  -d -t 192.0.2.1:80 -r 10.0.0.1:8080\n-d -t 192.0.2.1:80 -r 10.0.0.1:8080\n\
+                  -a -t 192.0.2.5:80 -r 10.0.0.1:80\n-e -t 192.0.2.5:80 -r 10.0.0.1:80\n\
+                  -d -t 192.0.2.5:80 -r 10.0.0.1:80\n-A -u [2001:db8::1]:53 -s rr -p 60 -M 64\n\
+                  -A -t 192.0.2.7:0 -s rr -p\n-D -u [2001:db8::1]:53\n-D -u [2001:db8::1]:53\n\
+                  --set 10 20 30\n-C\n-A -t 192.0.2.1:80 -s rr\n";
+    let (mut alone, mut batched) = (handler(), handler());
+    for (i, c) in changes(script).into_iter().enumerate() {
+        let direct = alone.handle(c.clone());
+        let tx = batched.handle(Request::Transaction {
+            changes: vec![c.clone()],
+        });
+        match (&direct, &tx) {
+            (Response::Ok, Response::Ok) => {}
+            (Response::Error { message: a, .. }, Response::Error { message: b, change }) => {
+                assert_eq!(a, b, "change {i}: {c:?}");
+                assert_eq!(*change, Some(0));
+            }
+            _ => panic!("change {i}: {c:?}: alone {direct:?}, in a transaction {tx:?}"),
+        }
+        assert_eq!(
+            alone.handle(Request::Save),
+            batched.handle(Request::Save),
+            "after change {i}: {c:?}"
+        );
+        assert_eq!(
+            alone.handle(Request::GetTimeouts),
+            batched.handle(Request::GetTimeouts)
+        );
+    }
+}
+
+#[test]
+fn restore_is_all_or_nothing() {
+    let mut h = handler();
+    let s = svc("192.0.2.1", 80, "rr");
+    h.handle(Request::AddService { service: s.clone() });
+    let before = h.handle(Request::Save);
+    let published = h.runtime.published.len();
+    let mut set = restore_set("-A -t 192.0.2.2:80 -s wlc\n-a -t 192.0.2.2:80 -r 10.0.0.1:80 -m\n");
+    let mut bad = svc("192.0.2.3", 80, "nosuch");
+    bad.port = 80;
+    set.services.push(proto::ServiceRules {
+        service: bad,
+        dests: vec![],
+    });
     let e = err(h.handle(Request::Restore {
         rules: set,
         timeouts: None,
@@ -272,9 +426,25 @@ fn latency_without_measurement_is_an_error() {
     assert!(err(h.handle(Request::Latency { reset: true })).contains("--latency"));
 }
 
-/// A rule set from ipvsadm-save text, through rvsadm's own restore parser.
+/// A rule set from ipvsadm-save text: what a fresh daemon saves after it.
 fn restore_set(text: &str) -> proto::RuleSet {
-    restore::restore(text, proto::RuleSet::default())
-        .expect("restore text parses")
-        .0
+    let mut h = handler();
+    assert_eq!(h.handle(transaction(text)), Response::Ok);
+    match h.handle(Request::Save) {
+        Response::Rules { rules } => rules,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn connections_stream_from_the_runtime() {
+    let mut h = handler();
+    let streamed: Vec<_> = Handler::connections(&mut h).unwrap().collect();
+    assert_eq!(streamed.len(), 3);
+    assert_eq!(
+        h.handle(Request::ListConnections),
+        Response::Connections {
+            connections: streamed
+        }
+    );
 }

@@ -10,27 +10,38 @@ use std::fmt::Write;
 /// to the title; rows only get them when an engine has data, which never
 /// happens in rvs.
 pub fn list_conns(conns: &[ConnEntry], f: &Format) -> String {
-    let mut out = String::from("IPVS connection entries\n");
-    if f.persistent_conn {
-        out.push_str(
-            "pro expire state       source             virtual            destination        pe name          pe_data\n",
-        );
-    } else {
-        out.push_str("pro expire state       source             virtual            destination\n");
-    }
+    let mut out = String::from(conn_header(f));
     for c in conns {
-        let expire = format!("{:02}:{:02}", c.expire / 60, c.expire % 60);
-        let _ = writeln!(
-            out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.protocol.name(),
-            expire,
-            c.state,
-            addr_port(c.client.ip(), c.client.port()),
-            addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
-            addr_port(c.destination.ip(), c.destination.port()),
-        );
+        out.push_str(&conn_row(c));
     }
+    out
+}
+
+/// The title lines of `-Lc`.
+pub fn conn_header(f: &Format) -> &'static str {
+    if f.persistent_conn {
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination        pe name          pe_data\n"
+    } else {
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination\n"
+    }
+}
+
+/// One `-Lc` row, with its newline.
+pub fn conn_row(c: &ConnEntry) -> String {
+    let expire = format!("{:02}:{:02}", c.expire / 60, c.expire % 60);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+        c.protocol.name(),
+        expire,
+        c.state,
+        addr_port(c.client.ip(), c.client.port()),
+        addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
+        addr_port(c.destination.ip(), c.destination.port()),
+    );
     out
 }
 

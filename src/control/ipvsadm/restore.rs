@@ -1,13 +1,15 @@
 //! `-R`: read ipvsadm commands (one per line, as `-S` or `ipvsadm-save`
-//! writes them), apply them in memory to the current rule set, and hand
-//! back the result to send as one atomic `restore` request.
+//! writes them) and turn them into one `transaction` request. rvsd applies
+//! its changes in order to the rules as they are when it arrives, all or
+//! nothing, in one snapshot; rvsadm never sends back a rule set it read
+//! earlier, so a change another client made meanwhile is kept.
 //!
 //! Differences from ipvsadm, which runs each line as it reads it: nothing
 //! is changed unless every line is valid, and a line the kernel would refuse
 //! (e.g. "Service already exists") aborts the restore like a syntax error.
 
 use super::parse::{parse, Command, ParseError, EXIT_USAGE};
-use crate::control::proto::{errors, RuleSet, ServiceKey, ServiceRules, Timeouts};
+use crate::control::proto::Request;
 
 /// Why a restore was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,81 +38,24 @@ pub fn line_words(line: &str) -> Vec<String> {
     words
 }
 
-fn find(rules: &RuleSet, key: &ServiceKey) -> Option<usize> {
-    rules.services.iter().position(|s| s.service.key() == *key)
-}
-
-/// Applies one parsed command to `rules` the way the kernel would.
-pub fn apply(
-    rules: &mut RuleSet,
-    timeouts: &mut Option<Timeouts>,
-    cmd: Command,
-) -> Result<(), String> {
-    match cmd {
-        Command::AddService(spec) => {
-            if find(rules, &spec.key()).is_some() {
-                return Err(errors::SERVICE_EXISTS.into());
-            }
-            rules.services.push(ServiceRules {
-                service: spec,
-                dests: Vec::new(),
-            });
-        }
-        Command::EditService(spec) => {
-            let i = find(rules, &spec.key()).ok_or(errors::NO_SUCH_SERVICE)?;
-            rules.services[i].service = spec;
-        }
-        Command::DeleteService(key) => {
-            let i = find(rules, &key).ok_or(errors::NO_SUCH_SERVICE)?;
-            rules.services.remove(i);
-        }
-        Command::AddDest(key, dest) => {
-            let i = find(rules, &key).ok_or(errors::SERVICE_NOT_DEFINED)?;
-            let dests = &mut rules.services[i].dests;
-            if dests.iter().any(|d| d.key() == dest.key()) {
-                return Err(errors::DEST_EXISTS.into());
-            }
-            dests.push(dest);
-        }
-        Command::EditDest(key, dest) => {
-            let i = find(rules, &key).ok_or(errors::SERVICE_NOT_DEFINED)?;
-            let d = rules.services[i]
-                .dests
-                .iter_mut()
-                .find(|d| d.key() == dest.key())
-                .ok_or(errors::NO_SUCH_DEST)?;
-            *d = dest;
-        }
-        Command::DeleteDest(key, dkey) => {
-            let i = find(rules, &key).ok_or(errors::SERVICE_NOT_DEFINED)?;
-            let dests = &mut rules.services[i].dests;
-            let j = dests
-                .iter()
-                .position(|d| d.key() == dkey)
-                .ok_or(errors::NO_SUCH_DEST)?;
-            dests.remove(j);
-        }
-        Command::Clear => rules.services.clear(),
-        Command::Set(t) => {
-            let cur = timeouts.get_or_insert_with(Timeouts::default);
-            if t.tcp != 0 {
-                cur.tcp = t.tcp;
-            }
-            if t.tcpfin != 0 {
-                cur.tcpfin = t.tcpfin;
-            }
-            if t.udp != 0 {
-                cur.udp = t.udp;
-            }
-        }
+/// The request that makes one change, for commands a restore may hold.
+pub fn change_request(cmd: Command) -> Result<Request, String> {
+    Ok(match cmd {
+        Command::AddService(service) => Request::AddService { service },
+        Command::EditService(service) => Request::EditService { service },
+        Command::DeleteService(service) => Request::DeleteService { service },
+        Command::AddDest(service, dest) => Request::AddDest { service, dest },
+        Command::EditDest(service, dest) => Request::EditDest { service, dest },
+        Command::DeleteDest(service, dest) => Request::DeleteDest { service, dest },
+        Command::Clear => Request::Clear,
+        Command::Set(timeouts) => Request::SetTimeouts { timeouts },
         other => {
             return Err(format!(
                 "rvs: {} is not supported in restore input",
                 command_word(&other)
             ))
         }
-    }
-    Ok(())
+    })
 }
 
 fn command_word(c: &Command) -> &'static str {
@@ -127,11 +72,25 @@ fn command_word(c: &Command) -> &'static str {
     }
 }
 
-/// Reads a whole restore input on top of `base` (the daemon's current
-/// rules). Returns the new rule set and any `--set` timeouts.
-pub fn restore(input: &str, base: RuleSet) -> Result<(RuleSet, Option<Timeouts>), RestoreError> {
-    let mut rules = base;
-    let mut timeouts = None;
+/// A restore input as changes, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changes {
+    /// One request per change.
+    pub requests: Vec<Request>,
+    /// The 1-based input line of each.
+    pub lines: Vec<usize>,
+}
+
+impl Changes {
+    /// The input line of change `index` (as a refusal names it).
+    pub fn line(&self, index: usize) -> Option<usize> {
+        self.lines.get(index).copied()
+    }
+}
+
+/// Reads a whole restore input; the first bad line stops it.
+pub fn parse_restore(input: &str) -> Result<Changes, RestoreError> {
+    let mut changes = Changes::default();
     for (n, line) in input.lines().enumerate() {
         let words = line_words(line);
         if words.is_empty() {
@@ -154,11 +113,13 @@ pub fn restore(input: &str, base: RuleSet) -> Result<(RuleSet, Option<Timeouts>)
                 code: EXIT_USAGE,
             });
         }
-        apply(&mut rules, &mut timeouts, inv.command).map_err(|m| RestoreError {
+        let request = change_request(inv.command).map_err(|m| RestoreError {
             line: n + 1,
             message: m,
             code: EXIT_USAGE,
         })?;
+        changes.requests.push(request);
+        changes.lines.push(n + 1);
     }
-    Ok((rules, timeouts))
+    Ok(changes)
 }

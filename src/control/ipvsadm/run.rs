@@ -1,13 +1,14 @@
 //! Running a parsed command: requests to rvsd, answers formatted.
 
-use super::conns::{list_conns, timeouts};
+use super::conns::{conn_header, conn_row, timeouts};
 use super::list::{list_all, list_one, sort_services};
-use super::parse::{parse, Command, Invocation, ListCmd, EXIT_FAIL, EXIT_USAGE};
-use super::restore::restore;
+use super::parse::{parse, Command, Format, Invocation, ListCmd, EXIT_FAIL, EXIT_USAGE};
+use super::restore::{change_request, parse_restore};
 use super::save::save;
 use super::usage::{usage, version};
 use crate::control::client::{socket_path, ClientError, LazyClient, Transport, DEFAULT_TIMEOUT};
-use crate::control::proto::{errors, Request, Response};
+use crate::control::conn_stream::Listing;
+use crate::control::proto::{errors, ConnEntry, Request, Response};
 use serde::Serialize;
 use std::io::{Read, Write};
 
@@ -45,7 +46,7 @@ enum Failure {
 
 fn call(t: &mut dyn Transport, req: &Request) -> Result<Response, Failure> {
     match t.call(req) {
-        Ok(Response::Error { message }) => Err(Failure::Daemon(message)),
+        Ok(Response::Error { message, .. }) => Err(Failure::Daemon(message)),
         Ok(r) => Ok(r),
         Err(e) => Err(Failure::Client(e)),
     }
@@ -76,6 +77,30 @@ fn json<T: Serialize>(out: &mut dyn Write, v: &T) {
     );
 }
 
+/// A JSON array written element by element, byte for byte what [`json`]
+/// writes for the whole vector, without the vector.
+struct JsonArray {
+    n: usize,
+}
+
+impl JsonArray {
+    fn element<T: Serialize>(&mut self, out: &mut dyn Write, v: &T) {
+        let text = serde_json::to_string_pretty(v).expect("protocol types serialize");
+        let _ = out.write_all(if self.n == 0 { b"[\n" } else { b",\n" });
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                let _ = out.write_all(b"\n");
+            }
+            let _ = write!(out, "  {line}");
+        }
+        self.n += 1;
+    }
+
+    fn end(self, out: &mut dyn Write) {
+        let _ = out.write_all(if self.n == 0 { b"[]\n" } else { b"\n]\n" });
+    }
+}
+
 /// Runs `inv` against `t`. Nothing is sent for commands that need no
 /// daemon (`-h`, `-v`, `-L --daemon`).
 pub fn execute(
@@ -85,7 +110,6 @@ pub fn execute(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let simple = |req: Request| -> Option<Request> { Some(req) };
     let req = match &inv.command {
         Command::Help => {
             let _ = out.write_all(usage().as_bytes());
@@ -95,25 +119,9 @@ pub fn execute(
             let _ = out.write_all(version().as_bytes());
             return 0;
         }
-        Command::AddService(s) => simple(Request::AddService { service: s.clone() }),
-        Command::EditService(s) => simple(Request::EditService { service: s.clone() }),
-        Command::DeleteService(k) => simple(Request::DeleteService { service: *k }),
-        Command::AddDest(k, d) => simple(Request::AddDest {
-            service: *k,
-            dest: *d,
-        }),
-        Command::EditDest(k, d) => simple(Request::EditDest {
-            service: *k,
-            dest: *d,
-        }),
-        Command::DeleteDest(k, d) => simple(Request::DeleteDest {
-            service: *k,
-            dest: *d,
-        }),
-        Command::Clear => simple(Request::Clear),
-        Command::Zero(k) => simple(Request::Zero { service: *k }),
-        Command::Set(tm) => simple(Request::SetTimeouts { timeouts: *tm }),
-        _ => None,
+        Command::Zero(k) => Some(Request::Zero { service: *k }),
+        // The rule changes: one request each, as in a restore.
+        c => change_request(c.clone()).ok(),
     };
     if let Some(req) = req {
         return match call(t, &req) {
@@ -198,17 +206,7 @@ fn list(
             }
             r => Err(Failure::Unexpected(r)),
         },
-        ListCmd::Connections(f) => match call(t, &Request::ListConnections)? {
-            Response::Connections { connections } => {
-                if inv.json {
-                    json(out, &connections);
-                } else {
-                    let _ = out.write_all(list_conns(&connections, f).as_bytes());
-                }
-                Ok(())
-            }
-            r => Err(Failure::Unexpected(r)),
-        },
+        ListCmd::Connections(f) => list_connections(inv.json, f, t, out),
         ListCmd::Services {
             service: Some(key),
             format,
@@ -257,32 +255,114 @@ fn list(
     }
 }
 
+/// `-Lc`: rows are printed as the entries arrive, so the listing's length
+/// costs no memory here. The title waits for the first entry (or the end),
+/// so that an error answer prints only the error.
+fn list_connections(
+    as_json: bool,
+    f: &Format,
+    t: &mut dyn Transport,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let mut array = JsonArray { n: 0 };
+    let mut titled = false;
+    let mut title = |out: &mut dyn Write| {
+        if !as_json && !titled {
+            let _ = out.write_all(conn_header(f).as_bytes());
+            titled = true;
+        }
+    };
+    let mut each = |c: ConnEntry| {
+        if as_json {
+            array.element(out, &c);
+        } else {
+            title(out);
+            let _ = out.write_all(conn_row(&c).as_bytes());
+        }
+    };
+    let listing = t.list_connections(&mut each).map_err(Failure::Client)?;
+    match listing {
+        Listing::Streamed(_) if as_json => array.end(out),
+        Listing::Streamed(_) => title(out),
+        Listing::Answer(Response::Error { message, .. }) => return Err(Failure::Daemon(message)),
+        Listing::Answer(r) => return Err(Failure::Unexpected(r)),
+    }
+    Ok(())
+}
+
+/// `-R`: every line read and checked first, then one transaction; a
+/// refused change names its line.
 fn run_restore(t: &mut dyn Transport, stdin: &mut dyn Read, err: &mut dyn Write) -> i32 {
     let mut input = String::new();
     if let Err(e) = stdin.read_to_string(&mut input) {
         let _ = writeln!(err, "rvsadm: reading the rules from stdin: {e}");
         return EXIT_FAIL;
     }
-    let base = match call(t, &Request::Save) {
-        Ok(Response::Rules { rules }) => rules,
-        Ok(r) => return report(err, Failure::Unexpected(r), EXIT_USAGE),
-        Err(f) => return report(err, f, EXIT_USAGE),
-    };
-    let (rules, timeouts) = match restore(&input, base) {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = writeln!(err, "{}", e.message);
-            let _ = writeln!(
+    let aborted = |err: &mut dyn Write, message: &str, line: Option<usize>| {
+        let _ = writeln!(err, "{message}");
+        match line {
+            Some(n) => writeln!(
                 err,
-                "rvsadm: restore aborted at line {}; nothing was changed",
-                e.line
-            );
+                "rvsadm: restore aborted at line {n}; nothing was changed"
+            ),
+            None => writeln!(err, "rvsadm: restore aborted; nothing was changed"),
+        }
+    };
+    let changes = match parse_restore(&input) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = aborted(err, &e.message, Some(e.line));
             return e.code;
         }
     };
-    match call(t, &Request::Restore { rules, timeouts }) {
+    let request = Request::Transaction {
+        changes: changes.requests.clone(),
+    };
+    match t.call(&request) {
         Ok(Response::Ok) => 0,
+        Ok(Response::Error {
+            message,
+            change: Some(i),
+        }) => {
+            let _ = aborted(err, &message, changes.line(i));
+            EXIT_USAGE
+        }
+        Ok(Response::Error { message, .. }) => report(err, Failure::Daemon(message), EXIT_USAGE),
         Ok(r) => report(err, Failure::Unexpected(r), EXIT_USAGE),
-        Err(f) => report(err, f, EXIT_USAGE),
+        Err(e) => report(err, Failure::Client(e), EXIT_USAGE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::proto::Protocol;
+
+    #[test]
+    fn a_streamed_json_array_is_the_whole_vector_pretty_printed() {
+        let entry = |i: u16| ConnEntry {
+            protocol: Protocol::Tcp,
+            expire: 60,
+            state: "SYN_RECV".into(),
+            client: std::net::SocketAddr::new([10, 0, 0, 2].into(), i),
+            virtual_addr: "[2001:db8::1]:80".parse().unwrap(),
+            destination: "10.0.0.9:80".parse().unwrap(),
+            template: i.is_multiple_of(2),
+        };
+        for n in [0, 1, 3] {
+            let all: Vec<ConnEntry> = (0..n).map(entry).collect();
+            let mut whole = Vec::new();
+            json(&mut whole, &all);
+            let mut streamed = Vec::new();
+            let mut array = JsonArray { n: 0 };
+            for e in &all {
+                array.element(&mut streamed, e);
+            }
+            array.end(&mut streamed);
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
     }
 }
