@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Hostile frames for the e2e suite's front-door cases (cases/80_hostile.sh).
 
-    hostile.py send IFACE CLASS LB_MAC   send one class of frames; prints
+    hostile.py send IFACE CLASS LB_MAC [CPORT]
+                                         send one class of frames (CPORT: a
+                                         live connection's client port); prints
                                          "sent N" and, per drop counter the
                                          class must raise, "expect NAME N"
     hostile.py sniff IFACE SECS          count frames carrying the marker
-                                         seen on IFACE for SECS seconds
+                                         seen on IFACE until SIGINT (SECS at most)
 
 Every frame carries MARK in its payload where it has one, so that the far
 side can tell whether anything of a class got through. Addresses follow
@@ -13,12 +15,14 @@ scripts/lib/topo.sh (client network 10.231.1.0/24, VIP .100).
 """
 import functools
 import random
+import signal
 import sys
+import threading
 
 from scapy.all import (  # noqa: F401 (layers register themselves)
     ICMP, IP, TCP, UDP, Dot1Q, Ether, IPOption_LSRR, IPOption_SSRR, IPv6,
     IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
-    Raw, conf, fuzz, raw, sendp, sniff,
+    AsyncSniffer, Raw, conf, fuzz, raw, sendp,
 )
 
 MARK = b"RVSHOSTILE"
@@ -36,7 +40,7 @@ def syn(src=CLIENT, dst=VIP, sport=None, **ip):
                                               dport=80, flags="S") / MARK
 
 
-def classes(lb):
+def classes(lb, cport=40000):
     e = Ether(dst=lb, src=PEER_MAC)
     c = {}
     # Positive control: a real SYN must reach a real server.
@@ -82,6 +86,18 @@ def classes(lb):
     quotes = [IP(src=VIP, dst=CLIENT) / TCP(sport=80, dport=p) for p in range(40000, 40010)]
     quotes += [IP(src=VIP, dst="198.51.100.1", ihl=15) / UDP(), IP(src=OWN, dst=VIP) / ICMP()]
     c["icmp_errors"] = ([e / IP(src=CLIENT, dst=VIP) / ICMP(type=3, code=4) / raw(q)[:28] for q in quotes], {})
+    # ICMP errors about a live connection (the client's port `cport` to
+    # VIP:80), most of them lying: a bad inner length or checksum, another
+    # protocol, cut short, a frag-needed asking for an MTU of 68 or 0.
+    live = IP(src=VIP, dst=CLIENT) / TCP(sport=80, dport=cport, flags="A")
+    lies = [raw(live)[:28], raw(IP(src=VIP, dst=CLIENT, len=9) / TCP(sport=80, dport=cport))[:28],
+            raw(IP(src=VIP, dst=CLIENT, chksum=1) / TCP(sport=80, dport=cport))[:28],
+            raw(IP(src=VIP, dst=CLIENT, proto=17) / UDP(sport=80, dport=cport))[:28],
+            raw(live)[:22], raw(IP(src=VIP, dst=CLIENT, ihl=6) / TCP(sport=80, dport=cport))[:28]]
+    c["icmp_live"] = ([e / IP(src=CLIENT, dst=VIP) / ICMP(type=3, code=4, nexthopmtu=m) / q
+                       for q in lies for m in (68, 0)]
+                      + [e / IP(src=CLIENT, dst=VIP) / ICMP(type=t, code=0) / raw(live)[:28] for t in (4, 5, 11, 12)],
+                      {})
     # IPv6 extension-header chains, long and odd.
     chains = [IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt(),
               IPv6ExtHdrFragment(m=1) / IPv6ExtHdrDestOpt(),
@@ -100,12 +116,17 @@ def main():
     conf.verb = 0
     if sys.argv[1] == "sniff":
         iface, secs = sys.argv[2], float(sys.argv[3])
-        print("ready", flush=True)
-        got = sniff(iface=iface, timeout=secs, lfilter=lambda p: MARK in raw(p))
-        print(len(got), flush=True)
+        done = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        s = AsyncSniffer(iface=iface, lfilter=lambda p: MARK in raw(p),
+                         started_callback=lambda: print("ready", flush=True))
+        s.start()
+        done.wait(secs)
+        print(len(s.stop() or []), flush=True)
         return
     iface, name, lb = sys.argv[2], sys.argv[3], sys.argv[4]
-    frames, expect = classes(lb)[name]
+    cport = int(sys.argv[5]) if len(sys.argv) > 5 else 40000
+    frames, expect = classes(lb, cport)[name]
     sendp(frames, iface=iface, inter=0.0005)
     print("sent", len(frames))
     for k, v in expect.items():

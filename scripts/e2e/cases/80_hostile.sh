@@ -54,13 +54,14 @@ hostile_class() {
     local name=$1 before after out sniff_out got k v seen
     before=$(counters_now)
     sniff_out=$E2E_CW/sniff-$name
-    local secs=3
-    [ "$name" = fuzz ] && secs=12
-    timeout -k 2 30 ip netns exec "$HOSTILE_SWS" "$PY" "$HOSTILE" sniff br0 "$secs" >"$sniff_out" 2>&1 &
+    # The sniffer stops at SIGINT (timeout passes it on), shortly after
+    # the last frame was sent.
+    timeout -s INT -k 2 60 ip netns exec "$HOSTILE_SWS" "$PY" "$HOSTILE" sniff br0 55 >"$sniff_out" 2>&1 &
     local sniffer=$!
     rvs_wait_for 15 grep -q '^ready' "$sniff_out" || fail "$name: the sniffer did not start"
-    sleep 0.5
-    out=$(cl 60 "$PY" "$HOSTILE" send eth0 "$name" "$E2E_LB_MAC" 2>&1) || fail "$name: hostile.py: $out"
+    out=$(cl 60 "$PY" "$HOSTILE" send eth0 "$name" "$E2E_LB_MAC" ${E2E_CPORT:-} 2>&1) || fail "$name: hostile.py: $out"
+    sleep 1
+    kill -INT "$sniffer" 2>/dev/null
     wait "$sniffer"
     seen=$(tail -1 "$sniff_out")
     after=$(counters_now)
@@ -71,7 +72,7 @@ hostile_class() {
     done < <(awk '$1 == "expect" { print $2, $3 }' <<<"$out")
     case $name in
     valid) check "$name: the real servers' segment saw it ($seen)" [ "${seen:-0}" -ge 1 ] ;;
-    tcp_flags | icmp_errors | ipv6_chains | fuzz) ;;
+    tcp_flags | icmp_errors | icmp_live | ipv6_chains | fuzz) ;;
     *) expect_eq "$name: marked frames on the real servers' segment" "$seen" 0 ;;
     esac
     check "$name: every frame accounted for" rvs_counters_balanced "$E2E_ADM"
@@ -87,11 +88,22 @@ c_hostile() {
     svc_up t "$TOPO_VIP4" 80 rr "1 1 1" 8080 -m >/dev/null || return
     svc_up t "$TOPO_VIP6" 80 rr "1 1 1" 8080 -m >/dev/null || return
     svc_up u "$TOPO_VIP4" 53 rr "1 1 1" 53 -m >/dev/null || return
-    local c
-    for c in valid bad_ip_checksum martian_source martian_destination not_for_us vlan \
+    # A download runs through all of it; lying ICMP errors quote it.
+    local blob=40000000 sha dl c
+    sha=$(blob_sha $blob)
+    cl_bg 180 bash -c 'set -o pipefail; curl -sS -f -m 170 --limit-rate 400K "$1" | sha256sum | cut -d" " -f1 >"$2"' _ \
+        "$(url "$TOPO_VIP4" 80 "/blob/$blob")" "$E2E_CW/download.sha"
+    dl=$!
+    bg_on_exit "$dl"
+    rvs_wait_for 10 bash -c "timeout 5 $E2E_ADM -Lnc | grep -q ESTABLISHED" || fail "the download did not start"
+    E2E_CPORT=$(admq -Lnc | awk '$3 == "ESTABLISHED" { split($4, a, ":"); print a[2]; exit }')
+    say "the download's client port: $E2E_CPORT"
+    for c in valid icmp_live bad_ip_checksum martian_source martian_destination not_for_us vlan \
         source_route ttl_expired malformed tcp_flags icmp_errors ipv6_chains fuzz; do
         hostile_class "$c"
     done
+    wait "$dl"
+    expect_eq "the download running through it all arrived intact" "$(cat "$E2E_CW/download.sha" 2>/dev/null)" "$sha"
 }
 e2e_case hostile nat "hostile frames: each class counted exactly, nothing through, service intact"
 
