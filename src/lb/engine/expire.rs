@@ -33,9 +33,12 @@ impl Engine {
     /// number of the oldest new TCP connections (those that went on, or
     /// left, are forgotten on the way). True if one was removed.
     pub(super) fn evict_embryonic(&mut self) -> bool {
-        /// Entries looked at per new connection: bounds the cost of a
-        /// table full of established connections.
-        const LOOK: usize = 64;
+        /// Entries looked at per new connection at most. Each record is
+        /// looked at once (popped), so the cost is one per connection made,
+        /// amortised; the bound only caps one packet's share when a long
+        /// run of connections that went on or left (after `-C`, or a table
+        /// of established ones) comes first.
+        const LOOK: usize = 4096;
         for _ in 0..LOOK {
             let Some(i) = self.embryonic.pop_front() else {
                 return false;

@@ -296,6 +296,23 @@ fn a_full_table_gives_up_its_oldest_handshake() {
     );
 }
 
+/// Records of connections long gone (flushed by `-C`) ahead of the
+/// handshakes do not make a full table refuse.
+#[test]
+fn a_full_table_skips_connections_long_gone() {
+    let r = nat_rules();
+    let mut e = engine(&r, 300);
+    for port in 1..=250 {
+        fwd(e.process(&tcp_in(client(1), port, SYN), Timestamp::ZERO));
+    }
+    e.flush();
+    for port in 1000..1300 {
+        fwd(e.process(&tcp_in(client(2), port, SYN), Timestamp(1)));
+    }
+    assert!(fwd(e.process(&tcp_in(client(3), 1, SYN), Timestamp(2))).new);
+    assert_eq!(e.counters().embryonic_evicted(), 1);
+}
+
 #[test]
 fn weight_zero_drains() {
     let mut r = nat_rules();
