@@ -283,6 +283,11 @@ pub struct PortConfig {
     pub peer: Option<String>,
     #[serde(default)]
     pub mtu: Option<u16>,
+    /// The MAC rvsd answers ARP/ND with, accepts frames to and sends from
+    /// on this port (default: the device's). Ports run promiscuous, so any
+    /// unicast MAC works, whatever the driver can program.
+    #[serde(default)]
+    pub mac: Option<String>,
     /// The balancer's own addresses on this port, `ADDRESS/PREFIXLEN`.
     #[serde(default)]
     pub addresses: Vec<String>,

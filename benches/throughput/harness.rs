@@ -672,6 +672,7 @@ connections = {conns}
 name = "client"
 device = "{client}"
 role = "client"
+mac = "{lb_mac}"
 addresses = ["10.0.0.1/24"]
 
 [[port]]
@@ -689,6 +690,9 @@ port = "server"
             mbufs = o.mbufs,
             conns = o.connections,
             client = o.client_device.unwrap_or(&memif_dev),
+            // The generators' frames go to this MAC, whatever the
+            // device's own (net_pcap has a fixed one).
+            lb_mac = LB_MAC_BYTES.map(|b| format!("{b:02x}")).join(":"),
             server = o.server_device,
         );
         if o.client_device.is_some() {

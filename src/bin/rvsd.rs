@@ -69,6 +69,7 @@ fn load(args: &Args) -> Result<Config, String> {
             role: Role::Both,
             peer: None,
             mtu: None,
+            mac: None,
             addresses: Vec::new(),
         });
     }

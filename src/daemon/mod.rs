@@ -110,7 +110,14 @@ pub struct Summary {
 fn net_config(cfg: &Config, macs: &[[u8; 6]]) -> Result<NetConfig, String> {
     let mut net = NetConfig::new();
     for (i, pc) in cfg.ports.iter().enumerate() {
-        let mut iface = Iface::new(i as u16, EthernetAddress(macs[i]));
+        let mac = match &pc.mac {
+            Some(m) => crate::config::parse_mac(m)
+                .ok()
+                .filter(|m| m[0] & 1 == 0)
+                .ok_or_else(|| format!("port {}: mac {m:?}: not a unicast MAC", pc.name))?,
+            None => macs[i],
+        };
+        let mut iface = Iface::new(i as u16, EthernetAddress(mac));
         let mut v6 = false;
         for a in &pc.addresses {
             let cidr: IpCidr = a
