@@ -453,7 +453,6 @@ fn balancer(fwd: Fwd, cap: usize) -> Datapath<VecBuf> {
         vip_ports: vec![PortIndex(CLI_PORT)],
         routes: Arc::new(routes),
         neigh: neigh.snapshot(),
-        mtu: 1500,
         ip_id_start: 1,
     })
 }

@@ -430,6 +430,14 @@ impl Config {
         if self.workers.mbufs < 1024 {
             return Err(ConfigError("workers.mbufs must be at least 1024".into()));
         }
+        for p in &self.ports {
+            if let Some(m) = p.mtu.filter(|m| !(MIN_MTU..=MAX_MTU).contains(m)) {
+                return Err(ConfigError(format!(
+                    "port {}: mtu {m}: must be {MIN_MTU}..={MAX_MTU}",
+                    p.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -519,17 +527,32 @@ impl Config {
 
     /// Bytes of the packet pool (mbufs with their headers and headroom).
     pub fn pool_bytes(&self) -> u64 {
-        self.workers.mbufs as u64 * MBUF_FOOTPRINT
+        self.workers.mbufs as u64 * (self.mbuf_data_room() as u64 + MBUF_OVERHEAD)
+    }
+
+    /// Data room of each mbuf in the packet pool: 128 bytes of headroom
+    /// (room for tunnel headers) and 2048 of data, or what the largest
+    /// port MTU needs (Ethernet header, two VLAN tags), so that a frame is
+    /// always one contiguous segment: jumbo frames cost memory, not a
+    /// chained-mbuf path in every parser.
+    pub fn mbuf_data_room(&self) -> u16 {
+        let mtu = self.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(0);
+        let frame = (mtu as usize + 14 + 8).next_multiple_of(64).max(2048);
+        (frame + MBUF_HEADROOM) as u16
     }
 }
 
-/// Data room of each mbuf in rvsd's packet pool: 2048 bytes of data and 128
-/// of headroom.
-pub const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// Headroom of each mbuf (DPDK's default).
+pub const MBUF_HEADROOM: usize = 128;
 
-/// One mbuf in the pool: its data room, the 128-byte `rte_mbuf` and the
+/// One mbuf besides its data room: the 128-byte `rte_mbuf` and the
 /// mempool's header, rounded to cache lines.
-pub const MBUF_FOOTPRINT: u64 = MBUF_DATA_ROOM as u64 + 128 + 64;
+pub const MBUF_OVERHEAD: u64 = 128 + 64;
+
+/// Port MTUs rvsd accepts: IPv4's minimum, and a jumbo frame of 9216 bytes
+/// less its Ethernet header and two VLAN tags.
+pub const MIN_MTU: u16 = 68;
+pub const MAX_MTU: u16 = 9216 - 22;
 
 #[cfg(test)]
 mod eal_tests {

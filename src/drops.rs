@@ -126,8 +126,10 @@ drop_reasons! {
     Direction = "direction",
     /// TTL or hop limit expired and no ICMP error may be sent about it.
     TtlExceeded = "ttl_exceeded",
-    /// Larger than the path MTU once encapsulated, and not answerable (DF clear).
+    /// Larger than the egress MTU, and neither answerable with an ICMP error nor to be fragmented (an ICMP error with DF, DF clear in an IPv6 tunnel, over 64 KiB once encapsulated).
     TooBig = "too_big",
+    /// To be fragmented, but no buffer for a fragment or too many packets waiting for fragmentation (the packet is dropped whole).
+    FragNoBuffer = "frag_no_buffer",
     /// An ICMP error was due (time exceeded, fragmentation needed, packet too big) and the rate limits held it back.
     IcmpRateLimited = "icmp_rate_limited",
     /// Neither headroom nor tailroom for the new headers.

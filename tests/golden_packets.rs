@@ -93,7 +93,9 @@ fn build(world: &Value) -> Datapath<VecBuf> {
     let mut net = NetConfig::new();
     let mut vip_ports = Vec::new();
     for (i, p) in world["ports"].as_array().unwrap().iter().enumerate() {
-        let mut iface = Iface::new(i as u16, mac(p["mac"].as_str().unwrap()));
+        // The world's one MTU on every port.
+        let mut iface = Iface::new(i as u16, mac(p["mac"].as_str().unwrap()))
+            .with_mtu(world["mtu"].as_u64().unwrap() as u16);
         for a in p["addresses"].as_array().unwrap() {
             iface.add_addr(a.as_str().unwrap().parse::<IpCidr>().unwrap());
         }
@@ -129,7 +131,6 @@ fn build(world: &Value) -> Datapath<VecBuf> {
         vip_ports,
         routes: Arc::new(routes),
         neigh: neigh.snapshot(),
-        mtu: world["mtu"].as_u64().unwrap() as u16,
         ip_id_start: world["ipid_start"].as_u64().unwrap() as u16,
     })
 }

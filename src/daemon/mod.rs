@@ -117,7 +117,8 @@ fn net_config(cfg: &Config, macs: &[[u8; 6]]) -> Result<NetConfig, String> {
                 .ok_or_else(|| format!("port {}: mac {m:?}: not a unicast MAC", pc.name))?,
             None => macs[i],
         };
-        let mut iface = Iface::new(i as u16, EthernetAddress(mac));
+        let mut iface = Iface::new(i as u16, EthernetAddress(mac))
+            .with_mtu(pc.mtu.unwrap_or(crate::net::iface::DEFAULT_MTU));
         let mut v6 = false;
         for a in &pc.addresses {
             let cidr: IpCidr = a
@@ -202,7 +203,7 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
             "rvs_pkts",
             cfg.workers.mbufs,
             256,
-            crate::config::MBUF_DATA_ROOM,
+            cfg.mbuf_data_room(),
             -1,
         )
         .map_err(|e| {
@@ -373,7 +374,6 @@ fn run_lb(
         .filter(|(_, r)| **r != Role::Server)
         .map(|(i, _)| PortIndex(i as u16))
         .collect();
-    let mtu = cfg.ports.iter().filter_map(|p| p.mtu).min().unwrap_or(1500);
     let owner = (nw > 1).then(|| {
         OwnerMap::new(
             crate::rss::DEFAULT_KEY,
@@ -439,7 +439,6 @@ fn run_lb(
             vip_ports: vip_ports.clone(),
             routes: routes.clone(),
             neigh: neigh_snap.clone(),
-            mtu,
             ip_id_start: (w as u16).wrapping_mul(0x4000),
         })
         .with_icmp_limit(cfg.icmp.per_worker(lcores.len()))

@@ -78,6 +78,9 @@ impl<B: PacketBuf> Datapath<B> {
         tally: &mut Tally,
     ) {
         self.pick_up_snapshot();
+        if !self.to_fragment.is_empty() {
+            self.send_fragments(now, &mut alloc, out, tally);
+        }
         if self.announce_due && self.me.0 == 0 && now >= self.next_announce {
             self.next_announce = Timestamp(now.0 + 1);
             self.announce_due = self.announce(&mut alloc, out, tally);

@@ -37,6 +37,7 @@ use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{parse_frame_into, Headers};
 
 mod classify;
+mod fragments;
 mod hops;
 mod housekeeping;
 mod neighbours;
@@ -69,6 +70,40 @@ pub enum Outcome {
     Drop(DropReason),
 }
 
+/// Why a frame was given back with [`Outcome::Hold`].
+#[derive(Clone, Copy, Debug)]
+struct HoldFor {
+    /// Egress port and next hop.
+    port: PortIndex,
+    next_hop: IpAddr,
+    /// Set when the frame leaves in fragments.
+    fragment: Option<Fragment>,
+}
+
+/// How to fragment a held frame.
+#[derive(Clone, Copy, Debug)]
+struct Fragment {
+    /// The egress MTU.
+    mtu: u16,
+    /// Where its IPv4 header starts.
+    l3: u16,
+    /// The next hop's MAC is written in already.
+    resolved: bool,
+}
+
+impl HoldFor {
+    const NONE: HoldFor = HoldFor::neighbour(PortIndex(0), UNSPECIFIED);
+
+    /// Waiting for the next hop's MAC only.
+    const fn neighbour(port: PortIndex, next_hop: IpAddr) -> Self {
+        HoldFor {
+            port,
+            next_hop,
+            fragment: None,
+        }
+    }
+}
+
 /// What every frame needs: the engine, the ports' addresses, routes and
 /// neighbours.
 pub struct Forwarding {
@@ -80,8 +115,6 @@ pub struct Forwarding {
     pub vip_ports: Vec<PortIndex>,
     pub routes: Arc<RouteTable>,
     pub neigh: Arc<NeighSnapshot>,
-    /// The smallest egress MTU (tunnels answer too-big above it).
-    pub mtu: u16,
     /// The first IPv4 id of the outer headers this worker writes.
     pub ip_id_start: u16,
 }
@@ -103,17 +136,18 @@ pub struct Datapath<B> {
     neigh: Arc<NeighSnapshot>,
     hops: HopCache,
     ip_id: Cell<u16>,
-    mtu: u16,
     /// Owner routing, with more than one worker.
     me: WorkerIndex,
     owners: Option<OwnerMap>,
     sides: Vec<PortSide>,
     /// Frames waiting for a next hop's MAC.
     pending: Pending<B>,
-    /// Where the frames of the burst being decided would be held (port,
-    /// next hop), by index; `hold_next` is the last decision's.
-    holds: [(PortIndex, IpAddr); BURST],
-    hold_next: (PortIndex, IpAddr),
+    /// Why the frames of the burst being decided would be held, by index;
+    /// `hold_next` is the last decision's.
+    holds: [HoldFor; BURST],
+    hold_next: HoldFor,
+    /// Rewritten frames to send as fragments at the next tick.
+    to_fragment: Vec<(HoldFor, B)>,
     /// Next hops to send a request for, sent at the next tick.
     requests: Vec<(PortIndex, IpAddr)>,
     resolved: Vec<Resolved<B>>,
@@ -157,13 +191,13 @@ impl<B: PacketBuf> Datapath<B> {
             neigh: f.neigh,
             hops: HopCache::default(),
             ip_id: Cell::new(f.ip_id_start),
-            mtu: f.mtu,
             me: WorkerIndex(0),
             owners: None,
             sides: Vec::new(),
             pending: Pending::new(net::PendingConfig::default()),
-            holds: [(PortIndex(0), UNSPECIFIED); BURST],
-            hold_next: (PortIndex(0), UNSPECIFIED),
+            holds: [HoldFor::NONE; BURST],
+            hold_next: HoldFor::NONE,
+            to_fragment: Vec::with_capacity(fragments::BACKLOG),
             requests: Vec::with_capacity(64),
             resolved: Vec::with_capacity(256),
             learned: Vec::with_capacity(64),
@@ -321,9 +355,24 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     /// Take frame `index` of the burst just decided, whose outcome was
-    /// [`Outcome::Hold`], until its next hop resolves.
+    /// [`Outcome::Hold`]: until its next hop resolves, or until the next
+    /// tick sends it in fragments.
     pub fn hold(&mut self, index: usize, buf: B, now: Timestamp, tally: &mut Tally) {
-        let (port, nh) = self.holds[index.min(BURST - 1)];
+        let why = self.holds[index.min(BURST - 1)];
+        if why.fragment.is_some() {
+            if self.to_fragment.len() < fragments::BACKLOG {
+                self.to_fragment.push((why, buf));
+                tally.held += 1;
+            } else {
+                tally.drops.bump(DropReason::FragNoBuffer);
+            }
+            return;
+        }
+        self.park(why.port, why.next_hop, buf, now, tally);
+    }
+
+    /// Queue a frame for its next hop's MAC.
+    fn park(&mut self, port: PortIndex, nh: IpAddr, buf: B, now: Timestamp, tally: &mut Tally) {
         match self.pending.push(port, nh, buf, now) {
             Ok(q) => {
                 tally.held += 1;

@@ -114,7 +114,7 @@ impl<B: PacketBuf> Datapath<B> {
 
     /// Where the frame given outcome [`Outcome::Hold`] at `index` waits.
     pub fn hold_target(&self, index: usize) -> Option<(PortIndex, IpAddr)> {
-        self.holds.get(index).copied()
+        self.holds.get(index).map(|h| (h.port, h.next_hop))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Datapath, Hop, HopCache, Outcome};
+use super::{Datapath, Fragment, HoldFor, Hop, HopCache, Outcome};
 use crate::drops::DropReason;
 use crate::ids::PortIndex;
 use crate::lb::engine::{self, Direction};
@@ -45,7 +45,6 @@ impl<B: PacketBuf> Datapath<B> {
         f: &engine::Forward,
         dir: Direction,
     ) -> Option<PortIndex> {
-        let mtu = self.mtu;
         let ip_id = &self.ip_id;
         let hop = hop_of(
             &mut self.hops,
@@ -58,6 +57,10 @@ impl<B: PacketBuf> Datapath<B> {
         )?;
         let egress = self.net.port(hop.port)?;
         let mac = hop.mac?;
+        let mtu = egress.mtu();
+        if h.l3_len > mtu {
+            return None;
+        }
         // NAT and DR: rewritten before any Env is built (apply_direct
         // declines tunnels and whatever may need an ICMP error).
         if forward::apply_direct(buf.data_mut(), h, f, dir, mac, egress.mac()) {
@@ -97,7 +100,6 @@ impl<B: PacketBuf> Datapath<B> {
         f: &engine::Forward,
         dir: Direction,
     ) -> Outcome {
-        let mtu = self.mtu;
         let hop = hop_of(
             &mut self.hops,
             &self.routes,
@@ -113,6 +115,7 @@ impl<B: PacketBuf> Datapath<B> {
         let Some(egress) = self.net.port(hop.port) else {
             return Outcome::Drop(DropReason::NoRoute);
         };
+        let mtu = egress.mtu();
         let (need_local, need_reply) = forward::env_addrs_needed(h, f, mtu);
         let (local_v4, local_v6) = match (need_local, hop.local) {
             (false, _) => NO_ADDRS,
@@ -141,10 +144,22 @@ impl<B: PacketBuf> Datapath<B> {
             Ok(Applied::Transmit) => match mac {
                 Some(_) => Outcome::Tx(hop.port),
                 None => {
-                    self.hold_next = (hop.port, hop.next_hop);
+                    self.hold_next = HoldFor::neighbour(hop.port, hop.next_hop);
                     Outcome::Hold
                 }
             },
+            Ok(Applied::Fragment) => {
+                self.hold_next = HoldFor {
+                    port: hop.port,
+                    next_hop: hop.next_hop,
+                    fragment: Some(Fragment {
+                        mtu,
+                        l3: h.l3_offset,
+                        resolved: mac.is_some(),
+                    }),
+                };
+                Outcome::Hold
+            }
             Ok(Applied::Reply(_)) => {
                 if self.icmp_limit.allow(&h.src, self.now) {
                     Outcome::Tx(in_port)

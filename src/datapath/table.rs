@@ -129,7 +129,6 @@ fn lab() -> Lab {
                 vip_ports: vec![PortIndex(0)],
                 routes: routes.clone(),
                 neigh: neigh.snapshot(),
-                mtu: 1500,
                 ip_id_start: 7,
             })
             .with_owners(WorkerIndex(w as u16), owners.clone(), sides.clone())
@@ -451,6 +450,10 @@ const NOT_FROM_A_FRAME: &[(DropReason, &str)] = &[
     (
         DropReason::Direction,
         "the engine matches replies to NAT connections only",
+    ),
+    (
+        DropReason::FragNoBuffer,
+        "a tick without buffers: datapath::tests::fragments_without_buffers",
     ),
     (
         DropReason::NoPort,
@@ -953,7 +956,7 @@ fn datapath_table() {
             Want::Drop(DropReason::TtlExceeded),
         ),
         frame(
-            "IPIP: too big once encapsulated, DF clear",
+            "IPIP: too big once encapsulated, DF clear: held to be fragmented",
             PortIndex(0),
             tcp4(
                 (OUR_MAC, PEER_MAC),
@@ -964,7 +967,76 @@ fn datapath_table() {
                 1470,
                 false,
             ),
+            Want::Hold(None),
+        ),
+        Step::Tick {
+            desc: "the outer packet leaves in two fragments of at most the MTU",
+            ms: 0,
+            want: vec![
+                (1, |f| {
+                    f.len() == 14 + 1500 && f[16..18] == [0x05, 0xdc] && f[20..22] == [0x20, 0] && f[23] == 4
+                }),
+                (1, |f| f.len() == 14 + 50 && f[20..22] == [0, 185] && f[23] == 4),
+            ],
+        },
+        frame(
+            "NAT: larger than the server port's MTU, DF clear: held to be fragmented",
+            PortIndex(0),
+            tcp4(
+                (OUR_MAC, PEER_MAC),
+                (CLIENT, 41000),
+                (VIP, 80),
+                SYN,
+                64,
+                1480,
+                false,
+            ),
+            Want::Hold(None),
+        ),
+        Step::Tick {
+            desc: "it leaves NATed in two fragments, the first with the ports",
+            ms: 0,
+            want: vec![
+                (1, |f| {
+                    f.len() == 14 + 1500
+                        && f[20..22] == [0x20, 0]
+                        && f[30..34] == [10, 1, 0, 11]
+                        && f[36..38] == [0x1f, 0x90]
+                }),
+                (1, |f| {
+                    f.len() == 14 + 40 && f[20..22] == [0, 185] && f[30..34] == [10, 1, 0, 11]
+                }),
+            ],
+        },
+        frame(
+            "NAT: the client's ICMP error about its connection, over the MTU with DF: no error about an error",
+            PortIndex(0),
+            {
+                let outer = Pkt::tcp(ip(CLIENT), 0, ip(VIP), 0).with(|p| {
+                    p.dst_mac = OUR_MAC;
+                    p.src_mac = PEER_MAC;
+                    p.df = true;
+                });
+                let quoted = Pkt::tcp(ip(VIP), 80, ip(CLIENT), 41000).with(|p| p.payload = vec![0; 1500]);
+                icmp_error(&outer, 3, 3, 0, &quoted.datagram())
+            },
             Want::Drop(DropReason::TooBig),
+        ),
+        frame(
+            "NAT: larger than the MTU with DF: fragmentation needed back to the client",
+            PortIndex(0),
+            tcp4(
+                (OUR_MAC, PEER_MAC),
+                (CLIENT, 41001),
+                (VIP, 80),
+                SYN,
+                64,
+                1480,
+                true,
+            ),
+            Want::TxWhere(0, |f| {
+                f[23] == 1 && f[34..36] == [3, 4] && f[40..42] == [0x05, 0xdc] && f[30..34] == [10, 0, 0, 1]
+            }),
         ),
         Step::Frame {
             desc: "IPIP: no headroom nor tailroom for the outer header",

@@ -71,7 +71,6 @@ pub(super) fn datapath() -> Datapath<VecBuf> {
         vip_ports: vec![PortIndex(0)],
         routes: Arc::new(routes),
         neigh: neigh.snapshot(),
-        mtu: 1500,
         ip_id_start: 1,
     })
 }
@@ -369,4 +368,44 @@ fn burst_path_matches_single_path() {
             assert_eq!(x.data(), b[i].data(), "frame {i} bytes");
         }
     }
+}
+
+/// A NAT frame over the server port's MTU with DF clear is held, then
+/// split at the next tick; without buffers it is dropped whole, and a
+/// backlog beyond a burst's worth is refused. Every frame stays counted.
+#[test]
+fn fragments_without_buffers() {
+    let mut b = datapath();
+    let mut tally = Tally::default();
+    let big = |sport: u16| {
+        let mut l4 = syn(sport, 80);
+        l4.extend_from_slice(&[0x5a; 1480]);
+        eth(CLI_MAC.0, 0x0800, &ipv4([192, 0, 2, 10], vip(), 6, &l4, 0))
+    };
+    let now = Timestamp::ZERO;
+    let hold = |b: &mut Datapath<VecBuf>, tally: &mut Tally, sport| {
+        let mut buf = VecBuf::with_frame(&big(sport), 128, 0);
+        tally.rx += 1;
+        assert_eq!(b.process_one(PortIndex(0), &mut buf, now), Outcome::Hold);
+        b.hold(0, buf, now, tally);
+    };
+    hold(&mut b, &mut tally, 5000);
+    assert_eq!(tally.held, 1);
+    let mut out = Vec::new();
+    b.tick(now, || None, &mut out, &mut tally);
+    assert!(out.is_empty());
+    assert_eq!(tally.drops.get(DropReason::FragNoBuffer), 1);
+    assert_eq!(tally.held, 0);
+
+    for i in 0..super::fragments::BACKLOG as u16 + 1 {
+        hold(&mut b, &mut tally, 6000 + i);
+    }
+    assert_eq!(tally.drops.get(DropReason::FragNoBuffer), 2);
+    b.tick(now, || Some(VecBuf::new(2048, 128)), &mut out, &mut tally);
+    assert_eq!(out.len(), 2 * super::fragments::BACKLOG);
+    tally.tx += out.len() as u64;
+    assert!(out
+        .iter()
+        .all(|(p, f)| *p == PortIndex(1) && f.len() <= 14 + 1500));
+    assert!(tally.balanced(), "{tally:?}");
 }

@@ -23,11 +23,19 @@ pub enum AddrKind {
     Vip,
 }
 
+/// Ethernet's MTU, a port's unless configured.
+pub const DEFAULT_MTU: u16 = 1500;
+/// The smallest MTU IPv4 allows (RFC 791).
+pub const MIN_MTU: u16 = 68;
+
 /// One port's L3 configuration.
 #[derive(Clone, Debug)]
 pub struct Iface {
     port: PortIndex,
     mac: EthernetAddress,
+    /// The largest IP packet the port sends (bytes; Ethernet's 1500 unless
+    /// configured).
+    mtu: u16,
     /// Own addresses in configuration order (few; scanned linearly).
     addrs: Vec<IpCidr>,
     /// VIPs (possibly many; hashed).
@@ -40,9 +48,16 @@ impl Iface {
         Self {
             port: port.into(),
             mac,
+            mtu: DEFAULT_MTU,
             addrs: Vec::new(),
             vips: AHashSet::new(),
         }
+    }
+
+    /// The port's MTU (IP bytes), at least IPv4's minimum of 68.
+    pub fn with_mtu(mut self, mtu: u16) -> Self {
+        self.mtu = mtu.max(MIN_MTU);
+        self
     }
 
     /// Adds an own address (`false` if it was there already, or is not a
@@ -99,6 +114,11 @@ impl Iface {
     #[inline]
     pub fn mac(&self) -> EthernetAddress {
         self.mac
+    }
+
+    #[inline]
+    pub fn mtu(&self) -> u16 {
+        self.mtu
     }
 
     pub fn addrs(&self) -> &[IpCidr] {

@@ -31,6 +31,7 @@ pub mod addr;
 pub mod addrset;
 pub mod arp;
 pub mod echo;
+pub mod fragment;
 pub mod icmp_limit;
 pub mod iface;
 pub mod learn;

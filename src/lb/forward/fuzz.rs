@@ -75,6 +75,9 @@ pub fn forward_for(h: &Headers, fwd: FwdMethod, rs_v6: bool) -> Forward {
     }
 }
 
+/// The egress MTU the harness forwards to.
+const FUZZ_MTU: u16 = 1500;
+
 /// Runs the rewrites over `data` (see the module documentation).
 pub fn fuzz_one(data: &[u8]) {
     let Ok(h) = parse_frame(data) else {
@@ -88,7 +91,13 @@ pub fn fuzz_one(data: &[u8]) {
         reply_v6: "fd00::1".parse().unwrap(),
         src_mac: EthernetAddress([0x02, 0, 0, 0, 0, 0xaa]),
         dst_mac: EthernetAddress([0x02, 0, 0, 0, 0, 0xbb]),
-        mtu: 1500,
+        // A third of the inputs (by length) go to an MTU half their size:
+        // fragmentation, fragmentation needed and packet too big.
+        mtu: if data.len().is_multiple_of(3) {
+            (h.l3_len / 2).max(68)
+        } else {
+            FUZZ_MTU
+        },
         ip_id: &ip_id,
     };
     let valid = verify_frame(data, Some(FUZZ_GUE_PORT)).is_ok();
@@ -107,7 +116,7 @@ pub fn fuzz_one(data: &[u8]) {
                     assert!(buf.reset(data, headroom));
                     let id0 = ip_id.get();
                     let r = apply(&mut buf, &h, &f, dir, &env);
-                    check(&h, valid, buf.data(), r);
+                    check(&h, valid, buf.data(), r, env.mtu);
                     // The addresses `env_addrs_needed` says are not read
                     // may be left unspecified: same outcome, same bytes.
                     let (need_local, need_reply) = env_addrs_needed(&h, &f, env.mtu);
@@ -195,7 +204,7 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
-fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, super::DropReason>) {
+fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, super::DropReason>, mtu: u16) {
     let Ok(applied) = r else {
         return;
     };
@@ -215,6 +224,20 @@ fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, super::DropRea
         if let Err(e) = verify_frame(out, Some(FUZZ_GUE_PORT)) {
             panic!("{e} checksum broken by {applied:?}: {out:02x?}");
         }
+    }
+    if let Applied::Fragment = applied {
+        // Fragmentable into frames that parse, none over the MTU.
+        let plan = crate::net::fragment::Plan::new(out, o.l3_offset as usize, mtu as usize)
+            .unwrap_or_else(|e| panic!("to fragment but {e:?}: {out:02x?}"));
+        for k in 1..plan.count() {
+            let mut b = vec![0; plan.frame_len(k)];
+            plan.write(out, k, &mut b);
+            assert!(b.len() - o.l3_offset as usize <= mtu as usize);
+            parse_frame(&b).unwrap_or_else(|e| panic!("fragment {k}: {e}"));
+        }
+        let mut first = out.to_vec();
+        let n = plan.truncate_to_first(&mut first);
+        parse_frame(&first[..n]).unwrap_or_else(|e| panic!("fragment 0: {e}"));
     }
     if let Applied::Reply(_) = applied {
         assert_eq!(o.dst, h.src, "error not sent back to the sender");

@@ -28,12 +28,13 @@
 //! Behaviour choices (kernel IPVS is the reference):
 //! - TTL: a packet arriving with TTL / hop limit <= 1 is answered with ICMP
 //!   time exceeded (for every method and direction) instead of forwarded.
-//! - No fragmentation in rvs. A tunnelled packet that would exceed
-//!   `env.mtu` is answered with fragmentation-needed (IPv4 with DF) or
-//!   packet-too-big (IPv6 inner packet); with DF clear it is dropped
-//!   ([`DropReason::TooBig`], counted by the caller), where the kernel would
-//!   fragment the outer packet. Operators size `env.mtu` (or the real
-//!   servers' MTU/MSS) so that this does not happen.
+//! - MTU: a packet that would exceed `env.mtu` (after encapsulation, for
+//!   a tunnel) is answered with fragmentation-needed (IPv4 with DF) or
+//!   packet-too-big (IPv6); an IPv4 one with DF clear comes back as
+//!   [`Applied::Fragment`] and the caller sends it in fragments. An IPv4
+//!   packet with DF clear in an IPv6 tunnel that would not fit is dropped
+//!   ([`DropReason::TooBig`]), where the kernel would fragment the outer
+//!   IPv6 packet.
 //! - Errors are never sent about ICMP errors, non-first fragments,
 //!   multicast/broadcast packets or from an unset local address (RFC 1122,
 //!   RFC 4443 §2.4); such packets are dropped with the reason instead. ICMP
@@ -121,6 +122,10 @@ pub enum Applied {
     /// (the original packet is gone): transmit it back out the port the
     /// packet arrived on.
     Reply(Reply),
+    /// Rewritten, but larger than `env.mtu` and allowed to be fragmented
+    /// (IPv4, DF clear): transmit it as fragments of at most `env.mtu`
+    /// bytes ([`crate::net::fragment`]).
+    Fragment,
 }
 
 /// The ICMP error generated in place of the packet.
@@ -168,10 +173,22 @@ pub fn apply<B: PacketBuf>(
     if let Some(tun) = tunnel::Tunnel::of(fwd.fwd) {
         return tunnel::apply(buf, hdr, fwd.daddr, &tun, env);
     }
-    if fwd.fwd.is_masq() {
+    // Larger than the egress MTU: fragmentation needed / packet too big
+    // back to the sender when it may not be fragmented (DF, or IPv6),
+    // else rewritten and fragmented by the caller (`ip_vs_xmit`'s MTU
+    // check, then the kernel's output path).
+    let too_big = hdr.l3_len as usize > env.mtu as usize;
+    if too_big && (hdr.l3 != L3::Ipv4 || hdr.dont_frag) {
+        return icmp::too_big(buf, hdr, env, env.mtu as usize);
+    }
+    let r = if fwd.fwd.is_masq() {
         nat::apply(buf.data_mut(), hdr, fwd, dir, env)
     } else {
         dr::apply(buf.data_mut(), hdr, env)
+    };
+    match r {
+        Ok(Applied::Transmit) if too_big => Ok(Applied::Fragment),
+        r => r,
     }
 }
 
@@ -251,7 +268,7 @@ pub fn env_addrs_needed(hdr: &Headers, fwd: &Forward, mtu: u16) -> (bool, bool) 
             let too_big = hdr.l3_len as usize + tun.overhead(&fwd.daddr) > mtu as usize;
             (true, too_big || hdr.ttl <= 1)
         }
-        None => (false, hdr.ttl <= 1),
+        None => (false, hdr.ttl <= 1 || hdr.l3_len as usize > mtu as usize),
     }
 }
 

@@ -754,6 +754,49 @@ fn no_error_about_errors_or_multicast() {
     );
 }
 
+/// NAT and DR larger than the egress MTU: fragmentation needed / packet
+/// too big with DF or IPv6, else rewritten for fragmentation; the
+/// fragments put back together are the rewritten packet.
+#[test]
+fn nat_and_dr_over_the_mtu() {
+    use crate::lb::dest::FwdMethod;
+    use crate::net::fragment::Plan;
+    let (c, v) = (v4("10.0.0.1"), v4("10.0.0.100"));
+    let big = Pkt::tcp(c, 40000, v, 80).with(|p| p.payload = vec![7; 1480]);
+    for method in [FwdMethod::Masq, FwdMethod::Route] {
+        let f = fwd(method, v4("10.1.0.5"), 8080, v, 80);
+        let df = big.clone().frame();
+        match run(&df, &f, In, 1500).0 {
+            Ok(Applied::Reply(Reply::FragNeeded { mtu: 1500 })) => {}
+            r => panic!("{method:?} DF: {r:?}"),
+        }
+        let nodf = big.clone().with(|p| p.df = false).frame();
+        let (res, out) = run(&nodf, &f, In, 1500);
+        assert_eq!(res, Ok(Applied::Fragment), "{method:?}");
+        // At the MTU exactly: sent whole.
+        assert_eq!(run(&nodf, &f, In, 1520).0, Ok(Applied::Transmit));
+        let plan = Plan::new(&out, 14, 1500).unwrap();
+        assert_eq!(plan.count(), 2);
+        let mut second = vec![0; plan.frame_len(1)];
+        plan.write(&out, 1, &mut second);
+        let mut first = out.clone();
+        let n = plan.truncate_to_first(&mut first);
+        first.truncate(n);
+        let mut whole = first[34..].to_vec();
+        whole.extend_from_slice(&second[34..]);
+        assert_eq!(whole, out[34..], "{method:?}: the payload in order");
+        assert!(verify_frame(&out, None).is_ok());
+    }
+    // IPv6: packet too big, whatever the method.
+    let (c6, v6a) = (v6("2001:db8::1"), v6("2001:db8::100"));
+    let big6 = Pkt::tcp(c6, 40000, v6a, 80).with(|p| p.payload = vec![7; 1480]);
+    let f = fwd(FwdMethod::Masq, v6("2001:db8:1::5"), 8080, v6a, 80);
+    match run(&big6.frame(), &f, In, 1500).0 {
+        Ok(Applied::Reply(Reply::PacketTooBig { mtu: 1500 })) => {}
+        r => panic!("IPv6: {r:?}"),
+    }
+}
+
 #[test]
 fn too_big_v4_df_frag_needed() {
     let (c, v) = (v4("10.0.0.1"), v4("10.0.0.100"));
@@ -785,7 +828,7 @@ fn too_big_v4_df_frag_needed() {
         let (res, _) = run(&frame, &f, In, 1500 + overhead);
         assert_eq!(res, Ok(Applied::Transmit));
     }
-    // DF clear: dropped (no fragmentation in rvs).
+    // DF clear: encapsulated, and to be sent in fragments.
     let f = fwd(
         tunnel(TunType::Ipip, TunCsum::NoCsum),
         v4("192.168.10.5"),
@@ -794,7 +837,19 @@ fn too_big_v4_df_frag_needed() {
         80,
     );
     let nodf = input.clone().with(|p| p.df = false).frame();
-    assert_eq!(run(&nodf, &f, In, 1500).0, Err(DropReason::TooBig));
+    let (res, out) = run(&nodf, &f, In, 1500);
+    assert_eq!(res, Ok(Applied::Fragment));
+    assert_eq!(out[23], 4, "IPIP outer header");
+    assert_eq!(out[20] & 0x40, 0, "outer DF clear, as the inner's");
+    // In an IPv6 tunnel it is not fragmented.
+    let f6 = fwd(
+        tunnel(TunType::Ipip, TunCsum::NoCsum),
+        v6("2001:db8::5"),
+        80,
+        v,
+        80,
+    );
+    assert_eq!(run(&nodf, &f6, In, 1500).0, Err(DropReason::TooBig));
     // An MTU so small the packet would fit the announced one: dropped.
     let small = Pkt::tcp(c, 40000, v, 80)
         .with(|p| p.payload.clear())
@@ -1092,7 +1147,19 @@ fn direct_paths_match_apply() {
                             FwdMethod::Tunnel { .. } => {
                                 apply_direct_tunnel(&mut direct, &h, &f, dir, &env(&direct_id, mtu))
                             }
-                            _ => apply_direct(direct.data_mut(), &h, &f, dir, RS_MAC, LB_OUT_MAC),
+                            // The datapath checks the MTU before the direct
+                            // NAT/DR rewrite, which does not.
+                            _ => {
+                                h.l3_len <= mtu
+                                    && apply_direct(
+                                        direct.data_mut(),
+                                        &h,
+                                        &f,
+                                        dir,
+                                        RS_MAC,
+                                        LB_OUT_MAC,
+                                    )
+                            }
                         };
                         let case = format!("{method:?} {dir:?} udp={udp} ttl={ttl} df={df} tos={tos:#x} pad={pad} vlan={vlan:?} mtu={mtu} headroom={headroom}");
                         if done {

@@ -237,11 +237,17 @@ pub fn apply<B: PacketBuf>(
     let overhead = ip_len + encap;
     let inner_len = h.l3_len as usize;
     let total = inner_len + overhead;
-    if total > env.mtu as usize {
+    // Too big with DF clear: the outer IPv4 packet is sent in fragments,
+    // as the kernel's tunnel transmit does (the outer DF copies the
+    // inner's). An outer IPv6 header is not fragmented here.
+    let fragment = total > env.mtu as usize;
+    if fragment {
         if inner_v6 || h.dont_frag {
             return icmp::too_big(buf, h, env, (env.mtu as usize).saturating_sub(overhead));
         }
-        return Err(DropReason::TooBig);
+        if outer_v6 || total > u16::MAX as usize {
+            return Err(DropReason::TooBig);
+        }
     }
 
     let l3 = h.l3_offset as usize;
@@ -358,7 +364,11 @@ pub fn apply<B: PacketBuf>(
             }
         }
     }
-    Ok(Applied::Transmit)
+    Ok(if fragment {
+        Applied::Fragment
+    } else {
+        Applied::Transmit
+    })
 }
 
 /// [`apply`]'s common IPIP case, without its general checks: an untagged
