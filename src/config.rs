@@ -32,6 +32,8 @@ pub struct Config {
     pub lb: LbConfig,
     #[serde(default)]
     pub icmp: IcmpConfig,
+    #[serde(default)]
+    pub fragments: FragmentsConfig,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConfig>,
     #[serde(default, rename = "route")]
@@ -184,6 +186,48 @@ impl IcmpConfig {
         }
     }
 }
+
+/// IP reassembly, per worker (fragments are reassembled by the worker
+/// they arrive at): like the kernel's `ipfrag_time` and
+/// `ipfrag_high_thresh`, in datagrams and fragments rather than bytes.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FragmentsConfig {
+    /// Datagrams being reassembled at a time; beyond, the oldest is given up.
+    pub max_datagrams: usize,
+    /// Fragments held at a time (each holds an mbuf); likewise.
+    pub max_fragments: usize,
+    /// Milliseconds a datagram may take to arrive whole.
+    pub timeout_ms: u64,
+    /// Buffers of 64 KiB shared by the workers for datagrams that do not
+    /// fit a packet mbuf once reassembled; 0: such datagrams are dropped.
+    pub big_buffers: u32,
+}
+
+impl Default for FragmentsConfig {
+    fn default() -> Self {
+        let d = crate::net::reassembly::ReassemblyConfig::default();
+        FragmentsConfig {
+            max_datagrams: d.max_datagrams,
+            max_fragments: d.max_fragments,
+            timeout_ms: d.timeout_ms,
+            big_buffers: 63,
+        }
+    }
+}
+
+impl FragmentsConfig {
+    pub fn reassembly(&self) -> crate::net::reassembly::ReassemblyConfig {
+        crate::net::reassembly::ReassemblyConfig {
+            max_datagrams: self.max_datagrams,
+            max_fragments: self.max_fragments,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+}
+
+/// Data room of a big buffer: the largest an mbuf can have.
+pub const BIG_DATA_ROOM: u16 = u16::MAX;
 
 /// A static route: `prefix` reached through `via` on port `port`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -528,6 +572,7 @@ impl Config {
     /// Bytes of the packet pool (mbufs with their headers and headroom).
     pub fn pool_bytes(&self) -> u64 {
         self.workers.mbufs as u64 * (self.mbuf_data_room() as u64 + MBUF_OVERHEAD)
+            + self.fragments.big_buffers as u64 * (BIG_DATA_ROOM as u64 + MBUF_OVERHEAD)
     }
 
     /// Data room of each mbuf in the packet pool: 128 bytes of headroom

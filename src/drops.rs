@@ -10,7 +10,7 @@
 //! drop is counted once, by whoever ends the frame's custody.
 //!
 //! With it, every worker balances exactly (see [`Tally`]):
-//! `rx + handoff_in + originated = tx + handoff_out + held + dropped`.
+//! `rx + handoff_in + originated = tx + handoff_out + held + reassembled + dropped`.
 
 use std::fmt;
 
@@ -53,8 +53,14 @@ drop_reasons! {
     Malformed = "malformed",
     /// Neither IPv4, IPv6 nor ARP.
     NotIp = "not_ip",
-    /// An IP fragment: rvs does not reassemble.
+    /// An IP fragment that cannot be reassembled: empty, not a multiple of 8 bytes before the last, beyond 64 KiB, or IPv6 with headers before its Fragment header.
     Fragment = "fragment",
+    /// A fragment overlapping or contradicting another of its datagram: the whole datagram is dropped (RFC 5722).
+    FragOverlap = "frag_overlap",
+    /// Fragments of a datagram given up for newer ones: too many datagrams or fragments waiting.
+    FragEvicted = "frag_evicted",
+    /// Fragments of a datagram not whole in time.
+    FragTimeout = "frag_timeout",
     /// To a VIP but neither TCP nor UDP, nor an ICMP error about a connection.
     UnsupportedProtocol = "unsupported_protocol",
     // The input checks a kernel applies before IPVS sees a packet.
@@ -128,7 +134,7 @@ drop_reasons! {
     TtlExceeded = "ttl_exceeded",
     /// Larger than the egress MTU, and neither answerable with an ICMP error nor to be fragmented (an ICMP error with DF, DF clear in an IPv6 tunnel, over 64 KiB once encapsulated).
     TooBig = "too_big",
-    /// To be fragmented, but no buffer for a fragment or too many packets waiting for fragmentation (the packet is dropped whole).
+    /// To be fragmented or reassembled, but no buffer for it or too many packets waiting (the packet or datagram is dropped whole).
     FragNoBuffer = "frag_no_buffer",
     /// An ICMP error was due (time exceeded, fragmentation needed, packet too big) and the rate limits held it back.
     IcmpRateLimited = "icmp_rate_limited",
@@ -200,9 +206,11 @@ impl DropCounts {
 /// One worker's frame accounting. Each frame it takes in (from a port,
 /// from another worker, or made by it: ARP/ND requests, announcements)
 /// ends up in exactly one of: transmitted, handed to another worker,
-/// held for a neighbour (a gauge: released frames go on to `tx`), or
-/// dropped with a reason. So, at any moment the worker is between loops:
-/// `rx + handoff_in + originated == tx + handoff_out + held + dropped`.
+/// held for a neighbour or for reassembly (a gauge: released frames go on
+/// to `tx`), merged into a reassembled datagram (which is counted as
+/// originated), or dropped with a reason. So, at any moment the worker is
+/// between loops:
+/// `rx + handoff_in + originated == tx + handoff_out + held + reassembled + dropped`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub rx: u64,
@@ -211,6 +219,8 @@ pub struct Tally {
     pub tx: u64,
     pub handoff_out: u64,
     pub held: u64,
+    /// Fragments whose data left in a reassembled datagram.
+    pub reassembled: u64,
     pub drops: DropCounts,
 }
 
@@ -222,7 +232,7 @@ impl Tally {
 
     /// Frames whose fate is known (held ones included).
     pub fn accounted(&self) -> u64 {
-        self.tx + self.handoff_out + self.held + self.drops.total()
+        self.tx + self.handoff_out + self.held + self.reassembled + self.drops.total()
     }
 
     /// True when every frame is accounted for.
@@ -240,6 +250,7 @@ impl Tally {
             t.tx += x.tx;
             t.handoff_out += x.handoff_out;
             t.held += x.held;
+            t.reassembled += x.reassembled;
             for (a, b) in t.drops.0.iter_mut().zip(x.drops.0.iter()) {
                 *a += b;
             }

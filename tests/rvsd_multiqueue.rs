@@ -205,7 +205,11 @@ addresses = ["198.18.6.1/24"]
             .map(|(_, v)| v)
             .sum();
         g("worker.rx") + g("worker.handoff_in") + g("worker.originated")
-            == g("worker.tx") + g("worker.handoff_out") + g("worker.held") + g("worker.dropped")
+            == g("worker.tx")
+                + g("worker.handoff_out")
+                + g("worker.held")
+                + g("worker.reassembled")
+                + g("worker.dropped")
             && drops == g("worker.dropped")
     };
     let mut k2 = lab.counters();

@@ -7,7 +7,7 @@ use crate::datapath::{Datapath, Outcome};
 use crate::dataplane::worker::Pipeline;
 use crate::dataplane::{Mbuf, Mempool, BURST_SIZE};
 use crate::drops::Tally;
-use crate::ids::PortIndex;
+use crate::ids::{PortIndex, WorkerIndex};
 use crate::lb::time::Timestamp;
 
 /// The TSC as the lb core's millisecond clock; one epoch for every lcore,
@@ -28,6 +28,10 @@ impl Clock {
 pub struct LbWorker {
     pub datapath: Datapath<Mbuf>,
     pub pool: Arc<Mempool>,
+    /// Buffers for reassembled datagrams larger than `room`.
+    pub big_pool: Option<Arc<Mempool>>,
+    /// Bytes a packet mbuf holds after its headroom.
+    pub room: usize,
     pub clock: Clock,
     /// The time at the last tick: every burst of a loop sees one `now`.
     now: Timestamp,
@@ -38,6 +42,8 @@ impl LbWorker {
         LbWorker {
             datapath,
             pool,
+            big_pool: None,
+            room: 0,
             clock,
             now: Timestamp::ZERO,
         }
@@ -56,8 +62,18 @@ impl Pipeline for LbWorker {
 
     fn tick(&mut self, now_tsc: u64, out: &mut Vec<(PortIndex, Mbuf)>, tally: &mut Tally) {
         self.now = self.clock.now(now_tsc);
-        let pool = &self.pool;
-        self.datapath
-            .tick(self.now, || Mbuf::alloc(pool), out, tally);
+        let (pool, big) = (&self.pool, &self.big_pool);
+        let room = self.room;
+        // Reassembled datagrams larger than a packet mbuf come from the
+        // pool of big buffers.
+        let alloc = |n: usize| match n <= room {
+            true => Mbuf::alloc(pool),
+            false => big.as_ref().and_then(|b| Mbuf::alloc(b)),
+        };
+        self.datapath.tick(self.now, alloc, out, tally);
+    }
+
+    fn handoffs(&mut self, out: &mut Vec<(WorkerIndex, PortIndex, Mbuf)>) {
+        out.extend(self.datapath.take_handoffs());
     }
 }

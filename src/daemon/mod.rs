@@ -214,11 +214,22 @@ pub fn run(cfg: &Config, opts: RunOptions) -> Result<Summary, String> {
             )
         })?,
     );
+    // Reassembled datagrams too big for a packet mbuf. Freed, like the
+    // packet pool, only once the ports (whose tx rings may hold its
+    // buffers) are closed.
+    let big_pool = match (cfg.fragments.big_buffers, opts.mode) {
+        (0, _) | (_, Mode::L2Fwd) => None,
+        (n, Mode::Lb) => Some(Arc::new(
+            Mempool::new(&eal, "rvs_big", n, 0, crate::config::BIG_DATA_ROOM, -1)
+                .map_err(|e| format!("reassembly pool of {n} buffers of 64 KiB: {e}"))?,
+        )),
+    };
     let started = ports::start(&eal, cfg, nq, &pool)?;
     let result = match opts.mode {
         Mode::L2Fwd => run_l2fwd(&eal, cfg, &opts, &lcores, started),
-        Mode::Lb => run_lb(&eal, cfg, &opts, &lcores, started, &pool),
+        Mode::Lb => run_lb(&eal, cfg, &opts, &lcores, started, &pool, &big_pool),
     };
+    drop(big_pool);
     drop(pool);
     drop(eal);
     result
@@ -330,6 +341,7 @@ fn run_lb(
     lcores: &[LcoreId],
     started: Started,
     pool: &Arc<Mempool>,
+    big_pool: &Option<Arc<Mempool>>,
 ) -> Result<Summary, String> {
     let nw = lcores.len();
     let hz = crate::dataplane::tsc_hz().max(1000);
@@ -442,6 +454,7 @@ fn run_lb(
             ip_id_start: (w as u16).wrapping_mul(0x4000),
         })
         .with_icmp_limit(cfg.icmp.per_worker(lcores.len()))
+        .with_reassembly(cfg.fragments.reassembly())
         .with_links(Links {
             snaps,
             neighs,
@@ -452,7 +465,9 @@ fn run_lb(
         if let Some(o) = &owner {
             datapath = datapath.with_owners(WorkerIndex(w as u16), o.clone(), sides.clone());
         }
-        let pipeline = LbWorker::new(datapath, pool.clone(), clock);
+        let mut pipeline = LbWorker::new(datapath, pool.clone(), clock);
+        pipeline.big_pool = big_pool.clone();
+        pipeline.room = cfg.mbuf_data_room() as usize - crate::config::MBUF_HEADROOM;
         let flag = run_flag.clone();
         let ho = handoffs.pop();
         let lat = lat_slots[w].clone();
@@ -632,6 +647,7 @@ impl Summary {
                 "lcore": l.0, "rx": c.tally.rx, "tx": c.tally.tx,
                 "handoff_out": c.tally.handoff_out, "handoff_in": c.tally.handoff_in,
                 "originated": c.tally.originated, "held": c.tally.held,
+                "reassembled": c.tally.reassembled,
                 "dropped": c.tally.drops.total(), "balanced": c.tally.balanced(),
                 "loops": c.loops, "idle_loops": c.idle_loops,
                 "drops": c.tally.drops.iter()
@@ -660,13 +676,14 @@ fn tally_line(t: &Tally) -> String {
         .map(|(r, n)| format!("{} {n}", r.name()))
         .collect();
     format!(
-        "rx {} pkts, handed in {}, made {}; tx {} pkts, handed off {}, held {}, dropped {}{}; {}",
+        "rx {} pkts, handed in {}, made {}; tx {} pkts, handed off {}, held {}, reassembled {}, dropped {}{}; {}",
         t.rx,
         t.handoff_in,
         t.originated,
         t.tx,
         t.handoff_out,
         t.held,
+        t.reassembled,
         t.drops.total(),
         if drops.is_empty() {
             String::new()

@@ -103,6 +103,7 @@ impl Runtime for DaemonRuntime {
         m.insert("worker.tx".into(), t.tx);
         m.insert("worker.handoff_out".into(), t.handoff_out);
         m.insert("worker.held".into(), t.held);
+        m.insert("worker.reassembled".into(), t.reassembled);
         m.insert("worker.dropped".into(), t.drops.total());
         for (r, n) in t.drops.iter() {
             m.insert(format!("drop.{}", r.name()), n);

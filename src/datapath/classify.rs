@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Datapath, Outcome, BURST};
+use super::{Datapath, HoldFor, Outcome, BURST};
 use crate::drops::DropReason;
 use crate::ids::PortIndex;
 use crate::lb::engine::{Direction, PacketMeta, Verdict};
@@ -145,7 +145,8 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         if h.is_fragment() {
-            return Outcome::Drop(DropReason::Fragment);
+            self.hold_next = HoldFor::reassembly(port);
+            return Outcome::Hold;
         }
         let proto = match h.protocol {
             IpProtocol::TCP => Protocol::Tcp,

@@ -21,7 +21,7 @@ impl<B: PacketBuf> Datapath<B> {
     pub(super) fn send_fragments(
         &mut self,
         now: Timestamp,
-        alloc: &mut impl FnMut() -> Option<B>,
+        alloc: &mut impl FnMut(usize) -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
         tally: &mut Tally,
     ) {
@@ -42,7 +42,7 @@ impl<B: PacketBuf> Datapath<B> {
             made.clear();
             for k in 1..plan.count() {
                 let len = plan.frame_len(k);
-                let Some(mut b) = alloc() else { break };
+                let Some(mut b) = alloc(len) else { break };
                 let Some(room) = b.append(len) else { break };
                 plan.write(buf.data(), k, room);
                 made.push(b);

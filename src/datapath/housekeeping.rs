@@ -73,11 +73,14 @@ impl<B: PacketBuf> Datapath<B> {
     pub fn tick(
         &mut self,
         now: Timestamp,
-        mut alloc: impl FnMut() -> Option<B>,
+        mut alloc: impl FnMut(usize) -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
         tally: &mut Tally,
     ) {
         self.pick_up_snapshot();
+        if self.reassembly.has_complete() {
+            self.send_reassembled(now, &mut alloc, out, tally);
+        }
         if !self.to_fragment.is_empty() {
             self.send_fragments(now, &mut alloc, out, tally);
         }
@@ -94,6 +97,7 @@ impl<B: PacketBuf> Datapath<B> {
             self.next_housekeeping = Timestamp(now.0 + HOUSEKEEPING_MS);
             self.housekeeping(now);
             self.expire_held(now, tally);
+            self.expire_fragments(now, tally);
         }
         self.send_requests(now, due, &mut alloc, out, tally);
     }
@@ -103,7 +107,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// next millisecond.
     fn announce(
         &mut self,
-        alloc: &mut impl FnMut() -> Option<B>,
+        alloc: &mut impl FnMut(usize) -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
         tally: &mut Tally,
     ) -> bool {

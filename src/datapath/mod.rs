@@ -31,6 +31,7 @@ use crate::ids::{PortIndex, WorkerIndex};
 use crate::lb::engine::Engine;
 use crate::lb::rules::Snapshot;
 use crate::lb::time::Timestamp;
+use crate::net::reassembly::{Reassembly, ReassemblyConfig};
 use crate::net::{self, AddrSet, Learned, NeighSnapshot, NetConfig, Pending, Resolved, RouteTable};
 use crate::rss::OwnerMap;
 use crate::wire::buf::PacketBuf;
@@ -42,6 +43,7 @@ mod hops;
 mod housekeeping;
 mod neighbours;
 mod owner;
+mod reassemble;
 mod route;
 
 #[cfg(test)]
@@ -78,6 +80,8 @@ struct HoldFor {
     next_hop: IpAddr,
     /// Set when the frame leaves in fragments.
     fragment: Option<Fragment>,
+    /// A fragment to reassemble (`port` is where it came in).
+    reassemble: bool,
 }
 
 /// How to fragment a held frame.
@@ -100,6 +104,17 @@ impl HoldFor {
             port,
             next_hop,
             fragment: None,
+            reassemble: false,
+        }
+    }
+
+    /// A fragment that came in on `port`, for reassembly.
+    const fn reassembly(port: PortIndex) -> Self {
+        HoldFor {
+            port,
+            next_hop: UNSPECIFIED,
+            fragment: None,
+            reassemble: true,
         }
     }
 }
@@ -148,6 +163,10 @@ pub struct Datapath<B> {
     hold_next: HoldFor,
     /// Rewritten frames to send as fragments at the next tick.
     to_fragment: Vec<(HoldFor, B)>,
+    /// Fragments waiting for the rest of their datagram.
+    reassembly: Reassembly<B>,
+    /// Reassembled datagrams another worker owns (worker, in port).
+    handoffs: Vec<(WorkerIndex, PortIndex, B)>,
     /// Next hops to send a request for, sent at the next tick.
     requests: Vec<(PortIndex, IpAddr)>,
     resolved: Vec<Resolved<B>>,
@@ -198,6 +217,8 @@ impl<B: PacketBuf> Datapath<B> {
             holds: [HoldFor::NONE; BURST],
             hold_next: HoldFor::NONE,
             to_fragment: Vec::with_capacity(fragments::BACKLOG),
+            reassembly: Reassembly::new(ReassemblyConfig::default()),
+            handoffs: Vec::new(),
             requests: Vec::with_capacity(64),
             resolved: Vec::with_capacity(256),
             learned: Vec::with_capacity(64),
@@ -224,6 +245,18 @@ impl<B: PacketBuf> Datapath<B> {
         self.owners = Some(owners);
         self.sides = sides;
         self
+    }
+
+    /// Limits on the fragments this worker reassembles.
+    pub fn with_reassembly(mut self, cfg: ReassemblyConfig) -> Self {
+        self.reassembly = Reassembly::new(cfg);
+        self
+    }
+
+    /// Reassembled datagrams to hand to the worker owning them, with the
+    /// port they came in on (made at a tick).
+    pub fn take_handoffs(&mut self) -> std::vec::Drain<'_, (WorkerIndex, PortIndex, B)> {
+        self.handoffs.drain(..)
     }
 
     /// Limits on the ICMP errors this worker sends (the kernel's defaults
@@ -255,9 +288,10 @@ impl<B: PacketBuf> Datapath<B> {
         &self.neigh
     }
 
-    /// How many frames wait for a next hop.
+    /// How many frames are held: waiting for a next hop, for
+    /// fragmentation, or for the rest of their datagram.
     pub fn held(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.to_fragment.len() + self.reassembly.held()
     }
 
     /// True when `addr` is a VIP of the current configuration.
@@ -359,6 +393,10 @@ impl<B: PacketBuf> Datapath<B> {
     /// tick sends it in fragments.
     pub fn hold(&mut self, index: usize, buf: B, now: Timestamp, tally: &mut Tally) {
         let why = self.holds[index.min(BURST - 1)];
+        if why.reassemble {
+            self.reassemble(why.port, buf, now, tally);
+            return;
+        }
         if why.fragment.is_some() {
             if self.to_fragment.len() < fragments::BACKLOG {
                 self.to_fragment.push((why, buf));

@@ -20,10 +20,10 @@ impl<B: PacketBuf> Datapath<B> {
     /// A frame made by `build` in a buffer from `alloc`; counted as
     /// originated by the caller once it is in `out`.
     pub(super) fn make_frame(
-        alloc: &mut impl FnMut() -> Option<B>,
+        alloc: &mut impl FnMut(usize) -> Option<B>,
         build: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> Option<B> {
-        let mut b = alloc()?;
+        let mut b = alloc(FRAME_ROOM)?;
         let room = b.append(FRAME_ROOM)?;
         let n = build(room)?;
         b.trim(FRAME_ROOM - n);
@@ -33,7 +33,7 @@ impl<B: PacketBuf> Datapath<B> {
     /// An ARP request or neighbour solicitation for `ip` on `port`.
     fn request(
         &self,
-        alloc: &mut impl FnMut() -> Option<B>,
+        alloc: &mut impl FnMut(usize) -> Option<B>,
         port: PortIndex,
         ip: IpAddr,
     ) -> Option<B> {
@@ -51,7 +51,7 @@ impl<B: PacketBuf> Datapath<B> {
         &mut self,
         now: Timestamp,
         retry: bool,
-        alloc: &mut impl FnMut() -> Option<B>,
+        alloc: &mut impl FnMut(usize) -> Option<B>,
         out: &mut Vec<(PortIndex, B)>,
         tally: &mut Tally,
     ) {

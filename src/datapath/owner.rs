@@ -25,6 +25,11 @@ impl<B: PacketBuf> Datapath<B> {
     #[inline]
     pub(super) fn foreign_owner(&self, port: PortIndex, h: &Headers) -> Option<WorkerIndex> {
         let owners = self.owners.as_ref()?;
+        // Fragments are reassembled where they arrive (the NIC hashes
+        // them all by addresses alone); the datagram then goes to its owner.
+        if h.is_fragment() {
+            return None;
+        }
         let (addr, p) = if h.is_icmp_error() {
             let i = h.inner?;
             if !i.has_ports {

@@ -157,6 +157,7 @@ impl<B: PacketBuf> Datapath<B> {
                         l3: h.l3_offset,
                         resolved: mac.is_some(),
                     }),
+                    reassemble: false,
                 };
                 Outcome::Hold
             }

@@ -160,7 +160,7 @@ fn unknown_next_hop_holds_the_rewritten_packet() {
 }
 
 #[test]
-fn fragments_and_other_protocols_are_counted_drops() {
+fn fragments_held_and_other_protocols_counted_drops() {
     let mut b = datapath();
     let frag = eth(
         CLI_MAC.0,
@@ -170,7 +170,8 @@ fn fragments_and_other_protocols_are_counted_drops() {
     let mut buf = VecBuf::from_frame(&frag);
     assert_eq!(
         b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
-        Outcome::Drop(DropReason::Fragment)
+        Outcome::Hold,
+        "held for reassembly"
     );
     let gre = eth(
         CLI_MAC.0,
@@ -221,7 +222,7 @@ fn announcements_are_paced() {
         let mut out = Vec::new();
         b.tick(
             Timestamp(ms),
-            || Some(VecBuf::new(2048, 128)),
+            |_| Some(VecBuf::new(2048, 128)),
             &mut out,
             &mut tally,
         );
@@ -392,7 +393,7 @@ fn fragments_without_buffers() {
     hold(&mut b, &mut tally, 5000);
     assert_eq!(tally.held, 1);
     let mut out = Vec::new();
-    b.tick(now, || None, &mut out, &mut tally);
+    b.tick(now, |_| None, &mut out, &mut tally);
     assert!(out.is_empty());
     assert_eq!(tally.drops.get(DropReason::FragNoBuffer), 1);
     assert_eq!(tally.held, 0);
@@ -401,11 +402,72 @@ fn fragments_without_buffers() {
         hold(&mut b, &mut tally, 6000 + i);
     }
     assert_eq!(tally.drops.get(DropReason::FragNoBuffer), 2);
-    b.tick(now, || Some(VecBuf::new(2048, 128)), &mut out, &mut tally);
+    b.tick(now, |_| Some(VecBuf::new(2048, 128)), &mut out, &mut tally);
     assert_eq!(out.len(), 2 * super::fragments::BACKLOG);
     tally.tx += out.len() as u64;
     assert!(out
         .iter()
         .all(|(p, f)| *p == PortIndex(1) && f.len() <= 14 + 1500));
     assert!(tally.balanced(), "{tally:?}");
+}
+
+/// A TCP segment to the NAT service in fragments, in reverse order:
+/// held, reassembled at the tick, NATed, and fragmented again for the
+/// server port's MTU; every frame counted.
+#[test]
+fn fragments_reassembled_then_forwarded() {
+    let mut b = datapath();
+    let mut tally = Tally::default();
+    let mut l4 = syn(4000, 80);
+    l4.extend((0..3000 - 20).map(|i| i as u8));
+    let whole = eth(CLI_MAC.0, 0x0800, &ipv4([192, 0, 2, 10], vip(), 6, &l4, 0));
+    let plan = crate::net::fragment::Plan::new(&whole, 14, 1000).unwrap();
+    let mut frags: Vec<Vec<u8>> = (1..plan.count())
+        .map(|k| {
+            let mut f = vec![0; plan.frame_len(k)];
+            plan.write(&whole, k, &mut f);
+            f
+        })
+        .collect();
+    let mut first = whole.clone();
+    let n = plan.truncate_to_first(&mut first);
+    first.truncate(n);
+    frags.insert(0, first);
+    frags.reverse();
+    let now = Timestamp::ZERO;
+    for f in &frags {
+        let mut buf = VecBuf::from_frame(f);
+        tally.rx += 1;
+        assert_eq!(b.process_one(PortIndex(0), &mut buf, now), Outcome::Hold);
+        b.hold(0, buf, now, &mut tally);
+    }
+    assert_eq!(tally.held, frags.len() as u64);
+    let mut out = Vec::new();
+    b.tick(
+        now,
+        |n| Some(VecBuf::new(n + 256, 128)),
+        &mut out,
+        &mut tally,
+    );
+    // Fragmented again at the next tick (the datagram was held for it).
+    b.tick(
+        now,
+        |n| Some(VecBuf::new(n + 256, 128)),
+        &mut out,
+        &mut tally,
+    );
+    tally.tx += out.len() as u64;
+    assert_eq!(out.len(), 3, "3028 bytes in fragments of 1500: {out:?}");
+    let mut data = Vec::new();
+    for (p, f) in &out {
+        assert_eq!(*p, PortIndex(1));
+        let f = f.data();
+        assert_eq!(f[30..34], [10, 1, 0, 11], "NATed to the real server");
+        data.extend_from_slice(&f[34..]);
+    }
+    assert_eq!(data[2..4], [0x1f, 0x90], "the port too");
+    assert_eq!(data[20..], l4[20..]);
+    assert_eq!(tally.reassembled, frags.len() as u64);
+    assert!(tally.balanced(), "{tally:?}");
+    assert_eq!(b.held(), 0);
 }

@@ -41,6 +41,10 @@ pub trait Pipeline {
     /// Frames pushed to `out` are transmitted; `tally` learns what the
     /// pipeline made and what became of the packets it holds.
     fn tick(&mut self, _now_tsc: u64, _out: &mut Vec<(PortIndex, Mbuf)>, _tally: &mut Tally) {}
+
+    /// Frames the last tick made for other workers: (worker, the port
+    /// index it came in on, frame). Handed off by the loop.
+    fn handoffs(&mut self, _out: &mut Vec<(WorkerIndex, PortIndex, Mbuf)>) {}
 }
 
 /// Plain L2 forwarding: everything received on port i leaves on `peer[i]`.
@@ -82,6 +86,7 @@ pub struct WorkerStats {
     pub tx: AtomicU64,
     pub handoff_out: AtomicU64,
     pub held: AtomicU64,
+    pub reassembled: AtomicU64,
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
@@ -96,6 +101,7 @@ impl Default for WorkerStats {
             tx: AtomicU64::new(0),
             handoff_out: AtomicU64::new(0),
             held: AtomicU64::new(0),
+            reassembled: AtomicU64::new(0),
             loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -121,6 +127,7 @@ impl WorkerStats {
             tx: ld(&self.tx),
             handoff_out: ld(&self.handoff_out),
             held: ld(&self.held),
+            reassembled: ld(&self.reassembled),
             ..Default::default()
         };
         for (d, a) in tally.drops.0.iter_mut().zip(&self.drops) {
@@ -142,6 +149,7 @@ impl WorkerStats {
         st(&self.tx, t.tx);
         st(&self.handoff_out, t.handoff_out);
         st(&self.held, t.held);
+        st(&self.reassembled, t.reassembled);
         for (a, v) in self.drops.iter().zip(t.drops.0.iter()) {
             st(a, *v);
         }
@@ -266,6 +274,8 @@ pub struct Worker<P: Pipeline> {
     pending_handoff: u64,
     /// Frames the pipeline emits from `tick` (capacity kept across loops).
     emitted: Vec<(PortIndex, Mbuf)>,
+    /// Frames the pipeline's tick made for other workers.
+    tick_handoffs: Vec<(WorkerIndex, PortIndex, Mbuf)>,
     /// Per-burst processing time in TSC ticks (rx to tx of one burst), when
     /// measuring: recording is a few instructions, no allocation.
     latency: Option<hdrhistogram::Histogram<u64>>,
@@ -288,6 +298,7 @@ impl<P: Pipeline> Worker<P> {
             tally: Tally::default(),
             pending_handoff: 0,
             emitted: Vec::with_capacity(2 * BURST_SIZE),
+            tick_handoffs: Vec::new(),
             latency: None,
             latency_control: None,
         }
@@ -381,6 +392,18 @@ impl<P: Pipeline> Worker<P> {
         }
         self.pipeline
             .tick(now_tsc, &mut self.emitted, &mut self.tally);
+        self.pipeline.handoffs(&mut self.tick_handoffs);
+        if !self.tick_handoffs.is_empty() {
+            let mut hs = std::mem::take(&mut self.tick_handoffs);
+            for (to, port, m) in hs.drain(..) {
+                match self.rx.get(port.get()).map(|q| q.port().0) {
+                    Some(in_port) => self.hand_off(to, in_port, m),
+                    None => self.tally.drops.bump(DropReason::NoPort),
+                }
+            }
+            self.tick_handoffs = hs;
+            self.flush_handoff();
+        }
         if !self.emitted.is_empty() {
             let mut emitted = std::mem::take(&mut self.emitted);
             for (port, m) in emitted.drain(..) {
@@ -399,7 +422,7 @@ impl<P: Pipeline> Worker<P> {
 
     fn signature(&self) -> (u64, u64, u64, u64) {
         let t = &self.tally;
-        (t.rx, t.handoff_in, t.originated, t.held)
+        (t.rx, t.handoff_in, t.originated, t.held + t.reassembled)
     }
 
     /// Send what was queued for other workers; a full ring drops.

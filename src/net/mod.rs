@@ -40,6 +40,7 @@ pub mod neigh;
 pub mod pending;
 pub mod policy;
 pub mod publish;
+pub mod reassembly;
 pub mod route;
 
 #[cfg(test)]

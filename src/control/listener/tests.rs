@@ -248,7 +248,8 @@ fn trickling_clients_and_churn_never_lock_a_client_out() {
     let t0 = Instant::now();
     let mut worst = Duration::ZERO;
     let mut n = 0;
-    while t0.elapsed() < Duration::from_secs(3) {
+    // Ten answers while the abuse goes on, however busy the machine.
+    while n < 10 && t0.elapsed() < Duration::from_secs(30) {
         let t = Instant::now();
         let a = ask(&srv.path, CLEAR);
         assert!(a.contains("\"ok\""), "request {n}: {a:?}");
