@@ -33,7 +33,10 @@ impl<B: PacketBuf> Datapath<B> {
                 tally.drops.bump(DropReason::FragNoBuffer);
                 continue;
             };
-            let Ok(plan) = Plan::new(buf.data(), frag.l3 as usize, frag.mtu as usize) else {
+            // IPv6 fragments need an id of ours: this worker's, counting.
+            let ident = 0x8000_0000 | (self.me.0 as u32) << 16 | self.next_ip_id() as u32;
+            let Ok(plan) = Plan::with_ident(buf.data(), frag.l3 as usize, frag.mtu as usize, ident)
+            else {
                 // The rewrite said it was too big and fragmentable; a
                 // frame that is not is a bug, counted rather than sent.
                 tally.drops.bump(DropReason::TooBig);
@@ -67,5 +70,11 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         self.to_fragment = queue;
+    }
+
+    fn next_ip_id(&self) -> u16 {
+        let id = self.ip_id.get();
+        self.ip_id.set(id.wrapping_add(1));
+        id
     }
 }

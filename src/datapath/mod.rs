@@ -165,6 +165,8 @@ pub struct Datapath<B> {
     to_fragment: Vec<(HoldFor, B)>,
     /// Fragments waiting for the rest of their datagram.
     reassembly: Reassembly<B>,
+    /// Set while a datagram reassembled here is decided.
+    refragment: bool,
     /// Reassembled datagrams another worker owns (worker, in port).
     handoffs: Vec<(WorkerIndex, PortIndex, B)>,
     /// Next hops to send a request for, sent at the next tick.
@@ -218,6 +220,7 @@ impl<B: PacketBuf> Datapath<B> {
             hold_next: HoldFor::NONE,
             to_fragment: Vec::with_capacity(fragments::BACKLOG),
             reassembly: Reassembly::new(ReassemblyConfig::default()),
+            refragment: false,
             handoffs: Vec::new(),
             requests: Vec::with_capacity(64),
             resolved: Vec::with_capacity(256),

@@ -68,7 +68,10 @@ impl<B: PacketBuf> Datapath<B> {
             drop(c);
             tally.reassembled += n;
             tally.originated += 1;
-            match self.process_one(port, &mut b, now) {
+            self.refragment = true;
+            let o = self.process_one(port, &mut b, now);
+            self.refragment = false;
+            match o {
                 Outcome::Tx(p) => out.push((p, b)),
                 Outcome::Hold => self.hold(0, b, now, tally),
                 Outcome::Handoff(w) => self.handoffs.push((w, port, b)),

@@ -83,6 +83,7 @@ impl<B: PacketBuf> Datapath<B> {
             src_mac: egress.mac(),
             dst_mac: mac,
             mtu,
+            refragment: false,
             ip_id,
         };
         forward::apply_direct_tunnel(buf, h, f, dir, &env).then_some(hop.port)
@@ -138,6 +139,7 @@ impl<B: PacketBuf> Datapath<B> {
             src_mac: egress.mac(),
             dst_mac: mac.unwrap_or(EthernetAddress([0; 6])),
             mtu,
+            refragment: self.refragment,
             ip_id: &self.ip_id,
         };
         match forward::apply(buf, h, f, dir, &env) {

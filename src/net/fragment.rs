@@ -1,5 +1,7 @@
-//! IPv4 output fragmentation, as `ip_fragment` does it for a forwarded
-//! packet whose DF bit is clear and that exceeds the egress MTU.
+//! Output fragmentation: IPv4 as `ip_fragment` does it for a forwarded
+//! packet whose DF bit is clear and that exceeds the egress MTU, and IPv6
+//! for a datagram rvsd reassembled itself (the kernel refragments what its
+//! defragmentation joined; a router never fragments IPv6 otherwise).
 //!
 //! Sans-IO: a [`Plan`] is read from the frame (Ethernet and VLAN header
 //! before `l3`, then the IPv4 packet); [`Plan::write`] writes fragment `k`
@@ -13,7 +15,7 @@
 //! fragment after the first (so all headers have the same length); the IP
 //! id is the packet's own.
 
-use crate::wire::ipv4;
+use crate::wire::{ipv4, ipv6};
 
 /// Option kinds (RFC 791): end of list, no-op; bit 7 = copied on
 /// fragmentation.
@@ -45,13 +47,27 @@ pub struct Plan {
     /// The packet's own offset (bytes) and MF: a fragment fragmented again.
     base_offset: usize,
     base_more: bool,
+    /// IPv6: the Fragment header's id (and the original next header).
+    v6: Option<(u32, u8)>,
 }
+
+/// The IPv6 Fragment header's length and protocol number.
+const FRAG_HDR: usize = 8;
+const IPV6_FRAGMENT: u8 = 44;
 
 impl Plan {
     /// The split of the IPv4 packet at `frame[l3..]` into fragments of at
     /// most `mtu` IP bytes.
     pub fn new(frame: &[u8], l3: usize, mtu: usize) -> Result<Plan, Refused> {
+        Self::with_ident(frame, l3, mtu, 0)
+    }
+
+    /// [`Plan::new`], with the id an IPv6 packet's fragments carry.
+    pub fn with_ident(frame: &[u8], l3: usize, mtu: usize, ident: u32) -> Result<Plan, Refused> {
         let ip = frame.get(l3..).ok_or(Refused::Malformed)?;
+        if ip.first().is_some_and(|b| b >> 4 == 6) {
+            return Self::v6(ip, l3, mtu, ident);
+        }
         let p = ipv4::Packet::new_checked(ip).map_err(|_| Refused::Malformed)?;
         let ihl = p.header_len() as usize;
         let total = p.total_len() as usize;
@@ -69,6 +85,34 @@ impl Plan {
             chunk,
             base_offset: p.frag_offset() as usize,
             base_more: p.more_frags(),
+            v6: None,
+        })
+    }
+
+    fn v6(ip: &[u8], l3: usize, mtu: usize, ident: u32) -> Result<Plan, Refused> {
+        let p = ipv6::Packet::new_checked(ip).map_err(|_| Refused::Malformed)?;
+        let nh = p.next_header().0;
+        // Hop-by-hop options must stay first, in every fragment; a packet
+        // that is a fragment already is not fragmented again.
+        if nh == 0 || nh == IPV6_FRAGMENT {
+            return Err(Refused::Malformed);
+        }
+        let payload = p.payload_len() as usize;
+        if ipv6::HEADER_LEN + payload <= mtu || mtu < 1280 {
+            return Err(Refused::Mtu);
+        }
+        let chunk = mtu.saturating_sub(ipv6::HEADER_LEN + FRAG_HDR) & !7;
+        if chunk < 8 {
+            return Err(Refused::Mtu);
+        }
+        Ok(Plan {
+            l3,
+            ihl: ipv6::HEADER_LEN,
+            payload,
+            chunk,
+            base_offset: 0,
+            base_more: false,
+            v6: Some((ident, nh)),
         })
     }
 
@@ -79,7 +123,15 @@ impl Plan {
 
     /// The frame length of fragment `k`.
     pub fn frame_len(&self, k: usize) -> usize {
-        self.l3 + self.ihl + self.chunk_len(k)
+        self.l3 + self.ihl + self.frag_hdr() + self.chunk_len(k)
+    }
+
+    fn frag_hdr(&self) -> usize {
+        if self.v6.is_some() {
+            FRAG_HDR
+        } else {
+            0
+        }
     }
 
     fn chunk_len(&self, k: usize) -> usize {
@@ -94,6 +146,13 @@ impl Plan {
         let hdr_end = self.l3 + self.ihl;
         let start = hdr_end + k * self.chunk;
         let len = self.chunk_len(k);
+        if let Some((ident, nh)) = self.v6 {
+            out[..hdr_end].copy_from_slice(&frame[..hdr_end]);
+            let data = hdr_end + FRAG_HDR;
+            out[data..data + len].copy_from_slice(&frame[start..start + len]);
+            self.finish_v6(&mut out[self.l3..data], k, len, ident, nh);
+            return;
+        }
         out[..hdr_end].copy_from_slice(&frame[..hdr_end]);
         out[hdr_end..hdr_end + len].copy_from_slice(&frame[start..start + len]);
         strip_uncopied_options(&mut out[self.l3 + ipv4::HEADER_LEN..hdr_end]);
@@ -104,8 +163,29 @@ impl Plan {
     /// (the caller trims the buffer to it). Call after writing the others.
     pub fn truncate_to_first(&self, frame: &mut [u8]) -> usize {
         let hdr_end = self.l3 + self.ihl;
+        if let Some((ident, nh)) = self.v6 {
+            // The data moves up for the Fragment header; the packet was
+            // over the MTU, so the first fragment still fits its buffer.
+            let data = hdr_end + FRAG_HDR;
+            frame.copy_within(hdr_end..hdr_end + self.chunk, data);
+            self.finish_v6(&mut frame[self.l3..data], 0, self.chunk, ident, nh);
+            return data + self.chunk;
+        }
         self.finish_header(&mut frame[self.l3..hdr_end], 0, self.chunk);
         hdr_end + self.chunk
+    }
+
+    /// The fixed header and Fragment header of IPv6 fragment `k`.
+    fn finish_v6(&self, hdr: &mut [u8], k: usize, len: usize, ident: u32, nh: u8) {
+        let last = k + 1 == self.count();
+        hdr[ipv6::field::PAYLOAD_LEN].copy_from_slice(&((FRAG_HDR + len) as u16).to_be_bytes());
+        hdr[ipv6::field::NEXT_HEADER] = IPV6_FRAGMENT;
+        let f = &mut hdr[ipv6::HEADER_LEN..];
+        let off = (k * self.chunk) as u16 | u16::from(!last);
+        f[0] = nh;
+        f[1] = 0;
+        f[2..4].copy_from_slice(&off.to_be_bytes());
+        f[4..8].copy_from_slice(&ident.to_be_bytes());
     }
 
     fn finish_header(&self, hdr: &mut [u8], k: usize, len: usize) {
@@ -257,6 +337,49 @@ mod tests {
             assert_eq!(&g[34..46], &[1, 1, 1, 1, 1, 1, 1, 0x83, 3, 4, 0, 0]);
         }
         assert_eq!(reassemble(&frags, 14).0, f[46..]);
+    }
+
+    #[test]
+    fn ipv6_gets_a_fragment_header_and_reassembles() {
+        use crate::net::reassembly::{Reassembly, ReassemblyConfig};
+        use crate::wire::buf::VecBuf;
+        use crate::wire::parse::parse_frame;
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&3000u16.to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        f.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend((0..3000).map(|i| (i * 3) as u8));
+        let plan = Plan::with_ident(&f, 14, 1280, 0xfeed).unwrap();
+        assert_eq!(plan.count(), 3);
+        let mut frags = vec![];
+        for k in 1..plan.count() {
+            let mut b = vec![0u8; plan.frame_len(k)];
+            plan.write(&f, k, &mut b);
+            frags.push(b);
+        }
+        let mut first = f.clone();
+        let n = plan.truncate_to_first(&mut first);
+        first.truncate(n);
+        frags.push(first);
+        let mut r = Reassembly::new(ReassemblyConfig::default());
+        for g in &frags {
+            assert!(g.len() - 14 <= 1280);
+            let h = parse_frame(g).unwrap();
+            assert_eq!(h.frag.unwrap().ident, 0xfeed);
+            r.insert(
+                VecBuf::from_frame(g),
+                &h,
+                0,
+                crate::lb::time::Timestamp(0),
+                |d| panic!("{d:?}"),
+            );
+        }
+        let c = r.take_complete().next().unwrap();
+        let mut whole = vec![0; c.frame_len()];
+        c.write(&mut whole);
+        assert_eq!(whole, f);
     }
 
     #[test]

@@ -31,7 +31,8 @@
 //! - MTU: a packet that would exceed `env.mtu` (after encapsulation, for
 //!   a tunnel) is answered with fragmentation-needed (IPv4 with DF) or
 //!   packet-too-big (IPv6); an IPv4 one with DF clear comes back as
-//!   [`Applied::Fragment`] and the caller sends it in fragments. An IPv4
+//!   [`Applied::Fragment`] and the caller sends it in fragments, as is an
+//!   IPv6 datagram rvs reassembled (`env.refragment`). An IPv4
 //!   packet with DF clear in an IPv6 tunnel that would not fit is dropped
 //!   ([`DropReason::TooBig`]), where the kernel would fragment the outer
 //!   IPv6 packet.
@@ -96,8 +97,12 @@ pub struct Env<'a> {
     /// The next hop's MAC on the egress port (the real server for DR/TUN on
     /// link, the router otherwise).
     pub dst_mac: EthernetAddress,
-    /// Path MTU toward the real server (IP bytes), checked for tunnels.
+    /// MTU of the egress port (IP bytes).
     pub mtu: u16,
+    /// The packet is a datagram rvs reassembled: an IPv6 one over the MTU
+    /// goes out in fragments too (its sender fragmented it already; the
+    /// kernel likewise refragments what it defragmented).
+    pub refragment: bool,
     /// Per-lcore IPv4 identification counter for the headers we create.
     pub ip_id: &'a Cell<u16>,
 }
@@ -178,7 +183,21 @@ pub fn apply<B: PacketBuf>(
     // else rewritten and fragmented by the caller (`ip_vs_xmit`'s MTU
     // check, then the kernel's output path).
     let too_big = hdr.l3_len as usize > env.mtu as usize;
-    if too_big && (hdr.l3 != L3::Ipv4 || hdr.dont_frag) {
+    let may_fragment = match hdr.l3 {
+        L3::Ipv4 => !hdr.dont_frag,
+        // IPv6 links carry at least 1280 bytes (RFC 8200); hop-by-hop
+        // options would have to precede the Fragment header (never the
+        // case for what rvs reassembled, which had its Fragment header first).
+        _ => {
+            env.refragment
+                && env.mtu as usize >= crate::wire::icmpv6::MIN_MTU
+                && !matches!(
+                    buf.data().get(hdr.l3_offset as usize + 6),
+                    Some(0 | 44) | None
+                )
+        }
+    };
+    if too_big && !may_fragment {
         return icmp::too_big(buf, hdr, env, env.mtu as usize);
     }
     let r = if fwd.fwd.is_masq() {

@@ -28,6 +28,7 @@ pub fn env(ip_id: &Cell<u16>, mtu: u16) -> Env<'_> {
         src_mac: LB_OUT_MAC,
         dst_mac: RS_MAC,
         mtu,
+        refragment: false,
         ip_id,
     }
 }
