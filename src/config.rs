@@ -579,10 +579,11 @@ impl Config {
     /// (room for tunnel headers) and 2048 of data, or what the largest
     /// port MTU needs (Ethernet header, two VLAN tags), so that a frame is
     /// always one contiguous segment: jumbo frames cost memory, not a
-    /// chained-mbuf path in every parser.
+    /// chained-mbuf path in every parser. Whole KiB: what NICs' receive
+    /// buffer sizes (and net_af_packet's ring frames) come in.
     pub fn mbuf_data_room(&self) -> u16 {
         let mtu = self.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(0);
-        let frame = (mtu as usize + 14 + 8).next_multiple_of(64).max(2048);
+        let frame = (mtu as usize + 14 + 8).next_multiple_of(1024).max(2048);
         (frame + MBUF_HEADROOM) as u16
     }
 }

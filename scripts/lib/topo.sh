@@ -19,8 +19,8 @@ TOPO_VIP4=10.231.1.100
 TOPO_VIP6=2001:db8:231:1::100
 
 # rs_addr4 LAYOUT N / rs_addr6 LAYOUT N: real server N's address (N from 1).
-topo_rs4() { if [ "$1" = nat ]; then echo "10.231.2.$((10 + $2))"; else echo "10.231.1.$((10 + $2))"; fi; }
-topo_rs6() { if [ "$1" = nat ]; then echo "2001:db8:231:2::$((10 + $2))"; else echo "2001:db8:231:1::$((10 + $2))"; fi; }
+topo_rs4() { if [ "$1" = nat ] || [ "$1" = mtu ]; then echo "10.231.2.$((10 + $2))"; else echo "10.231.1.$((10 + $2))"; fi; }
+topo_rs6() { if [ "$1" = nat ] || [ "$1" = mtu ]; then echo "2001:db8:231:2::$((10 + $2))"; else echo "2001:db8:231:1::$((10 + $2))"; fi; }
 
 # A namespace with one veth into the bridge namespace $sw.
 _topo_host_on_bridge() {
@@ -98,7 +98,12 @@ topo_bpf() {
         -c "$RVS_ROOT/scripts/bpf/tun_decap.c" -o "$TOPO_BPF"
 }
 
-# topo_create LAYOUT ID NSERVERS: build a layout (nat | dr | tun).
+# topo_create LAYOUT ID NSERVERS: build a layout (nat | dr | tun | mtu).
+# mtu is nat with jumbo frames on the client side (MTU 8000 on the client's
+# links and rvsd's client port) and rvsd's server port at MTU 1400 while
+# the real servers' links stay at 1500: client packets over 1400 must be
+# fragmented (DF clear) or answered with fragmentation needed / packet too
+# big (DF, IPv6) by rvsd.
 # Sets TOPO_CLIENT_NS, TOPO_RS_NS (array), TOPO_PORTS (rvsd --port arguments)
 # and TOPO_CONFIG (an rvsd config file with the ports and addresses).
 topo_create() {
@@ -109,7 +114,13 @@ topo_create() {
     _topo_switch "$swc" "$brc" "rc$id"
     _topo_client "$id" "$swc" "$brc"
     TOPO_RS_NS=()
-    if [ "$layout" = nat ]; then
+    if [ "$layout" = mtu ]; then
+        local l
+        ip link set "rc$id" mtu 8000
+        for l in "rc${id}p" "c${id}" "$brc"; do ip -n "$swc" link set "$l" mtu 8000; done
+        ip -n "$TOPO_CLIENT_NS" link set eth0 mtu 8000
+    fi
+    if [ "$layout" = nat ] || [ "$layout" = mtu ]; then
         local sws=rvs-ss-$id
         _topo_switch "$sws" "$brc" "rs$id"
         for i in $(seq 1 "$n"); do _topo_rs nat "$id" "$i" "$sws" "$brc"; TOPO_RS_NS+=("rvs-r$i-$id"); done
@@ -117,17 +128,25 @@ topo_create() {
         for i in $(seq 1 "$n"); do _topo_rs "$layout" "$id" "$i" "$swc" "$brc"; TOPO_RS_NS+=("rvs-r$i-$id"); done
     fi
     TOPO_CONFIG=$RVS_WORK/rvsd-$layout.toml
+    # The mtu layout's ports are net_pcap: net_af_packet would have the
+    # kernel reassemble IPv4 fragments (its fanout defragments) and cut
+    # what does not fit its ring frames, so rvsd's own reassembly would
+    # never be seen.
+    local drv0="net_af_packet0,iface=rc$id" drv1="net_af_packet1,iface=rs$id"
+    [ "$layout" = mtu ] && { drv0="net_pcap0,iface=rc$id"; drv1="net_pcap1,iface=rs$id"; }
     {
         echo "[[port]]"
         echo "name = \"client\""
-        echo "device = \"net_af_packet0,iface=rc$id\""
-        if [ "$layout" = nat ]; then echo 'role = "client"'; else echo 'role = "both"'; fi
+        echo "device = \"$drv0\""
+        if [ "$layout" = dr ] || [ "$layout" = tun ]; then echo 'role = "both"'; else echo 'role = "client"'; fi
+        [ "$layout" = mtu ] && echo 'mtu = 8000'
         echo 'addresses = ["10.231.1.1/24", "2001:db8:231:1::1/64"]'
-        if [ "$layout" = nat ]; then
+        if [ "$layout" = nat ] || [ "$layout" = mtu ]; then
             echo "[[port]]"
             echo "name = \"server\""
-            echo "device = \"net_af_packet1,iface=rs$id\""
+            echo "device = \"$drv1\""
             echo 'role = "server"'
+            [ "$layout" = mtu ] && echo 'mtu = 1400'
             echo 'addresses = ["10.231.2.1/24", "2001:db8:231:2::1/64"]'
         fi
     } >"$TOPO_CONFIG"

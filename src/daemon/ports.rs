@@ -215,6 +215,7 @@ pub(super) fn start(eal: &Eal, cfg: &Config, nq: u16, pool: &Mempool) -> Result<
             rss: rss.clone(),
             promiscuous: true,
             mtu: pc.mtu,
+            mtu_clamp: pc.is_vdev(),
         };
         let (rx, tx) = match port.start(&pcfg, pool) {
             Ok(q) => q,

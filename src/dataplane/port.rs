@@ -65,6 +65,11 @@ pub struct PortConfig {
     pub rss: Option<RssConfig>,
     pub promiscuous: bool,
     pub mtu: Option<u16>,
+    /// Above the device's maximum, configure the device with its maximum
+    /// rather than refuse: virtual devices whose advertised maximum is not
+    /// what they carry (net_af_packet says 1518 bytes and passes whatever
+    /// its ring frames hold).
+    pub mtu_clamp: bool,
 }
 
 impl Default for PortConfig {
@@ -77,6 +82,7 @@ impl Default for PortConfig {
             rss: None,
             promiscuous: true,
             mtu: None,
+            mtu_clamp: false,
         }
     }
 }
@@ -91,6 +97,7 @@ pub struct DevInfo {
     pub hash_key_size: u8,
     pub rss_offloads: u64,
     pub socket: i32,
+    pub max_mtu: u16,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -363,6 +370,14 @@ impl Port {
             hash_key_size: info.hash_key_size,
             rss_offloads: info.flow_type_rss_offloads,
             socket,
+            // What rte_eth_dev_configure checks: the frame (MTU, Ethernet
+            // header and CRC) within max_rx_pktlen, and the MTU within max_mtu.
+            max_mtu: match info.max_rx_pktlen {
+                0 => info.max_mtu,
+                n => info
+                    .max_mtu
+                    .min(n.saturating_sub(18).min(u16::MAX as u32) as u16),
+            },
         })
     }
 
@@ -454,7 +469,22 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = hf;
         }
         if let Some(mtu) = cfg.mtu {
-            conf.rxmode.mtu = mtu as u32;
+            let max = if info.max_mtu == 0 {
+                u16::MAX
+            } else {
+                info.max_mtu
+            };
+            if mtu > max && !cfg.mtu_clamp {
+                return Err(DpdkError::new(
+                    format!(
+                        "{}: mtu {mtu} is above what driver {} takes ({max})",
+                        self.id(),
+                        info.driver
+                    ),
+                    0,
+                ));
+            }
+            conf.rxmode.mtu = mtu.min(max) as u32;
         }
         // SAFETY: conf is fully initialised; the key pointer is valid for the call.
         let ret =
