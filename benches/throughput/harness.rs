@@ -164,6 +164,12 @@ pub enum Traffic {
     SynThenAck {
         rounds: u32,
     },
+    /// `rounds` ACK rounds as `Ack`, each ACK followed by a spoofed SYN
+    /// from a source never seen before (flows `flows..`): a SYN flood at
+    /// the rate of the legitimate traffic.
+    AckUnderFlood {
+        rounds: u32,
+    },
 }
 
 /// Writes `traffic` of `flows` flows as one pcap per queue
@@ -197,7 +203,8 @@ pub fn write_pcaps(
                 .expect("pcap write");
         }
     };
-    let mut acks = |w: &mut Vec<PcapWriter<_>>, rounds: u32| {
+    let mut spoofed = flows;
+    let mut acks = |w: &mut Vec<PcapWriter<_>>, rounds: u32, flood: bool| {
         for r in 0..rounds {
             for i in (1..order.len()).rev() {
                 let j = rng.below(i + 1);
@@ -207,15 +214,22 @@ pub fn write_pcaps(
                 w[owner[k as usize] as usize]
                     .write(&tcp_frame(&spec, k, 0x10, 1001 + r, 5001, 0))
                     .expect("pcap write");
+                if flood {
+                    w[split.queue(&spec, spoofed)]
+                        .write(&tcp_frame(&spec, spoofed, 0x02, 1000, 0, 0))
+                        .expect("pcap write");
+                    spoofed += 1;
+                }
             }
         }
     };
     match traffic {
         Traffic::Syn => syn(&mut w),
-        Traffic::Ack { rounds } => acks(&mut w, rounds),
+        Traffic::Ack { rounds } => acks(&mut w, rounds, false),
+        Traffic::AckUnderFlood { rounds } => acks(&mut w, rounds, true),
         Traffic::SynThenAck { rounds } => {
             syn(&mut w);
-            acks(&mut w, rounds);
+            acks(&mut w, rounds, false);
         }
     }
     files

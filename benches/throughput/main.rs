@@ -275,6 +275,15 @@ fn worst(workers: impl Iterator<Item = Value>) -> Value {
     best
 }
 
+fn established_name(method: Method, flows: u32, flood: bool) -> String {
+    let flood = if flood { " under SYN flood" } else { "" };
+    format!(
+        "{} established {}{flood}",
+        method.name(),
+        flows_label(flows)
+    )
+}
+
 fn idle_share(rep: &Value) -> f64 {
     let (mut idle, mut loops) = (0.0, 0.0);
     for l in rep["lcores"].as_array().into_iter().flatten() {
@@ -290,7 +299,19 @@ fn idle_share(rep: &Value) -> f64 {
 
 /// Established flows: open every connection first (a lossless SYN pass),
 /// then replay ACK-only traffic and measure rvsd's forwarded rate.
-fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: f64) -> Value {
+///
+/// With `flood`, every ACK of the measured traffic is followed by a
+/// spoofed SYN from a new source (half the frames): the table fills within
+/// a fraction of a second and stays full, new SYNs evicting the oldest
+/// embryonic connections; the row shows what legitimate flows keep.
+fn established_row(
+    s: &Scratch,
+    method: Method,
+    workers: u16,
+    flows: u32,
+    secs: f64,
+    flood: bool,
+) -> Value {
     let rounds = (262_144 / flows).max(1);
     let syn = write_pcaps(
         s,
@@ -301,9 +322,13 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
     );
     let ack = write_pcaps(
         s,
-        &format!("ack{flows}w{workers}"),
+        &format!("ack{flows}w{workers}{}", if flood { "flood" } else { "" }),
         flows,
-        Traffic::Ack { rounds },
+        if flood {
+            Traffic::AckUnderFlood { rounds }
+        } else {
+            Traffic::Ack { rounds }
+        },
         workers,
     );
     let conns = (flows as u64 / workers as u64 + 1)
@@ -358,11 +383,17 @@ fn established_row(s: &Scratch, method: Method, workers: u16, flows: u32, secs: 
         .map(|(k, _)| delta(k))
         .sum();
     let mut r = row_base(
-        &format!("{} established {}", method.name(), flows_label(flows)),
+        &established_name(method, flows, flood),
         "rvsd",
         workers,
         flows as u64,
     );
+    if flood {
+        r["embryonic_evicted_in_window"] = json!(delta("lb.embryonic_evicted"));
+        r["table_full_in_window"] = json!(delta("drop.table_full"));
+        // Half the frames are legitimate; with no drop, all of them left.
+        r["legit_mpps"] = json!(if drops == 0 { mpps / 2.0 } else { 0.0 });
+    }
     r["method"] = json!(method.name());
     r["mpps"] = json!(mpps);
     r["mpps_subwindows"] = json!(subs);
@@ -680,16 +711,15 @@ fn main() {
         ceiling(&mut rows, "testpmd macswap", "macswap");
         let mut rvs_rows = Vec::new();
         for m in [Method::Nat, Method::Dr, Method::Tun] {
-            for flows in [1000, o.big_flows] {
-                if want(&format!("{} established {}", m.name(), flows_label(flows))) {
-                    eprintln!(
-                        "throughput: {} established, {flows} flows, {w} worker(s)",
-                        m.name()
-                    );
-                    let name = format!("{} established {}", m.name(), flows_label(flows));
+            // Under a SYN flood: NAT and DR, 1k flows.
+            let floods = [(1000, false), (o.big_flows, false), (1000, true)];
+            for (flows, flood) in floods {
+                let name = established_name(m, flows, flood);
+                if want(&name) && !(flood && m == Method::Tun) {
+                    eprintln!("throughput: {name}, {w} worker(s)");
                     let base = row_base(&name, "rvsd", w, flows as u64);
                     rvs_rows.push(with_load(attempt(base, || {
-                        established_row(&s, m, w, flows, o.secs)
+                        established_row(&s, m, w, flows, o.secs, flood)
                     })));
                 }
             }
