@@ -105,6 +105,20 @@ def classes(lb, cport=40000):
               functools.reduce(lambda a, b: a / b, [IPv6ExtHdrDestOpt() for _ in range(9)])]
     c["ipv6_chains"] = ([e / IPv6(src=CLIENT6, dst=VIP6) / ch / TCP(dport=80, flags="A") / MARK
                          for ch in chains], {})
+    # IPv6 fragments (net_af_packet defragments IPv4 in the kernel, so
+    # IPv6 is what rvsd's reassembly sees here): a datagram in four pieces
+    # out of order must arrive whole; overlapping pieces drop their
+    # datagram, and a piece not a multiple of 8 bytes before the last is
+    # refused.
+    def frag6(ident, offset, more, data):
+        return (e / IPv6(src=CLIENT6, dst=VIP6) / IPv6ExtHdrFragment(nh=17, id=ident, offset=offset, m=more)
+                / Raw(data))
+    dgram = raw(IPv6(src=CLIENT6, dst=VIP6) / UDP(sport=5353, dport=53) / (MARK * 20))[40:]
+    pieces = [frag6(0x5151, i // 8, int(i + 64 < len(dgram)), dgram[i:i + 64]) for i in range(0, len(dgram), 64)]
+    c["frag_valid"] = (pieces[::-1], {})
+    c["fragments"] = ([frag6(0x5252, 0, 1, dgram[:16]), frag6(0x5252, 1, 0, dgram[8:24]),
+                       frag6(0x5353, 1, 1, dgram[8:15])],
+                      {"frag_overlap": 2, "fragment": 1})
     random.seed(7)
     c["fuzz"] = ([e / fuzz(IP(dst=VIP) / TCP(dport=80)) for _ in range(1500)]
                  + [e / fuzz(IPv6(dst=VIP6) / UDP(dport=53)) for _ in range(500)]

@@ -71,7 +71,7 @@ hostile_class() {
         expect_eq "$name: drop.$k raised by" "$got" "$v"
     done < <(awk '$1 == "expect" { print $2, $3 }' <<<"$out")
     case $name in
-    valid) check "$name: the real servers' segment saw it ($seen)" [ "${seen:-0}" -ge 1 ] ;;
+    valid | frag_valid) check "$name: the real servers' segment saw it ($seen)" [ "${seen:-0}" -ge 1 ] ;;
     tcp_flags | icmp_errors | icmp_live | ipv6_chains | fuzz) ;;
     *) expect_eq "$name: marked frames on the real servers' segment" "$seen" 0 ;;
     esac
@@ -88,6 +88,7 @@ c_hostile() {
     svc_up t "$TOPO_VIP4" 80 rr "1 1 1" 8080 -m >/dev/null || return
     svc_up t "$TOPO_VIP6" 80 rr "1 1 1" 8080 -m >/dev/null || return
     svc_up u "$TOPO_VIP4" 53 rr "1 1 1" 53 -m >/dev/null || return
+    svc_up u "$TOPO_VIP6" 53 rr "1 1 1" 53 -m >/dev/null || return
     # A download runs through all of it; lying ICMP errors quote it.
     local blob=40000000 sha dl c
     sha=$(blob_sha $blob)
@@ -99,7 +100,7 @@ c_hostile() {
     E2E_CPORT=$(admq -Lnc | awk '$3 == "ESTABLISHED" { split($4, a, ":"); print a[2]; exit }')
     say "the download's client port: $E2E_CPORT"
     for c in valid icmp_live bad_ip_checksum martian_source martian_destination not_for_us vlan \
-        source_route ttl_expired malformed tcp_flags icmp_errors ipv6_chains fuzz; do
+        source_route ttl_expired malformed frag_valid fragments tcp_flags icmp_errors ipv6_chains fuzz; do
         hostile_class "$c"
     done
     wait "$dl"
