@@ -60,12 +60,62 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
         .map_err(|_| ConfigError(format!("{s:?}: expected a MAC address aa:bb:cc:dd:ee:ff")))
 }
 
-/// Where rvsd listens for rvsadm.
+/// Where rvsd listens for rvsadm, and how much any client may hold.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     #[serde(default = "default_socket")]
     pub socket: String,
+    /// Connections held at once; past that, the one that has waited on
+    /// its client the longest is closed for the newcomer.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+    /// Longest request line, bytes (a restore of many services is long).
+    #[serde(default = "default_max_line")]
+    pub max_line: usize,
+    /// Milliseconds a client may stay silent between requests.
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
+    /// Milliseconds a request may take to arrive whole (from its first
+    /// byte: trickling does not extend it).
+    #[serde(default = "default_request_ms")]
+    pub request_ms: u64,
+    /// Milliseconds an answer may take to be read by the client.
+    #[serde(default = "default_write_ms")]
+    pub write_ms: u64,
+}
+
+fn control_defaults() -> crate::control::listener::Limits {
+    crate::control::listener::Limits::default()
+}
+fn default_max_clients() -> usize {
+    control_defaults().max_clients
+}
+fn default_max_line() -> usize {
+    control_defaults().max_line
+}
+fn default_idle_ms() -> u64 {
+    control_defaults().deadlines.idle.as_millis() as u64
+}
+fn default_request_ms() -> u64 {
+    control_defaults().deadlines.request.as_millis() as u64
+}
+fn default_write_ms() -> u64 {
+    control_defaults().deadlines.write.as_millis() as u64
+}
+
+impl ControlConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::control::listener::Limits {
+        use std::time::Duration;
+        let mut l = control_defaults();
+        l.max_clients = self.max_clients;
+        l.max_line = self.max_line;
+        l.deadlines.idle = Duration::from_millis(self.idle_ms);
+        l.deadlines.request = Duration::from_millis(self.request_ms);
+        l.deadlines.write = Duration::from_millis(self.write_ms);
+        l
+    }
 }
 
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
@@ -78,6 +128,11 @@ impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: default_socket(),
+            max_clients: default_max_clients(),
+            max_line: default_max_line(),
+            idle_ms: default_idle_ms(),
+            request_ms: default_request_ms(),
+            write_ms: default_write_ms(),
         }
     }
 }
@@ -471,6 +526,18 @@ impl Config {
         if self.control.socket.is_empty() {
             return Err(ConfigError("control.socket must not be empty".into()));
         }
+        let c = &self.control;
+        if c.max_clients == 0
+            || c.max_line < 1024
+            || c.idle_ms == 0
+            || c.request_ms == 0
+            || c.write_ms == 0
+        {
+            return Err(ConfigError(
+                "control: max_clients and the deadlines must be above 0, max_line at least 1024"
+                    .into(),
+            ));
+        }
         if self.workers.mbufs < 1024 {
             return Err(ConfigError("workers.mbufs must be at least 1024".into()));
         }
@@ -792,5 +859,39 @@ port = "server"
             let e = Config::parse(text).unwrap_err();
             assert!(e.0.contains(want), "{text:?} gave {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    const PORT: &str = "[[port]]\nname = \"p\"\ndevice = \"net_null0\"\n";
+
+    #[test]
+    fn control_limits_fragments_and_mtu_from_the_file() {
+        let c = Config::parse(&format!(
+            "[control]\nmax_clients = 4\nrequest_ms = 250\n[fragments]\ntimeout_ms = 700\nbig_buffers = 0\n{PORT}mtu = 9000\n"
+        ))
+        .unwrap();
+        let l = c.control.limits();
+        assert_eq!(l.max_clients, 4);
+        assert_eq!(l.deadlines.request, std::time::Duration::from_millis(250));
+        assert_eq!(l.deadlines.idle, control_defaults().deadlines.idle);
+        assert_eq!(c.fragments.reassembly().timeout_ms, 700);
+        assert_eq!(c.mbuf_data_room() as usize, 9216 + MBUF_HEADROOM);
+        assert_eq!(
+            c.pool_bytes(),
+            c.workers.mbufs as u64 * (9216 + 128 + MBUF_OVERHEAD)
+        );
+        for bad in [
+            "[control]\nmax_clients = 0\n",
+            "[control]\nidle_ms = 0\n",
+            "[control]\nmax_line = 10\n",
+        ] {
+            assert!(Config::parse(&format!("{bad}{PORT}")).is_err(), "{bad}");
+        }
+        let e = Config::parse(&format!("{PORT}mtu = 9500\n")).unwrap_err();
+        assert!(e.0.contains("mtu 9500"), "{e:?}");
     }
 }

@@ -25,6 +25,7 @@ impl ControlThread {
         file: SocketFile,
         handler: Arc<Mutex<H>>,
         stats: Arc<ListenerStats>,
+        limits: Limits,
     ) -> Result<ControlThread, String>
     where
         H: Handler + Send + 'static,
@@ -35,7 +36,7 @@ impl ControlThread {
         let thread = std::thread::Builder::new()
             .name("rvsd-control".into())
             .spawn(move || {
-                listener::serve(listener, handler, Limits::default(), s, stats)
+                listener::serve(listener, handler, limits, s, stats)
                     .map_err(|e| format!("control socket {path}: {e}"))
             })
             .map_err(|e| format!("control thread: {e}"))?;

@@ -527,7 +527,13 @@ fn run_lb(
         let snap = h.rules.snapshot();
         h.runtime.publish(snap);
     }
-    let control = match ControlThread::start(listener, sock_file, handler.clone(), listener_stats) {
+    let control = match ControlThread::start(
+        listener,
+        sock_file,
+        handler.clone(),
+        listener_stats,
+        cfg.control.limits(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             abandon(&run_flag, handles, started.ports);
