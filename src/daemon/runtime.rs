@@ -14,7 +14,7 @@ use crate::control::handler::{self, Runtime};
 use crate::control::listener::ListenerStats;
 use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo, WorkerLatency};
 use crate::control::server::ConnIter;
-use crate::datapath::{Gauges, WorkerCmd};
+use crate::datapath::{ConnPage, Gauges, WorkerCmd};
 use crate::dataplane::worker::{LatencyControl, WorkerStats};
 use crate::dataplane::{LcoreId, Port};
 use crate::lb::engine::ConnInfo;
@@ -36,6 +36,8 @@ pub(super) struct DaemonRuntime {
 
 /// How long the control thread waits for a worker's answer.
 const WORKER_ANSWER: Duration = Duration::from_secs(2);
+/// Connections a worker lists per request (one per worker loop).
+const LIST_PAGE: usize = 4096;
 
 fn conn_entry(c: ConnInfo) -> ConnEntry {
     ConnEntry {
@@ -56,16 +58,27 @@ impl Runtime for DaemonRuntime {
     }
 
     fn connections(&self) -> ConnIter {
-        // One worker at a time, asked when the previous one's entries are
-        // all consumed: only one worker's list is held, never its wire form.
+        // One worker at a time, a page at a time, asked for when the last
+        // page is consumed: only one page is held, never the wire form.
         let mailboxes = self.mailboxes.clone();
         Box::new(mailboxes.into_iter().flat_map(|mb| {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            let list = match mb.try_send(WorkerCmd::ListConns(tx)) {
-                Ok(()) => rx.recv_timeout(WORKER_ANSWER).unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
-            list.into_iter().map(conn_entry)
+            let mut from = Some(0);
+            std::iter::from_fn(move || {
+                let at = from.take()?;
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let cmd = WorkerCmd::ListConns {
+                    from: at,
+                    max: LIST_PAGE,
+                    reply: tx,
+                };
+                let page = match mb.try_send(cmd) {
+                    Ok(()) => rx.recv_timeout(WORKER_ANSWER).unwrap_or_default(),
+                    Err(_) => ConnPage::default(),
+                };
+                from = page.next;
+                Some(page.conns.into_iter().map(conn_entry))
+            })
+            .flatten()
         }))
     }
 

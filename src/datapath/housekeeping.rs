@@ -18,9 +18,23 @@ use crate::wire::buf::PacketBuf;
 
 /// Requests from the control thread, answered between bursts.
 pub enum WorkerCmd {
-    /// Every connection of this worker (and, for worker 0, the shared
-    /// persistence templates).
-    ListConns(Sender<Vec<ConnInfo>>),
+    /// A page of this worker's connections: at most `max` from table slot
+    /// `from` on (worker 0's last page adds the shared persistence
+    /// templates). A listing takes one page per loop, so a big table
+    /// neither stalls the worker nor is copied whole.
+    ListConns {
+        from: u32,
+        max: usize,
+        reply: Sender<ConnPage>,
+    },
+}
+
+/// One page of a worker's connections.
+#[derive(Debug, Default)]
+pub struct ConnPage {
+    pub conns: Vec<ConnInfo>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<u32>,
 }
 
 /// What a worker publishes besides its frame tally (single writer).
@@ -154,12 +168,12 @@ impl<B: PacketBuf> Datapath<B> {
         };
         while let Ok(cmd) = links.mailbox.try_recv() {
             match cmd {
-                WorkerCmd::ListConns(reply) => {
-                    let mut list = self.engine.list_conns(now);
-                    if self.me.0 == 0 {
-                        list.extend(self.engine.list_templates(now));
+                WorkerCmd::ListConns { from, max, reply } => {
+                    let (mut conns, next) = self.engine.list_conns_page(now, from, max);
+                    if next.is_none() && self.me.0 == 0 {
+                        conns.extend(self.engine.list_templates(now));
                     }
-                    let _ = reply.send(list);
+                    let _ = reply.send(ConnPage { conns, next });
                 }
             }
         }

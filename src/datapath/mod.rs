@@ -52,7 +52,7 @@ mod table;
 mod tests;
 
 pub use hops::{Hop, HopCache};
-pub use housekeeping::{Gauges, Links, WorkerCmd};
+pub use housekeeping::{ConnPage, Gauges, Links, WorkerCmd};
 pub use owner::PortSide;
 
 /// The most frames one call decides.

@@ -916,11 +916,18 @@ impl ConnTable {
 
     /// Every live connection (for listings).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
-        self.conns
+        self.iter_from(0)
+    }
+
+    /// The live connections from slot `start` on, with their slots: a
+    /// listing in pages resumes where the last one stopped.
+    pub fn iter_from(&self, start: u32) -> impl Iterator<Item = (u32, &Conn)> {
+        let start = (start as usize).min(self.conns.len());
+        self.conns[start..]
             .iter()
             .enumerate()
             .filter(|(_, c)| c.has(flag::USED))
-            .map(|(i, c)| (i as u32, c))
+            .map(move |(i, c)| ((start + i) as u32, c))
     }
 }
 

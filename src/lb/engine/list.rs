@@ -49,27 +49,48 @@ impl ConnInfo {
 impl Engine {
     /// This lcore's connections for `-Lnc` (templates: [`Engine::list_templates`]).
     pub fn list_conns(&self, now: Timestamp) -> Vec<ConnInfo> {
-        self.table
-            .iter()
-            .map(|(_, c)| {
-                let v6 = c.has(flag::V6);
-                let (daddr, dport) = self.slab.endpoint(c.dest);
-                let dport = real_port(dport, c.vport);
-                ConnInfo {
-                    proto: c.proto(),
-                    state: if c.has(flag::UDP) {
-                        ConnState::Udp.name()
-                    } else {
-                        TcpState::from_u8(c.state).name()
-                    },
-                    expires_in_ms: c.expires.saturating_sub(now.0),
-                    client: SocketAddr::new(c.client(), c.cport),
-                    vip: SocketAddr::new(c.vip(), c.vport),
-                    dest: SocketAddr::new(conntable::ip_from16(daddr, v6), dport),
-                    template: false,
-                }
-            })
-            .collect()
+        self.list_conns_page(now, 0, usize::MAX).0
+    }
+
+    /// At most `max` connections from table slot `from` on, and the slot
+    /// to resume from (`None`: the table is done). Pages taken between
+    /// bursts may miss or repeat a connection that moved meanwhile, as the
+    /// kernel's `/proc` listing may.
+    pub fn list_conns_page(
+        &self,
+        now: Timestamp,
+        from: u32,
+        max: usize,
+    ) -> (Vec<ConnInfo>, Option<u32>) {
+        let mut next = None;
+        let mut out = Vec::new();
+        for (i, c) in self.table.iter_from(from) {
+            if out.len() == max {
+                next = Some(i);
+                break;
+            }
+            out.push(self.conn_info(c, now));
+        }
+        (out, next)
+    }
+
+    fn conn_info(&self, c: &conntable::Conn, now: Timestamp) -> ConnInfo {
+        let v6 = c.has(flag::V6);
+        let (daddr, dport) = self.slab.endpoint(c.dest);
+        let dport = real_port(dport, c.vport);
+        ConnInfo {
+            proto: c.proto(),
+            state: if c.has(flag::UDP) {
+                ConnState::Udp.name()
+            } else {
+                TcpState::from_u8(c.state).name()
+            },
+            expires_in_ms: c.expires.saturating_sub(now.0),
+            client: SocketAddr::new(c.client(), c.cport),
+            vip: SocketAddr::new(c.vip(), c.vport),
+            dest: SocketAddr::new(conntable::ip_from16(daddr, v6), dport),
+            template: false,
+        }
     }
 
     /// The shared persistence templates as `-Lnc` rows.

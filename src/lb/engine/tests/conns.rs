@@ -756,3 +756,28 @@ fn reply_key_shared_across_vips_goes_to_the_newest() {
     assert_eq!(reply.conn, b.conn);
     assert_eq!(e.conn_count(), 1, "the old connection was retired");
 }
+
+/// Listing in pages gives what one listing gives, page after page.
+#[test]
+fn listing_in_pages() {
+    let r = nat_rules();
+    let mut e = engine(&r, 1024);
+    for port in 0..100u16 {
+        let v = e.process(&tcp_in(client(1), 2000 + port, SYN), Timestamp::ZERO);
+        assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
+    }
+    let whole = e.list_conns(Timestamp::ZERO);
+    assert_eq!(whole.len(), 100);
+    let mut paged = Vec::new();
+    let mut from = Some(0);
+    let mut pages = 0;
+    while let Some(at) = from {
+        let (page, next) = e.list_conns_page(Timestamp::ZERO, at, 7);
+        assert!(page.len() <= 7);
+        paged.extend(page);
+        from = next;
+        pages += 1;
+    }
+    assert_eq!(pages, 15);
+    assert_eq!(paged, whole);
+}
