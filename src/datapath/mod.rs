@@ -37,6 +37,8 @@ use crate::wire::buf::PacketBuf;
 use crate::wire::parse::{parse_frame_into, Headers};
 
 mod classify;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fuzzkit;
 mod hops;
 mod housekeeping;
 mod neighbours;
