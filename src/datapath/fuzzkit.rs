@@ -706,6 +706,31 @@ mod tests {
         );
     }
 
+    /// Every reproducer kept under `fuzz/regressions/<target>/` passes
+    /// its target (`scripts/fuzz` runs them too, as a corpus).
+    #[test]
+    fn regressions_pass() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let targets: [(&str, fn(&[u8])); 4] = [
+            ("wire", crate::wire::fuzz::fuzz_one),
+            ("forward", crate::lb::forward::fuzz_one),
+            ("classify", crate::net::fuzzkit::fuzz_one),
+            ("datapath", |d| {
+                fuzz_one(d);
+            }),
+        ];
+        for (target, run) in targets {
+            let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+                continue;
+            };
+            for e in dir {
+                let path = e.unwrap().path();
+                eprintln!("{target}: {}", path.display());
+                run(&std::fs::read(&path).unwrap());
+            }
+        }
+    }
+
     /// The empty input, garbage, and the configuration builds.
     #[test]
     fn small_inputs() {

@@ -117,6 +117,25 @@ pub fn check(input: &[u8], iface: &Iface) {
 mod tests {
     use super::*;
 
+    /// The committed seeds (`fuzz/seeds.py`) pass the checks, and most of
+    /// them are answered.
+    #[test]
+    fn seeds_are_answered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/classify");
+        let i = iface();
+        let (mut n, mut replies) = (0, 0);
+        for e in std::fs::read_dir(dir).unwrap() {
+            let frame = std::fs::read(e.unwrap().path()).unwrap();
+            fuzz_one(&frame);
+            let h = parse_frame(&frame).expect("seed parses");
+            let mut buf = frame.clone();
+            buf.resize(frame.len() + 64, 0);
+            n += 1;
+            replies += matches!(classify(&mut buf, &h, &i).action, Action::Reply { .. }) as usize;
+        }
+        assert!(n >= 10 && replies >= 6, "{replies} replies to {n} seeds");
+    }
+
     /// The port is the one the unit tests use.
     #[test]
     fn same_port_as_the_tests() {
