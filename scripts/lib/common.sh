@@ -65,9 +65,19 @@ rvs_report_balanced() {
     grep -q '^lcore.*; balanced$' "$1" && ! grep -q 'UNBALANCED' "$1"
 }
 
+# The cargo-fuzz scripts/fuzz uses (scripts/deps installs it from crates.io).
+RVS_CARGO_FUZZ_VERSION=0.13.2
+
+# True when that cargo-fuzz, and a C++ compiler for libFuzzer, are there.
+rvs_have_cargo_fuzz() {
+    command -v c++ >/dev/null 2>&1 \
+        && [ "$(cargo fuzz --version 2>/dev/null)" = "cargo-fuzz $RVS_CARGO_FUZZ_VERSION" ]
+}
+
 # Make sure the build dependencies are there (scripts/deps does nothing when they are).
 rvs_deps() {
     if ! command -v cargo >/dev/null 2>&1 || ! pkg-config --exists libdpdk 2>/dev/null \
+        || ! rvs_have_cargo_fuzz \
         || ! command -v dpdk-testpmd >/dev/null 2>&1 || ! command -v ethtool >/dev/null 2>&1 \
         || ! command -v socat >/dev/null 2>&1 || ! command -v tshark >/dev/null 2>&1 \
         || ! command -v hadolint >/dev/null 2>&1 \

@@ -39,6 +39,8 @@ use crate::wire::parse::{parse_frame_into, Headers};
 
 mod classify;
 mod fragments;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fuzzkit;
 mod hops;
 mod housekeeping;
 mod neighbours;

@@ -4,76 +4,15 @@
 
 use std::net::IpAddr;
 
+use super::fuzzkit::{datapath, vip, CLI_MAC, SRV_MAC};
 use super::*;
-use crate::lb::dest::DestConfig;
-use crate::lb::persist::TemplateTable;
 use crate::lb::rules::Rules;
 use crate::lb::service::ServiceConfig;
-use crate::net::{Iface, NetConfig, RouteTable};
-use crate::net::{IpCidr, NeighConfig, NeighTable};
 use crate::wire::buf::VecBuf;
 use crate::wire::fuzz::{mutate, XorShift};
 use crate::wire::parse::parse_frame;
-use crate::wire::EthernetAddress;
 
-const CLI_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xfe]);
-const SRV_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 1, 0xfe]);
 const PEER: [u8; 6] = [2, 0, 0, 0, 0, 1];
-
-fn vip() -> IpAddr {
-    "10.0.0.100".parse().unwrap()
-}
-
-/// Client port 0 (10.0.0.254/24), server port 1 (10.1.0.254/24), a NAT
-/// service on the VIP:80 to 10.1.0.11:8080 and a DR one on :81 to
-/// 10.1.0.12; only 10.1.0.11's MAC is known.
-pub(super) fn datapath() -> Datapath<VecBuf> {
-    let mut rules = Rules::new(1);
-    let tcp = crate::lb::service::Protocol::Tcp;
-    rules
-        .add_service(ServiceConfig::new(tcp, vip(), 80).with_scheduler("rr"))
-        .unwrap();
-    rules
-        .add_dest(
-            &crate::lb::service::ServiceKey::new(tcp, vip(), 80),
-            DestConfig::new("10.1.0.11".parse().unwrap(), 8080).masq(),
-        )
-        .unwrap();
-    rules
-        .add_service(ServiceConfig::new(tcp, vip(), 81).with_scheduler("rr"))
-        .unwrap();
-    rules
-        .add_dest(
-            &crate::lb::service::ServiceKey::new(tcp, vip(), 81),
-            DestConfig::new("10.1.0.12".parse().unwrap(), 81),
-        )
-        .unwrap();
-    let mut net = NetConfig::new();
-    net.set(Iface::new(0, CLI_MAC).with_addr("10.0.0.254/24".parse::<IpCidr>().unwrap()));
-    net.set(Iface::new(1, SRV_MAC).with_addr("10.1.0.254/24".parse::<IpCidr>().unwrap()));
-    let routes = RouteTable::from_config(&net);
-    let mut neigh = NeighTable::new(NeighConfig::default());
-    neigh.add_static(
-        1,
-        "10.1.0.11".parse().unwrap(),
-        EthernetAddress([2, 0, 0, 0, 0x11, 0x11]),
-    );
-    let engine = Engine::new(
-        0,
-        4096,
-        rules.snapshot(),
-        Arc::new(TemplateTable::new(4)),
-        Timestamp::ZERO,
-    );
-    Datapath::new(Forwarding {
-        engine,
-        net,
-        vip_ports: vec![PortIndex(0)],
-        routes: Arc::new(routes),
-        neigh: neigh.snapshot(),
-        ip_id_start: 1,
-    })
-}
 
 fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();

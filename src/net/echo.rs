@@ -57,11 +57,8 @@ pub fn reply_in_place(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
             {
                 return invalid;
             }
-            let old = u16::from_be_bytes([icmpv4::Message::ECHO_REQUEST.0, 0]);
-            let new = u16::from_be_bytes([icmpv4::Message::ECHO_REPLY.0, 0]);
             icmp.set_msg_type(icmpv4::Message::ECHO_REPLY);
-            let c = checksum::update_u16(icmp.checksum(), old, new);
-            icmp.set_checksum(c);
+            icmp.fill_checksum(); // RFC 1624 gives 0 for an all-zero reply
             let Ok(mut ip) = ipv4::Packet::new_checked(&mut buf[l3..end]) else {
                 return invalid;
             };

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::fuzzkit::{check as run_one, fix_checksums};
 use super::testutil::*;
-use super::{classify, Action, Iface};
+use super::{classify, Action};
 use crate::wire::fuzz::{mutate, XorShift};
-use crate::wire::parse::{Headers, L3};
-use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, parse_frame, IpProtocol};
+use crate::wire::parse_frame;
 
 fn seeds() -> Vec<Vec<u8>> {
     use crate::wire::icmpv6::NdFlags;
@@ -33,79 +33,6 @@ fn seeds() -> Vec<Vec<u8>> {
     tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
     v.push(tagged);
     v
-}
-
-/// Recomputes the ICMP/ICMPv6 and IPv4 header checksums of a parsed frame,
-/// so that mutants get past checksum validation into the logic behind it.
-fn fix_checksums(f: &mut [u8], h: &Headers) {
-    let (l3, l4, end) = (h.l3_offset as usize, h.l4_offset as usize, h.l3_end());
-    if end > f.len() || l4 > end {
-        return;
-    }
-    match (h.l3, h.protocol) {
-        (L3::Ipv4, p) => {
-            if let Ok(mut ip) = ipv4::Packet::new_checked(&mut f[l3..end]) {
-                ip.fill_checksum();
-            }
-            if p == IpProtocol::ICMP {
-                if let Ok(mut m) = icmpv4::Packet::new_checked(&mut f[l4..end]) {
-                    m.fill_checksum();
-                }
-            }
-        }
-        (L3::Ipv6, IpProtocol::ICMPV6) => {
-            if let (std::net::IpAddr::V6(s), std::net::IpAddr::V6(d)) = (h.src, h.dst) {
-                if f[l4..end].len() >= 8 {
-                    icmpv6::Packet::new_unchecked(&mut f[l4..end]).fill_checksum(&s, &d);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Runs one input with and without tailroom; checks every reply.
-fn run_one(input: &[u8], iface: &Iface) {
-    let Ok(h) = parse_frame(input) else {
-        return;
-    };
-    for room in [0usize, 8, 64] {
-        let mut buf = input.to_vec();
-        buf.resize(input.len() + room, 0);
-        let o = classify(&mut buf, &h, iface);
-        let Action::Reply { len } = o.action else {
-            continue;
-        };
-        assert!(len <= buf.len(), "reply longer than the buffer");
-        let out = &buf[..len];
-        let r = parse_frame(out).expect("reply parses");
-        assert_eq!(&out[6..12], &OUR_MAC.0, "reply from our MAC");
-        match r.l3 {
-            L3::Arp => assert_eq!(&out[r.l3_offset as usize + 6..][..2], &[0, 2]),
-            L3::Ipv4 => {
-                let ip = ipv4::Packet::new_checked(r.l3_bytes(out)).unwrap();
-                assert!(ip.verify_checksum(), "IPv4 header checksum");
-                let m = icmpv4::Packet::new_checked(r.l4_bytes(out)).unwrap();
-                assert!(m.verify_checksum(), "ICMP checksum");
-                assert_eq!(m.msg_type(), icmpv4::Message::ECHO_REPLY);
-                assert!(iface.lookup(&r.src).is_some());
-            }
-            L3::Ipv6 => {
-                let ip = ipv6::Packet::new_checked(r.l3_bytes(out)).unwrap();
-                let m = icmpv6::Packet::new_checked(r.l4_bytes(out)).unwrap();
-                assert!(
-                    m.verify_checksum(&ip.src_addr(), &ip.dst_addr()),
-                    "ICMPv6 checksum"
-                );
-                assert!(matches!(
-                    m.msg_type(),
-                    icmpv6::Message::ECHO_REPLY | icmpv6::Message::NEIGHBOR_ADVERT
-                ));
-                assert!(iface.lookup(&r.src).is_some());
-            }
-            L3::Other => panic!("reply of unknown type"),
-        }
-    }
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub mod route;
 mod flow_tests;
 #[cfg(test)]
 mod fuzz;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fuzzkit;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -7,7 +7,12 @@
 //!
 //! NAT rewrites use the `update_*` functions: RFC 1624 equation 3,
 //! `HC' = ~(~HC + ~m + m')`, which keeps the checksum exactly equal to a full
-//! recomputation (it never turns a valid checksum into the other zero). For
+//! recomputation (it never turns a valid checksum into the other zero),
+//! except when every word of the new data is zero: a full sum gives
+//! 0xffff there, the update 0x0000, which receivers reject. TCP, UDP and
+//! ICMPv6 data (their pseudo-header) and IPv4 headers are never all zero;
+//! an ICMPv4 message can be (an echo reply of id 0, sequence 0, no data):
+//! recompute that one. For
 //! an L4 checksum, an address change is applied to the L4 checksum too,
 //! because the pseudo-header covers the addresses.
 //!
@@ -268,6 +273,23 @@ pub fn udp_update_ipv6_addr(check: u16, old: &Ipv6Addr, new: &Ipv6Addr) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one case where RFC 1624's update and a full sum differ: the
+    /// new data is all zero (an ICMPv4 echo request of id 0, sequence 0
+    /// and no data turned into its reply).
+    #[test]
+    fn all_zero_data_is_the_exception() {
+        let request = [8u8, 0, 0, 0, 0, 0, 0, 0];
+        let c = checksum(&request);
+        assert_eq!(c, 0xf7ff);
+        let reply = [0u8; 8];
+        assert_eq!(checksum(&reply), 0xffff);
+        assert_eq!(update_u16(c, 0x0800, 0), 0x0000);
+        assert!(
+            !verify(&reply, 0),
+            "all-zero data with checksum 0 is invalid"
+        );
+    }
 
     /// Reference: RFC 1071 word by word, with u32 accumulator.
     fn naive(d: &[u8]) -> u16 {
