@@ -1,9 +1,11 @@
 //! ICMP / ICMPv6 echo requests to one of our addresses (own or VIP) turned
 //! into the echo reply in place: MACs and IP addresses swapped (the reply
 //! goes back to the L2 neighbour the request came from, no route lookup),
-//! TTL / hop limit 64, type changed, checksums updated incrementally
-//! (RFC 1624: the address swap leaves every sum unchanged, so only the
-//! TTL word and the type word are fixed up). The request's ICMP checksum is
+//! TTL / hop limit 64, type changed. The IP and ICMPv6 checksums are
+//! updated incrementally (RFC 1624: the address swap leaves every sum
+//! unchanged, so only the TTL word and the type word are fixed up); the
+//! ICMPv4 one is recomputed, since an all-zero reply must carry 0xffff,
+//! which the update cannot give (found by fuzzing). The request's ICMP checksum is
 //! verified first (and the IPv4 header checksum): a corrupt request gets
 //! no reply.
 //!
