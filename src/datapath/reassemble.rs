@@ -25,19 +25,13 @@ impl<B: PacketBuf> Datapath<B> {
             return;
         };
         tally.held += 1;
-        let gone = |d: Dropped| {
-            tally.held -= d.count as u64;
-            tally.drops.add(d.reason, d.count as u64);
-        };
-        self.reassembly.insert(buf, &h, port.0, now, gone);
+        self.reassembly
+            .insert(buf, &h, port.0, now, |d| given_up(tally, d));
     }
 
     /// Gives up datagrams not whole in time.
     pub(super) fn expire_fragments(&mut self, now: Timestamp, tally: &mut Tally) {
-        self.reassembly.expire(now, |d: Dropped| {
-            tally.held -= d.count as u64;
-            tally.drops.add(d.reason, d.count as u64);
-        });
+        self.reassembly.expire(now, |d| given_up(tally, d));
     }
 
     /// Copies every whole datagram into a buffer from `alloc` and decides
@@ -79,4 +73,10 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
     }
+}
+
+/// Held fragments the reassembly gave up: no longer held, dropped.
+fn given_up(tally: &mut Tally, d: Dropped) {
+    tally.held -= d.count as u64;
+    tally.drops.add(d.reason, d.count as u64);
 }
