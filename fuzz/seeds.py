@@ -165,6 +165,7 @@ RS_MAC = {
     "10.1.0.14": "02:00:00:00:14:14",
     "10.1.0.15": "02:00:00:00:15:15",
     "10.1.0.16": "02:00:00:00:16:16",
+    "10.2.0.13": "02:00:00:00:23:13",  # on VLAN 7 of port 1
     "fd00:1::11": "02:00:00:00:61:11",
     "fd00:1::13": "02:00:00:00:61:13",
     "fd00:1::15": "02:00:00:00:61:15",
@@ -259,6 +260,23 @@ def datapath():
     a = Ether(src=RS_MAC["10.1.0.13"], dst=SRV_MAC) / IP(src="10.1.0.13", dst=cl, id=2) / UDP(sport=53, dport=3333)
     r.add(a / Raw(b"a" * 40), port=1, advance=30000, ops=NEIGH_EXPIRE)
     seeds["udp"] = r
+
+    # UDP :54 to 10.2.0.13 on VLAN 7 of the server port: the ARP request
+    # leaves tagged, the tagged reply is learned, the query leaves tagged,
+    # the tagged answer goes back untagged; a priority tag and VLAN 8 too.
+    r = Records()
+    r.add(Ether(src=GW_MAC, dst=CLI_MAC) / IP(src=cl, dst=vip, id=21) / UDP(sport=3334, dport=54) / Raw(b"q" * 20))
+    r.add(Ether(src=RS_MAC["10.2.0.13"], dst=SRV_MAC) / Dot1Q(vlan=7)
+          / ARP(op=2, hwsrc=RS_MAC["10.2.0.13"], psrc="10.2.0.13", hwdst=SRV_MAC, pdst="10.2.0.254")
+          / Raw(b"\x00" * 18), port=1, learn=True, advance=10)
+    a = Ether(src=RS_MAC["10.2.0.13"], dst=SRV_MAC) / Dot1Q(vlan=7) / IP(src="10.2.0.13", dst=cl, id=22) / UDP(
+        sport=53, dport=3334)
+    r.add(a / Raw(b"a" * 40), port=1, end=False)
+    r.add(Ether(src=GW_MAC, dst=CLI_MAC) / Dot1Q(vlan=0, prio=5) / IP(src=cl, dst=vip, id=23)
+          / UDP(sport=3334, dport=54) / Raw(b"q"), end=False)
+    r.add(Ether(src=RS_MAC["10.2.0.13"], dst=SRV_MAC) / Dot1Q(vlan=8) / IP(src="10.2.0.13", dst=cl, id=24)
+          / UDP(sport=53, dport=3334), port=1, advance=30000, ops=DRAIN)
+    seeds["vlan"] = r
 
     # IPv6: NS and ping for the VIP, TCP to [VIP]:80, UDP :53, GRE :82, NAs learned.
     r = Records()

@@ -387,9 +387,46 @@ pub struct PortConfig {
     /// unicast MAC works, whatever the driver can program.
     #[serde(default)]
     pub mac: Option<String>,
-    /// The balancer's own addresses on this port, `ADDRESS/PREFIXLEN`.
+    /// The balancer's own addresses on this port, `ADDRESS/PREFIXLEN`
+    /// (untagged traffic).
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// 802.1Q VLAN sub-interfaces (`[[port.vlan]]`). A port with VLANs and
+    /// no addresses of its own carries tagged traffic only.
+    #[serde(default, rename = "vlan")]
+    pub vlans: Vec<VlanConfig>,
+}
+
+/// A VLAN sub-interface of a port: frames tagged with `id` belong to it,
+/// frames it sends carry the tag. It shares the port's MAC.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VlanConfig {
+    /// The VLAN id, 1..=4094.
+    pub id: u16,
+    /// What routes and neighbours call it (default `PORT.ID`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Default: the port's.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Default and at most: the port's.
+    #[serde(default)]
+    pub mtu: Option<u16>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// One interface as the datapath sees it: a port, or a VLAN on one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interface<'a> {
+    pub name: String,
+    /// Index into [`Config::ports`] of the port it is on.
+    pub port: usize,
+    pub vlan: Option<u16>,
+    pub role: Role,
+    pub mtu: Option<u16>,
+    pub addresses: &'a [String],
 }
 
 impl PortConfig {
@@ -497,14 +534,22 @@ impl Config {
                 }
             }
         }
-        for p in &self.ports {
-            for a in &p.addresses {
-                parse_cidr(a).map_err(|e| ConfigError(format!("port {:?}: {e}", p.name)))?;
+        self.validate_vlans()?;
+        let ifaces = self.interfaces();
+        for (i, f) in ifaces.iter().enumerate() {
+            for a in f.addresses {
+                parse_cidr(a).map_err(|e| ConfigError(format!("port {:?}: {e}", f.name)))?;
+            }
+            if ifaces[..i].iter().any(|g| g.name == f.name) {
+                return Err(ConfigError(format!(
+                    "interface name {:?} used twice",
+                    f.name
+                )));
             }
         }
         for r in &self.routes {
             parse_cidr(&r.prefix).map_err(|e| ConfigError(format!("route: {e}")))?;
-            if !self.ports.iter().any(|p| p.name == r.port) {
+            if self.interface_index(&r.port).is_none() {
                 return Err(ConfigError(format!(
                     "route {}: port {:?} is not a configured port",
                     r.prefix, r.port
@@ -513,7 +558,7 @@ impl Config {
         }
         for n in &self.neighbors {
             parse_mac(&n.mac)?;
-            if !self.ports.iter().any(|p| p.name == n.port) {
+            if self.interface_index(&n.port).is_none() {
                 return Err(ConfigError(format!(
                     "neighbor {}: port {:?} is not a configured port",
                     n.address, n.port
@@ -550,6 +595,71 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Each `[[port.vlan]]`: an id in 1..=4094 once per port, an MTU no
+    /// larger than its port's.
+    fn validate_vlans(&self) -> Result<(), ConfigError> {
+        for p in &self.ports {
+            for (i, v) in p.vlans.iter().enumerate() {
+                let at = format!("port {:?}: vlan {}", p.name, v.id);
+                if !(1..=4094).contains(&v.id) {
+                    return Err(ConfigError(format!("{at}: the id must be 1..=4094")));
+                }
+                if p.vlans[..i].iter().any(|w| w.id == v.id) {
+                    return Err(ConfigError(format!("{at}: configured twice")));
+                }
+                let port_mtu = p.mtu.unwrap_or(crate::net::iface::DEFAULT_MTU);
+                if let Some(m) = v.mtu.filter(|m| !(MIN_MTU..=port_mtu).contains(m)) {
+                    return Err(ConfigError(format!(
+                        "{at}: mtu {m}: must be {MIN_MTU}..={port_mtu} (the port's)"
+                    )));
+                }
+                if v.name.as_deref() == Some("") {
+                    return Err(ConfigError(format!("{at}: the name must not be empty")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every interface in the datapath's order: the ports first (interface
+    /// `i` is port `i`), then each port's VLANs.
+    pub fn interfaces(&self) -> Vec<Interface<'_>> {
+        let mut out: Vec<Interface<'_>> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Interface {
+                name: p.name.clone(),
+                port: i,
+                vlan: None,
+                role: p.role,
+                mtu: p.mtu,
+                addresses: &p.addresses,
+            })
+            .collect();
+        for (i, p) in self.ports.iter().enumerate() {
+            for v in &p.vlans {
+                out.push(Interface {
+                    name: v
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}.{}", p.name, v.id)),
+                    port: i,
+                    vlan: Some(v.id),
+                    role: v.role.unwrap_or(p.role),
+                    mtu: v.mtu.or(p.mtu),
+                    addresses: &v.addresses,
+                });
+            }
+        }
+        out
+    }
+
+    /// The interface index of a port's or VLAN's name.
+    pub fn interface_index(&self, name: &str) -> Option<usize> {
+        self.interfaces().iter().position(|f| f.name == name)
     }
 
     /// The L2 peer of each port, as indexes into `ports`.
@@ -779,6 +889,76 @@ address = "10.0.0.254"
 mac = "02:00:00:00:00:fe"
 port = "server"
 "#;
+
+    #[test]
+    fn vlans() {
+        let text = r#"
+[[port]]
+name = "trunk"
+device = "net_null0"
+role = "client"
+mtu = 9000
+
+[[port.vlan]]
+id = 10
+addresses = ["10.0.10.1/24"]
+
+[[port.vlan]]
+id = 20
+name = "servers"
+role = "server"
+mtu = 1500
+addresses = ["10.0.20.1/24"]
+
+[[port]]
+name = "other"
+device = "net_null1"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.0.20.254"
+port = "servers"
+
+[[neighbor]]
+address = "10.0.10.9"
+mac = "02:00:00:00:00:09"
+port = "trunk.10"
+"#;
+        let c = Config::parse(text).unwrap();
+        let f = c.interfaces();
+        let names: Vec<_> = f.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["trunk", "other", "trunk.10", "servers"]);
+        assert_eq!(
+            (f[2].port, f[2].vlan, f[2].role, f[2].mtu),
+            (0, Some(10), Role::Client, Some(9000))
+        );
+        assert_eq!(
+            (f[3].port, f[3].vlan, f[3].role, f[3].mtu),
+            (0, Some(20), Role::Server, Some(1500))
+        );
+        assert_eq!(c.interface_index("servers"), Some(3));
+        for (bad, why) in [
+            ("id = 10", "configured twice"),
+            ("id = 0", "1..=4094"),
+            ("id = 4095", "1..=4094"),
+            ("id = 30\nmtu = 9100", "the port's"),
+            ("id = 30\nname = \"other\"", "used twice"),
+            ("id = 30\nname = \"\"", "must not be empty"),
+        ] {
+            let t = text.replace(
+                "[[port]]\nname = \"other\"",
+                &format!("[[port.vlan]]\n{bad}\n\n[[port]]\nname = \"other\""),
+            );
+            // The extra VLAN lands on port "trunk" (it precedes "other").
+            let e = Config::parse(&t).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let unknown = text.replace("port = \"servers\"", "port = \"trunk.30\"");
+        assert!(Config::parse(&unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("trunk.30"));
+    }
 
     #[test]
     fn parses_sample() {

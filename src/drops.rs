@@ -66,7 +66,7 @@ drop_reasons! {
     // The input checks a kernel applies before IPVS sees a packet.
     /// Not addressed to the port: another host's unicast MAC, broadcast other than ARP, a multicast group not joined.
     NotForUs = "not_for_us",
-    /// VLAN-tagged, and the port carries no such VLAN.
+    /// In a VLAN the port does not carry (or doubly tagged, or a service tag), or untagged on a port that carries VLANs only.
     VlanUnknown = "vlan_unknown",
     /// The IPv4 header checksum is wrong.
     BadIpChecksum = "bad_ip_checksum",

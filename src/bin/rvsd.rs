@@ -71,6 +71,7 @@ fn load(args: &Args) -> Result<Config, String> {
             mtu: None,
             mac: None,
             addresses: Vec::new(),
+            vlans: Vec::new(),
         });
     }
     if let Some(sock) = &args.sock {

@@ -106,24 +106,31 @@ pub struct Summary {
     pub conn_memory: Vec<(usize, usize, Placement)>,
 }
 
-/// Each port's addresses as the net module sees them.
+/// Each interface's addresses as the net module sees them: the ports,
+/// then their VLANs ([`Config::interfaces`]).
 fn net_config(cfg: &Config, macs: &[[u8; 6]]) -> Result<NetConfig, String> {
     let mut net = NetConfig::new();
+    let mut port_macs = Vec::with_capacity(cfg.ports.len());
     for (i, pc) in cfg.ports.iter().enumerate() {
-        let mac = match &pc.mac {
+        port_macs.push(match &pc.mac {
             Some(m) => crate::config::parse_mac(m)
                 .ok()
                 .filter(|m| m[0] & 1 == 0)
                 .ok_or_else(|| format!("port {}: mac {m:?}: not a unicast MAC", pc.name))?,
             None => macs[i],
-        };
-        let mut iface = Iface::new(i as u16, EthernetAddress(mac))
-            .with_mtu(pc.mtu.unwrap_or(crate::net::iface::DEFAULT_MTU));
+        });
+    }
+    for (i, f) in cfg.interfaces().iter().enumerate() {
+        let mut iface = Iface::new(i as u16, EthernetAddress(port_macs[f.port]))
+            .with_mtu(f.mtu.unwrap_or(crate::net::iface::DEFAULT_MTU));
+        if let Some(vid) = f.vlan {
+            iface = iface.on_vlan(f.port as u16, vid);
+        }
         let mut v6 = false;
-        for a in &pc.addresses {
+        for a in f.addresses {
             let cidr: IpCidr = a
                 .parse()
-                .map_err(|e| format!("port {}: address {a}: {e:?}", pc.name))?;
+                .map_err(|e| format!("port {}: address {a}: {e:?}", f.name))?;
             v6 |= cidr.addr().is_ipv6();
             iface.add_addr(cidr);
         }
@@ -139,9 +146,7 @@ fn routes(cfg: &Config, net: &NetConfig) -> Result<RouteTable, String> {
     let mut t = RouteTable::from_config(net);
     for r in &cfg.routes {
         let port = cfg
-            .ports
-            .iter()
-            .position(|p| p.name == r.port)
+            .interface_index(&r.port)
             .ok_or_else(|| format!("route {}: no port {}", r.prefix, r.port))?
             as u16;
         let prefix: IpCidr = r
@@ -363,7 +368,10 @@ fn run_lb(
     let routes = Arc::new(routes(cfg, &net)?);
     let mut neigh = NeighTable::new(NeighConfig::default());
     for n in &cfg.neighbors {
-        let port = cfg.ports.iter().position(|p| p.name == n.port).unwrap_or(0) as u16;
+        let port = cfg
+            .interface_index(&n.port)
+            .ok_or_else(|| format!("neighbor {}: no port {}", n.address, n.port))?
+            as u16;
         let mac = crate::config::parse_mac(&n.mac).map_err(|e| e.to_string())?;
         neigh.add_static(port, n.address, EthernetAddress(mac));
     }
@@ -371,7 +379,7 @@ fn run_lb(
     let (snap_tx, snap_rxs) = net::snapshot_channel::<Snapshot>(nw);
     let (neigh_tx, neigh_rxs) = net::snapshot_channel::<NeighSnapshot>(nw);
     let templates = Arc::new(TemplateTable::new(64));
-    let roles: Vec<Role> = cfg.ports.iter().map(|p| p.role).collect();
+    let roles: Vec<Role> = cfg.interfaces().iter().map(|f| f.role).collect();
     let sides: Vec<PortSide> = roles
         .iter()
         .map(|r| match r {
@@ -380,11 +388,15 @@ fn run_lb(
             _ => PortSide::Both,
         })
         .collect();
+    // A port carrying VLANs only takes no untagged frames: no VIP on it.
     let vip_ports: Vec<PortIndex> = roles
         .iter()
         .enumerate()
         .filter(|(_, r)| **r != Role::Server)
         .map(|(i, _)| PortIndex(i as u16))
+        .filter(|&p| {
+            net.ingress(p, None, false) != net::Ingress::Unknown || net.link(p).1.is_some()
+        })
         .collect();
     let owner = (nw > 1).then(|| {
         OwnerMap::new(

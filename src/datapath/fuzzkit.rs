@@ -42,12 +42,13 @@
 //!
 //! - port 0 faces the clients: 10.0.0.254/24, 2001:db8::fe/64 and a
 //!   link-local address, default routes via 10.0.0.1 and 2001:db8::1;
-//!   port 1 the real servers: 10.1.0.254/24, fd00:1::fe/64;
+//!   port 1 the real servers: 10.1.0.254/24, fd00:1::fe/64, and on its
+//!   VLAN 7 (interface 2) 10.2.0.254/24;
 //! - configuration A: TCP 10.0.0.100:80 wrr to 10.1.0.11:8080 and
 //!   10.1.0.14:8080 (NAT), TCP :81 to 10.1.0.12 (DR), TCP :82 to 10.1.0.15
 //!   (IPIP), TCP :83 to 10.1.0.16 (GUE with checksums, port 6080), TCP
 //!   :443 wlc persistent 300 s to 10.1.0.11 (NAT) and 10.1.0.12 (DR), UDP
-//!   :53 lc to 10.1.0.13 (NAT); TCP [2001:db8::100]:80 to
+//!   :53 lc to 10.1.0.13 (NAT), UDP :54 to 10.2.0.13:53 (NAT, VLAN 7); TCP [2001:db8::100]:80 to
 //!   [fd00:1::11]:8080 (NAT), UDP [2001:db8::100]:53 to [fd00:1::13] (NAT),
 //!   TCP [2001:db8::100]:82 to fd00:1::15 (GRE);
 //! - configuration B, made from A by rvsadm's edits (and back): A without
@@ -223,6 +224,11 @@ fn fuzz_rules() -> Rules {
     );
     add(
         &mut r,
+        ServiceConfig::new(udp, v4, 54),
+        &[DestConfig::new(ip("10.2.0.13"), 53).masq()],
+    );
+    add(
+        &mut r,
         ServiceConfig::new(tcp, v6, 80),
         &[DestConfig::new(ip("fd00:1::11"), 8080).masq()],
     );
@@ -282,6 +288,11 @@ fn fuzz_net() -> (NetConfig, RouteTable) {
             .with_addr(cidr("fd00:1::fe/64"))
             .with_link_local(),
     );
+    net.set(
+        Iface::new(2, SRV_MAC)
+            .on_vlan(1, 7)
+            .with_addr(cidr("10.2.0.254/24")),
+    );
     let mut routes = RouteTable::from_config(&net);
     routes.set_default(ip("10.0.0.1"), 0).unwrap();
     routes.set_default(ip("2001:db8::1"), 0).unwrap();
@@ -329,7 +340,7 @@ impl Sim {
         let owners = OWNERS
             .get_or_init(|| OwnerMap::new(DEFAULT_KEY, Reta::round_robin(128, WORKERS as u16)))
             .clone();
-        let sides = vec![PortSide::Client, PortSide::Server];
+        let sides = vec![PortSide::Client, PortSide::Server, PortSide::Server];
         let now = Timestamp::from_millis(1);
         let first = neigh.snapshot();
         let mut mailboxes = Vec::new();

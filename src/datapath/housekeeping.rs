@@ -92,6 +92,7 @@ impl<B: PacketBuf> Datapath<B> {
         tally: &mut Tally,
     ) {
         self.pick_up_snapshot();
+        let from = out.len();
         if self.reassembly.has_complete() {
             self.send_reassembled(now, &mut alloc, out, tally);
         }
@@ -114,6 +115,9 @@ impl<B: PacketBuf> Datapath<B> {
             self.expire_fragments(now, tally);
         }
         self.send_requests(now, due, &mut alloc, out, tally);
+        if out.len() > from {
+            self.tick_to_links(out, from, tally);
+        }
     }
 
     /// Gratuitous ARP / unsolicited NA for VIPs not announced yet on their

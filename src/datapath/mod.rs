@@ -332,7 +332,8 @@ impl<B: PacketBuf> Datapath<B> {
 
     /// Decide a burst of at most [`BURST`] frames that arrived on `port`
     /// (or were handed in, having arrived there): `out[i]` for `bufs[i]`,
-    /// rewritten in place.
+    /// rewritten in place. [`Outcome::Tx`] names a port, and the frame
+    /// carries the tag of the interface it leaves by.
     pub fn process_burst(
         &mut self,
         port: PortIndex,
@@ -341,49 +342,125 @@ impl<B: PacketBuf> Datapath<B> {
         out: &mut [Outcome],
     ) {
         let n = bufs.len().min(out.len()).min(BURST);
+        if self.decide_frames(port, &mut bufs[..n], now, &mut out[..n]) {
+            self.to_links(&mut bufs[..n], &mut out[..n]);
+        }
+    }
+
+    /// [`Datapath::process_burst`] but for the last step: [`Outcome::Tx`]
+    /// names an interface. True when some frame may need
+    /// [`Datapath::to_links`] (VLANs configured, or a tagged frame seen).
+    fn decide_frames(
+        &mut self,
+        port: PortIndex,
+        bufs: &mut [B],
+        now: Timestamp,
+        out: &mut [Outcome],
+    ) -> bool {
+        let n = bufs.len();
         self.now = now;
         // What rvsadm was told is done applies to this burst.
         self.pick_up_snapshot();
         // Every frame's first cache line on its way before parsing any.
-        for b in bufs[..n].iter() {
+        for b in bufs.iter() {
             b.prefetch();
         }
         let mut heads = [Headers::EMPTY; BURST];
         let mut todo = [false; BURST];
         let Some(mac) = self.net.port(port).map(|i| i.mac()) else {
-            out[..n].fill(Outcome::Drop(DropReason::NoPort));
-            return;
+            out.fill(Outcome::Drop(DropReason::NoPort));
+            return false;
         };
         let host = net::policy::Host {
             mac,
             locals: &self.local_set,
             own: &self.own_set,
         };
+        let vlans = self.net.has_vlans();
+        let mut tagged = false;
+        // The interface of each frame (the port's own unless VLANs say
+        // otherwise).
+        let mut ifx = [port; BURST];
         for i in 0..n {
             // Parsed in place: no copies of the headers struct per frame.
             let data = bufs[i].data();
-            out[i] = match parse_frame_into(data, &mut heads[i]) {
-                Err(_) => Outcome::Drop(DropReason::Malformed),
-                Ok(()) => match net::policy::admit(data, &heads[i], &host) {
-                    Err(r) => Outcome::Drop(r),
-                    Ok(()) => match self.foreign_owner(port, &heads[i]) {
-                        Some(w) => Outcome::Handoff(w),
-                        None => {
-                            todo[i] = true;
-                            continue;
-                        }
-                    },
+            if parse_frame_into(data, &mut heads[i]).is_err() {
+                out[i] = Outcome::Drop(DropReason::Malformed);
+                continue;
+            }
+            let h = &heads[i];
+            if vlans || h.vlan.is_some() {
+                tagged |= h.vlan.is_some();
+                match net::vlan::ingress(&self.net, port, data, h) {
+                    net::Ingress::Iface(l) => ifx[i] = l,
+                    net::Ingress::Unknown => {
+                        out[i] = Outcome::Drop(DropReason::VlanUnknown);
+                        continue;
+                    }
+                }
+            }
+            out[i] = match net::policy::admit(data, h, &host) {
+                Err(r) => Outcome::Drop(r),
+                Ok(()) => match self.foreign_owner(ifx[i], h) {
+                    Some(w) => Outcome::Handoff(w),
+                    None => {
+                        todo[i] = true;
+                        continue;
+                    }
                 },
             };
         }
-        self.decide_burst(
-            port,
-            &mut bufs[..n],
-            &heads[..n],
-            &todo[..n],
-            now,
-            &mut out[..n],
-        );
+        if !vlans {
+            self.decide_burst(port, bufs, &heads[..n], &todo[..n], now, out);
+            return tagged;
+        }
+        // One batch per interface, in the order they first appear.
+        while let Some(first) = (0..n).find(|&i| todo[i]) {
+            let l = ifx[first];
+            let mut mine = [false; BURST];
+            for i in first..n {
+                if todo[i] && ifx[i] == l {
+                    mine[i] = true;
+                    todo[i] = false;
+                }
+            }
+            self.decide_burst(l, bufs, &heads[..n], &mine[..n], now, out);
+        }
+        true
+    }
+
+    /// Frames decided for interfaces leave by their ports, tagged as each
+    /// interface says ([`NetConfig::link`]); one that cannot take its tag
+    /// is dropped.
+    #[cold]
+    fn to_links(&self, bufs: &mut [B], out: &mut [Outcome]) {
+        for (b, o) in bufs.iter_mut().zip(out.iter_mut()) {
+            if let Outcome::Tx(l) = *o {
+                let (port, vid) = self.net.link(l);
+                *o = match net::vlan::retag(b, vid) {
+                    true => Outcome::Tx(port),
+                    false => Outcome::Drop(DropReason::NoRoom),
+                };
+            }
+        }
+    }
+
+    /// [`Datapath::to_links`] for the frames a tick made, `out[from..]`.
+    fn tick_to_links(&self, out: &mut Vec<(PortIndex, B)>, from: usize, tally: &mut Tally) {
+        let mut i = 0;
+        out.retain_mut(|(l, b)| {
+            i += 1;
+            if i <= from {
+                return true;
+            }
+            let (port, vid) = self.net.link(*l);
+            *l = port;
+            let tagged = net::vlan::retag(b, vid);
+            if !tagged {
+                tally.drops.bump(DropReason::NoRoom);
+            }
+            tagged
+        });
     }
 
     /// [`Datapath::process_burst`] for one frame.
@@ -399,7 +476,9 @@ impl<B: PacketBuf> Datapath<B> {
     pub fn hold(&mut self, index: usize, buf: B, now: Timestamp, tally: &mut Tally) {
         let why = self.holds[index.min(BURST - 1)];
         if why.reassemble {
-            self.reassemble(why.port, buf, now, tally);
+            // Reassembled, the datagram comes in again on the port, and
+            // finds its interface from its first fragment's tag.
+            self.reassemble(self.net.link(why.port).0, buf, now, tally);
             return;
         }
         if why.fragment.is_some() {

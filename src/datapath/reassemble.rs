@@ -63,7 +63,10 @@ impl<B: PacketBuf> Datapath<B> {
             tally.reassembled += n;
             tally.originated += 1;
             self.refragment = true;
-            let o = self.process_one(port, &mut b, now);
+            let mut o = [Outcome::Drop(crate::drops::DropReason::Malformed)];
+            // The tick gives the frame its tag with the others it sends.
+            self.decide_frames(port, std::slice::from_mut(&mut b), now, &mut o);
+            let o = o[0];
             self.refragment = false;
             match o {
                 Outcome::Tx(p) => out.push((p, b)),

@@ -410,3 +410,227 @@ fn fragments_reassembled_then_forwarded() {
     assert!(tally.balanced(), "{tally:?}");
     assert_eq!(b.held(), 0);
 }
+
+/// Port 0 carries the clients on VLAN 10 only (interface 2, 10.0.0.254/24);
+/// port 1 the real servers untagged (10.1.0.254/24) and on VLAN 20
+/// (interface 3, 10.2.0.254/24). TCP VIP:80 goes to 10.1.0.11 (untagged,
+/// MAC known), UDP VIP:53 to 10.2.0.13 (VLAN 20, MAC known), UDP VIP:54 to
+/// 10.2.0.14 (VLAN 20, MAC unknown); all NAT.
+fn vlan_datapath() -> Datapath<VecBuf> {
+    use crate::lb::dest::DestConfig;
+    use crate::lb::persist::TemplateTable;
+    use crate::lb::service::{Protocol, ServiceKey};
+    use crate::net::{Iface, NeighConfig, NeighTable};
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let mut rules = Rules::new(1);
+    for (proto, port, rs) in [
+        (Protocol::Tcp, 80, "10.1.0.11"),
+        (Protocol::Udp, 53, "10.2.0.13"),
+        (Protocol::Udp, 54, "10.2.0.14"),
+    ] {
+        rules
+            .add_service(ServiceConfig::new(proto, vip(), port))
+            .unwrap();
+        rules
+            .add_dest(
+                &ServiceKey::new(proto, vip(), port),
+                DestConfig::new(ip(rs), port).masq(),
+            )
+            .unwrap();
+    }
+    let mut net = NetConfig::new();
+    net.set(Iface::new(0, CLI_MAC));
+    net.set(Iface::new(1, SRV_MAC).with_addr("10.1.0.254/24".parse().unwrap()));
+    net.set(
+        Iface::new(2, CLI_MAC)
+            .on_vlan(0, 10)
+            .with_addr("10.0.0.254/24".parse().unwrap()),
+    );
+    net.set(
+        Iface::new(3, SRV_MAC)
+            .on_vlan(1, 20)
+            .with_addr("10.2.0.254/24".parse().unwrap()),
+    );
+    let mut routes = RouteTable::from_config(&net);
+    routes.set_default(ip("10.0.0.1"), 2).unwrap();
+    let mut neigh = NeighTable::new(NeighConfig::default());
+    neigh.add_static(
+        1,
+        ip("10.1.0.11"),
+        crate::wire::EthernetAddress([2, 0, 0, 0, 0x11, 0x11]),
+    );
+    neigh.add_static(
+        3,
+        ip("10.2.0.13"),
+        crate::wire::EthernetAddress([2, 0, 0, 0, 0x13, 0x13]),
+    );
+    neigh.add_static(2, ip("10.0.0.1"), crate::wire::EthernetAddress(PEER));
+    let engine = Engine::new(
+        0,
+        4096,
+        rules.snapshot(),
+        Arc::new(TemplateTable::new(4)),
+        Timestamp::ZERO,
+    );
+    Datapath::new(Forwarding {
+        engine,
+        net,
+        vip_ports: vec![PortIndex(2)],
+        routes: Arc::new(routes),
+        neigh: neigh.snapshot(),
+        ip_id_start: 1,
+    })
+}
+
+/// `frame` with an 802.1Q tag `tci` after the MACs.
+fn tagged(frame: &[u8], tci: u16) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let mut t = vec![0x81, 0];
+    t.extend_from_slice(&tci.to_be_bytes());
+    f.splice(12..12, t);
+    f
+}
+
+/// The outer VLAN id of a frame, `None` untagged.
+fn vlan_of(frame: &[u8]) -> Option<u16> {
+    parse_frame(frame).unwrap().vlan_id()
+}
+
+fn udp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut u = vec![0u8; 12];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&12u16.to_be_bytes());
+    u
+}
+
+#[test]
+fn vlans_in_and_out() {
+    let mut b = vlan_datapath();
+    let t0 = Timestamp::ZERO;
+    let cl = [192, 0, 2, 10];
+    let decide = |b: &mut Datapath<VecBuf>, port: u16, f: Vec<u8>| {
+        let mut buf = VecBuf::from_frame(&f);
+        let o = b.process_one(PortIndex(port), &mut buf, t0);
+        (o, buf.to_vec())
+    };
+    // Client on VLAN 10 to an untagged real server, and back.
+    let syn_in = eth(CLI_MAC.0, 0x0800, &ipv4(cl, vip(), 6, &syn(4000, 80), 0));
+    let (o, f) = decide(&mut b, 0, tagged(&syn_in, 10));
+    assert_eq!(o, Outcome::Tx(PortIndex(1)));
+    assert_eq!(vlan_of(&f), None, "the server port is untagged");
+    assert_eq!(
+        &f[..12],
+        &[[2, 0, 0, 0, 0x11, 0x11], SRV_MAC.0].concat()[..]
+    );
+    let mut sa = syn(80, 4000);
+    sa[13] = 0x12;
+    let reply = eth(
+        SRV_MAC.0,
+        0x0800,
+        &ipv4([10, 1, 0, 11], IpAddr::from(cl), 6, &sa, 0),
+    );
+    let (o, f) = decide(&mut b, 1, reply);
+    assert_eq!(o, Outcome::Tx(PortIndex(0)));
+    assert_eq!(vlan_of(&f), Some(10), "back to the client in its VLAN");
+    assert_eq!(parse_frame(&f).unwrap().src, vip());
+    // VLAN 10 to VLAN 20, and back; a priority tag of the client's VLAN.
+    let q = eth(CLI_MAC.0, 0x0800, &ipv4(cl, vip(), 17, &udp(3333, 53), 0));
+    let (o, f) = decide(&mut b, 0, tagged(&q, 0xa00a));
+    assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(1)), Some(20)));
+    assert_eq!(
+        u16::from_be_bytes([f[14], f[15]]),
+        20,
+        "priority 0 on the way out"
+    );
+    let a = eth(
+        SRV_MAC.0,
+        0x0800,
+        &ipv4([10, 2, 0, 13], IpAddr::from(cl), 17, &udp(53, 3333), 0),
+    );
+    let (o, f) = decide(&mut b, 1, tagged(&a, 20));
+    assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(0)), Some(10)));
+    // Untagged (or priority-tagged) on the VLAN-only port, another VLAN,
+    // the real servers' VLAN on the client port: refused.
+    for (port, f) in [
+        (0, q.clone()),
+        (0, tagged(&q, 0x2000)),
+        (0, tagged(&q, 30)),
+        (0, tagged(&q, 20)),
+        (1, tagged(&a, 10)),
+    ] {
+        let (o, _) = decide(&mut b, port, f);
+        assert_eq!(o, Outcome::Drop(DropReason::VlanUnknown));
+    }
+    // ARP for the VIP: answered in VLAN 10, not untagged.
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&PEER);
+    arp.extend_from_slice(&[10, 0, 0, 1]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[10, 0, 0, 100]);
+    let who_has = eth([0xff; 6], 0x0806, &arp);
+    let (o, f) = decide(&mut b, 0, tagged(&who_has, 10));
+    assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(0)), Some(10)));
+    assert_eq!(&f[6..12], &CLI_MAC.0);
+    let (o, _) = decide(&mut b, 0, who_has);
+    assert_eq!(o, Outcome::Drop(DropReason::VlanUnknown));
+}
+
+#[test]
+fn vlans_mixed_in_one_burst_and_held_frames_leave_tagged() {
+    let mut b = vlan_datapath();
+    let t0 = Timestamp::ZERO;
+    let cl = [192, 0, 2, 10];
+    let syn_in = eth(CLI_MAC.0, 0x0800, &ipv4(cl, vip(), 6, &syn(4000, 80), 0));
+    let q54 = eth(CLI_MAC.0, 0x0800, &ipv4(cl, vip(), 17, &udp(3333, 54), 0));
+    let frames = [
+        tagged(&syn_in, 10),
+        tagged(&syn_in, 11),
+        syn_in.clone(),
+        tagged(&q54, 10),
+    ];
+    let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::from_frame(f)).collect();
+    let mut out = [Outcome::Hold; 4];
+    b.process_burst(PortIndex(0), &mut bufs, t0, &mut out);
+    assert_eq!(
+        out,
+        [
+            Outcome::Tx(PortIndex(1)),
+            Outcome::Drop(DropReason::VlanUnknown),
+            Outcome::Drop(DropReason::VlanUnknown),
+            Outcome::Hold,
+        ]
+    );
+    assert_eq!(
+        b.hold_target(3),
+        Some((PortIndex(3), "10.2.0.14".parse().unwrap()))
+    );
+    let mut tally = Tally::default();
+    b.hold(3, bufs.pop().unwrap(), t0, &mut tally);
+    // The request for 10.2.0.14 goes out of port 1 in VLAN 20.
+    let mut sent = Vec::new();
+    b.tick(t0, |_| Some(VecBuf::new(2048, 128)), &mut sent, &mut tally);
+    assert_eq!(sent.len(), 1);
+    let (port, req) = &sent[0];
+    assert_eq!(*port, PortIndex(1));
+    let h = parse_frame(req.data()).unwrap();
+    assert_eq!((h.vlan_id(), h.l3), (Some(20), crate::wire::parse::L3::Arp));
+    // Its answer, tagged, releases the frame tagged too.
+    let mut neigh = crate::net::NeighTable::new(crate::net::NeighConfig::default());
+    neigh.add_static(
+        3,
+        "10.2.0.14".parse().unwrap(),
+        crate::wire::EthernetAddress([2, 0, 0, 0, 0x14, 0x14]),
+    );
+    let mut sent = Vec::new();
+    // What a tick does with a new snapshot from the control thread.
+    b.set_neighbours(neigh.snapshot(), &mut sent, &mut tally);
+    b.tick_to_links(&mut sent, 0, &mut tally);
+    let released: Vec<_> = sent
+        .iter()
+        .filter(|(_, f)| parse_frame(f.data()).unwrap().protocol == crate::wire::IpProtocol::UDP)
+        .collect();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].0, PortIndex(1));
+    assert_eq!(vlan_of(released[0].1.data()), Some(20));
+}

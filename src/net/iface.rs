@@ -1,6 +1,14 @@
-//! Per-port L3 configuration: the port's MAC, the balancer's own addresses
-//! on it (with prefix lengths: they also define the connected networks),
-//! and the VIPs reachable through it.
+//! Per-interface L3 configuration: the interface's MAC, the balancer's own
+//! addresses on it (with prefix lengths: they also define the connected
+//! networks), and the VIPs reachable through it.
+//!
+//! An interface is a port, or an 802.1Q VLAN on one (a sub-interface with
+//! the port's MAC). The datapath works on interfaces throughout: routes,
+//! neighbours and held frames name them. Only its edges see ports: frames
+//! come in on a port and are given to the interface their tag names
+//! ([`NetConfig::ingress`]), and leave on the port of their interface with
+//! its tag ([`NetConfig::link`]). Interface `i` below the number of ports
+//! is port `i`, untagged.
 //!
 //! Built by the control thread and shared read-only with the workers (as
 //! part of an immutable snapshot); nothing here changes per packet.
@@ -28,10 +36,13 @@ pub const DEFAULT_MTU: u16 = 1500;
 /// The smallest MTU IPv4 allows (RFC 791).
 pub const MIN_MTU: u16 = 68;
 
-/// One port's L3 configuration.
+/// One interface's L3 configuration.
 #[derive(Clone, Debug)]
 pub struct Iface {
     port: PortIndex,
+    /// The port it sends on and its VLAN (a port: itself, untagged).
+    link: PortIndex,
+    vlan: Option<u16>,
     mac: EthernetAddress,
     /// The largest IP packet the port sends (bytes; Ethernet's 1500 unless
     /// configured).
@@ -45,13 +56,23 @@ pub struct Iface {
 impl Iface {
     /// A port with no addresses yet.
     pub fn new(port: impl Into<PortIndex>, mac: EthernetAddress) -> Self {
+        let port = port.into();
         Self {
-            port: port.into(),
+            port,
+            link: port,
+            vlan: None,
             mac,
             mtu: DEFAULT_MTU,
             addrs: Vec::new(),
             vips: AHashSet::new(),
         }
+    }
+
+    /// Makes this interface VLAN `vid` on port `link`.
+    pub fn on_vlan(mut self, link: impl Into<PortIndex>, vid: u16) -> Self {
+        self.link = link.into();
+        self.vlan = Some(vid & 0x0fff);
+        self
     }
 
     /// The port's MTU (IP bytes), at least IPv4's minimum of 68.
@@ -109,6 +130,18 @@ impl Iface {
     #[inline]
     pub fn port(&self) -> PortIndex {
         self.port
+    }
+
+    /// The port this interface sends on.
+    #[inline]
+    pub fn link(&self) -> PortIndex {
+        self.link
+    }
+
+    /// Its VLAN id, `None` for untagged.
+    #[inline]
+    pub fn vlan(&self) -> Option<u16> {
+        self.vlan
     }
 
     #[inline]
@@ -201,10 +234,25 @@ impl Iface {
     }
 }
 
-/// The L3 configuration of every port, indexed by port number.
+/// The L3 configuration of every interface, indexed by interface number.
 #[derive(Clone, Debug, Default)]
 pub struct NetConfig {
     ports: Vec<Option<Iface>>,
+    /// (port, VLAN id) to its interface.
+    vlans: ahash::AHashMap<(PortIndex, u16), PortIndex>,
+    /// Ports that carry untagged frames: without VLANs, or with addresses
+    /// of their own besides them.
+    untagged: Vec<bool>,
+}
+
+/// Where a frame that came in on a port belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingress {
+    /// To this interface.
+    Iface(PortIndex),
+    /// Tagged with a VLAN the port does not carry, doubly tagged, or
+    /// untagged on a port carrying VLANs only.
+    Unknown,
 }
 
 impl NetConfig {
@@ -218,7 +266,51 @@ impl NetConfig {
         if self.ports.len() <= p {
             self.ports.resize(p + 1, None);
         }
+        self.vlans.retain(|_, i| i.get() != p);
+        if let Some(vid) = iface.vlan() {
+            self.vlans.insert((iface.link(), vid), iface.port());
+        }
         self.ports[p] = Some(iface);
+        self.untagged = (0..self.ports.len())
+            .map(|l| {
+                let l = PortIndex(l as u16);
+                let carries_vlans = self.vlans.keys().any(|(q, _)| *q == l);
+                !carries_vlans || self.port(l).is_some_and(|i| !i.addrs().is_empty())
+            })
+            .collect();
+    }
+
+    /// True when some interface is a VLAN: only then do frames need
+    /// [`NetConfig::ingress`] and [`NetConfig::link`].
+    #[inline]
+    pub fn has_vlans(&self) -> bool {
+        !self.vlans.is_empty()
+    }
+
+    /// The interface of a frame that came in on `port` tagged `tag` (its
+    /// outer 802.1Q TCI, none when untagged); `inner` when it has a second
+    /// tag. A tag with VLAN id 0 only carries a priority: the frame is
+    /// untagged (as in Linux).
+    pub fn ingress(&self, port: PortIndex, tag: Option<u16>, inner: bool) -> Ingress {
+        let vid = tag.map(|t| t & 0x0fff).filter(|v| *v != 0);
+        match vid {
+            _ if inner => Ingress::Unknown,
+            None if self.untagged.get(port.get()).copied().unwrap_or(true) => Ingress::Iface(port),
+            None => Ingress::Unknown,
+            Some(v) => match self.vlans.get(&(port, v)) {
+                Some(i) => Ingress::Iface(*i),
+                None => Ingress::Unknown,
+            },
+        }
+    }
+
+    /// The port an interface sends on and the VLAN id its frames carry.
+    #[inline]
+    pub fn link(&self, iface: PortIndex) -> (PortIndex, Option<u16>) {
+        match self.port(iface) {
+            Some(i) => (i.link(), i.vlan()),
+            None => (iface, None),
+        }
     }
 
     pub fn with(mut self, iface: Iface) -> Self {

@@ -25,7 +25,8 @@
 //!   meant to be consulted per new connection (or per destination), the
 //!   result cached there, not per packet.
 //!
-//! Frames this module builds are untagged Ethernet II.
+//! Frames this module builds are untagged Ethernet II; [`vlan::retag`]
+//! gives them their interface's tag on the way out.
 
 pub mod addr;
 pub mod addrset;
@@ -42,6 +43,7 @@ pub mod policy;
 pub mod publish;
 pub mod reassembly;
 pub mod route;
+pub mod vlan;
 
 #[cfg(test)]
 mod flow_tests;
@@ -55,7 +57,7 @@ pub(crate) mod testutil;
 pub use addr::IpCidr;
 pub use addrset::AddrSet;
 pub use icmp_limit::{IcmpLimitConfig, IcmpLimiter};
-pub use iface::{AddrKind, Iface, NetConfig};
+pub use iface::{AddrKind, Iface, Ingress, NetConfig};
 pub use learn::{learn_channel, Evidence, LearnRx, LearnTx, Learned};
 pub use neigh::{NeighConfig, NeighSnapshot, NeighTable};
 pub use pending::{Pending, PendingConfig, RequestLimiter, Resolved};

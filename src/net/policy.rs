@@ -2,8 +2,9 @@
 //! and `ipv6_rcv`'s header and address checks, the input route's martian
 //! filter, `pkt_type` (only frames addressed to the host), refusing source
 //! routes. rvsd has no kernel in front of it, so it makes them itself, on
-//! every frame before anything else looks at it; each refusal is a drop
-//! reason of its own.
+//! every frame before anything else looks at it (after
+//! [`super::vlan::ingress`] has found the frame's interface); each refusal
+//! is a drop reason of its own.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -27,7 +28,7 @@ pub struct Host<'a> {
 /// port's MAC) is straight-line integer work.
 #[inline(always)]
 pub fn admit(frame: &[u8], h: &Headers, host: &Host<'_>) -> Result<(), DropReason> {
-    if !to_mac(frame, &host.mac) || h.vlan.is_some() {
+    if !to_mac(frame, &host.mac) {
         l2_checks(frame, h)?;
     }
     match (h.l3, &h.src, &h.dst) {
@@ -53,7 +54,7 @@ fn to_mac(frame: &[u8], mac: &EthernetAddress) -> bool {
     }
 }
 
-/// A tagged frame, or one not to the port's own MAC: broadcast ARP and
+/// A frame not to the port's own MAC: broadcast ARP and
 /// IPv6 multicast (neighbour discovery's groups; the address checks judge
 /// the group) go on.
 #[cold]
@@ -61,9 +62,6 @@ fn l2_checks(frame: &[u8], h: &Headers) -> Result<(), DropReason> {
     const BROADCAST: [u8; 6] = [0xff; 6];
     /// RFC 2464: 33:33 and the group's low 32 bits.
     const V6_GROUP: [u8; 2] = [0x33, 0x33];
-    if h.vlan.is_some() {
-        return Err(DropReason::VlanUnknown);
-    }
     let mac = frame.first_chunk::<6>().ok_or(DropReason::Malformed)?;
     match (h.l3, h.dst) {
         (L3::Arp, _) if *mac == BROADCAST => Ok(()),
