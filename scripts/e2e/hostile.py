@@ -61,9 +61,12 @@ def classes(lb, cport=40000):
                         for m in ["02:99:99:99:99:99", "ff:ff:ff:ff:ff:ff", "01:00:5e:01:02:03",
                                   "33:33:00:00:00:01"]],
                        {"not_for_us": 4})
+    # The client port carries no VLAN: tags, QinQ and an 802.1ad tag are
+    # refused; a priority tag (VLAN id 0) is untagged and gets through.
     c["vlan"] = ([e / Dot1Q(vlan=7) / syn(), e / Dot1Q(vlan=7) / Dot1Q(vlan=8) / syn(),
-                  e / Dot1Q(vlan=0) / syn()],
+                  Ether(dst=lb, src=PEER_MAC, type=0x88A8) / Dot1Q(vlan=7) / syn()],
                  {"vlan_unknown": 3})
+    c["vlan_priority"] = ([e / Dot1Q(vlan=0, prio=5) / syn()], {})
     c["source_route"] = ([e / syn(options=[IPOption_LSRR(routers=[RS1])]),
                           e / syn(options=[IPOption_SSRR(routers=[RS1])]),
                           e / IPv6(src=CLIENT6, dst=VIP6) / IPv6ExtHdrRouting(addresses=["2001:db8::1"], segleft=1)

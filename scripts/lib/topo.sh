@@ -12,6 +12,10 @@
 #     real servers   .11 .. / ::11 ..   rvsd's server port .1 / ::1
 # In the one-arm layouts (DR, TUN) the real servers sit on the client
 # network, .11 .. / ::11 ..
+# The vlan layout is NAT with VLANs: the client network is VLAN 10 of
+# rvsd's client port (which carries VLANs only), odd real servers sit in
+# VLAN 20 of the server port (the server network above), even ones on the
+# same port untagged, 10.231.3.0/24, 2001:db8:231:3::/64 (rvsd .1 / ::1).
 
 TOPO_CLIENT4=10.231.1.2
 TOPO_CLIENT6=2001:db8:231:1::2
@@ -19,8 +23,36 @@ TOPO_VIP4=10.231.1.100
 TOPO_VIP6=2001:db8:231:1::100
 
 # rs_addr4 LAYOUT N / rs_addr6 LAYOUT N: real server N's address (N from 1).
-topo_rs4() { if [ "$1" = nat ] || [ "$1" = mtu ]; then echo "10.231.2.$((10 + $2))"; else echo "10.231.1.$((10 + $2))"; fi; }
-topo_rs6() { if [ "$1" = nat ] || [ "$1" = mtu ]; then echo "2001:db8:231:2::$((10 + $2))"; else echo "2001:db8:231:1::$((10 + $2))"; fi; }
+topo_rs4() {
+    case $1 in
+    nat | mtu) echo "10.231.2.$((10 + $2))" ;;
+    vlan) echo "10.231.$((2 + ($2 + 1) % 2)).$((10 + $2))" ;;
+    *) echo "10.231.1.$((10 + $2))" ;;
+    esac
+}
+topo_rs6() {
+    case $1 in
+    nat | mtu) echo "2001:db8:231:2::$((10 + $2))" ;;
+    vlan) echo "2001:db8:231:$((2 + ($2 + 1) % 2))::$((10 + $2))" ;;
+    *) echo "2001:db8:231:1::$((10 + $2))" ;;
+    esac
+}
+
+# topo_vlan_port NS DEV VID: make DEV in NS an access port of VLAN VID: it
+# sends every frame tagged VID and takes only frames tagged VID (this
+# kernel has no 802.1Q driver: a tc-BPF program does it, built once per
+# run).
+topo_vlan_port() {
+    local ns=$1 dev=$2 vid=$3 dir
+    tc -n "$ns" qdisc add dev "$dev" clsact
+    for dir in egress ingress; do
+        local obj=$RVS_WORK/vlan_port_${vid}_$dir.o def=-DEGRESS
+        [ "$dir" = ingress ] && def=-DINGRESS
+        [ -f "$obj" ] || clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -DVID="$vid" "$def" \
+            -c "$RVS_ROOT/scripts/bpf/vlan_port.c" -o "$obj"
+        tc -n "$ns" filter add dev "$dev" "$dir" bpf direct-action obj "$obj" sec tc
+    done
+}
 
 # A namespace with one veth into the bridge namespace $sw.
 _topo_host_on_bridge() {
@@ -52,10 +84,12 @@ _topo_switch() {
     ip netns exec "$sw" ethtool -K "${host}p" tx off tso off gso off gro off >/dev/null 2>&1 || true
 }
 
+# The client (in VLAN 10 in the vlan layout).
 _topo_client() {
-    local id=$1 sw=$2 br=$3
+    local id=$1 sw=$2 br=$3 layout=$4
     TOPO_CLIENT_NS=rvs-c-$id
     _topo_host_on_bridge "$TOPO_CLIENT_NS" "$sw" "$br" eth0 "c$id"
+    [ "$layout" = vlan ] && topo_vlan_port "$TOPO_CLIENT_NS" eth0 10
     ip -n "$TOPO_CLIENT_NS" addr add "$TOPO_CLIENT4/24" dev eth0
     ip -n "$TOPO_CLIENT_NS" addr add "$TOPO_CLIENT6/64" dev eth0 nodad
 }
@@ -66,12 +100,15 @@ _topo_rs() {
     local layout=$1 id=$2 n=$3 sw=$4 br=$5
     local ns=rvs-r$n-$id
     _topo_host_on_bridge "$ns" "$sw" "$br" eth0 "r$n$id"
+    [ "$layout" = vlan ] && [ $((n % 2)) = 1 ] && topo_vlan_port "$ns" eth0 20
     ip -n "$ns" addr add "$(topo_rs4 "$layout" "$n")/24" dev eth0
     ip -n "$ns" addr add "$(topo_rs6 "$layout" "$n")/64" dev eth0 nodad
     case $layout in
-    nat)
-        ip -n "$ns" route add default via 10.231.2.1
-        ip -n "$ns" -6 route add default via 2001:db8:231:2::1
+    nat | vlan)
+        local net4 net6
+        net4=$(topo_rs4 "$layout" "$n") net6=$(topo_rs6 "$layout" "$n")
+        ip -n "$ns" route add default via "${net4%.*}.1"
+        ip -n "$ns" -6 route add default via "${net6%::*}::1"
         ;;
     dr|tun)
         # The VIPs on lo; never answer ARP/ND for them (arp_ignore/announce),
@@ -98,7 +135,8 @@ topo_bpf() {
         -c "$RVS_ROOT/scripts/bpf/tun_decap.c" -o "$TOPO_BPF"
 }
 
-# topo_create LAYOUT ID NSERVERS: build a layout (nat | dr | tun | mtu).
+# topo_create LAYOUT ID NSERVERS: build a layout (nat | dr | tun | mtu |
+# vlan).
 # mtu is nat with jumbo frames on the client side (MTU 8000 on the client's
 # links and rvsd's client port) and rvsd's server port at MTU 1400 while
 # the real servers' links stay at 1500: client packets over 1400 must be
@@ -112,7 +150,7 @@ topo_create() {
     [ "$layout" = tun ] && topo_bpf
     local swc=rvs-sw-$id brc=br0
     _topo_switch "$swc" "$brc" "rc$id"
-    _topo_client "$id" "$swc" "$brc"
+    _topo_client "$id" "$swc" "$brc" "$layout"
     TOPO_RS_NS=()
     if [ "$layout" = mtu ]; then
         local l
@@ -120,10 +158,12 @@ topo_create() {
         for l in "rc${id}p" "c${id}" "$brc"; do ip -n "$swc" link set "$l" mtu 8000; done
         ip -n "$TOPO_CLIENT_NS" link set eth0 mtu 8000
     fi
-    if [ "$layout" = nat ] || [ "$layout" = mtu ]; then
+    if [ "$layout" = nat ] || [ "$layout" = mtu ] || [ "$layout" = vlan ]; then
         local sws=rvs-ss-$id
         _topo_switch "$sws" "$brc" "rs$id"
-        for i in $(seq 1 "$n"); do _topo_rs nat "$id" "$i" "$sws" "$brc"; TOPO_RS_NS+=("rvs-r$i-$id"); done
+        local l=nat
+        [ "$layout" = vlan ] && l=vlan
+        for i in $(seq 1 "$n"); do _topo_rs "$l" "$id" "$i" "$sws" "$brc"; TOPO_RS_NS+=("rvs-r$i-$id"); done
     else
         for i in $(seq 1 "$n"); do _topo_rs "$layout" "$id" "$i" "$swc" "$brc"; TOPO_RS_NS+=("rvs-r$i-$id"); done
     fi
@@ -140,13 +180,20 @@ topo_create() {
         echo "device = \"$drv0\""
         if [ "$layout" = dr ] || [ "$layout" = tun ]; then echo 'role = "both"'; else echo 'role = "client"'; fi
         [ "$layout" = mtu ] && echo 'mtu = 8000'
+        if [ "$layout" = vlan ]; then
+            printf '[[port.vlan]]\nid = 10\n'
+        fi
         echo 'addresses = ["10.231.1.1/24", "2001:db8:231:1::1/64"]'
-        if [ "$layout" = nat ] || [ "$layout" = mtu ]; then
+        if [ "$layout" = nat ] || [ "$layout" = mtu ] || [ "$layout" = vlan ]; then
             echo "[[port]]"
             echo "name = \"server\""
             echo "device = \"$drv1\""
             echo 'role = "server"'
             [ "$layout" = mtu ] && echo 'mtu = 1400'
+            if [ "$layout" = vlan ]; then
+                echo 'addresses = ["10.231.3.1/24", "2001:db8:231:3::1/64"]'
+                printf '[[port.vlan]]\nid = 20\n'
+            fi
             echo 'addresses = ["10.231.2.1/24", "2001:db8:231:2::1/64"]'
         fi
     } >"$TOPO_CONFIG"

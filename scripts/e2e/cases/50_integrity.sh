@@ -22,13 +22,13 @@ transfer_check() {
         "$(url "$vip" 80 "/blob/$BIG")" 2>&1)
     t1=$(date +%s.%N)
     secs=$(python3 -c "print(f'{$t1 - $t0:.1f} s, {$BIG / ($t1 - $t0) / 1e6:.0f} MB/s')")
-    expect_eq "$label: 100 MB download sha256 ($secs)" "$got" "$E2E_BIG_SHA"
+    expect_eq "$label: $((BIG / 1000000)) MB download sha256 ($secs)" "$got" "$E2E_BIG_SHA"
     t0=$(date +%s.%N)
     got=$(cl 90 curl -sS -f -m 80 --data-binary "@$E2E_UP_FILE" -H 'Content-Type: application/octet-stream' \
         "$(url "$vip")" 2>&1 | cut -d' ' -f2,3)
     t1=$(date +%s.%N)
     secs=$(python3 -c "print(f'{$t1 - $t0:.1f} s')")
-    expect_eq "$label: 20 MB upload sha256 and length ($secs)" "$got" "$E2E_UP_SHA $UP"
+    expect_eq "$label: $((UP / 1000000)) MB upload sha256 and length ($secs)" "$got" "$E2E_UP_SHA $UP"
     if [ "$pmtu" != - ]; then
         got=$(ip -n "$TOPO_CLIENT_NS" route get "$vip" | grep -o 'mtu [0-9]*' | awk '{ print $2 }')
         expect_eq "$label: the client learned the path MTU to the VIP from rvsd's ICMP" "$got" "$pmtu"

@@ -71,7 +71,7 @@ hostile_class() {
         expect_eq "$name: drop.$k raised by" "$got" "$v"
     done < <(awk '$1 == "expect" { print $2, $3 }' <<<"$out")
     case $name in
-    valid | frag_valid) check "$name: the real servers' segment saw it ($seen)" [ "${seen:-0}" -ge 1 ] ;;
+    valid | frag_valid | vlan_priority) check "$name: the real servers' segment saw it ($seen)" [ "${seen:-0}" -ge 1 ] ;;
     tcp_flags | icmp_errors | icmp_live | ipv6_chains | fuzz) ;;
     *) expect_eq "$name: marked frames on the real servers' segment" "$seen" 0 ;;
     esac
@@ -99,7 +99,7 @@ c_hostile() {
     rvs_wait_for 10 bash -c "timeout 5 $E2E_ADM -Lnc | grep -q ESTABLISHED" || fail "the download did not start"
     E2E_CPORT=$(admq -Lnc | awk '$3 == "ESTABLISHED" { split($4, a, ":"); print a[2]; exit }')
     say "the download's client port: $E2E_CPORT"
-    for c in valid icmp_live bad_ip_checksum martian_source martian_destination not_for_us vlan \
+    for c in valid icmp_live bad_ip_checksum martian_source martian_destination not_for_us vlan vlan_priority \
         source_route ttl_expired malformed frag_valid fragments tcp_flags icmp_errors ipv6_chains fuzz; do
         hostile_class "$c"
     done
