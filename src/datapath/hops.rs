@@ -81,8 +81,10 @@ impl HopCache {
         self.by_dest.get(i)?.as_ref().map(|(_, h)| h)
     }
 
-    /// The hop toward `target` (a client), cached by address.
-    #[inline]
+    /// The hop toward `target` (a client), cached by address. Always
+    /// inlined, as [`HopCache::dest`]: left to itself the compiler moved it
+    /// out of line when the burst loop grew (+20 instructions a packet).
+    #[inline(always)]
     pub fn addr(&mut self, target: IpAddr, resolve: impl FnOnce() -> Option<Hop>) -> Option<&Hop> {
         let s = slot_of(&target);
         if !matches!(&self.by_addr[s], Some((t, _)) if *t == target) {

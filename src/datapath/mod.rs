@@ -357,7 +357,6 @@ impl<B: PacketBuf> Datapath<B> {
         now: Timestamp,
         out: &mut [Outcome],
     ) -> bool {
-        let n = bufs.len();
         self.now = now;
         // What rvsadm was told is done applies to this burst.
         self.pick_up_snapshot();
@@ -365,44 +364,38 @@ impl<B: PacketBuf> Datapath<B> {
         for b in bufs.iter() {
             b.prefetch();
         }
-        let mut heads = [Headers::EMPTY; BURST];
-        let mut todo = [false; BURST];
         let Some(mac) = self.net.port(port).map(|i| i.mac()) else {
             out.fill(Outcome::Drop(DropReason::NoPort));
             return false;
         };
+        if self.net.has_vlans() {
+            self.decide_frames_on_vlans(port, mac, bufs, now, out);
+            return true;
+        }
+        let n = bufs.len();
+        let mut heads = [Headers::EMPTY; BURST];
+        let mut todo = [false; BURST];
+        let mut tagged = false;
         let host = net::policy::Host {
             mac,
             locals: &self.local_set,
             own: &self.own_set,
         };
-        let vlans = self.net.has_vlans();
-        let mut tagged = false;
-        // The interface of each frame (the port's own unless VLANs say
-        // otherwise).
-        let mut ifx = [port; BURST];
         for i in 0..n {
             // Parsed in place: no copies of the headers struct per frame.
             let data = bufs[i].data();
-            if parse_frame_into(data, &mut heads[i]).is_err() {
-                out[i] = Outcome::Drop(DropReason::Malformed);
-                continue;
-            }
-            let h = &heads[i];
-            if vlans || h.vlan.is_some() {
-                tagged |= h.vlan.is_some();
-                match net::vlan::ingress(&self.net, port, data, h) {
-                    net::Ingress::Iface(l) => ifx[i] = l,
-                    net::Ingress::Unknown => {
-                        out[i] = Outcome::Drop(DropReason::VlanUnknown);
-                        continue;
-                    }
+            out[i] = match parse_frame_into(data, &mut heads[i]) {
+                Err(_) => Outcome::Drop(DropReason::Malformed),
+                Ok(())
+                    if heads[i].vlan.is_some() && {
+                        tagged = true;
+                        !self.priority_tagged(port, data, &heads[i])
+                    } =>
+                {
+                    Outcome::Drop(DropReason::VlanUnknown)
                 }
-            }
-            out[i] = match net::policy::admit(data, h, &host) {
-                Err(r) => Outcome::Drop(r),
-                Ok(()) => match self.foreign_owner(ifx[i], h) {
-                    Some(w) => Outcome::Handoff(w),
+                Ok(()) => match self.screen(port, data, &heads[i], &host) {
+                    Some(o) => o,
                     None => {
                         todo[i] = true;
                         continue;
@@ -410,11 +403,51 @@ impl<B: PacketBuf> Datapath<B> {
                 },
             };
         }
-        if !vlans {
-            self.decide_burst(port, bufs, &heads[..n], &todo[..n], now, out);
-            return tagged;
+        self.decide_burst(port, bufs, &heads[..n], &todo[..n], now, out);
+        tagged
+    }
+
+    /// [`Datapath::decide_frames`] when some interface is a VLAN: each
+    /// frame's interface comes from its tag, and the frames are decided in
+    /// one batch per interface.
+    #[inline(never)]
+    fn decide_frames_on_vlans(
+        &mut self,
+        port: PortIndex,
+        mac: crate::wire::EthernetAddress,
+        bufs: &mut [B],
+        now: Timestamp,
+        out: &mut [Outcome],
+    ) {
+        let n = bufs.len();
+        let mut heads = [Headers::EMPTY; BURST];
+        let mut todo = [false; BURST];
+        let mut ifx = [port; BURST];
+        let host = net::policy::Host {
+            mac,
+            locals: &self.local_set,
+            own: &self.own_set,
+        };
+        for i in 0..n {
+            let data = bufs[i].data();
+            if parse_frame_into(data, &mut heads[i]).is_err() {
+                out[i] = Outcome::Drop(DropReason::Malformed);
+                continue;
+            }
+            let h = &heads[i];
+            match net::vlan::ingress(&self.net, port, data, h) {
+                net::Ingress::Iface(l) => ifx[i] = l,
+                net::Ingress::Unknown => {
+                    out[i] = Outcome::Drop(DropReason::VlanUnknown);
+                    continue;
+                }
+            }
+            match self.screen(ifx[i], data, h, &host) {
+                Some(o) => out[i] = o,
+                None => todo[i] = true,
+            }
         }
-        // One batch per interface, in the order they first appear.
+        // In the order the interfaces first appear.
         while let Some(first) = (0..n).find(|&i| todo[i]) {
             let l = ifx[first];
             let mut mine = [false; BURST];
@@ -426,7 +459,29 @@ impl<B: PacketBuf> Datapath<B> {
             }
             self.decide_burst(l, bufs, &heads[..n], &mine[..n], now, out);
         }
-        true
+    }
+
+    /// A tagged frame on a port without VLANs: only a priority tag (VLAN
+    /// id 0) passes.
+    #[cold]
+    fn priority_tagged(&self, port: PortIndex, data: &[u8], h: &Headers) -> bool {
+        net::vlan::ingress(&self.net, port, data, h) != net::Ingress::Unknown
+    }
+
+    /// The input checks and owner routing of a parsed frame on `iface`:
+    /// its outcome, or `None` when this worker decides it.
+    #[inline(always)]
+    fn screen(
+        &self,
+        iface: PortIndex,
+        data: &[u8],
+        h: &Headers,
+        host: &net::policy::Host<'_>,
+    ) -> Option<Outcome> {
+        match net::policy::admit(data, h, host) {
+            Err(r) => Some(Outcome::Drop(r)),
+            Ok(()) => self.foreign_owner(iface, h).map(Outcome::Handoff),
+        }
     }
 
     /// Frames decided for interfaces leave by their ports, tagged as each
