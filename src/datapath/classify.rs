@@ -145,7 +145,7 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         if h.is_fragment() {
-            self.hold_next = HoldFor::reassembly(port);
+            self.hold_next = HoldFor::Reassemble { port };
             return Outcome::Hold;
         }
         let proto = match h.protocol {

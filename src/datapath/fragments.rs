@@ -6,6 +6,7 @@
 use super::Datapath;
 use crate::drops::{DropReason, Tally};
 use crate::ids::PortIndex;
+use crate::lb::forward::next_ip_id;
 use crate::lb::time::Timestamp;
 use crate::net::fragment::Plan;
 use crate::wire::buf::PacketBuf;
@@ -27,14 +28,10 @@ impl<B: PacketBuf> Datapath<B> {
     ) {
         let mut queue = std::mem::take(&mut self.to_fragment);
         let mut made: Vec<B> = Vec::new();
-        for (why, mut buf) in queue.drain(..) {
+        for (frag, mut buf) in queue.drain(..) {
             tally.held -= 1;
-            let Some(frag) = why.fragment else {
-                tally.drops.bump(DropReason::FragNoBuffer);
-                continue;
-            };
             // IPv6 fragments need an id of ours: this worker's, counting.
-            let ident = 0x8000_0000 | (self.me.0 as u32) << 16 | self.next_ip_id() as u32;
+            let ident = 0x8000_0000 | (self.me.0 as u32) << 16 | next_ip_id(&self.ip_id) as u32;
             let Ok(plan) = Plan::with_ident(buf.data(), frag.l3 as usize, frag.mtu as usize, ident)
             else {
                 // The rewrite said it was too big and fragmentable; a
@@ -63,18 +60,12 @@ impl<B: PacketBuf> Datapath<B> {
             tally.originated += made.len() as u64;
             for b in std::iter::once(buf).chain(made.drain(..)) {
                 if frag.resolved {
-                    out.push((why.port, b));
+                    out.push((frag.port, b));
                 } else {
-                    self.park(why.port, why.next_hop, b, now, tally);
+                    self.park(frag.port, frag.next_hop, b, now, tally);
                 }
             }
         }
         self.to_fragment = queue;
-    }
-
-    fn next_ip_id(&self) -> u16 {
-        let id = self.ip_id.get();
-        self.ip_id.set(id.wrapping_add(1));
-        id
     }
 }

@@ -76,49 +76,34 @@ pub enum Outcome {
 
 /// Why a frame was given back with [`Outcome::Hold`].
 #[derive(Clone, Copy, Debug)]
-struct HoldFor {
-    /// Egress port and next hop.
-    port: PortIndex,
-    next_hop: IpAddr,
-    /// Set when the frame leaves in fragments.
-    fragment: Option<Fragment>,
-    /// A fragment to reassemble (`port` is where it came in).
-    reassemble: bool,
+enum HoldFor {
+    /// Rewritten; it waits for the MAC of `next_hop` on interface `port`.
+    Neighbour { port: PortIndex, next_hop: IpAddr },
+    /// Rewritten; it leaves in fragments.
+    Fragment(Fragment),
+    /// A fragment that came in on interface `port`, to reassemble.
+    Reassemble { port: PortIndex },
 }
 
-/// How to fragment a held frame.
+/// How to send a held frame in fragments.
 #[derive(Clone, Copy, Debug)]
 struct Fragment {
+    /// Egress interface and next hop.
+    port: PortIndex,
+    next_hop: IpAddr,
     /// The egress MTU.
     mtu: u16,
-    /// Where its IPv4 header starts.
+    /// Where its IP header starts.
     l3: u16,
     /// The next hop's MAC is written in already.
     resolved: bool,
 }
 
 impl HoldFor {
-    const NONE: HoldFor = HoldFor::neighbour(PortIndex(0), UNSPECIFIED);
-
-    /// Waiting for the next hop's MAC only.
-    const fn neighbour(port: PortIndex, next_hop: IpAddr) -> Self {
-        HoldFor {
-            port,
-            next_hop,
-            fragment: None,
-            reassemble: false,
-        }
-    }
-
-    /// A fragment that came in on `port`, for reassembly.
-    const fn reassembly(port: PortIndex) -> Self {
-        HoldFor {
-            port,
-            next_hop: UNSPECIFIED,
-            fragment: None,
-            reassemble: true,
-        }
-    }
+    const NONE: HoldFor = HoldFor::Neighbour {
+        port: PortIndex(0),
+        next_hop: UNSPECIFIED,
+    };
 }
 
 /// What every frame needs: the engine, the ports' addresses, routes and
@@ -164,7 +149,7 @@ pub struct Datapath<B> {
     holds: [HoldFor; BURST],
     hold_next: HoldFor,
     /// Rewritten frames to send as fragments at the next tick.
-    to_fragment: Vec<(HoldFor, B)>,
+    to_fragment: Vec<(Fragment, B)>,
     /// Fragments waiting for the rest of their datagram.
     reassembly: Reassembly<B>,
     /// Set while a datagram reassembled here is decided.
@@ -529,23 +514,20 @@ impl<B: PacketBuf> Datapath<B> {
     /// [`Outcome::Hold`]: until its next hop resolves, or until the next
     /// tick sends it in fragments.
     pub fn hold(&mut self, index: usize, buf: B, now: Timestamp, tally: &mut Tally) {
-        let why = self.holds[index.min(BURST - 1)];
-        if why.reassemble {
+        match self.holds[index.min(BURST - 1)] {
             // Reassembled, the datagram comes in again on the port, and
             // finds its interface from its first fragment's tag.
-            self.reassemble(self.net.link(why.port).0, buf, now, tally);
-            return;
-        }
-        if why.fragment.is_some() {
-            if self.to_fragment.len() < fragments::BACKLOG {
-                self.to_fragment.push((why, buf));
-                tally.held += 1;
-            } else {
-                tally.drops.bump(DropReason::FragNoBuffer);
+            HoldFor::Reassemble { port } => self.reassemble(self.net.link(port).0, buf, now, tally),
+            HoldFor::Fragment(f) => {
+                if self.to_fragment.len() < fragments::BACKLOG {
+                    self.to_fragment.push((f, buf));
+                    tally.held += 1;
+                } else {
+                    tally.drops.bump(DropReason::FragNoBuffer);
+                }
             }
-            return;
+            HoldFor::Neighbour { port, next_hop } => self.park(port, next_hop, buf, now, tally),
         }
-        self.park(why.port, why.next_hop, buf, now, tally);
     }
 
     /// Queue a frame for its next hop's MAC.

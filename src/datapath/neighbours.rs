@@ -112,9 +112,14 @@ impl<B: PacketBuf> Datapath<B> {
         }
     }
 
-    /// Where the frame given outcome [`Outcome::Hold`] at `index` waits.
+    /// The interface and next hop the frame given outcome
+    /// [`Outcome::Hold`] at `index` is for (`None`: held for reassembly).
     pub fn hold_target(&self, index: usize) -> Option<(PortIndex, IpAddr)> {
-        self.holds.get(index).map(|h| (h.port, h.next_hop))
+        match self.holds.get(index)? {
+            super::HoldFor::Neighbour { port, next_hop } => Some((*port, *next_hop)),
+            super::HoldFor::Fragment(f) => Some((f.port, f.next_hop)),
+            super::HoldFor::Reassemble { .. } => None,
+        }
     }
 }
 

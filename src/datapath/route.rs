@@ -146,21 +146,21 @@ impl<B: PacketBuf> Datapath<B> {
             Ok(Applied::Transmit) => match mac {
                 Some(_) => Outcome::Tx(hop.port),
                 None => {
-                    self.hold_next = HoldFor::neighbour(hop.port, hop.next_hop);
+                    self.hold_next = HoldFor::Neighbour {
+                        port: hop.port,
+                        next_hop: hop.next_hop,
+                    };
                     Outcome::Hold
                 }
             },
             Ok(Applied::Fragment) => {
-                self.hold_next = HoldFor {
+                self.hold_next = HoldFor::Fragment(Fragment {
                     port: hop.port,
                     next_hop: hop.next_hop,
-                    fragment: Some(Fragment {
-                        mtu,
-                        l3: h.l3_offset,
-                        resolved: mac.is_some(),
-                    }),
-                    reassemble: false,
-                };
+                    mtu,
+                    l3: h.l3_offset,
+                    resolved: mac.is_some(),
+                });
                 Outcome::Hold
             }
             Ok(Applied::Reply(_)) => {

@@ -111,10 +111,16 @@ impl Env<'_> {
     /// The next IP id (post-increment, wrapping).
     #[inline]
     pub fn next_ip_id(&self) -> u16 {
-        let id = self.ip_id.get();
-        self.ip_id.set(id.wrapping_add(1));
-        id
+        next_ip_id(self.ip_id)
     }
+}
+
+/// The next IP id of a worker's counter (post-increment, wrapping).
+#[inline]
+pub fn next_ip_id(counter: &Cell<u16>) -> u16 {
+    let id = counter.get();
+    counter.set(id.wrapping_add(1));
+    id
 }
 
 /// What to do with the buffer after a successful [`apply`].
