@@ -223,7 +223,7 @@ pub struct DestSpec {
     /// For route and tunnel this is always the virtual port.
     pub port: u16,
     pub forward: Forward,
-    /// 0..=65535; 0 = quiescent.
+    /// 0..=2147483647 (the kernel's INT_MAX); 0 = quiescent.
     pub weight: u32,
     /// Upper connection threshold (`-x`), 0 = none.
     #[serde(default)]

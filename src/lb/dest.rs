@@ -84,7 +84,8 @@ pub const fn real_port(port: u16, vport: u16) -> u16 {
     }
 }
 
-pub const MAX_WEIGHT: u32 = 65535;
+/// The kernel's weights are C ints: 0..=INT_MAX.
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
 /// Thresholds are C ints in ipvsadm.
 pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
 

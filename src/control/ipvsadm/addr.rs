@@ -27,13 +27,24 @@ pub fn parse_host_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
     Some((IpAddr::V4(a), port))
 }
 
-/// A decimal number in `min..=max` (ipvsadm's `string_to_number`).
+/// A decimal number in `min..=max`, read as ipvsadm's `string_to_number`
+/// reads it with C's `strtol`: white space before it and a sign allowed,
+/// nothing after the digits (`" 5"` is 5, `"5 "` is refused, `"-0"` is 0).
 pub fn parse_number(s: &str, min: u64, max: u64) -> Option<u64> {
-    let t = s.strip_prefix('+').unwrap_or(s);
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let n: u64 = t.parse().ok()?;
+    let n: u64 = digits.parse().ok()?;
+    if negative {
+        // Every minimum here is 0 or more: only -0 can be in range.
+        return (n == 0 && min == 0).then_some(0);
+    }
     (min..=max).contains(&n).then_some(n)
 }
 
@@ -121,5 +132,14 @@ mod tests {
         assert_eq!(parse_number("65535", 0, 65535), Some(65535));
         assert_eq!(parse_number("-1", 0, 65535), None);
         assert_eq!(parse_number("1x", 0, 65535), None);
+        assert_eq!(parse_number(" \t5", 0, 65535), Some(5));
+        assert_eq!(parse_number("5 ", 0, 65535), None);
+        assert_eq!(parse_number("+7", 0, 65535), Some(7));
+        assert_eq!(parse_number("-0", 0, 65535), Some(0));
+        assert_eq!(parse_number("-0", 1, 65535), None);
+        assert_eq!(parse_number("- 1", 0, 65535), None);
+        assert_eq!(parse_number("", 0, 65535), None);
+        assert_eq!(parse_number(" ", 0, 65535), None);
+        assert_eq!(parse_number("99999999999999999999999", 0, 65535), None);
     }
 }

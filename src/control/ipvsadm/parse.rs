@@ -302,7 +302,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
             Opt::Gatewaying => st.forward = Some('g'),
             Opt::Weight => {
                 st.weight = Some(
-                    parse_number(&v, 0, 65535)
+                    parse_number(&v, 0, crate::lb::dest::MAX_WEIGHT as u64)
                         .ok_or_else(|| ParseError::fail("illegal weight specified"))?
                         as u32,
                 )

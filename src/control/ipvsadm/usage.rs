@@ -65,7 +65,7 @@ Options:
   --tun-type     type                 ipip|gue|gre (ipip when not given)
   --tun-port     port                 GUE destination port
   --tun-nocsum | --tun-csum | --tun-remcsum   tunnel checksum mode
-  --weight       -w weight            0..65535, 1 when not given
+  --weight       -w weight            0..2147483647, 1 when not given
   --u-threshold  -x uthreshold        upper connection threshold
   --l-threshold  -y lthreshold        lower connection threshold
   --connection   -c                   list connections
