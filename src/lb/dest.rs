@@ -395,7 +395,7 @@ mod tests {
             d.normalize(svc, 80).unwrap_err().to_string()
         };
         assert_eq!(
-            err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(65536)),
+            err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(1 << 31)),
             "illegal weight specified"
         );
         assert_eq!(

@@ -382,8 +382,13 @@ fn real_server_defaults_and_forwarding() {
             }
         )
     );
+    // The kernel's weights are C ints.
+    assert!(matches!(
+        cmd("-a -t 10.0.0.1:80 -r 10.1.0.1 -w 2147483647"),
+        Command::AddDest(_, d) if d.weight == 2147483647
+    ));
     fail(
-        "-a -t 10.0.0.1:80 -r 10.1.0.1 -w 65536",
+        "-a -t 10.0.0.1:80 -r 10.1.0.1 -w 2147483648",
         "illegal weight specified",
     );
     fail(
