@@ -86,7 +86,7 @@ _topo_switch() {
 
 # The client (in VLAN 10 in the vlan layout).
 _topo_client() {
-    local id=$1 sw=$2 br=$3 layout=$4
+    local id=$1 sw=$2 br=$3 layout=${4:-}
     TOPO_CLIENT_NS=rvs-c-$id
     _topo_host_on_bridge "$TOPO_CLIENT_NS" "$sw" "$br" eth0 "c$id"
     [ "$layout" = vlan ] && topo_vlan_port "$TOPO_CLIENT_NS" eth0 10

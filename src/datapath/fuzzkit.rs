@@ -137,6 +137,19 @@ pub fn datapath() -> Datapath<VecBuf> {
         ip("10.1.0.11"),
         EthernetAddress([2, 0, 0, 0, 0x11, 0x11]),
     );
+    datapath_of(&rules, net, routes, &mut neigh, vec![PortIndex(0)])
+}
+
+/// One worker with room for 4096 connections and no control thread, over
+/// these rules, interfaces, routes and neighbours, answering ARP/ND for
+/// the VIPs on `vip_ports`.
+pub fn datapath_of(
+    rules: &Rules,
+    net: NetConfig,
+    routes: RouteTable,
+    neigh: &mut NeighTable,
+    vip_ports: Vec<PortIndex>,
+) -> Datapath<VecBuf> {
     let engine = Engine::new(
         0,
         4096,
@@ -147,7 +160,7 @@ pub fn datapath() -> Datapath<VecBuf> {
     Datapath::new(Forwarding {
         engine,
         net,
-        vip_ports: vec![PortIndex(0)],
+        vip_ports,
         routes: Arc::new(routes),
         neigh: neigh.snapshot(),
         ip_id_start: 1,

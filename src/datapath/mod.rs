@@ -471,8 +471,8 @@ impl<B: PacketBuf> Datapath<B> {
 
     /// Frames decided for interfaces leave by their ports, tagged as each
     /// interface says ([`NetConfig::link`]); one that cannot take its tag
-    /// is dropped.
-    #[cold]
+    /// is dropped. Out of line: only VLANs or a tagged frame need it.
+    #[inline(never)]
     fn to_links(&self, bufs: &mut [B], out: &mut [Outcome]) {
         for (b, o) in bufs.iter_mut().zip(out.iter_mut()) {
             if let Outcome::Tx(l) = *o {

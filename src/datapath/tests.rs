@@ -418,7 +418,6 @@ fn fragments_reassembled_then_forwarded() {
 /// 10.2.0.14 (VLAN 20, MAC unknown); all NAT.
 fn vlan_datapath() -> Datapath<VecBuf> {
     use crate::lb::dest::DestConfig;
-    use crate::lb::persist::TemplateTable;
     use crate::lb::service::{Protocol, ServiceKey};
     use crate::net::{Iface, NeighConfig, NeighTable};
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
@@ -465,21 +464,7 @@ fn vlan_datapath() -> Datapath<VecBuf> {
         crate::wire::EthernetAddress([2, 0, 0, 0, 0x13, 0x13]),
     );
     neigh.add_static(2, ip("10.0.0.1"), crate::wire::EthernetAddress(PEER));
-    let engine = Engine::new(
-        0,
-        4096,
-        rules.snapshot(),
-        Arc::new(TemplateTable::new(4)),
-        Timestamp::ZERO,
-    );
-    Datapath::new(Forwarding {
-        engine,
-        net,
-        vip_ports: vec![PortIndex(2)],
-        routes: Arc::new(routes),
-        neigh: neigh.snapshot(),
-        ip_id_start: 1,
-    })
+    super::fuzzkit::datapath_of(&rules, net, routes, &mut neigh, vec![PortIndex(2)])
 }
 
 /// `frame` with an 802.1Q tag `tci` after the MACs.
