@@ -156,6 +156,11 @@ impl DestConfig {
         if self.l_threshold > MAX_THRESHOLD {
             return Err(LbError::IllegalLThreshold);
         }
+        // The kernel's ERANGE: a lower threshold above the upper one, even
+        // when there is no upper one (0).
+        if self.l_threshold > self.u_threshold {
+            return Err(LbError::ThresholdRange);
+        }
         if let FwdMethod::Tunnel {
             tun_type,
             port,
@@ -194,10 +199,27 @@ impl DestConfig {
         if self.addr.is_ipv4() != svc_addr.is_ipv4() {
             return Err(LbError::FamilyMismatch);
         }
+        if !dest_address_ok(&self.addr) {
+            return Err(LbError::DestNotUnicast);
+        }
         if !self.fwd.is_masq() {
             self.port = svc_port;
         }
         Ok(())
+    }
+}
+
+/// An address the kernel takes for a real server: for IPv4 what its
+/// routing calls local or unicast (not 0.0.0.0/8, multicast or the
+/// broadcast address), for IPv6 a unicast address that is not link-local
+/// (nor unspecified or multicast).
+fn dest_address_ok(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => {
+            let o = v.octets()[0];
+            o != 0 && !v.is_multicast() && !v.is_broadcast()
+        }
+        IpAddr::V6(v) => !v.is_unspecified() && !v.is_multicast() && !v.is_unicast_link_local(),
     }
 }
 
@@ -397,6 +419,31 @@ mod tests {
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(1 << 31)),
             "illegal weight specified"
+        );
+        // The kernel's ERANGE, with or without an upper threshold.
+        for (u, l) in [(10, 20), (0, 20)] {
+            assert_eq!(
+                err(DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(u, l)),
+                "Numerical result out of range"
+            );
+        }
+        for a in ["0.0.0.0", "0.1.2.3", "224.0.0.1", "255.255.255.255"] {
+            assert_eq!(
+                err(DestConfig::new(ip(a), 80)),
+                "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+                "{a}"
+            );
+        }
+        let v6 = |a: &str| {
+            let mut d = DestConfig::new(ip(a), 80);
+            d.normalize(ip("2001:db8::1"), 80)
+        };
+        assert!(v6("ff02::1").is_err() && v6("fe80::1").is_err() && v6("::").is_err());
+        assert!(v6("2001:db8::11").is_ok());
+        let mut local = DestConfig::new(ip("127.0.0.1"), 80);
+        assert!(
+            local.normalize(svc, 80).is_ok(),
+            "local addresses are the kernel's RTN_LOCAL"
         );
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(u32::MAX, 0)),

@@ -21,6 +21,10 @@ pub enum LbError {
     IllegalWeight,
     IllegalUThreshold,
     IllegalLThreshold,
+    /// The lower threshold is above the upper one (the kernel's ERANGE).
+    ThresholdRange,
+    /// A real server address the kernel refuses (its EINVAL): not unicast.
+    DestNotUnicast,
     /// Persistence timeout outside 1 s .. 31 days.
     InvalidTimeout(u64),
     IllegalNetmask,
@@ -55,6 +59,11 @@ impl fmt::Display for LbError {
             LbError::IllegalWeight => f.write_str("illegal weight specified"),
             LbError::IllegalUThreshold => f.write_str("illegal u_threshold specified"),
             LbError::IllegalLThreshold => f.write_str("illegal l_threshold specified"),
+            // What ipvsadm prints for the kernel's answers.
+            LbError::ThresholdRange => f.write_str("Numerical result out of range"),
+            LbError::DestNotUnicast => f.write_str(
+                "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+            ),
             LbError::InvalidTimeout(t) => write!(f, "invalid timeout value `{t}' specified"),
             LbError::IllegalNetmask => {
                 f.write_str("illegal virtual server persistent mask specified")
