@@ -413,9 +413,11 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
         return Err(ParseError::fail(format!("unexpected argument {a}")));
     }
 
+    // ipvsadm takes an empty -s as no -s (the kernel would find no "").
     let scheduler = st
         .scheduler
         .clone()
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_SCHEDULER.to_string());
     let flags = match &st.sched_flags {
         Some(f) => parse_sched_flags(&scheduler, f)?,
@@ -602,11 +604,9 @@ fn check_mcast_group(v: &str) -> Result<(), ParseError> {
 /// the fallback/port flags of sh and mh.
 pub fn parse_sched_flags(sched: &str, arg: &str) -> Result<Vec<SchedFlag>, ParseError> {
     let mut out = Vec::new();
-    let parts: Vec<&str> = arg.split(',').filter(|p| !p.is_empty()).collect();
-    if parts.is_empty() {
-        return Err(ParseError::fail(format!("invalid scheduler flag `{arg}'")));
-    }
-    for flag in parts {
+    // As strtok splits it: empty pieces are skipped, and none at all is no
+    // flag (ipvsadm accepts `-b ""`).
+    for flag in arg.split(',').filter(|p| !p.is_empty()) {
         let f = match flag {
             "sh-fallback" | "sh-port" if sched != "sh" => {
                 return Err(ParseError::fail(format!(
