@@ -549,7 +549,7 @@ impl Config {
         }
         for r in &self.routes {
             parse_cidr(&r.prefix).map_err(|e| ConfigError(format!("route: {e}")))?;
-            if self.interface_index(&r.port).is_none() {
+            if !ifaces.iter().any(|f| f.name == r.port) {
                 return Err(ConfigError(format!(
                     "route {}: port {:?} is not a configured port",
                     r.prefix, r.port
@@ -558,7 +558,7 @@ impl Config {
         }
         for n in &self.neighbors {
             parse_mac(&n.mac)?;
-            if self.interface_index(&n.port).is_none() {
+            if !ifaces.iter().any(|f| f.name == n.port) {
                 return Err(ConfigError(format!(
                     "neighbor {}: port {:?} is not a configured port",
                     n.address, n.port

@@ -394,9 +394,7 @@ fn run_lb(
         .enumerate()
         .filter(|(_, r)| **r != Role::Server)
         .map(|(i, _)| PortIndex(i as u16))
-        .filter(|&p| {
-            net.ingress(p, None, false) != net::Ingress::Unknown || net.link(p).1.is_some()
-        })
+        .filter(|&p| net.link(p).1.is_some() || net.carries_untagged(p))
         .collect();
     let owner = (nw > 1).then(|| {
         OwnerMap::new(

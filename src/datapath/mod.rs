@@ -476,10 +476,9 @@ impl<B: PacketBuf> Datapath<B> {
     fn to_links(&self, bufs: &mut [B], out: &mut [Outcome]) {
         for (b, o) in bufs.iter_mut().zip(out.iter_mut()) {
             if let Outcome::Tx(l) = *o {
-                let (port, vid) = self.net.link(l);
-                *o = match net::vlan::retag(b, vid) {
-                    true => Outcome::Tx(port),
-                    false => Outcome::Drop(DropReason::NoRoom),
+                *o = match self.to_link(l, b) {
+                    Some(port) => Outcome::Tx(port),
+                    None => Outcome::Drop(DropReason::NoRoom),
                 };
             }
         }
@@ -493,14 +492,25 @@ impl<B: PacketBuf> Datapath<B> {
             if i <= from {
                 return true;
             }
-            let (port, vid) = self.net.link(*l);
-            *l = port;
-            let tagged = net::vlan::retag(b, vid);
-            if !tagged {
-                tally.drops.bump(DropReason::NoRoom);
+            match self.to_link(*l, b) {
+                Some(port) => {
+                    *l = port;
+                    true
+                }
+                None => {
+                    tally.drops.bump(DropReason::NoRoom);
+                    false
+                }
             }
-            tagged
         });
+    }
+
+    /// Gives a frame leaving by interface `l` that interface's tag: its
+    /// port, or `None` when there is no room for the tag.
+    #[inline]
+    fn to_link(&self, l: PortIndex, b: &mut B) -> Option<PortIndex> {
+        let (port, vid) = self.net.link(l);
+        net::vlan::retag(b, vid).then_some(port)
     }
 
     /// [`Datapath::process_burst`] for one frame.

@@ -295,13 +295,20 @@ impl NetConfig {
         let vid = tag.map(|t| t & 0x0fff).filter(|v| *v != 0);
         match vid {
             _ if inner => Ingress::Unknown,
-            None if self.untagged.get(port.get()).copied().unwrap_or(true) => Ingress::Iface(port),
+            None if self.carries_untagged(port) => Ingress::Iface(port),
             None => Ingress::Unknown,
             Some(v) => match self.vlans.get(&(port, v)) {
                 Some(i) => Ingress::Iface(*i),
                 None => Ingress::Unknown,
             },
         }
+    }
+
+    /// True when untagged frames on `port` are its own: it has no VLANs,
+    /// or addresses of its own besides them.
+    #[inline]
+    pub fn carries_untagged(&self, port: PortIndex) -> bool {
+        self.untagged.get(port.get()).copied().unwrap_or(true)
     }
 
     /// The port an interface sends on and the VLAN id its frames carry.

@@ -13,12 +13,12 @@ use super::NetConfig;
 use crate::ids::PortIndex;
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::Headers;
-use crate::wire::{vlan, EtherType};
+use crate::wire::{ethernet, vlan, EtherType};
 
 /// Where the TPID (or the ethertype, untagged) sits in a frame.
-const TYPE_AT: usize = 12;
+const TYPE_AT: usize = ethernet::field::ETHERTYPE.start;
 /// The two MACs before it.
-const MACS: usize = TYPE_AT;
+const MACS: usize = ethernet::field::SOURCE.end;
 
 /// The interface of a parsed frame that came in on `port`.
 #[inline]
