@@ -56,6 +56,7 @@ fn s(protocol: Protocol, addr: &str, port: u16, sched: &str) -> ServiceEntry {
             protocol,
             address: addr.parse().unwrap(),
             port,
+            fwmark: 0,
             scheduler: sched.into(),
             flags: vec![],
             persistent: None,
@@ -74,6 +75,7 @@ fn services() -> Vec<ServiceEntry> {
     v6.spec.persistent = Some(Persistence {
         timeout: 100,
         netmask: 64,
+        mask: None,
     });
     v6.dests = vec![
         d("2001:db8::11", 443, Forward::Route, 0, 0, 4),
@@ -148,6 +150,7 @@ fn services() -> Vec<ServiceEntry> {
     dns.spec.persistent = Some(Persistence {
         timeout: 360,
         netmask: 24,
+        mask: None,
     });
     let mut sip = s(Protocol::Udp, "192.168.1.100", 5060, "wlc");
     sip.spec.ops = true;
@@ -156,6 +159,7 @@ fn services() -> Vec<ServiceEntry> {
     any.spec.persistent = Some(Persistence {
         timeout: 3600,
         netmask: 0,
+        mask: None,
     });
     any.dests = vec![d("10.1.0.1", 0, Forward::Route, 1, 0, 0)];
     let v6udp = s(Protocol::Udp, "2001:db8::1", 53, "dh");
@@ -175,7 +179,7 @@ fn conns() -> Vec<ConnEntry> {
     };
     vec![
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             899,
             "ESTABLISHED",
             "10.0.0.2:51234",
@@ -184,7 +188,7 @@ fn conns() -> Vec<ConnEntry> {
             false,
         ),
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             5,
             "SYN_RECV",
             "172.16.254.253:65535",
@@ -193,7 +197,7 @@ fn conns() -> Vec<ConnEntry> {
             false,
         ),
         c(
-            Protocol::Udp,
+            ConnProtocol::Udp,
             300,
             "UDP",
             "10.9.8.7:5353",
@@ -202,7 +206,7 @@ fn conns() -> Vec<ConnEntry> {
             false,
         ),
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             359,
             "NONE",
             "10.0.0.0:0",
@@ -211,7 +215,7 @@ fn conns() -> Vec<ConnEntry> {
             true,
         ),
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             6000,
             "TIME_WAIT",
             "[2001:db8::99]:40000",
@@ -262,6 +266,7 @@ impl Transport for Fake {
 
 fn rules() -> RuleSet {
     RuleSet {
+        marks: vec![],
         services: services()
             .into_iter()
             .map(|s| ServiceRules {

@@ -13,7 +13,7 @@ impl Runtime for Fake {
     }
     fn connections(&self) -> ConnIter {
         let conn = |i: u16| proto::ConnEntry {
-            protocol: proto::Protocol::Udp,
+            protocol: proto::ConnProtocol::Udp,
             expire: 60,
             state: "UDP".into(),
             client: std::net::SocketAddr::new([10, 0, 0, 1].into(), i),
@@ -46,6 +46,7 @@ fn svc(addr: &str, port: u16, sched: &str) -> ServiceSpec {
         protocol: proto::Protocol::Tcp,
         address: addr.parse().unwrap(),
         port,
+        fwmark: 0,
         scheduler: sched.into(),
         flags: vec![],
         persistent: None,
@@ -164,6 +165,7 @@ fn persistence_netmask_round_trips() {
     s.persistent = Some(proto::Persistence {
         timeout: 300,
         netmask: 24,
+        mask: None,
     });
     assert_eq!(
         h.handle(Request::AddService { service: s.clone() }),
@@ -174,6 +176,7 @@ fn persistence_netmask_round_trips() {
     s6.persistent = Some(proto::Persistence {
         timeout: 60,
         netmask: 128,
+        mask: None,
     });
     assert_eq!(
         h.handle(Request::AddService {

@@ -336,7 +336,7 @@ fn run_restore(t: &mut dyn Transport, stdin: &mut dyn Read, err: &mut dyn Write)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::proto::Protocol;
+    use crate::control::proto::ConnProtocol as Protocol;
 
     #[test]
     fn a_streamed_json_array_is_the_whole_vector_pretty_printed() {
