@@ -133,20 +133,6 @@ impl ServiceKey {
             fwmark: mark,
         }
     }
-
-    /// Sort key matching ipvsadm's ordering: fwmark (compared as the C
-    /// `int` difference does, so marks from 2^31 come first), family,
-    /// protocol, address, port.
-    pub fn sort_key(&self) -> (i32, u8, u8, IpAddr, u16) {
-        let fam = if self.address.is_ipv4() { 4 } else { 6 };
-        (
-            self.fwmark as i32,
-            fam,
-            self.protocol.number(),
-            self.address,
-            self.port,
-        )
-    }
 }
 
 /// A virtual service and all its settable parameters (`-A`/`-E`).

@@ -100,16 +100,20 @@ fn network(addr: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// As rvsadm writes it after `-t`/`-u`: `10.0.0.0/24:80-89`, `[2001:db8::1]:443`
-/// (no prefix for one address, no port for all of them).
+/// As rvsadm writes it after `-t`/`-u`: `10.0.0.0/24:80-89`,
+/// `[2001:db8::/64]:443` (no prefix for one address, no port for all).
 impl fmt::Display for MarkMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.addr {
-            IpAddr::V4(a) => write!(f, "{a}")?,
-            IpAddr::V6(a) => write!(f, "[{a}]")?,
+        let v6 = self.addr.is_ipv6();
+        if v6 {
+            f.write_str("[")?;
         }
+        write!(f, "{}", self.addr)?;
         if !self.is_host() {
             write!(f, "/{}", self.prefix)?;
+        }
+        if v6 {
+            f.write_str("]")?;
         }
         match self.ports {
             (0, u16::MAX) => Ok(()),

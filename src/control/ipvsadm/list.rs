@@ -2,6 +2,7 @@
 //! resolves names, with or without `-n`).
 
 use super::addr::{addr_port, v4_mask};
+use super::order;
 use super::parse::Format;
 use crate::control::proto::{
     DestEntry, Forward, SchedFlag, ServiceEntry, ServiceSpec, TunnelCsum, TunnelType, VersionInfo,
@@ -182,7 +183,7 @@ fn service(out: &mut String, s: &ServiceEntry, f: &Format) {
 
     let mut dests: Vec<&DestEntry> = s.dests.iter().collect();
     if !f.nosort {
-        dests.sort_by_key(|d| (d.spec.address.is_ipv6(), d.spec.address, d.spec.port));
+        order::qsort(&mut dests, |a, b| order::dests(&a.spec, &b.spec));
     }
     for d in dests {
         let dn = dest_name(d);
@@ -243,9 +244,11 @@ fn service(out: &mut String, s: &ServiceEntry, f: &Format) {
     }
 }
 
-/// Sorts services like ipvsadm: family, protocol, address, port.
-pub fn sort_services(services: &mut [ServiceEntry]) {
-    services.sort_by_key(|s| s.spec.key().sort_key());
+/// Sorts services like ipvsadm ([`order`]).
+pub fn sort_services(services: &mut Vec<ServiceEntry>) {
+    order::qsort(services, |a, b| {
+        order::services(&a.spec.key(), &b.spec.key())
+    });
 }
 
 /// `-L` of everything: the version header, the title, every service.

@@ -4,7 +4,9 @@
 //! - [`legality`]: which options each command takes, ipvsadm's messages;
 //! - [`addr`]: `host[:port]`, netmasks;
 //! - [`parse`]: argv to a checked [`parse::Invocation`];
-//! - [`list`], [`conns`], [`save`], [`ports`]: the output formats;
+//! - [`list`], [`conns`], [`save`], [`ports`]: the output formats, in
+//!   ipvsadm's [`order`];
+//! - [`marks`]: rvs's mark table (`--add-mark`, `--delete-mark`, `--marks`);
 //! - [`restore`]: `-R` input to one atomic rule set;
 //! - [`run`]: requests out, formatted answers back.
 //!
@@ -15,7 +17,9 @@ pub mod addr;
 pub mod conns;
 pub mod legality;
 pub mod list;
+pub mod marks;
 pub mod options;
+pub mod order;
 pub mod parse;
 pub mod ports;
 pub mod restore;

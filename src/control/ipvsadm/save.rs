@@ -4,6 +4,7 @@
 
 use super::addr::addr_port;
 use super::list::{mask_text, sched_flags};
+use super::order;
 use crate::control::proto::{
     DestSpec, Forward, Protocol, RuleSet, ServiceSpec, TunnelCsum, TunnelType,
 };
@@ -78,13 +79,17 @@ pub fn dest_line(s: &ServiceSpec, d: &DestSpec) -> String {
 /// address and port.
 pub fn save(rules: &RuleSet) -> String {
     let mut services: Vec<_> = rules.services.iter().collect();
-    services.sort_by_key(|s| s.service.key().sort_key());
+    order::qsort(&mut services, |a, b| {
+        order::services(&a.service.key(), &b.service.key())
+    });
     let mut out = String::new();
     for s in services {
         out.push_str(&service_line(&s.service));
         out.push('\n');
-        let mut dests: Vec<_> = s.dests.iter().collect();
-        dests.sort_by_key(|d| (d.address, d.port));
+        // Saved oldest first; the kernel lists them newest first, and
+        // that is the order ipvsadm sorts.
+        let mut dests: Vec<_> = s.dests.iter().rev().collect();
+        order::qsort(&mut dests, |a, b| order::dests(a, b));
         for d in dests {
             out.push_str(&dest_line(&s.service, d));
             out.push('\n');
