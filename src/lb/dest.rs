@@ -226,7 +226,13 @@ fn dest_address_ok(a: &IpAddr) -> bool {
             let o = v.octets()[0];
             o != 0 && !v.is_multicast() && !v.is_broadcast()
         }
-        IpAddr::V6(v) => !v.is_unspecified() && !v.is_multicast() && !v.is_unicast_link_local(),
+        // The kernel's ipv6_addr_type: IPv4-mapped is not unicast.
+        IpAddr::V6(v) => {
+            !v.is_unspecified()
+                && !v.is_multicast()
+                && !v.is_unicast_link_local()
+                && v.to_ipv4_mapped().is_none()
+        }
     }
 }
 
@@ -452,6 +458,7 @@ mod tests {
             d.normalize(&tcp("2001:db8::1", 80))
         };
         assert!(v6("ff02::1").is_err() && v6("fe80::1").is_err() && v6("::").is_err());
+        assert!(v6("::ffff:10.0.0.1").is_err() && v6("::10.0.0.1").is_ok());
         assert!(v6("2001:db8::11").is_ok());
         let mut local = DestConfig::new(ip("127.0.0.1"), 80);
         assert!(

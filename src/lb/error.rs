@@ -12,9 +12,6 @@ pub enum LbError {
     NoDest,
     SchedulerNotFound,
     ZeroPort,
-    /// A virtual address no client can send to as a host (multicast,
-    /// broadcast, loopback, unspecified, link-local, reserved).
-    NotUnicast,
     OpsNotUdp,
     /// A scheduler flag used with a scheduler it does not belong to.
     IncompatibleSchedFlag(&'static str),
@@ -59,7 +56,6 @@ impl fmt::Display for LbError {
             LbError::NoDest => f.write_str("No such destination"),
             LbError::SchedulerNotFound => f.write_str("Scheduler or persistence engine not found"),
             LbError::ZeroPort => f.write_str("Zero port specified for non-persistent service"),
-            LbError::NotUnicast => f.write_str("Virtual address must be a unicast address"),
             LbError::OpsNotUdp => {
                 f.write_str("One-Packet Scheduling is only for UDP virtual services")
             }

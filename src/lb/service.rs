@@ -296,15 +296,13 @@ impl ServiceConfig {
         }
         if self.key.is_fwmark() {
             // Any protocol may carry the mark: one-packet scheduling then
-            // applies to its UDP packets.
-            if self.key.addr.is_unspecified() && self.key.port == 0 {
-                return sched_known(&self.scheduler);
-            }
-            return Err(LbError::NotUnicast);
+            // applies to its UDP packets. The key's address only names
+            // the family.
+            return sched_known(&self.scheduler);
         }
-        if !is_unicast_vip(&self.key.addr) {
-            return Err(LbError::NotUnicast);
-        }
+        // Any address, as the kernel takes it: one no client can send to
+        // as a host (loopback, multicast, broadcast, unspecified) makes a
+        // service that never sees a packet, the input checks drop them.
         if self.key.port == 0 && self.persistence.is_none() {
             return Err(LbError::ZeroPort);
         }
@@ -342,17 +340,6 @@ fn sched_known(name: &str) -> Result<(), LbError> {
     }
 }
 
-/// Whether clients can reach `addr` as a host: the input checks drop
-/// anything else before the services are looked up.
-fn is_unicast_vip(addr: &IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => crate::wire::ipv4::is_unicast_host(*a),
-        IpAddr::V6(a) => {
-            crate::wire::ipv6::is_unicast_host(a) && a.segments()[0] & 0xffc0 != 0xfe80
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn virtual_addresses_are_unicast() {
+    fn any_virtual_address_as_the_kernel() {
         for vip in [
             "224.0.0.1",
             "239.1.2.3",
@@ -377,11 +364,7 @@ mod tests {
             "fe80::1",
         ] {
             let s = ServiceConfig::new(Protocol::Udp, v4(vip), 53);
-            assert_eq!(
-                s.validate().unwrap_err().to_string(),
-                "Virtual address must be a unicast address",
-                "{vip}"
-            );
+            assert_eq!(s.validate(), Ok(()), "{vip}");
         }
         for vip in ["10.0.0.100", "198.51.100.1", "2001:db8::100"] {
             assert_eq!(
