@@ -310,10 +310,23 @@ pub fn proto_name(p: crate::control::proto::Protocol) -> &'static str {
 /// ipvsadm's longest `host:port` (its buffer holds 59 bytes and the NUL).
 const MAX_NAME: usize = 59;
 
+/// An address as glibc's `inet_ntop` writes it: as Rust does, except that
+/// IPv6 with six zero words first (and a seventh that is not) ends in
+/// dotted IPv4 (`::1.2.3.4`, where Rust writes `::102:304`).
+pub fn ntop(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V6(a) if a.segments()[..6] == [0; 6] && a.segments()[6] != 0 => {
+            let o = a.octets();
+            format!("::{}.{}.{}.{}", o[12], o[13], o[14], o[15])
+        }
+        _ => addr.to_string(),
+    }
+}
+
 /// `host:service` as ipvsadm prints it: each part a name where one is
 /// found, else the number; IPv6 in brackets; cut to 59 bytes.
 pub fn addr_port_name(names: &dyn Names, addr: IpAddr, port: u16, proto: &'static str) -> String {
-    let host = names.host_name(addr).unwrap_or_else(|| addr.to_string());
+    let host = names.host_name(addr).unwrap_or_else(|| ntop(addr));
     let service = names
         .service_name(port, proto)
         .unwrap_or_else(|| port.to_string());
@@ -410,6 +423,23 @@ mod tests {
         let spent = t.elapsed();
         assert!(spent >= Duration::from_millis(100), "{spent:?}");
         assert!(spent < Duration::from_secs(5), "{spent:?}");
+    }
+
+    #[test]
+    fn addresses_print_as_inet_ntop_prints_them() {
+        for (a, want) in [
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::0:1.2.3.4", "::1.2.3.4"),
+            ("::1", "::1"),
+            ("::", "::"),
+            ("::ffff:10.0.0.1", "::ffff:10.0.0.1"),
+            ("::1:0:0:0", "::1:0:0:0"),
+            ("1::102:304", "1::102:304"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("10.0.0.1", "10.0.0.1"),
+        ] {
+            assert_eq!(ntop(a.parse().unwrap()), want, "{a}");
+        }
     }
 
     #[test]
