@@ -4,10 +4,10 @@
 //! service's protocol (like `getservbyname`/`getservbyport`). So
 //! `/etc/hosts`, `/etc/services`, nsswitch and DNS all apply.
 //!
-//! [`System`] asks glibc on a helper thread and waits at most [`BUDGET`]
-//! in all per run: a dead name server makes a listing print numbers and an
-//! unresolved name fail, instead of hanging rvsadm. Answers are cached for
-//! the run. [`Table`] answers from fixed lists (tests); [`Numeric`] never
+//! [`System`] asks glibc on helper threads and waits at most [`BUDGET`]
+//! in all per run on host names, and as long on service names: a dead name
+//! server makes a listing print numbers and an unresolved name fail,
+//! instead of hanging rvsadm. Answers are cached for the run. [`Table`] answers from fixed lists (tests); [`Numeric`] never
 //! answers (`-n`).
 
 use dns_lookup::{getaddrinfo, getnameinfo, AddrInfoHints};
@@ -17,7 +17,8 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long one run may wait on lookups in all.
+/// How long one run may wait on host lookups in all (and on service
+/// lookups).
 pub const BUDGET: Duration = Duration::from_secs(2);
 
 /// What ipvsadm asks the resolver. `proto` is the services database's
@@ -103,13 +104,29 @@ pub enum Answer {
 
 type Job = (Query, mpsc::SyncSender<Option<Answer>>);
 
-struct State {
-    cache: HashMap<Query, Option<Answer>>,
+impl Query {
+    /// Host lookups and service lookups wait in separate lanes: a dead name
+    /// server must not cost the service names, which come from a file.
+    fn lane(&self) -> usize {
+        match self {
+            Query::HostV4(_) | Query::HostName(_) => 0,
+            Query::Port(..) | Query::ServiceName(..) => 1,
+        }
+    }
+}
+
+/// A helper thread and what is left of its budget.
+struct Lane {
     left: Duration,
     helper: Option<mpsc::Sender<Job>>,
 }
 
-/// glibc's resolver behind a helper thread, a time budget and a cache.
+struct State {
+    cache: HashMap<Query, Option<Answer>>,
+    lanes: [Lane; 2],
+}
+
+/// glibc's resolver behind helper threads, time budgets and a cache.
 pub struct System {
     lookup: fn(&Query) -> Option<Answer>,
     state: Mutex<State>,
@@ -117,14 +134,17 @@ pub struct System {
 
 impl System {
     /// Lookups through `lookup` (glibc's: [`glibc`]), waiting at most
-    /// `budget` in all.
+    /// `budget` in all on host names and as long on service names.
     pub fn new(budget: Duration, lookup: fn(&Query) -> Option<Answer>) -> System {
+        let lane = || Lane {
+            left: budget,
+            helper: None,
+        };
         System {
             lookup,
             state: Mutex::new(State {
                 cache: HashMap::new(),
-                left: budget,
-                helper: None,
+                lanes: [lane(), lane()],
             }),
         }
     }
@@ -134,12 +154,14 @@ impl System {
         if let Some(a) = st.cache.get(&q) {
             return a.clone();
         }
-        if st.left.is_zero() {
+        let lane = &mut st.lanes[q.lane()];
+        if lane.left.is_zero() {
             return None;
         }
-        if st.helper.is_none() {
-            // One thread, asked in turn: glibc's lookups block and cannot
-            // be cancelled, so a stuck one is left behind, not waited for.
+        if lane.helper.is_none() {
+            // One thread per lane, asked in turn: glibc's lookups block and
+            // cannot be cancelled, so a stuck one is left behind, not
+            // waited for.
             let (tx, rx) = mpsc::channel::<Job>();
             let lookup = self.lookup;
             let spawned = std::thread::Builder::new()
@@ -150,31 +172,32 @@ impl System {
                     }
                 });
             if spawned.is_err() {
-                st.left = Duration::ZERO;
+                lane.left = Duration::ZERO;
                 return None;
             }
-            st.helper = Some(tx);
+            lane.helper = Some(tx);
         }
         let (reply, answer) = mpsc::sync_channel(1);
-        let sent = st
+        let sent = lane
             .helper
             .as_ref()
             .is_some_and(|h| h.send((q.clone(), reply)).is_ok());
         let start = Instant::now();
         let got = if sent {
-            answer.recv_timeout(st.left).ok()
+            answer.recv_timeout(lane.left).ok()
         } else {
             None
         };
-        st.left = st.left.saturating_sub(start.elapsed());
+        lane.left = lane.left.saturating_sub(start.elapsed());
         match got {
             Some(a) => {
                 st.cache.insert(q, a.clone());
                 a
             }
             None => {
-                // Out of time: every later lookup answers at once.
-                st.left = Duration::ZERO;
+                // Out of time: every later lookup in this lane answers at
+                // once.
+                lane.left = Duration::ZERO;
                 None
             }
         }
@@ -403,26 +426,33 @@ mod tests {
     }
 
     fn slow(q: &Query) -> Option<Answer> {
-        if matches!(q, Query::HostName(_)) {
-            std::thread::sleep(Duration::from_secs(30));
+        match q {
+            Query::HostName(a) if a.is_loopback() => Some(Answer::Name("fast".into())),
+            Query::HostName(_) | Query::HostV4(_) => {
+                std::thread::sleep(Duration::from_secs(30));
+                None
+            }
+            _ => Some(Answer::Name("file".into())),
         }
-        Some(Answer::Name("slow".into()))
     }
 
     #[test]
     fn a_stuck_resolver_costs_the_budget_once() {
-        let s = System::new(Duration::from_millis(200), slow);
-        assert_eq!(s.service_name(80, "tcp").as_deref(), Some("slow"));
+        let s = System::new(Duration::from_millis(300), slow);
+        let lo = IpAddr::from(Ipv4Addr::LOCALHOST);
+        assert_eq!(s.host_name(lo).as_deref(), Some("fast"));
         let t = Instant::now();
-        assert_eq!(s.host_name(Ipv4Addr::LOCALHOST.into()), None);
         assert_eq!(s.host_name(Ipv4Addr::BROADCAST.into()), None);
+        assert_eq!(s.host_v4("stuck"), None);
+        assert_eq!(s.host_name("10.0.0.1".parse().unwrap()), None);
         // Cached before the budget ran out; nothing asked after.
-        assert_eq!(s.service_name(80, "tcp").as_deref(), Some("slow"));
-        assert_eq!(s.service_name(81, "tcp"), None);
+        assert_eq!(s.host_name(lo).as_deref(), Some("fast"));
         // What the first lookup took came off the budget already.
         let spent = t.elapsed();
-        assert!(spent >= Duration::from_millis(100), "{spent:?}");
+        assert!(spent >= Duration::from_millis(150), "{spent:?}");
         assert!(spent < Duration::from_secs(5), "{spent:?}");
+        // Service names have a lane and a budget of their own.
+        assert_eq!(s.service_name(80, "tcp").as_deref(), Some("file"));
     }
 
     #[test]
