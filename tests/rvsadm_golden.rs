@@ -57,6 +57,7 @@ fn s(protocol: Protocol, addr: &str, port: u16, sched: &str) -> ServiceEntry {
             protocol,
             address: addr.parse().unwrap(),
             port,
+            fwmark: 0,
             scheduler: sched.into(),
             flags: vec![],
             persistent: None,
@@ -75,6 +76,7 @@ fn services() -> Vec<ServiceEntry> {
     v6.spec.persistent = Some(Persistence {
         timeout: 100,
         netmask: 64,
+        mask: None,
     });
     v6.dests = vec![
         d("2001:db8::11", 443, Forward::Route, 0, 0, 4),
@@ -149,6 +151,7 @@ fn services() -> Vec<ServiceEntry> {
     dns.spec.persistent = Some(Persistence {
         timeout: 360,
         netmask: 24,
+        mask: None,
     });
     let mut sip = s(Protocol::Udp, "192.168.1.100", 5060, "wlc");
     sip.spec.ops = true;
@@ -157,6 +160,7 @@ fn services() -> Vec<ServiceEntry> {
     any.spec.persistent = Some(Persistence {
         timeout: 3600,
         netmask: 0,
+        mask: None,
     });
     any.dests = vec![d("10.1.0.1", 0, Forward::Route, 1, 0, 0)];
     let v6udp = s(Protocol::Udp, "2001:db8::1", 53, "dh");
@@ -176,7 +180,7 @@ fn conns() -> Vec<ConnEntry> {
     };
     vec![
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             899,
             "ESTABLISHED",
             "10.0.0.2:51234",
@@ -185,7 +189,7 @@ fn conns() -> Vec<ConnEntry> {
             false,
         ),
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             5,
             "SYN_RECV",
             "172.16.254.253:65535",
@@ -194,7 +198,7 @@ fn conns() -> Vec<ConnEntry> {
             false,
         ),
         c(
-            Protocol::Udp,
+            ConnProtocol::Udp,
             300,
             "UDP",
             "10.9.8.7:5353",
@@ -203,7 +207,7 @@ fn conns() -> Vec<ConnEntry> {
             false,
         ),
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             359,
             "NONE",
             "10.0.0.0:0",
@@ -212,7 +216,7 @@ fn conns() -> Vec<ConnEntry> {
             true,
         ),
         c(
-            Protocol::Tcp,
+            ConnProtocol::Tcp,
             6000,
             "TIME_WAIT",
             "[2001:db8::99]:40000",
@@ -263,6 +267,7 @@ impl Transport for Fake {
 
 fn rules() -> RuleSet {
     RuleSet {
+        marks: vec![],
         services: services()
             .into_iter()
             .map(|s| ServiceRules {

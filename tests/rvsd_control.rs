@@ -662,7 +662,7 @@ fn a_long_connection_listing_in_bounded_memory() {
         }
         fn connections(&mut self) -> Result<ConnIter, Response> {
             Ok(Box::new((0..N).map(|i| ConnEntry {
-                protocol: Protocol::Tcp,
+                protocol: Protocol::Tcp.into(),
                 expire: 900,
                 state: "ESTABLISHED".into(),
                 client: std::net::SocketAddr::new(

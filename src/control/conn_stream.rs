@@ -181,7 +181,7 @@ impl<'de> Visitor<'de> for Entries<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::proto::Protocol;
+    use crate::control::proto::ConnProtocol as Protocol;
     use std::io::{BufReader, Cursor};
 
     fn entry(i: u32) -> ConnEntry {

@@ -16,6 +16,7 @@ use super::proto::{self, errors, Request, Response};
 use super::server::{ConnIter, Handler};
 use crate::lb::dest::{DestConfig, FwdMethod, TunCsum, TunType};
 use crate::lb::error::LbError;
+use crate::lb::marks::{MarkMatch, MarkRule};
 use crate::lb::rules::{Rules, ServiceShared, SnapDest, Snapshot};
 use crate::lb::service::{Netmask, Persistence, Protocol, SchedFlag, ServiceConfig, ServiceKey};
 use crate::lb::stats::{Rates, Stats, StatsTotals};
@@ -107,6 +108,7 @@ impl<R: Runtime> RulesHandler<R> {
 
     fn save(&self) -> proto::RuleSet {
         proto::RuleSet {
+            marks: self.rules.marks().rules().iter().map(wire_mark).collect(),
             services: self
                 .rules
                 .services()
@@ -203,6 +205,17 @@ impl<R: Runtime> Handler for RulesHandler<R> {
                 r.set_timeouts(timeouts.tcp, timeouts.tcpfin, timeouts.udp);
                 Ok(())
             }),
+            Request::AddMark { mark } => self.change(|r| {
+                let rule = mark_rule(&mark)?;
+                r.add_mark(rule).map_err(|e| e.to_string())
+            }),
+            Request::DeleteMark { mark } => self.change(|r| {
+                r.delete_mark(&mark_match(&mark)?)
+                    .map_err(|e| e.to_string())
+            }),
+            Request::ListMarks => Response::Marks {
+                marks: self.rules.marks().rules().iter().map(wire_mark).collect(),
+            },
             Request::GetTimeouts => {
                 let t = self.rules.settings().timeouts;
                 Response::Timeouts {
@@ -271,7 +284,42 @@ pub fn wire_protocol(p: Protocol) -> proto::Protocol {
 }
 
 pub fn service_key(k: &proto::ServiceKey) -> ServiceKey {
-    ServiceKey::new(protocol(k.protocol), k.address, k.port)
+    match k.fwmark {
+        0 => ServiceKey::new(protocol(k.protocol), k.address, k.port),
+        // Only the family of the address counts.
+        m => ServiceKey::fwmark(m, k.address.is_ipv6()),
+    }
+}
+
+pub fn mark_match(m: &proto::MarkMatch) -> Result<MarkMatch, String> {
+    let host = if m.address.is_ipv4() { 32 } else { 128 };
+    let [lo, hi] = m.ports.unwrap_or([0, u16::MAX]);
+    Ok(MarkMatch {
+        proto: protocol(m.protocol),
+        addr: m.address,
+        prefix: m.prefix.unwrap_or(host),
+        ports: (lo, hi),
+    })
+}
+
+pub fn mark_rule(m: &proto::MarkSpec) -> Result<MarkRule, String> {
+    Ok(MarkRule {
+        matches: mark_match(&m.matches)?,
+        mark: m.mark,
+    })
+}
+
+pub fn wire_mark(r: &MarkRule) -> proto::MarkSpec {
+    let m = &r.matches;
+    proto::MarkSpec {
+        matches: proto::MarkMatch {
+            protocol: wire_protocol(m.proto),
+            address: m.addr,
+            prefix: (!m.is_host()).then_some(m.prefix),
+            ports: (m.ports != (0, u16::MAX)).then_some([m.ports.0, m.ports.1]),
+        },
+        mark: r.mark,
+    }
 }
 
 fn sched_flag(f: proto::SchedFlag) -> SchedFlag {
@@ -313,6 +361,11 @@ fn netmask(addr: IpAddr, prefix: u8) -> Result<Option<Netmask>, String> {
     }
 }
 
+fn contiguous(m: Ipv4Addr) -> bool {
+    let m = u32::from(m);
+    m.leading_ones() + m.trailing_zeros() == 32
+}
+
 fn prefix_len(addr: IpAddr, m: Option<Netmask>) -> u8 {
     match (m, addr) {
         (Some(Netmask::V4(mask)), _) => u32::from(mask).leading_ones() as u8,
@@ -323,14 +376,18 @@ fn prefix_len(addr: IpAddr, m: Option<Netmask>) -> u8 {
 }
 
 pub fn service_config(s: &proto::ServiceSpec) -> Result<ServiceConfig, String> {
-    let mut cfg = ServiceConfig::new(protocol(s.protocol), s.address, s.port);
+    let mut cfg = ServiceConfig::for_key(service_key(&s.key()));
     cfg.scheduler = s.scheduler.clone();
     cfg.flags = s.flags.iter().map(|f| sched_flag(*f)).collect();
     cfg.ops = s.ops;
     cfg.persistence = match s.persistent {
         Some(p) => Some(Persistence {
             timeout: p.timeout,
-            netmask: netmask(s.address, p.netmask)?,
+            netmask: match (p.mask, s.address) {
+                (Some(m), IpAddr::V4(_)) if m == Ipv4Addr::BROADCAST => None,
+                (Some(m), IpAddr::V4(_)) => Some(Netmask::V4(m)),
+                _ => netmask(s.address, p.netmask)?,
+            },
         }),
         None => None,
     };
@@ -342,11 +399,16 @@ pub fn service_spec(c: &ServiceConfig) -> proto::ServiceSpec {
         protocol: wire_protocol(c.key.proto),
         address: c.key.addr,
         port: c.key.port,
+        fwmark: c.key.fwmark,
         scheduler: c.scheduler.clone(),
         flags: c.flags.iter().map(|f| wire_sched_flag(*f)).collect(),
         persistent: c.persistence.map(|p| proto::Persistence {
             timeout: p.timeout,
             netmask: prefix_len(c.key.addr, p.netmask),
+            mask: match p.netmask {
+                Some(Netmask::V4(m)) if !contiguous(m) => Some(m),
+                _ => None,
+            },
         }),
         ops: c.ops,
     }

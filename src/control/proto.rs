@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The protocol version this crate speaks; carried as `"v"` in every message.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -95,21 +95,57 @@ pub struct Persistence {
     /// Client address granularity as a prefix length: 0..=32 for IPv4
     /// (32 = per client), 1..=128 for IPv6 (128 = per client).
     pub netmask: u8,
+    /// An IPv4 mask as `-M` takes it, contiguous or not (the kernel keeps
+    /// `255.0.255.0` or `0.0.0.24` as given); when present it is the mask
+    /// and `netmask` is not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Ipv4Addr>,
 }
 
-/// Identifies a virtual service.
+/// Identifies a virtual service: `protocol address:port`, or, with a
+/// non-zero `fwmark`, the fwmark service of the address's family (the
+/// address then unspecified, `0.0.0.0` or `::`, the protocol tcp and the
+/// port 0, as ipvsadm sends them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceKey {
     pub protocol: Protocol,
     pub address: IpAddr,
     pub port: u16,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
+}
+
+fn is_zero(m: &u32) -> bool {
+    *m == 0
 }
 
 impl ServiceKey {
-    /// Sort key matching ipvsadm's ordering: family, protocol, address, port.
-    pub fn sort_key(&self) -> (u8, u8, IpAddr, u16) {
+    /// The fwmark service `mark` of one family.
+    pub fn fwmark(mark: u32, v6: bool) -> Self {
+        ServiceKey {
+            protocol: Protocol::Tcp,
+            address: if v6 {
+                Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                Ipv4Addr::UNSPECIFIED.into()
+            },
+            port: 0,
+            fwmark: mark,
+        }
+    }
+
+    /// Sort key matching ipvsadm's ordering: fwmark (compared as the C
+    /// `int` difference does, so marks from 2^31 come first), family,
+    /// protocol, address, port.
+    pub fn sort_key(&self) -> (i32, u8, u8, IpAddr, u16) {
         let fam = if self.address.is_ipv4() { 4 } else { 6 };
-        (fam, self.protocol.number(), self.address, self.port)
+        (
+            self.fwmark as i32,
+            fam,
+            self.protocol.number(),
+            self.address,
+            self.port,
+        )
     }
 }
 
@@ -122,6 +158,9 @@ pub struct ServiceSpec {
     pub protocol: Protocol,
     pub address: IpAddr,
     pub port: u16,
+    /// Non-zero: a fwmark service (see [`ServiceKey`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
     /// Scheduler name (`rr`, `wrr`, `lc`, `wlc`, `sed`, `nq`, `sh`, `dh`,
     /// `mh`, `fo`, `ovf`, `lblc`, `lblcr`, `twos`); the daemon checks it.
     pub scheduler: String,
@@ -145,6 +184,7 @@ impl ServiceSpec {
             protocol: self.protocol,
             address: self.address,
             port: self.port,
+            fwmark: self.fwmark,
         }
     }
 }
@@ -293,10 +333,40 @@ pub struct ServiceEntry {
     pub dests: Vec<DestEntry>,
 }
 
+/// A connection's protocol: a template of a fwmark service is `ip`, the
+/// kernel's IPPROTO_IP, as it holds for every protocol carrying the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnProtocol {
+    Tcp,
+    Udp,
+    Ip,
+}
+
+impl ConnProtocol {
+    /// Upper-case name as `-Lc` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnProtocol::Tcp => "TCP",
+            ConnProtocol::Udp => "UDP",
+            ConnProtocol::Ip => "IP",
+        }
+    }
+}
+
+impl From<Protocol> for ConnProtocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Tcp => ConnProtocol::Tcp,
+            Protocol::Udp => ConnProtocol::Udp,
+        }
+    }
+}
+
 /// One connection (or persistence template) in `-Lc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnEntry {
-    pub protocol: Protocol,
+    pub protocol: ConnProtocol,
     /// Seconds until expiry.
     pub expire: u32,
     /// State name as the kernel prints it (`ESTABLISHED`, `NONE`, `UDP`, ...).
@@ -329,9 +399,35 @@ pub struct ServiceRules {
     pub dests: Vec<DestSpec>,
 }
 
+/// A mark rule (`--add-mark`): packets of `protocol` to `address`
+/// (or the network `address/prefix`) and a destination port in `ports`
+/// carry `mark`, for the fwmark service of that mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MarkSpec {
+    #[serde(flatten)]
+    pub matches: MarkMatch,
+    pub mark: u32,
+}
+
+/// What a mark rule matches (`--delete-mark` names a rule by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MarkMatch {
+    pub protocol: Protocol,
+    pub address: IpAddr,
+    /// Prefix length; omitted: the one address (32 / 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<u8>,
+    /// First and last destination port; omitted: every port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<[u16; 2]>,
+}
+
 /// The whole configuration (what `-S` prints and `-R` installs).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RuleSet {
+    /// Mark rules, in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<MarkSpec>,
     pub services: Vec<ServiceRules>,
 }
 
@@ -460,6 +556,12 @@ pub enum Request {
     SetTimeouts { timeouts: Timeouts },
     /// `-L --timeout`: answer `timeouts`.
     GetTimeouts,
+    /// `--add-mark`: error `Mark rule already exists`.
+    AddMark { mark: MarkSpec },
+    /// `--delete-mark`: error `No such mark rule`.
+    DeleteMark { mark: MarkMatch },
+    /// `-L --marks`: answer `marks`.
+    ListMarks,
     /// `-S`: answer `rules`.
     Save,
     /// Replace the whole rule set atomically (validate everything first,
@@ -475,8 +577,8 @@ pub enum Request {
         timeouts: Option<Timeouts>,
     },
     /// `-R`: rule changes (`add-service`, `edit-service`, `delete-service`,
-    /// `add-dest`, `edit-dest`, `delete-dest`, `clear`, `set-timeouts`)
-    /// applied in order to the rules as they are when the transaction
+    /// `add-dest`, `edit-dest`, `delete-dest`, `clear`, `set-timeouts`,
+    /// `add-mark`, `delete-mark`) applied in order to the rules as they are when the transaction
     /// arrives, all or nothing, published as one configuration. A refused
     /// change is answered with an `error` whose `change` is its index;
     /// nothing is changed then.
@@ -518,6 +620,9 @@ pub enum Response {
     },
     Timeouts {
         timeouts: Timeouts,
+    },
+    Marks {
+        marks: Vec<MarkSpec>,
     },
     Rules {
         rules: RuleSet,
@@ -634,11 +739,13 @@ mod tests {
             protocol: Protocol::Tcp,
             address: "10.0.0.1".parse().unwrap(),
             port: 80,
+            fwmark: 0,
             scheduler: "sh".into(),
             flags: vec![SchedFlag::ShFallback, SchedFlag::ShPort],
             persistent: Some(Persistence {
                 timeout: 360,
                 netmask: 24,
+                mask: None,
             }),
             ops: false,
         }
@@ -691,9 +798,38 @@ mod tests {
                 },
             },
             Request::GetTimeouts,
+            Request::AddMark {
+                mark: MarkSpec {
+                    matches: MarkMatch {
+                        protocol: Protocol::Udp,
+                        address: "2001:db8::1".parse().unwrap(),
+                        prefix: None,
+                        ports: None,
+                    },
+                    mark: 1,
+                },
+            },
+            Request::DeleteMark {
+                mark: MarkMatch {
+                    protocol: Protocol::Tcp,
+                    address: "10.0.0.1".parse().unwrap(),
+                    prefix: None,
+                    ports: Some([80, 80]),
+                },
+            },
+            Request::ListMarks,
             Request::Save,
             Request::Restore {
                 rules: RuleSet {
+                    marks: vec![MarkSpec {
+                        matches: MarkMatch {
+                            protocol: Protocol::Tcp,
+                            address: "10.0.0.0".parse().unwrap(),
+                            prefix: Some(24),
+                            ports: Some([80, 443]),
+                        },
+                        mark: 7,
+                    }],
                     services: vec![ServiceRules {
                         service: svc(),
                         dests: vec![dest()],
@@ -760,7 +896,7 @@ mod tests {
             },
             Response::Connections {
                 connections: vec![ConnEntry {
-                    protocol: Protocol::Udp,
+                    protocol: ConnProtocol::Udp,
                     expire: 299,
                     state: "UDP".into(),
                     client: "[2001:db8::9]:5353".parse().unwrap(),

@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use super::ports::PortSetup;
 use crate::control::handler::{self, Runtime};
 use crate::control::listener::ListenerStats;
-use crate::control::proto::{ConnEntry, LcoreInfo, PortInfo, WorkerLatency};
+use crate::control::proto::{ConnEntry, ConnProtocol, LcoreInfo, PortInfo, WorkerLatency};
 use crate::control::server::ConnIter;
 use crate::datapath::{ConnPage, Gauges, WorkerCmd};
 use crate::dataplane::worker::{LatencyControl, WorkerStats};
@@ -41,7 +41,9 @@ const LIST_PAGE: usize = 4096;
 
 fn conn_entry(c: ConnInfo) -> ConnEntry {
     ConnEntry {
-        protocol: handler::wire_protocol(c.proto),
+        protocol: c
+            .proto
+            .map_or(ConnProtocol::Ip, |p| handler::wire_protocol(p).into()),
         // The kernel prints the remaining time rounded down to seconds.
         expire: (c.expires_in_ms / 1000).min(u32::MAX as u64) as u32,
         state: c.state.to_string(),

@@ -299,7 +299,9 @@ impl<B: PacketBuf> Datapath<B> {
     }
 
     fn update_vips(&mut self, snap: &Snapshot) {
-        let new: ahash::AHashSet<IpAddr> = snap.services.iter().map(|s| s.cfg.key.addr).collect();
+        // Marked networks take every address in them: no address of
+        // theirs is announced, the network is routed to us.
+        let new: ahash::AHashSet<IpAddr> = snap.vip_addrs().collect();
         for &p in &self.vip_ports {
             if let Some(iface) = self.net.port_mut(p) {
                 for old in self.vips.difference(&new) {
@@ -310,7 +312,7 @@ impl<B: PacketBuf> Datapath<B> {
                 }
             }
         }
-        self.vip_set = AddrSet::new(new.iter().copied());
+        self.vip_set = AddrSet::with_nets(new.iter().copied(), snap.vip_nets());
         self.local_set = self.vip_set.union(&self.own_set);
         self.vips = new;
     }

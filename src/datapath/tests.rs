@@ -619,3 +619,73 @@ fn vlans_mixed_in_one_burst_and_held_frames_leave_tagged() {
     assert_eq!(released[0].0, PortIndex(1));
     assert_eq!(vlan_of(released[0].1.data()), Some(20));
 }
+
+/// A marked network is the fwmark service's: any address in it is a VIP
+/// (routed to us, not announced), a marked single address is announced.
+#[test]
+fn marked_addresses_and_networks_reach_the_fwmark_service() {
+    use crate::lb::dest::DestConfig;
+    use crate::lb::marks::{MarkMatch, MarkRule};
+    use crate::lb::service::{Protocol, ServiceKey};
+    let mut b = datapath();
+    let mut rules = Rules::new(1);
+    let fwm = ServiceKey::fwmark(5, false);
+    rules
+        .add_service(ServiceConfig::for_key(fwm).with_scheduler("rr"))
+        .unwrap();
+    rules
+        .add_dest(&fwm, DestConfig::new("10.1.0.12".parse().unwrap(), 0))
+        .unwrap();
+    for (addr, prefix) in [("198.51.100.0", 24), ("203.0.113.5", 32)] {
+        rules
+            .add_mark(MarkRule {
+                matches: MarkMatch {
+                    proto: Protocol::Tcp,
+                    addr: addr.parse().unwrap(),
+                    prefix,
+                    ports: (80, 80),
+                },
+                mark: 5,
+            })
+            .unwrap();
+    }
+    b.set_snapshot(rules.snapshot());
+    let iface = b.net().port(PortIndex(0)).unwrap();
+    assert!(iface.is_vip(&"203.0.113.5".parse().unwrap()));
+    assert!(
+        !iface.is_vip(&"198.51.100.7".parse().unwrap()),
+        "a network is not announced"
+    );
+    for dst in ["198.51.100.7", "198.51.100.200", "203.0.113.5"] {
+        let f = eth(
+            CLI_MAC.0,
+            0x0800,
+            &ipv4([192, 0, 2, 10], dst.parse().unwrap(), 6, &syn(4000, 80), 0),
+        );
+        let mut buf = VecBuf::from_frame(&f);
+        assert_eq!(
+            b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
+            Outcome::Tx(PortIndex(1)),
+            "{dst}: scheduled to the real server"
+        );
+        // Direct routing: addresses and ports as they came.
+        assert_eq!(&buf.data()[26..], &f[26..]);
+    }
+    // Not a marked port: no service there.
+    let f = eth(
+        CLI_MAC.0,
+        0x0800,
+        &ipv4(
+            [192, 0, 2, 10],
+            "198.51.100.7".parse().unwrap(),
+            6,
+            &syn(4000, 81),
+            0,
+        ),
+    );
+    let mut buf = VecBuf::from_frame(&f);
+    assert_eq!(
+        b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
+        Outcome::Drop(DropReason::NoService)
+    );
+}

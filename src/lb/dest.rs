@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use serde::{Deserialize, Serialize};
 
 use super::error::LbError;
+use super::service::ServiceKey;
 use super::stats::Stats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,8 +146,9 @@ impl DestConfig {
     }
 
     /// ipvsadm's and the kernel's checks against the service it joins.
-    /// Forces the port to the virtual port for DR and TUN, as ipvsadm does.
-    pub fn normalize(&mut self, svc_addr: IpAddr, svc_port: u16) -> Result<(), LbError> {
+    /// Forces the port to the virtual port for DR and TUN, as ipvsadm does
+    /// (not for a fwmark service: the port given stays).
+    pub fn normalize(&mut self, svc: &ServiceKey) -> Result<(), LbError> {
         if self.weight > MAX_WEIGHT {
             return Err(LbError::IllegalWeight);
         }
@@ -196,14 +198,19 @@ impl DestConfig {
                 }
             }
         }
-        if self.addr.is_ipv4() != svc_addr.is_ipv4() {
+        // The kernel tunnels to a real server of the other family, but
+        // ipvsadm lets only an IPv4 one behind an IPv6 service through.
+        let v4_behind_v6 = self.addr.is_ipv4() && svc.addr.is_ipv6();
+        if self.addr.is_ipv4() != svc.addr.is_ipv4()
+            && !(v4_behind_v6 && matches!(self.fwd, FwdMethod::Tunnel { .. }))
+        {
             return Err(LbError::FamilyMismatch);
         }
         if !dest_address_ok(&self.addr) {
             return Err(LbError::DestNotUnicast);
         }
-        if !self.fwd.is_masq() {
-            self.port = svc_port;
+        if !self.fwd.is_masq() && !svc.is_fwmark() {
+            self.port = svc.port;
         }
         Ok(())
     }
@@ -392,29 +399,35 @@ mod tests {
         s.parse().unwrap()
     }
 
+    use crate::lb::service::Protocol;
+
+    fn tcp(addr: &str, port: u16) -> ServiceKey {
+        ServiceKey::new(Protocol::Tcp, ip(addr), port)
+    }
+
     #[test]
     fn dr_and_tun_take_the_virtual_port() {
         let mut d = DestConfig::new(ip("10.0.0.1"), 8080);
-        d.normalize(ip("192.168.1.100"), 80).unwrap();
+        d.normalize(&tcp("192.168.1.100", 80)).unwrap();
         assert_eq!(d.port, 80);
         let mut t = DestConfig::new(ip("10.0.0.1"), 8080).with_fwd(FwdMethod::Tunnel {
             tun_type: TunType::Ipip,
             port: 0,
             csum: TunCsum::NoCsum,
         });
-        t.normalize(ip("192.168.1.100"), 80).unwrap();
+        t.normalize(&tcp("192.168.1.100", 80)).unwrap();
         assert_eq!(t.port, 80);
         let mut m = DestConfig::new(ip("10.0.0.1"), 8080).masq();
-        m.normalize(ip("192.168.1.100"), 80).unwrap();
+        m.normalize(&tcp("192.168.1.100", 80)).unwrap();
         assert_eq!(m.port, 8080);
     }
 
     #[test]
     fn dest_validation_messages() {
-        let svc = ip("192.168.1.100");
+        let svc = tcp("192.168.1.100", 80);
         let err = |d: DestConfig| {
             let mut d = d;
-            d.normalize(svc, 80).unwrap_err().to_string()
+            d.normalize(&svc).unwrap_err().to_string()
         };
         assert_eq!(
             err(DestConfig::new(ip("10.0.0.1"), 80).with_weight(1 << 31)),
@@ -436,13 +449,13 @@ mod tests {
         }
         let v6 = |a: &str| {
             let mut d = DestConfig::new(ip(a), 80);
-            d.normalize(ip("2001:db8::1"), 80)
+            d.normalize(&tcp("2001:db8::1", 80))
         };
         assert!(v6("ff02::1").is_err() && v6("fe80::1").is_err() && v6("::").is_err());
         assert!(v6("2001:db8::11").is_ok());
         let mut local = DestConfig::new(ip("127.0.0.1"), 80);
         assert!(
-            local.normalize(svc, 80).is_ok(),
+            local.normalize(&svc).is_ok(),
             "local addresses are the kernel's RTN_LOCAL"
         );
         assert_eq!(
@@ -491,7 +504,45 @@ mod tests {
                 port: 6080,
                 csum: TunCsum::RemCsum,
             });
-        assert!(ok.normalize(svc, 80).is_ok());
+        assert!(ok.normalize(&svc).is_ok());
+    }
+
+    #[test]
+    fn families_and_fwmark_ports() {
+        let tun = FwdMethod::Tunnel {
+            tun_type: TunType::Ipip,
+            port: 0,
+            csum: TunCsum::NoCsum,
+        };
+        // An IPv4 tunnel real server behind an IPv6 service, not the reverse
+        // and not for other methods.
+        let v6svc = tcp("2001:db8::1", 80);
+        assert!(DestConfig::new(ip("10.0.0.1"), 80)
+            .with_fwd(tun)
+            .normalize(&v6svc)
+            .is_ok());
+        assert!(DestConfig::new(ip("10.0.0.1"), 80)
+            .normalize(&v6svc)
+            .is_err());
+        assert!(DestConfig::new(ip("10.0.0.1"), 80)
+            .masq()
+            .normalize(&v6svc)
+            .is_err());
+        let v4svc = tcp("10.0.0.100", 80);
+        assert!(DestConfig::new(ip("2001:db8::11"), 80)
+            .with_fwd(tun)
+            .normalize(&v4svc)
+            .is_err());
+        // A fwmark service keeps the real server's port, whatever the method.
+        let fwm = ServiceKey::fwmark(1, false);
+        let mut dr = DestConfig::new(ip("10.0.0.1"), 0);
+        dr.normalize(&fwm).unwrap();
+        assert_eq!(dr.port, 0);
+        let mut t = DestConfig::new(ip("10.0.0.1"), 443).with_fwd(tun);
+        t.normalize(&fwm).unwrap();
+        assert_eq!(t.port, 443);
+        let mut v4_in_v6 = DestConfig::new(ip("10.0.0.1"), 0).with_fwd(tun);
+        assert!(v4_in_v6.normalize(&ServiceKey::fwmark(1, true)).is_ok());
     }
 
     #[test]

@@ -38,6 +38,16 @@ pub enum LbError {
         opt: &'static str,
         tun: &'static str,
     },
+    /// A mark rule with this match exists already.
+    MarkExists,
+    /// No mark rule has this match.
+    NoMark,
+    /// Mark 0 (the absence of a mark).
+    BadMark,
+    /// A prefix longer than the address.
+    BadMarkPrefix,
+    /// A port range whose first port is above its last.
+    BadMarkPorts,
 }
 
 impl fmt::Display for LbError {
@@ -78,6 +88,11 @@ impl fmt::Display for LbError {
             LbError::IllegalTunOption { opt, tun } => {
                 write!(f, "Illegal '{opt}' option with the '{tun}' tunnel type")
             }
+            LbError::MarkExists => f.write_str("Mark rule already exists"),
+            LbError::NoMark => f.write_str("No such mark rule"),
+            LbError::BadMark => f.write_str("invalid fwmark value `0' specified"),
+            LbError::BadMarkPrefix => f.write_str("illegal prefix length specified"),
+            LbError::BadMarkPorts => f.write_str("illegal port range specified"),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod dest;
 pub mod engine;
 pub mod error;
 pub mod forward;
+pub mod marks;
 pub mod persist;
 pub mod rules;
 pub mod sched;

@@ -1,5 +1,6 @@
 //! Persistence templates shared by all lcores:
-//! `<proto, client & netmask, VIP, vport (0 for port-0 services)> -> real server`.
+//! `<proto, client & netmask, VIP, vport (0 for port-0 services)> -> real server`,
+//! for fwmark services `<IP, client & netmask, mark, 0>`.
 //!
 //! A sharded-lock hash table, touched only when a connection is created
 //! (lookup or create, re-arm) and by the periodic sweep; never on the
@@ -22,11 +23,15 @@ pub const CONTROLLED_REARM_MS: u64 = 60_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TemplateKey {
-    pub proto: Protocol,
+    /// `None` for a fwmark service's template (the kernel's IPPROTO_IP):
+    /// one template for every protocol and port carrying the mark.
+    pub proto: Option<Protocol>,
     /// Client address with the service's netmask applied.
     pub caddr: IpAddr,
+    /// The VIP; for a fwmark service the mark, in the address's first
+    /// 32 bits as the kernel puts it.
     pub vaddr: IpAddr,
-    /// The virtual port, 0 for port-0 services.
+    /// The virtual port, 0 for port-0 and fwmark services.
     pub vport: u16,
 }
 

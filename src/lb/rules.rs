@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dest::{DestConfig, DestShared};
 use super::error::LbError;
+use super::marks::{MarkMatch, MarkRule, MarkTable};
 use super::sched::{DestSet, SchedFlags};
 use super::service::{Protocol, ServiceConfig, ServiceKey};
 use super::stats::Stats;
@@ -135,6 +136,7 @@ pub struct Snapshot {
     pub version: u64,
     pub services: Vec<SnapService>,
     pub settings: Settings,
+    pub marks: MarkTable,
     index: HashMap<ServiceKey, u32, FixedState>,
 }
 
@@ -145,30 +147,65 @@ impl Snapshot {
             version: 0,
             services: Vec::new(),
             settings: Settings::default(),
+            marks: MarkTable::default(),
             index: HashMap::with_hasher(fixed_state()),
         })
     }
 
-    /// The service for a packet to `addr:port`: the exact one, else the
+    /// The service for a packet to `addr:port`, in the kernel's order: the
+    /// fwmark service of the packet's mark, else the exact one, else the
     /// port-0 (all ports, persistent) service on that address.
     #[inline]
     pub fn find(&self, proto: Protocol, addr: IpAddr, port: u16) -> Option<usize> {
         if self.index.is_empty() {
             return None;
         }
-        if let Some(&i) = self.index.get(&ServiceKey { proto, addr, port }) {
+        if !self.marks.is_empty() {
+            if let Some(m) = self.marks.classify(proto, addr, port) {
+                if let Some(&i) = self.index.get(&ServiceKey::fwmark(m, addr.is_ipv6())) {
+                    return Some(i as usize);
+                }
+            }
+        }
+        if let Some(&i) = self.index.get(&ServiceKey::new(proto, addr, port)) {
             return Some(i as usize);
         }
         if port != 0 {
-            if let Some(&i) = self.index.get(&ServiceKey {
-                proto,
-                addr,
-                port: 0,
-            }) {
+            if let Some(&i) = self.index.get(&ServiceKey::new(proto, addr, 0)) {
                 return Some(i as usize);
             }
         }
         None
+    }
+
+    /// Addresses clients reach services at: those of the services, and
+    /// the single addresses of mark rules whose mark has a service of
+    /// that family.
+    pub fn vip_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let marked = self.served_marks().filter(|m| m.is_host()).map(|m| m.addr);
+        self.services
+            .iter()
+            .filter_map(|s| s.cfg.key.vip())
+            .chain(marked)
+    }
+
+    /// Networks (not single addresses) of mark rules whose mark has a
+    /// service of that family: every address in them is a VIP.
+    pub fn vip_nets(&self) -> impl Iterator<Item = (IpAddr, u8)> + '_ {
+        self.served_marks()
+            .filter(|m| !m.is_host())
+            .map(|m| (m.addr, m.prefix))
+    }
+
+    fn served_marks(&self) -> impl Iterator<Item = &MarkMatch> + '_ {
+        self.marks
+            .rules()
+            .iter()
+            .filter(|r| {
+                self.index
+                    .contains_key(&ServiceKey::fwmark(r.mark, r.matches.addr.is_ipv6()))
+            })
+            .map(|r| &r.matches)
     }
 }
 
@@ -186,6 +223,7 @@ pub struct Rules {
     nlcores: usize,
     services: Vec<ServiceEntry>,
     settings: Settings,
+    marks: MarkTable,
     next_id: u64,
     version: u64,
 }
@@ -198,6 +236,7 @@ impl Rules {
             nlcores: nlcores.max(1),
             services: Vec::new(),
             settings: Settings::default(),
+            marks: MarkTable::default(),
             next_id: 1,
             version: 0,
         }
@@ -260,7 +299,8 @@ impl Rules {
         Ok(())
     }
 
-    /// `-C`.
+    /// `-C`: every service, and every mark rule (they are saved and
+    /// restored with the services, so `-C` then `-R` rebuilds both).
     pub fn clear(&mut self) {
         for e in &self.services {
             for d in &e.dests {
@@ -268,13 +308,38 @@ impl Rules {
             }
         }
         self.services.clear();
+        self.marks.clear();
+        self.changed();
+    }
+
+    /// `--add-mark`.
+    pub fn add_mark(&mut self, rule: MarkRule) -> Result<(), LbError> {
+        self.marks.add(rule)?;
+        self.changed();
+        Ok(())
+    }
+
+    /// `--delete-mark`.
+    pub fn delete_mark(&mut self, m: &MarkMatch) -> Result<(), LbError> {
+        self.marks.delete(m)?;
+        self.changed();
+        Ok(())
+    }
+
+    pub fn marks(&self) -> &MarkTable {
+        &self.marks
+    }
+
+    /// Replace every mark rule (`restore`).
+    pub fn set_marks(&mut self, marks: MarkTable) {
+        self.marks = marks;
         self.changed();
     }
 
     /// `-a`. The port is forced to the virtual port for DR and TUN.
     pub fn add_dest(&mut self, key: &ServiceKey, mut cfg: DestConfig) -> Result<(), LbError> {
         let i = self.pos(key)?;
-        cfg.normalize(key.addr, key.port)?;
+        cfg.normalize(key)?;
         if self.services[i]
             .dests
             .iter()
@@ -293,7 +358,7 @@ impl Rules {
     /// counts and stats stay.
     pub fn edit_dest(&mut self, key: &ServiceKey, mut cfg: DestConfig) -> Result<(), LbError> {
         let i = self.pos(key)?;
-        cfg.normalize(key.addr, key.port)?;
+        cfg.normalize(key)?;
         let d = self.services[i]
             .dests
             .iter_mut()
@@ -407,6 +472,7 @@ impl Rules {
             version: self.version,
             services,
             settings: self.settings,
+            marks: self.marks.clone(),
             index,
         })
     }

@@ -42,23 +42,66 @@ impl Protocol {
     }
 }
 
-/// A virtual service's identity: `-t|-u addr:port`.
+/// A virtual service's identity: `-t|-u addr:port`, or `-f mark [-6]`.
+///
+/// Kept as the kernel keeps it: a fwmark service is the mark with the
+/// unspecified address of its family, protocol TCP and port 0 (what
+/// ipvsadm sends), so that one hashable key serves both kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
     pub proto: Protocol,
     pub addr: IpAddr,
     pub port: u16,
+    /// Non-zero for a fwmark service.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
+}
+
+fn is_zero(m: &u32) -> bool {
+    *m == 0
 }
 
 impl ServiceKey {
     pub fn new(proto: Protocol, addr: IpAddr, port: u16) -> Self {
-        ServiceKey { proto, addr, port }
+        ServiceKey {
+            proto,
+            addr,
+            port,
+            fwmark: 0,
+        }
+    }
+
+    /// The fwmark service `mark` of one address family.
+    pub fn fwmark(mark: u32, v6: bool) -> Self {
+        let addr = if v6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr,
+            port: 0,
+            fwmark: mark,
+        }
+    }
+
+    pub fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
+
+    /// The address clients send to, `None` for a fwmark service (its
+    /// addresses are those the marks name).
+    pub fn vip(&self) -> Option<IpAddr> {
+        (!self.is_fwmark()).then_some(self.addr)
     }
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.addr {
+            _ if self.is_fwmark() && self.addr.is_ipv6() => write!(f, "FWM {} IPv6", self.fwmark),
+            _ if self.is_fwmark() => write!(f, "FWM {}", self.fwmark),
             IpAddr::V4(a) => write!(f, "{} {}:{}", self.proto.name(), a, self.port),
             IpAddr::V6(a) => write!(f, "{} [{}]:{}", self.proto.name(), a, self.port),
         }
@@ -200,6 +243,14 @@ impl ServiceConfig {
         }
     }
 
+    /// A service with ipvsadm's defaults for any key (a fwmark's too).
+    pub fn for_key(key: ServiceKey) -> Self {
+        ServiceConfig {
+            key,
+            ..ServiceConfig::new(key.proto, key.addr, key.port)
+        }
+    }
+
     pub fn with_scheduler(mut self, name: &str) -> Self {
         self.scheduler = name.to_string();
         self
@@ -243,6 +294,14 @@ impl ServiceConfig {
                 return Err(LbError::IncompatibleSchedFlag(f.name()));
             }
         }
+        if self.key.is_fwmark() {
+            // Any protocol may carry the mark: one-packet scheduling then
+            // applies to its UDP packets.
+            if self.key.addr.is_unspecified() && self.key.port == 0 {
+                return sched_known(&self.scheduler);
+            }
+            return Err(LbError::NotUnicast);
+        }
         if !is_unicast_vip(&self.key.addr) {
             return Err(LbError::NotUnicast);
         }
@@ -252,10 +311,7 @@ impl ServiceConfig {
         if self.ops && self.key.proto != Protocol::Udp {
             return Err(LbError::OpsNotUdp);
         }
-        if !sched::NAMES.contains(&self.scheduler.as_str()) {
-            return Err(LbError::SchedulerNotFound);
-        }
-        Ok(())
+        sched_known(&self.scheduler)
     }
 
     /// The flags in the scheduler trait's form.
@@ -275,6 +331,14 @@ impl ServiceConfig {
         self.persistence
             .and_then(|p| p.netmask)
             .unwrap_or_else(|| Netmask::host(self.key.addr))
+    }
+}
+
+fn sched_known(name: &str) -> Result<(), LbError> {
+    if sched::NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(LbError::SchedulerNotFound)
     }
 }
 

@@ -13,7 +13,7 @@ impl Runtime for Fake {
     }
     fn connections(&self) -> ConnIter {
         let conn = |i: u16| proto::ConnEntry {
-            protocol: proto::Protocol::Udp,
+            protocol: proto::ConnProtocol::Udp,
             expire: 60,
             state: "UDP".into(),
             client: std::net::SocketAddr::new([10, 0, 0, 1].into(), i),
@@ -46,6 +46,7 @@ fn svc(addr: &str, port: u16, sched: &str) -> ServiceSpec {
         protocol: proto::Protocol::Tcp,
         address: addr.parse().unwrap(),
         port,
+        fwmark: 0,
         scheduler: sched.into(),
         flags: vec![],
         persistent: None,
@@ -164,6 +165,7 @@ fn persistence_netmask_round_trips() {
     s.persistent = Some(proto::Persistence {
         timeout: 300,
         netmask: 24,
+        mask: None,
     });
     assert_eq!(
         h.handle(Request::AddService { service: s.clone() }),
@@ -174,6 +176,7 @@ fn persistence_netmask_round_trips() {
     s6.persistent = Some(proto::Persistence {
         timeout: 60,
         netmask: 128,
+        mask: None,
     });
     assert_eq!(
         h.handle(Request::AddService {
@@ -446,5 +449,132 @@ fn connections_stream_from_the_runtime() {
         Response::Connections {
             connections: streamed
         }
+    );
+}
+
+fn mark_spec(
+    addr: &str,
+    prefix: Option<u8>,
+    ports: Option<[u16; 2]>,
+    mark: u32,
+) -> proto::MarkSpec {
+    proto::MarkSpec {
+        matches: proto::MarkMatch {
+            protocol: proto::Protocol::Tcp,
+            address: addr.parse().unwrap(),
+            prefix,
+            ports,
+        },
+        mark,
+    }
+}
+
+#[test]
+fn fwmark_services_and_mark_rules_round_trip() {
+    let mut h = handler();
+    let mut f = svc("0.0.0.0", 0, "rr");
+    f.fwmark = 1;
+    f.persistent = Some(proto::Persistence {
+        timeout: 300,
+        // Not read when the mask is there; answered as its leading ones.
+        netmask: 8,
+        mask: Some("255.0.255.0".parse().unwrap()),
+    });
+    assert_eq!(
+        h.handle(Request::AddService { service: f.clone() }),
+        Response::Ok
+    );
+    assert_eq!(
+        err(h.handle(Request::AddService { service: f.clone() })),
+        "Service already exists"
+    );
+    // The same mark in IPv6 is another service.
+    let mut f6 = svc("::", 0, "wlc");
+    f6.fwmark = 1;
+    assert_eq!(
+        h.handle(Request::AddService {
+            service: f6.clone()
+        }),
+        Response::Ok
+    );
+    assert_eq!(
+        h.handle(Request::AddDest {
+            service: f.key(),
+            dest: dest("10.0.0.1", 0, Forward::Route, 1),
+        }),
+        Response::Ok
+    );
+    let web = mark_spec("192.0.2.1", None, Some([80, 80]), 1);
+    let tls = mark_spec("192.0.2.0", Some(24), Some([443, 443]), 1);
+    for m in [web, tls] {
+        assert_eq!(h.handle(Request::AddMark { mark: m }), Response::Ok);
+    }
+    assert_eq!(
+        err(h.handle(Request::AddMark { mark: web })),
+        "Mark rule already exists"
+    );
+    let Response::Marks { marks } = h.handle(Request::ListMarks) else {
+        panic!()
+    };
+    assert_eq!(marks, vec![web, tls]);
+    // The snapshot sees the marked address as a VIP and the network whole.
+    let snap = h.rules.snapshot();
+    assert_eq!(
+        snap.vip_addrs().collect::<Vec<_>>(),
+        vec!["192.0.2.1".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(snap.vip_nets().count(), 1);
+
+    // Save, clear (services and marks), restore: the same again.
+    let Response::Rules { rules } = h.handle(Request::Save) else {
+        panic!()
+    };
+    assert_eq!(rules.marks, vec![web, tls]);
+    assert_eq!(rules.services[0].service, f);
+    assert_eq!(
+        rules.services[0].dests[0].port, 0,
+        "a fwmark real server keeps its port"
+    );
+    assert_eq!(h.handle(Request::Clear), Response::Ok);
+    let Response::Marks { marks } = h.handle(Request::ListMarks) else {
+        panic!()
+    };
+    assert!(marks.is_empty());
+    assert_eq!(
+        h.handle(Request::Restore {
+            rules: rules.clone(),
+            timeouts: None
+        }),
+        Response::Ok
+    );
+    let Response::Rules { rules: again } = h.handle(Request::Save) else {
+        panic!()
+    };
+    assert_eq!(again, rules);
+
+    // In a transaction, a refused mark refuses it all.
+    let r = h.handle(Request::Transaction {
+        changes: vec![
+            Request::DeleteMark { mark: web.matches },
+            Request::AddMark { mark: tls },
+        ],
+    });
+    assert_eq!(err(r.clone()), "Mark rule already exists");
+    assert!(matches!(
+        r,
+        Response::Error {
+            change: Some(1),
+            ..
+        }
+    ));
+    assert_eq!(
+        h.handle(Request::Transaction {
+            changes: vec![Request::DeleteMark { mark: web.matches }],
+        }),
+        Response::Ok
+    );
+    assert_eq!(
+        err(h.handle(Request::DeleteMark { mark: web.matches })),
+        "No such mark rule"
     );
 }

@@ -17,6 +17,7 @@ use super::{dest_config, dest_error, service_config};
 use crate::control::proto::{self, Request};
 use crate::lb::dest::DestConfig;
 use crate::lb::error::LbError;
+use crate::lb::marks::MarkTable;
 use crate::lb::rules::Rules;
 use crate::lb::service::{ServiceConfig, ServiceKey};
 
@@ -24,6 +25,7 @@ use crate::lb::service::{ServiceConfig, ServiceKey};
 /// servers are in the order they were added (the last is the newest).
 pub(super) struct Wanted {
     pub services: Vec<(ServiceConfig, Vec<DestConfig>)>,
+    pub marks: MarkTable,
 }
 
 impl Wanted {
@@ -35,6 +37,7 @@ impl Wanted {
                 // The rules keep real servers newest first.
                 .map(|(cfg, _, dests)| (cfg.clone(), dests.iter().rev().map(|d| d.cfg).collect()))
                 .collect(),
+            marks: rules.marks().clone(),
         }
     }
 
@@ -77,7 +80,7 @@ impl Wanted {
                 let key = super::service_key(service);
                 let i = self.pos(&key).map_err(dest_error)?;
                 let mut d = dest_config(dest);
-                d.normalize(key.addr, key.port).map_err(dest_error)?;
+                d.normalize(&key).map_err(dest_error)?;
                 let dests = &mut self.services[i].1;
                 if dests.iter().any(|c| (c.addr, c.port) == (d.addr, d.port)) {
                     return Err(dest_error(LbError::DestExists));
@@ -88,7 +91,7 @@ impl Wanted {
                 let key = super::service_key(service);
                 let i = self.pos(&key).map_err(dest_error)?;
                 let mut d = dest_config(dest);
-                d.normalize(key.addr, key.port).map_err(dest_error)?;
+                d.normalize(&key).map_err(dest_error)?;
                 let c = self.services[i]
                     .1
                     .iter_mut()
@@ -105,7 +108,14 @@ impl Wanted {
                     .ok_or_else(|| dest_error(LbError::NoDest))?;
                 dests.remove(j);
             }
-            Request::Clear => self.services.clear(),
+            Request::Clear => {
+                self.services.clear();
+                self.marks.clear();
+            }
+            Request::AddMark { mark } => self.marks.add(super::mark_rule(mark)?).map_err(lb)?,
+            Request::DeleteMark { mark } => {
+                self.marks.delete(&super::mark_match(mark)?).map_err(lb)?
+            }
             Request::SetTimeouts { timeouts: t } => timeouts.push(*t),
             other => {
                 let op = serde_json::to_value(other)
@@ -122,6 +132,13 @@ impl Wanted {
 /// A whole rule set (`restore`), checked: services unique, each valid, its
 /// real servers unique and valid.
 pub(super) fn check_rule_set(set: &proto::RuleSet) -> Result<Wanted, String> {
+    let mut marks = MarkTable::default();
+    for m in &set.marks {
+        let rule = super::mark_rule(m)?;
+        marks
+            .add(rule)
+            .map_err(|e| format!("mark {}: {e}", rule.matches))?;
+    }
     let mut seen = HashSet::new();
     let mut services = Vec::with_capacity(set.services.len());
     for sr in &set.services {
@@ -134,7 +151,7 @@ pub(super) fn check_rule_set(set: &proto::RuleSet) -> Result<Wanted, String> {
         let mut dests = Vec::with_capacity(sr.dests.len());
         for d in &sr.dests {
             let mut dc = dest_config(d);
-            dc.normalize(cfg.key.addr, cfg.key.port)
+            dc.normalize(&cfg.key)
                 .map_err(|e| format!("{}: {e}", cfg.key))?;
             if !dkeys.insert((dc.addr, dc.port)) {
                 return Err(format!("{}: {}", cfg.key, LbError::DestExists));
@@ -143,11 +160,14 @@ pub(super) fn check_rule_set(set: &proto::RuleSet) -> Result<Wanted, String> {
         }
         services.push((cfg, dests));
     }
-    Ok(Wanted { services })
+    Ok(Wanted { services, marks })
 }
 
 /// Make `rules` equal to `w` (already checked, so no step is expected to fail).
 pub(super) fn apply_rule_set(rules: &mut Rules, w: &Wanted) -> Result<(), LbError> {
+    if rules.marks() != &w.marks {
+        rules.set_marks(w.marks.clone());
+    }
     let wanted_keys: HashSet<ServiceKey> = w.services.iter().map(|(c, _)| c.key).collect();
     let gone: Vec<ServiceKey> = rules
         .services()

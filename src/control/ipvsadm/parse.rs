@@ -525,16 +525,19 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
         protocol: st.protocol.unwrap_or(Protocol::Tcp),
         address,
         port: st.svc_port,
+        fwmark: st.fwmark.unwrap_or(0),
     });
     let spec = |k: ServiceKey| ServiceSpec {
         protocol: k.protocol,
         address: k.address,
         port: k.port,
+        fwmark: k.fwmark,
         scheduler: scheduler.clone(),
         flags: flags.clone(),
         persistent: st.persistent.map(|timeout| Persistence {
             timeout,
             netmask: netmask.unwrap_or(if is_v6 { 128 } else { 32 }),
+            mask: None,
         }),
         ops: st.ops,
     };

@@ -368,7 +368,7 @@ fn run_restore(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::proto::Protocol;
+    use crate::control::proto::ConnProtocol as Protocol;
 
     #[test]
     fn a_streamed_json_array_is_the_whole_vector_pretty_printed() {

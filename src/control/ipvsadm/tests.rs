@@ -61,6 +61,7 @@ fn key(p: Protocol, a: &str, port: u16) -> ServiceKey {
         protocol: p,
         address: a.parse().unwrap(),
         port,
+        fwmark: 0,
     }
 }
 
@@ -69,6 +70,7 @@ fn spec(p: Protocol, a: &str, port: u16, sched: &str) -> ServiceSpec {
         protocol: p,
         address: a.parse().unwrap(),
         port,
+        fwmark: 0,
         scheduler: sched.into(),
         flags: vec![],
         persistent: None,
@@ -178,7 +180,11 @@ fn add_service_defaults_and_long_forms() {
 fn persistent_with_and_without_value() {
     let p = |timeout, netmask| {
         let mut s = spec(Protocol::Tcp, "10.0.0.1", 80, "wlc");
-        s.persistent = Some(Persistence { timeout, netmask });
+        s.persistent = Some(Persistence {
+            timeout,
+            netmask,
+            mask: None,
+        });
         Command::AddService(s)
     };
     assert_eq!(cmd("-A -t 10.0.0.1:80 -p"), p(360, 32));
@@ -232,6 +238,7 @@ fn zero_port_needs_persistence() {
     s.persistent = Some(Persistence {
         timeout: 360,
         netmask: 32,
+        mask: None,
     });
     assert_eq!(cmd("-A -t 10.0.0.1 -p"), Command::AddService(s));
 }
@@ -243,6 +250,7 @@ fn ipv6_forms() {
     s.persistent = Some(Persistence {
         timeout: 100,
         netmask: 64,
+        mask: None,
     });
     assert_eq!(
         cmd("-A -t [2001:db8::1]:443 -s mh -b mh-port,mh-fallback -p 100 -M 64"),
@@ -252,6 +260,7 @@ fn ipv6_forms() {
     s.persistent = Some(Persistence {
         timeout: 360,
         netmask: 128,
+        mask: None,
     });
     assert_eq!(cmd("-A -u 2001:db8::1 -p"), Command::AddService(s));
     fail(

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::control::conn_stream::{read_connections, Listing};
-use crate::control::proto::{ConnEntry, Protocol, Request};
+use crate::control::proto::{ConnEntry, ConnProtocol, Request};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ struct Echo {
 
 fn conn(i: u32) -> ConnEntry {
     ConnEntry {
-        protocol: Protocol::Tcp,
+        protocol: ConnProtocol::Tcp,
         expire: 900,
         state: "ESTABLISHED".into(),
         client: std::net::SocketAddr::new([10, 0, (i >> 8) as u8, i as u8].into(), 40000),

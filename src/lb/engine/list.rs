@@ -13,7 +13,8 @@ use crate::lb::time::Timestamp;
 /// A connection or template as `ipvsadm -Lnc` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnInfo {
-    pub proto: Protocol,
+    /// `None`: a fwmark service's template, of every protocol.
+    pub proto: Option<Protocol>,
     pub state: &'static str,
     pub expires_in_ms: u64,
     pub client: SocketAddr,
@@ -34,8 +35,8 @@ impl ConnInfo {
         ConnInfo {
             proto: t.key.proto,
             state: match t.key.proto {
-                Protocol::Tcp => TcpState::None.name(),
-                Protocol::Udp => ConnState::Udp.name(),
+                Some(Protocol::Udp) => ConnState::Udp.name(),
+                _ => TcpState::None.name(),
             },
             expires_in_ms: t.expires_in_ms,
             client: SocketAddr::new(t.key.caddr, 0),
@@ -79,7 +80,7 @@ impl Engine {
         let (daddr, dport) = self.slab.endpoint(c.dest);
         let dport = real_port(dport, c.vport);
         ConnInfo {
-            proto: c.proto(),
+            proto: Some(c.proto()),
             state: if c.has(flag::UDP) {
                 ConnState::Udp.name()
             } else {

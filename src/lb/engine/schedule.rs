@@ -25,6 +25,16 @@ pub(super) struct LocalService {
     pub(super) slots: Vec<u32>,
 }
 
+/// A mark as the kernel writes it in a template's address: in the first
+/// 32 bits, network order.
+fn mark_addr(mark: u32, v6: bool) -> std::net::IpAddr {
+    if v6 {
+        std::net::Ipv6Addr::from((mark as u128) << 96).into()
+    } else {
+        std::net::Ipv4Addr::from(mark).into()
+    }
+}
+
 impl Engine {
     /// No connection: schedule a new one if the packet may open one.
     pub(super) fn new_conn(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
@@ -53,11 +63,20 @@ impl Engine {
                 _ => return Verdict::Drop(DropReason::NoDest),
             },
             Some(pers) => {
-                let key = TemplateKey {
-                    proto: pkt.proto,
-                    caddr: svc.cfg.netmask().apply(pkt.src),
-                    vaddr: pkt.dst,
-                    vport: if svc.cfg.key.port == 0 { 0 } else { pkt.dport },
+                let key = match svc.cfg.key.fwmark {
+                    0 => TemplateKey {
+                        proto: Some(pkt.proto),
+                        caddr: svc.cfg.netmask().apply(pkt.src),
+                        vaddr: pkt.dst,
+                        vport: if svc.cfg.key.port == 0 { 0 } else { pkt.dport },
+                    },
+                    // Every port and protocol with the mark: one template.
+                    mark => TemplateKey {
+                        proto: None,
+                        caddr: svc.cfg.netmask().apply(pkt.src),
+                        vaddr: mark_addr(mark, pkt.dst.is_ipv6()),
+                        vport: 0,
+                    },
                 };
                 let timeout = pers.timeout as u64 * 1000;
                 let eqt = self.settings.expire_quiescent_template;

@@ -513,7 +513,7 @@ fn listing_rows() {
     let l = e.list_conns(Timestamp(1000));
     assert_eq!(l.len(), 1);
     let c = &l[0];
-    assert_eq!(c.proto, Protocol::Tcp);
+    assert_eq!(c.proto, Some(Protocol::Tcp));
     assert_eq!(c.state, "ESTABLISHED");
     assert_eq!(c.expire_mmss(), "14:59");
     assert_eq!(c.client, "172.16.0.2:51234".parse().unwrap());

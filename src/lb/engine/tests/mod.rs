@@ -163,5 +163,6 @@ fn nat_rules() -> Rules {
 mod burst;
 mod conns;
 mod counts;
+mod fwmark;
 mod layout;
 mod persist;
