@@ -1,8 +1,8 @@
 //! `-Lc` output (ipvsadm's `list_conn`), and the one-line `--timeout`.
 
-use super::names::{addr_port_name, proto_name, Names};
+use super::names::{addr_port_name, Names};
 use super::parse::Format;
-use crate::control::proto::{ConnEntry, Timeouts};
+use crate::control::proto::{ConnEntry, ConnProtocol, Timeouts};
 use std::fmt::Write;
 
 /// `IPVS connection entries` and one row per connection, in the daemon's
@@ -31,7 +31,12 @@ pub fn conn_header(f: &Format) -> &'static str {
 /// One `-Lc` row, with its newline; names for the connection's protocol.
 pub fn conn_row(c: &ConnEntry, names: &dyn Names) -> String {
     let expire = format!("{:02}:{:02}", c.expire / 60, c.expire % 60);
-    let p = proto_name(c.protocol);
+    // ipvsadm reads IP (a fwmark template) as protocol 0: no service names.
+    let p = match c.protocol {
+        ConnProtocol::Tcp => Some("tcp"),
+        ConnProtocol::Udp => Some("udp"),
+        ConnProtocol::Ip => None,
+    };
     let name = |a: std::net::SocketAddr| addr_port_name(names, a.ip(), a.port(), p);
     let mut out = String::new();
     let _ = writeln!(

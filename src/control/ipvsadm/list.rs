@@ -33,7 +33,12 @@ pub fn service_name(spec: &ServiceSpec, names: &dyn Names) -> String {
     let mut s = format!(
         "{:<4} {}",
         spec.protocol.name(),
-        addr_port_name(names, spec.address, spec.port, proto_name(spec.protocol))
+        addr_port_name(
+            names,
+            spec.address,
+            spec.port,
+            Some(proto_name(spec.protocol))
+        )
     );
     if spec.address.is_ipv4() {
         cut(&mut s, 33);
@@ -44,7 +49,12 @@ pub fn service_name(spec: &ServiceSpec, names: &dyn Names) -> String {
 /// A real server's column, IPv4 cut to 28 bytes; named for the service's
 /// protocol.
 fn dest_name(s: &ServiceSpec, d: &DestEntry, names: &dyn Names) -> String {
-    let mut n = addr_port_name(names, d.spec.address, d.spec.port, proto_name(s.protocol));
+    let mut n = addr_port_name(
+        names,
+        d.spec.address,
+        d.spec.port,
+        Some(proto_name(s.protocol)),
+    );
     if d.spec.address.is_ipv4() {
         cut(&mut n, 28);
     }

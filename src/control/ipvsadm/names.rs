@@ -347,11 +347,17 @@ pub fn ntop(addr: IpAddr) -> String {
 }
 
 /// `host:service` as ipvsadm prints it: each part a name where one is
-/// found, else the number; IPv6 in brackets; cut to 59 bytes.
-pub fn addr_port_name(names: &dyn Names, addr: IpAddr, port: u16, proto: &'static str) -> String {
+/// found, else the number (always for `proto` None: the `IP` of a fwmark
+/// template); IPv6 in brackets; cut to 59 bytes.
+pub fn addr_port_name(
+    names: &dyn Names,
+    addr: IpAddr,
+    port: u16,
+    proto: Option<&'static str>,
+) -> String {
     let host = names.host_name(addr).unwrap_or_else(|| ntop(addr));
-    let service = names
-        .service_name(port, proto)
+    let service = proto
+        .and_then(|p| names.service_name(port, p))
         .unwrap_or_else(|| port.to_string());
     let mut s = match addr {
         IpAddr::V4(_) => format!("{host}:{service}"),
@@ -479,11 +485,15 @@ mod tests {
             services: vec![("http".into(), 80, "tcp")],
         };
         let v4: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(addr_port_name(&t, v4, 80, "tcp").len(), 59);
-        assert_eq!(addr_port_name(&t, v4, 80, "udp").len(), 59);
+        assert_eq!(addr_port_name(&t, v4, 80, Some("tcp")).len(), 59);
+        assert_eq!(addr_port_name(&t, v4, 80, Some("udp")).len(), 59);
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(addr_port_name(&t, v6, 80, "tcp"), "[2001:db8::1]:http");
-        assert_eq!(addr_port_name(&t, v6, 80, "udp"), "[2001:db8::1]:80");
-        assert_eq!(addr_port_name(&Numeric, v4, 80, "tcp"), "10.0.0.1:80");
+        assert_eq!(
+            addr_port_name(&t, v6, 80, Some("tcp")),
+            "[2001:db8::1]:http"
+        );
+        assert_eq!(addr_port_name(&t, v6, 80, Some("udp")), "[2001:db8::1]:80");
+        assert_eq!(addr_port_name(&Numeric, v4, 80, Some("tcp")), "10.0.0.1:80");
+        assert_eq!(addr_port_name(&t, v6, 80, None), "[2001:db8::1]:80");
     }
 }

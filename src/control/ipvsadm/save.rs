@@ -15,7 +15,7 @@ fn service_opt(s: &ServiceSpec, names: &dyn Names) -> String {
         Protocol::Tcp => "-t",
         Protocol::Udp => "-u",
     };
-    let name = addr_port_name(names, s.address, s.port, proto_name(s.protocol));
+    let name = addr_port_name(names, s.address, s.port, Some(proto_name(s.protocol)));
     format!("{flag} {name}")
 }
 
@@ -55,7 +55,7 @@ pub fn dest_line(s: &ServiceSpec, d: &DestSpec, names: &dyn Names) -> String {
     let mut out = format!(
         "-a {} -r {} {fwd} -w {}",
         service_opt(s, names),
-        addr_port_name(names, d.address, d.port, proto_name(s.protocol)),
+        addr_port_name(names, d.address, d.port, Some(proto_name(s.protocol))),
         d.weight
     );
     if let Forward::Tunnel { kind, port, csum } = d.forward {
