@@ -198,7 +198,7 @@ fn restore_with_a_bad_line_changes_nothing() {
     let o = rvsadm(
         &["-R"],
         Some(&p),
-        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 70000\n",
+        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 2147483648\n",
     );
     drop(std::os::unix::net::UnixStream::connect(&p));
     h.join().unwrap();

@@ -4,9 +4,10 @@
 
 use rvs::control::client::{ClientError, Transport};
 use rvs::control::handler::{NoDataPlane, RulesHandler};
+use rvs::control::ipvsadm::names::Table;
 use rvs::control::ipvsadm::restore::parse_restore;
 use rvs::control::ipvsadm::save::save;
-use rvs::control::ipvsadm::{execute, parse};
+use rvs::control::ipvsadm::{execute_with, parse_with};
 use rvs::control::proto::*;
 use rvs::control::server::Handler;
 use rvs::lb::rules::Rules;
@@ -277,12 +278,47 @@ fn rules() -> RuleSet {
     }
 }
 
+/// Host and service names for the listings without `-n` (a fixed table:
+/// no test asks a name server). Long ones show where ipvsadm cuts.
+fn names() -> Table {
+    let h = |n: &str, a: &str| (n.to_string(), a.parse().unwrap());
+    Table {
+        hosts: vec![
+            h("vip.example.com", "192.168.1.100"),
+            h("web-one.backends.example.net", "10.0.0.1"),
+            h("web2", "10.0.0.2"),
+            h("a-rather-long-real-server-name.example.com", "10.0.0.3"),
+            h("v6.example.com", "2001:db8::1"),
+            h(
+                "a-very-long-ipv6-real-server-name.example.com",
+                "2001:db8::10",
+            ),
+            h(&format!("{}.example", "x".repeat(52)), "2001:db8::11"),
+        ],
+        services: vec![
+            ("http".into(), 80, "tcp"),
+            ("https".into(), 443, "tcp"),
+            ("http-alt".into(), 8080, "tcp"),
+            ("domain".into(), 53, "udp"),
+            ("sip".into(), 5060, "udp"),
+        ],
+    }
+}
+
 fn run(cmdline: &str) -> String {
     let args: Vec<String> = cmdline.split_whitespace().map(String::from).collect();
-    let inv = parse(&args).unwrap();
+    let names = names();
+    let inv = parse_with(&args, &names).unwrap();
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let code = execute(&inv, &mut Fake, &mut std::io::empty(), &mut out, &mut err);
+    let code = execute_with(
+        &inv,
+        &mut Fake,
+        &names,
+        &mut std::io::empty(),
+        &mut out,
+        &mut err,
+    );
     assert_eq!(code, 0, "{cmdline}: {}", String::from_utf8_lossy(&err));
     String::from_utf8(out).unwrap()
 }
@@ -302,11 +338,19 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn list_default() {
-    let out = run("-Ln");
-    golden("list", &out);
-    // Without -n rvs prints the same numeric output.
-    assert_eq!(run("-L"), out);
+    golden("list", &run("-Ln"));
+}
+
+#[test]
+fn list_names() {
+    // Without -n: names where found, cut where ipvsadm cuts them.
+    let out = run("-L");
+    golden("list_names", &out);
     assert_eq!(run("-l"), out);
+    assert_eq!(run(""), out);
+    golden("list_names_stats", &run("-L --stats"));
+    golden("list_one_names", &run("-L -t vip.example.com:https"));
+    golden("conns_names", &run("-Lc"));
 }
 
 #[test]
@@ -365,9 +409,8 @@ fn list_timeout() {
 
 #[test]
 fn save_format() {
-    let out = run("-Sn");
-    golden("save", &out);
-    assert_eq!(run("-S"), out);
+    golden("save", &run("-Sn"));
+    golden("save_names", &run("-S"));
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! `-L` output, byte for byte as ipvsadm 1.31 prints it (numeric: rvs never
-//! resolves names, with or without `-n`).
+//! `-L` output, byte for byte as ipvsadm 1.31 prints it: host and service
+//! names from [`Names`] ([`super::names::Numeric`] for `-n`).
 
-use super::addr::{addr_port, v4_mask};
+use super::addr::v4_mask;
+use super::names::{addr_port_name, cut, proto_name, Names};
 use super::order;
 use super::parse::Format;
 use crate::control::proto::{
@@ -28,25 +29,37 @@ pub fn largenum(out: &mut String, n: u64, exact: bool) {
     };
 }
 
-/// The service's name column: `TCP  10.0.0.1:80`.
-pub fn service_name(spec: &ServiceSpec) -> String {
+/// The service's name column: `TCP  10.0.0.1:80`, IPv4 cut to 33 bytes.
+pub fn service_name(spec: &ServiceSpec, names: &dyn Names) -> String {
     let mut s = format!(
         "{:<4} {}",
         spec.protocol.name(),
-        addr_port(spec.address, spec.port)
+        addr_port_name(
+            names,
+            spec.address,
+            spec.port,
+            Some(proto_name(spec.protocol))
+        )
     );
     if spec.address.is_ipv4() {
-        s.truncate(33);
+        cut(&mut s, 33);
     }
     s
 }
 
-fn dest_name(d: &DestEntry) -> String {
-    let mut s = addr_port(d.spec.address, d.spec.port);
+/// A real server's column, IPv4 cut to 28 bytes; named for the service's
+/// protocol.
+fn dest_name(s: &ServiceSpec, d: &DestEntry, names: &dyn Names) -> String {
+    let mut n = addr_port_name(
+        names,
+        d.spec.address,
+        d.spec.port,
+        Some(proto_name(s.protocol)),
+    );
     if d.spec.address.is_ipv4() {
-        s.truncate(28);
+        cut(&mut n, 28);
     }
-    s
+    n
 }
 
 /// Scheduler flags as ipvsadm prints them (`sh-fallback,sh-port`).
@@ -140,8 +153,8 @@ fn title(out: &mut String, f: &Format) {
     }
 }
 
-fn service(out: &mut String, s: &ServiceEntry, f: &Format) {
-    let name = service_name(&s.spec);
+fn service(out: &mut String, s: &ServiceEntry, f: &Format, names: &dyn Names) {
+    let name = service_name(&s.spec, names);
     if f.stats {
         let _ = write!(out, "{name:<33}");
         for n in [
@@ -186,7 +199,7 @@ fn service(out: &mut String, s: &ServiceEntry, f: &Format) {
         order::qsort(&mut dests, |a, b| order::dests(&a.spec, &b.spec));
     }
     for d in dests {
-        let dn = dest_name(d);
+        let dn = dest_name(&s.spec, d, names);
         if f.stats {
             let _ = write!(out, "  -> {dn:<28}");
             for n in [
@@ -252,7 +265,12 @@ pub fn sort_services(services: &mut Vec<ServiceEntry>) {
 }
 
 /// `-L` of everything: the version header, the title, every service.
-pub fn list_all(version: &VersionInfo, services: &[ServiceEntry], f: &Format) -> String {
+pub fn list_all(
+    version: &VersionInfo,
+    services: &[ServiceEntry],
+    f: &Format,
+    names: &dyn Names,
+) -> String {
     let mut out = format!(
         "IP Virtual Server version {} (size={})\n",
         version.ipvs, version.conn_tab_size
@@ -263,16 +281,16 @@ pub fn list_all(version: &VersionInfo, services: &[ServiceEntry], f: &Format) ->
     }
     title(&mut out, f);
     for s in &v {
-        service(&mut out, s, f);
+        service(&mut out, s, f, names);
     }
     out
 }
 
 /// `-L -t ...`: the title and the one service, no version header.
-pub fn list_one(s: &ServiceEntry, f: &Format) -> String {
+pub fn list_one(s: &ServiceEntry, f: &Format, names: &dyn Names) -> String {
     let mut out = String::new();
     title(&mut out, f);
-    service(&mut out, s, f);
+    service(&mut out, s, f, names);
     out
 }
 

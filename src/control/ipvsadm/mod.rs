@@ -3,6 +3,7 @@
 //! - [`options`]: the option table and a popt-like tokenizer;
 //! - [`legality`]: which options each command takes, ipvsadm's messages;
 //! - [`addr`]: `host[:port]`, netmasks;
+//! - [`names`]: host and service names, through glibc within a time budget;
 //! - [`parse`]: argv to a checked [`parse::Invocation`];
 //! - [`list`], [`conns`], [`save`], [`ports`]: the output formats, in
 //!   ipvsadm's [`order`];
@@ -18,6 +19,7 @@ pub mod conns;
 pub mod legality;
 pub mod list;
 pub mod marks;
+pub mod names;
 pub mod options;
 pub mod order;
 pub mod parse;
@@ -27,8 +29,8 @@ pub mod run;
 pub mod save;
 pub mod usage;
 
-pub use parse::{parse, Command, Format, Invocation, ListCmd, ParseError};
-pub use run::{execute, main_with};
+pub use parse::{parse, parse_with, Command, Format, Invocation, ListCmd, ParseError};
+pub use run::{execute, execute_with, main_with};
 
 #[cfg(test)]
 mod tests;

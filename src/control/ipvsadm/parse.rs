@@ -3,6 +3,7 @@
 
 use super::addr::{parse_host_port, parse_number, parse_v4_netmask, parse_v6_netmask};
 use super::legality::{self, class_of, Cmd, Seen};
+use super::names::{self, Names};
 use super::options::{Opt, Token, TokenError, Tokens};
 use crate::control::proto::{
     DestKey, DestSpec, Forward, Persistence, Protocol, SchedFlag, ServiceKey, ServiceSpec,
@@ -148,8 +149,25 @@ struct State {
     leftovers: Vec<String>,
 }
 
-/// Parses a command line (without the program name).
+impl State {
+    /// The services database's protocol of the service given so far.
+    fn service_db(&self) -> Option<&'static str> {
+        match self.protocol {
+            _ if self.sctp => Some("sctp"),
+            Some(p) => Some(names::proto_name(p)),
+            None => None,
+        }
+    }
+}
+
+/// Parses a command line (without the program name), looking names up
+/// through glibc ([`names::system`]).
 pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
+    parse_with(args, names::system())
+}
+
+/// [`parse`], with host and service names looked up in `names`.
+pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, ParseError> {
     let only_rvs_opts = {
         let mut it = Tokens::new(args);
         it.all(|t| {
@@ -262,15 +280,15 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
         st.seen.set(class).map_err(ParseError::fail)?;
         match opt {
             Opt::TcpService | Opt::UdpService | Opt::SctpService => {
-                let (a, p) = parse_host_port(&v).ok_or_else(|| {
-                    ParseError::fail("illegal virtual server address[:port] specified")
-                })?;
                 st.protocol = Some(if opt == Opt::UdpService {
                     Protocol::Udp
                 } else {
                     Protocol::Tcp
                 });
                 st.sctp = opt == Opt::SctpService;
+                let (a, p) = parse_host_port(&v, st.service_db(), names).ok_or_else(|| {
+                    ParseError::fail("illegal virtual server address[:port] specified")
+                })?;
                 st.svc_addr = Some(a);
                 st.svc_port = p.unwrap_or(0);
             }
@@ -291,7 +309,10 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
             }
             Opt::Netmask => st.netmask = Some(v),
             Opt::RealServer => {
-                let (a, p) = parse_host_port(&v).ok_or_else(|| {
+                // A port name is read for the protocol of the service given
+                // so far: before -t/-u there is none (ipvsadm's copy of its
+                // service has protocol 0 then).
+                let (a, p) = parse_host_port(&v, st.service_db(), names).ok_or_else(|| {
                     ParseError::fail("illegal real server address[:port] specified")
                 })?;
                 st.dest_addr = Some(a);
@@ -374,7 +395,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
         Some(m) => Some(if matches!(st.svc_addr, Some(IpAddr::V6(_))) {
             parse_v6_netmask(m).ok_or_else(|| ParseError::fail("illegal ipv6 netmask specified"))?
         } else {
-            parse_v4_netmask(m).ok_or_else(|| {
+            parse_v4_netmask(m, names).ok_or_else(|| {
                 ParseError::fail("illegal virtual server persistent mask specified")
             })?
         }),

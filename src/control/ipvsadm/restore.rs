@@ -8,7 +8,8 @@
 //! is changed unless every line is valid, and a line the kernel would refuse
 //! (e.g. "Service already exists") aborts the restore like a syntax error.
 
-use super::parse::{parse, Command, ParseError, EXIT_USAGE};
+use super::names::{self, Names};
+use super::parse::{parse_with, Command, ParseError, EXIT_USAGE};
 use crate::control::proto::Request;
 
 /// Why a restore was refused.
@@ -88,8 +89,14 @@ impl Changes {
     }
 }
 
-/// Reads a whole restore input; the first bad line stops it.
+/// Reads a whole restore input; the first bad line stops it. Names are
+/// looked up through glibc, within one budget for the whole input.
 pub fn parse_restore(input: &str) -> Result<Changes, RestoreError> {
+    parse_restore_with(input, names::system())
+}
+
+/// [`parse_restore`], with names looked up in `names`.
+pub fn parse_restore_with(input: &str, names: &dyn Names) -> Result<Changes, RestoreError> {
     let mut changes = Changes::default();
     for (n, line) in input.lines().enumerate() {
         let words = line_words(line);
@@ -101,7 +108,7 @@ pub fn parse_restore(input: &str) -> Result<Changes, RestoreError> {
             message: e.message,
             code: e.code,
         };
-        let inv = parse(&words).map_err(err)?;
+        let inv = parse_with(&words, names).map_err(err)?;
         if inv.command == Command::Restore {
             // ipvsadm refuses -R inside -R the same way.
             return Err(RestoreError {

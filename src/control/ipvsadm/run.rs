@@ -2,9 +2,10 @@
 
 use super::conns::{conn_header, conn_row, timeouts};
 use super::list::{list_all, list_one, sort_services};
-use super::parse::{parse, Command, Format, Invocation, ListCmd, EXIT_FAIL, EXIT_USAGE};
-use super::restore::{change_request, parse_restore};
-use super::save::save;
+use super::names::{self, Names, Numeric};
+use super::parse::{parse_with, Command, Format, Invocation, ListCmd, EXIT_FAIL, EXIT_USAGE};
+use super::restore::{change_request, parse_restore_with};
+use super::save::save_with;
 use super::usage::{usage, version};
 use crate::control::client::{socket_path, ClientError, LazyClient, Transport, DEFAULT_TIMEOUT};
 use crate::control::conn_stream::Listing;
@@ -24,7 +25,8 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let inv = match parse(args) {
+    let names = names::system();
+    let inv = match parse_with(args, names) {
         Ok(inv) => inv,
         Err(e) => {
             if !e.message.is_empty() {
@@ -35,7 +37,7 @@ pub fn main_with(
     };
     let path = socket_path(inv.sock.as_deref(), env_sock);
     let mut transport = LazyClient::new(path, DEFAULT_TIMEOUT);
-    execute(&inv, &mut transport, stdin, out, err)
+    execute_with(&inv, &mut transport, names, stdin, out, err)
 }
 
 enum Failure {
@@ -101,11 +103,33 @@ impl JsonArray {
     }
 }
 
-/// Runs `inv` against `t`. Nothing is sent for commands that need no
-/// daemon (`-h`, `-v`, `-L --daemon`).
+/// Runs `inv` against `t`, names looked up through glibc. Nothing is sent
+/// for commands that need no daemon (`-h`, `-v`, `-L --daemon`).
 pub fn execute(
     inv: &Invocation,
     t: &mut dyn Transport,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    execute_with(inv, t, names::system(), stdin, out, err)
+}
+
+/// The names a listing in `f` prints: none with `-n`.
+fn shown<'a>(f: &Format, names: &'a dyn Names) -> &'a dyn Names {
+    if f.numeric {
+        &Numeric
+    } else {
+        names
+    }
+}
+
+/// [`execute`], with host and service names from `names` (listings without
+/// `-n`, and `-R` input).
+pub fn execute_with(
+    inv: &Invocation,
+    t: &mut dyn Transport,
+    names: &dyn Names,
     stdin: &mut dyn Read,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -131,20 +155,20 @@ pub fn execute(
         };
     }
     let result = match &inv.command {
-        Command::List(l) => list(inv, l, t, out),
-        Command::Save(_) => match call(t, &Request::Save) {
+        Command::List(l) => list(inv, l, t, names, out),
+        Command::Save(f) => match call(t, &Request::Save) {
             Ok(Response::Rules { rules }) => {
                 if inv.json {
                     json(out, &rules);
                 } else {
-                    let _ = out.write_all(save(&rules).as_bytes());
+                    let _ = out.write_all(save_with(&rules, shown(f, names)).as_bytes());
                 }
                 Ok(())
             }
             Ok(r) => Err(Failure::Unexpected(r)),
             Err(f) => Err(f),
         },
-        Command::Restore => return run_restore(t, stdin, err),
+        Command::Restore => return run_restore(t, names, stdin, err),
         Command::Ports => match call(t, &Request::Ports) {
             Ok(Response::Ports { ports }) => {
                 if inv.json {
@@ -191,6 +215,7 @@ fn list(
     inv: &Invocation,
     l: &ListCmd,
     t: &mut dyn Transport,
+    names: &dyn Names,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     match l {
@@ -206,7 +231,7 @@ fn list(
             }
             r => Err(Failure::Unexpected(r)),
         },
-        ListCmd::Connections(f) => list_connections(inv.json, f, t, out),
+        ListCmd::Connections(f) => list_connections(inv.json, f, t, shown(f, names), out),
         ListCmd::Services {
             service: Some(key),
             format,
@@ -223,7 +248,7 @@ fn list(
                 if inv.json {
                     json(out, s);
                 } else {
-                    let _ = out.write_all(list_one(s, format).as_bytes());
+                    let _ = out.write_all(list_one(s, format, shown(format, names)).as_bytes());
                 }
                 Ok(())
             }
@@ -245,7 +270,8 @@ fn list(
                         }
                         json(out, &services);
                     } else {
-                        let _ = out.write_all(list_all(&version, &services, format).as_bytes());
+                        let text = list_all(&version, &services, format, shown(format, names));
+                        let _ = out.write_all(text.as_bytes());
                     }
                     Ok(())
                 }
@@ -262,6 +288,7 @@ fn list_connections(
     as_json: bool,
     f: &Format,
     t: &mut dyn Transport,
+    names: &dyn Names,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let mut array = JsonArray { n: 0 };
@@ -277,7 +304,7 @@ fn list_connections(
             array.element(out, &c);
         } else {
             title(out);
-            let _ = out.write_all(conn_row(&c).as_bytes());
+            let _ = out.write_all(conn_row(&c, names).as_bytes());
         }
     };
     let listing = t.list_connections(&mut each).map_err(Failure::Client)?;
@@ -292,7 +319,12 @@ fn list_connections(
 
 /// `-R`: every line read and checked first, then one transaction; a
 /// refused change names its line.
-fn run_restore(t: &mut dyn Transport, stdin: &mut dyn Read, err: &mut dyn Write) -> i32 {
+fn run_restore(
+    t: &mut dyn Transport,
+    names: &dyn Names,
+    stdin: &mut dyn Read,
+    err: &mut dyn Write,
+) -> i32 {
     let mut input = String::new();
     if let Err(e) = stdin.read_to_string(&mut input) {
         let _ = writeln!(err, "rvsadm: reading the rules from stdin: {e}");
@@ -308,7 +340,7 @@ fn run_restore(t: &mut dyn Transport, stdin: &mut dyn Read, err: &mut dyn Write)
             None => writeln!(err, "rvsadm: restore aborted; nothing was changed"),
         }
     };
-    let changes = match parse_restore(&input) {
+    let changes = match parse_restore_with(&input, names) {
         Ok(c) => c,
         Err(e) => {
             let _ = aborted(err, &e.message, Some(e.line));

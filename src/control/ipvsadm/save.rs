@@ -1,21 +1,23 @@
 //! `-S` output: the rule set as ipvsadm commands, which `-R` reads back.
 //! Like `ipvsadm -S` plus `-x`/`-y` when a real server has thresholds
-//! (ipvsadm does not save them; rvs's restore accepts them).
+//! (ipvsadm does not save them; rvs's restore accepts them). Host and
+//! service names from [`Names`] ([`Numeric`] for `-n`), never cut.
 
-use super::addr::addr_port;
 use super::list::{mask_text, sched_flags};
+use super::names::{addr_port_name, proto_name, Names, Numeric};
 use super::order;
 use crate::control::proto::{
     DestSpec, Forward, Protocol, RuleSet, ServiceSpec, TunnelCsum, TunnelType,
 };
 use std::fmt::Write;
 
-fn service_opt(s: &ServiceSpec) -> String {
+fn service_opt(s: &ServiceSpec, names: &dyn Names) -> String {
     let flag = match s.protocol {
         Protocol::Tcp => "-t",
         Protocol::Udp => "-u",
     };
-    format!("{flag} {}", addr_port(s.address, s.port))
+    let name = addr_port_name(names, s.address, s.port, Some(proto_name(s.protocol)));
+    format!("{flag} {name}")
 }
 
 fn csum_opt(c: TunnelCsum) -> &'static str {
@@ -27,8 +29,8 @@ fn csum_opt(c: TunnelCsum) -> &'static str {
 }
 
 /// The `-A` line of a service.
-pub fn service_line(s: &ServiceSpec) -> String {
-    let mut out = format!("-A {} -s {}", service_opt(s), s.scheduler);
+pub fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
+    let mut out = format!("-A {} -s {}", service_opt(s, names), s.scheduler);
     if let Some(p) = s.persistent {
         let _ = write!(out, " -p {}", p.timeout);
         if let Some(m) = mask_text(s.address, p.netmask) {
@@ -45,7 +47,7 @@ pub fn service_line(s: &ServiceSpec) -> String {
 }
 
 /// The `-a` line of a real server.
-pub fn dest_line(s: &ServiceSpec, d: &DestSpec) -> String {
+pub fn dest_line(s: &ServiceSpec, d: &DestSpec, names: &dyn Names) -> String {
     let fwd = match d.forward {
         Forward::Masq => "-m",
         Forward::Route => "-g",
@@ -53,8 +55,8 @@ pub fn dest_line(s: &ServiceSpec, d: &DestSpec) -> String {
     };
     let mut out = format!(
         "-a {} -r {} {fwd} -w {}",
-        service_opt(s),
-        addr_port(d.address, d.port),
+        service_opt(s, names),
+        addr_port_name(names, d.address, d.port, Some(proto_name(s.protocol))),
         d.weight
     );
     if let Forward::Tunnel { kind, port, csum } = d.forward {
@@ -75,23 +77,28 @@ pub fn dest_line(s: &ServiceSpec, d: &DestSpec) -> String {
     out
 }
 
-/// The whole rule set, services sorted like ipvsadm and real servers by
-/// address and port.
+/// The whole rule set, numeric (`-S -n`), services sorted like ipvsadm
+/// and real servers by address and port.
 pub fn save(rules: &RuleSet) -> String {
+    save_with(rules, &Numeric)
+}
+
+/// [`save`] with names from `names`.
+pub fn save_with(rules: &RuleSet, names: &dyn Names) -> String {
     let mut services: Vec<_> = rules.services.iter().collect();
     order::qsort(&mut services, |a, b| {
         order::services(&a.service.key(), &b.service.key())
     });
     let mut out = String::new();
     for s in services {
-        out.push_str(&service_line(&s.service));
+        out.push_str(&service_line(&s.service, names));
         out.push('\n');
         // Saved oldest first; the kernel lists them newest first, and
         // that is the order ipvsadm sorts.
         let mut dests: Vec<_> = s.dests.iter().rev().collect();
         order::qsort(&mut dests, |a, b| order::dests(a, b));
         for d in dests {
-            out.push_str(&dest_line(&s.service, d));
+            out.push_str(&dest_line(&s.service, d, names));
             out.push('\n');
         }
     }

@@ -1,11 +1,34 @@
 //! Grammar tests: every legality rule and message, option order, `-p` with
 //! and without a value, IPv6 forms, defaults.
 
+use super::names::Table;
 use super::parse::*;
 use crate::control::proto::*;
 
 fn args(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
+}
+
+/// The names these tests know (a fixed table: no test asks a name server).
+fn names() -> Table {
+    Table {
+        hosts: vec![
+            ("web".into(), "10.0.0.1".parse().unwrap()),
+            ("backend".into(), "10.1.0.1".parse().unwrap()),
+        ],
+        services: vec![
+            ("http".into(), 80, "tcp"),
+            ("www".into(), 80, "tcp"),
+            ("https".into(), 443, "tcp"),
+            ("domain".into(), 53, "tcp"),
+            ("domain".into(), 53, "udp"),
+            ("ntp".into(), 123, "udp"),
+        ],
+    }
+}
+
+fn parse(a: &[String]) -> Result<Invocation, ParseError> {
+    parse_with(a, &names())
 }
 
 fn ok(s: &str) -> Invocation {
@@ -273,7 +296,15 @@ fn ipv6_forms() {
 
 #[test]
 fn bad_addresses() {
-    for a in ["80", "10.0.0.1:99999", "nohost:80", "10.0.0.1:", "[::1]80"] {
+    for a in [
+        "80",
+        "10.0.0.1:99999",
+        "nohost:80",
+        "10.0.0.1:",
+        "[::1]80",
+        "10.0.0.256:80",
+        "[::1]:nosuch",
+    ] {
         fail(
             &format!("-A -t {a}"),
             "illegal virtual server address[:port] specified",
@@ -282,6 +313,97 @@ fn bad_addresses() {
     fail(
         "-a -t 10.0.0.1:80 -r 10.1.0.1:x",
         "illegal real server address[:port] specified",
+    );
+}
+
+#[test]
+fn host_and_service_names() {
+    let svc = |p, a, port| key(p, a, port);
+    assert_eq!(
+        cmd("-D -t web:http"),
+        Command::DeleteService(svc(Protocol::Tcp, "10.0.0.1", 80))
+    );
+    assert_eq!(
+        cmd("-D -u web:domain"),
+        Command::DeleteService(svc(Protocol::Udp, "10.0.0.1", 53))
+    );
+    assert_eq!(
+        cmd("-D -u 10.0.0.1:ntp"),
+        Command::DeleteService(svc(Protocol::Udp, "10.0.0.1", 123))
+    );
+    // Per protocol: ntp is UDP only, http TCP only.
+    for bad in [
+        "-D -t 10.0.0.1:ntp",
+        "-D -u 10.0.0.1:http",
+        "-D -t nohost:80",
+    ] {
+        fail(bad, "illegal virtual server address[:port] specified");
+    }
+    // -r reads a port name for the protocol of the service before it.
+    assert_eq!(
+        cmd("-a -t web:www -r backend:https -m"),
+        Command::AddDest(
+            svc(Protocol::Tcp, "10.0.0.1", 80),
+            dest("10.1.0.1", 443, Forward::Masq, 1)
+        )
+    );
+    assert_eq!(
+        cmd("-d -u web:domain -r backend:ntp"),
+        Command::DeleteDest(
+            svc(Protocol::Udp, "10.0.0.1", 53),
+            DestKey {
+                address: "10.1.0.1".parse().unwrap(),
+                port: 123
+            }
+        )
+    );
+    fail(
+        "-a -r backend:https -t web:www -m",
+        "illegal real server address[:port] specified",
+    );
+    fail(
+        "-a -t web:www -r nohost:80 -m",
+        "illegal real server address[:port] specified",
+    );
+    // inet_aton's forms, and brackets that drop the port.
+    assert_eq!(
+        cmd("-D -t 10.1:80"),
+        Command::DeleteService(svc(Protocol::Tcp, "10.0.0.1", 80))
+    );
+    assert_eq!(
+        cmd("-D -t 0x0a.0.0.1:80"),
+        Command::DeleteService(svc(Protocol::Tcp, "10.0.0.1", 80))
+    );
+    assert_eq!(
+        cmd("-D -t 167772161:80"),
+        Command::DeleteService(svc(Protocol::Tcp, "10.0.0.1", 80))
+    );
+    assert_eq!(
+        cmd("-D -t [web]:80"),
+        Command::DeleteService(svc(Protocol::Tcp, "10.0.0.1", 0))
+    );
+    fail(
+        "-A -t [10.0.0.1]:80",
+        "Zero port specified for non-persistent service",
+    );
+}
+
+#[test]
+fn system_names_from_the_files() {
+    // glibc's own lookups, with names every machine has in /etc/hosts and
+    // /etc/services (answered from the files, never by a name server).
+    let a = args("-a -t localhost:http -r localhost:https -m");
+    assert_eq!(
+        super::parse::parse(&a).unwrap().command,
+        Command::AddDest(
+            key(Protocol::Tcp, "127.0.0.1", 80),
+            dest("127.0.0.1", 443, Forward::Masq, 1)
+        )
+    );
+    let a = args("-D -u localhost:domain");
+    assert_eq!(
+        super::parse::parse(&a).unwrap().command,
+        Command::DeleteService(key(Protocol::Udp, "127.0.0.1", 53))
     );
 }
 
