@@ -270,9 +270,14 @@ fn bad_arguments_never_connect() {
         ),
         (vec!["-L", "--bogus"], 255, "--bogus: unknown option\n"),
         (
-            vec!["-A", "-f", "7"],
+            vec!["-A", "-f", "0"],
             2,
-            "rvs: fwmark services are not supported\n",
+            "invalid fwmark value `0' specified\n",
+        ),
+        (
+            vec!["--add-mark", "-t", "10.0.0.1:80"],
+            2,
+            "--add-mark needs -f MARK\n",
         ),
     ] {
         let o = rvsadm(&args, Some(&p), "");

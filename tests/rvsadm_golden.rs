@@ -447,8 +447,8 @@ fn json_listing_is_the_protocol_payload() {
     let out = run("-Ln --json");
     let v: Vec<ServiceEntry> = serde_json::from_str(&out).unwrap();
     assert_eq!(v.len(), services().len());
-    // Sorted like the text listing.
-    assert_eq!(v[0].spec.address.to_string(), "10.0.0.1");
+    // Sorted like the text listing (ipvsadm's order: 192.168.x before 10.x).
+    assert_eq!(v[0].spec.address.to_string(), "192.168.1.100");
     let t: Timeouts = serde_json::from_str(&run("-L --timeout --json")).unwrap();
     assert_eq!(t.tcp, 900);
     let r: RuleSet = serde_json::from_str(&run("-S --json")).unwrap();
@@ -472,6 +472,6 @@ fn docs_examples_decode() {
             resps += 1;
         }
     }
-    assert_eq!(reqs, 23, "one example per request form");
-    assert_eq!(resps, 12, "one example per response (and a refused change)");
+    assert_eq!(reqs, 28, "one example per request form");
+    assert_eq!(resps, 13, "one example per response (and a refused change)");
 }

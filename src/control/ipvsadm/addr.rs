@@ -128,14 +128,10 @@ pub fn parse_number(s: &str, min: u64, max: u64) -> Option<u64> {
 }
 
 /// An IPv4 persistence mask, as ipvsadm's `parse_netmask` reads it (any
-/// `inet_aton` form, or a host name), as a prefix length. Masks that are
-/// not contiguous are refused (the kernel would accept them; rvs keeps
-/// masks as prefixes).
-pub fn parse_v4_netmask(s: &str, names: &dyn Names) -> Option<u8> {
-    let a = inet_aton(s).or_else(|| names.host_v4(s))?;
-    let m = u32::from(a);
-    let len = m.leading_ones();
-    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+/// `inet_aton` form, or a host name): any mask, contiguous or not, as the
+/// kernel keeps it (`-M 24` is 0.0.0.24).
+pub fn parse_v4_netmask(s: &str, names: &dyn Names) -> Option<Ipv4Addr> {
+    inet_aton(s).or_else(|| names.host_v4(s))
 }
 
 /// An IPv6 persistence mask: a prefix length 1..=128, read with C's `atoi`
@@ -294,16 +290,18 @@ mod tests {
     #[test]
     fn netmasks() {
         let t = table();
-        let m4 = |s: &str| parse_v4_netmask(s, &t);
-        assert_eq!(m4("255.255.255.0"), Some(24));
-        assert_eq!(m4("255.255.255.255"), Some(32));
-        assert_eq!(m4("0.0.0.0"), Some(0));
-        assert_eq!(m4("255.0.255.0"), None);
-        assert_eq!(m4("24"), None);
-        assert_eq!(m4("0xffffff00"), Some(24));
-        assert_eq!(m4("255.255.65280"), Some(24));
-        assert_eq!(m4("mask"), Some(16));
-        assert_eq!(m4("web"), None);
+        let m4 = |s: &str| parse_v4_netmask(s, &t).map(|m| m.to_string());
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(m4("255.255.255.0"), some("255.255.255.0"));
+        assert_eq!(m4("255.255.255.255"), some("255.255.255.255"));
+        assert_eq!(m4("0.0.0.0"), some("0.0.0.0"));
+        // The kernel keeps any mask; a bare number is inet_aton's.
+        assert_eq!(m4("255.0.255.0"), some("255.0.255.0"));
+        assert_eq!(m4("24"), some("0.0.0.24"));
+        assert_eq!(m4("0xffffff00"), some("255.255.255.0"));
+        assert_eq!(m4("255.255.65280"), some("255.255.255.0"));
+        assert_eq!(m4("mask"), some("255.255.0.0"));
+        assert_eq!(m4("web"), some("10.0.0.1"));
         assert_eq!(m4("nosuch"), None);
         assert_eq!(parse_v6_netmask("64"), Some(64));
         assert_eq!(parse_v6_netmask(" +64/x"), Some(64));
@@ -317,7 +315,7 @@ mod tests {
         assert_eq!(parse_v6_netmask("-4294967232"), Some(64));
         assert_eq!(parse_v6_netmask("99999999999999999999999"), None);
         for p in 0..=32u8 {
-            assert_eq!(m4(&v4_mask(p).to_string()), Some(p));
+            assert_eq!(m4(&v4_mask(p).to_string()), Some(v4_mask(p).to_string()));
         }
     }
 

@@ -6,10 +6,11 @@ use super::names::{addr_port_name, cut, proto_name, Names};
 use super::order;
 use super::parse::Format;
 use crate::control::proto::{
-    DestEntry, Forward, SchedFlag, ServiceEntry, ServiceSpec, TunnelCsum, TunnelType, VersionInfo,
+    DestEntry, Forward, Persistence, SchedFlag, ServiceEntry, ServiceSpec, TunnelCsum, TunnelType,
+    VersionInfo,
 };
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A number in a 9-wide stats column (ipvsadm's `print_largenum`): exact
 /// with `--exact`, else scaled to K/M/G/T once it no longer fits.
@@ -31,6 +32,11 @@ pub fn largenum(out: &mut String, n: u64, exact: bool) {
 
 /// The service's name column: `TCP  10.0.0.1:80`, IPv4 cut to 33 bytes.
 pub fn service_name(spec: &ServiceSpec, names: &dyn Names) -> String {
+    if spec.fwmark != 0 {
+        // As the C `%d` prints it.
+        let v6 = if spec.address.is_ipv6() { " IPv6" } else { "" };
+        return format!("FWM  {}{v6}", spec.fwmark as i32);
+    }
     let mut s = format!(
         "{:<4} {}",
         spec.protocol.name(),
@@ -56,7 +62,8 @@ fn dest_name(s: &ServiceSpec, d: &DestEntry, names: &dyn Names) -> String {
         d.spec.port,
         Some(proto_name(s.protocol)),
     );
-    if d.spec.address.is_ipv4() {
+    // ipvsadm cuts by the service's family.
+    if s.address.is_ipv4() {
         cut(&mut n, 28);
     }
     n
@@ -109,10 +116,11 @@ pub fn tun_info(f: &Forward) -> String {
 }
 
 /// The persistence mask as ipvsadm prints it, or `None` for a host mask.
-pub fn mask_text(address: IpAddr, netmask: u8) -> Option<String> {
-    match address {
-        IpAddr::V4(_) if netmask < 32 => Some(v4_mask(netmask).to_string()),
-        IpAddr::V6(_) if netmask < 128 => Some(netmask.to_string()),
+pub fn mask_text(address: IpAddr, p: &Persistence) -> Option<String> {
+    match (address, p.mask) {
+        (IpAddr::V4(_), Some(m)) => (m != Ipv4Addr::BROADCAST).then(|| m.to_string()),
+        (IpAddr::V4(_), None) if p.netmask < 32 => Some(v4_mask(p.netmask).to_string()),
+        (IpAddr::V6(_), _) if p.netmask < 128 => Some(p.netmask.to_string()),
         _ => None,
     }
 }
@@ -184,7 +192,7 @@ fn service(out: &mut String, s: &ServiceEntry, f: &Format, names: &dyn Names) {
         }
         if let Some(p) = s.spec.persistent {
             let _ = write!(out, " persistent {}", p.timeout);
-            if let Some(m) = mask_text(s.spec.address, p.netmask) {
+            if let Some(m) = mask_text(s.spec.address, &p) {
                 let _ = write!(out, " mask {m}");
             }
         }

@@ -6,8 +6,8 @@ use super::legality::{self, class_of, Cmd, Seen};
 use super::names::{self, Names};
 use super::options::{Opt, Token, TokenError, Tokens};
 use crate::control::proto::{
-    DestKey, DestSpec, Forward, Persistence, Protocol, SchedFlag, ServiceKey, ServiceSpec,
-    Timeouts, TunnelCsum, TunnelType,
+    DestKey, DestSpec, Forward, MarkMatch, MarkSpec, Persistence, Protocol, SchedFlag, ServiceKey,
+    ServiceSpec, Timeouts, TunnelCsum, TunnelType,
 };
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -73,6 +73,12 @@ pub enum Command {
     Ports,
     Lcores,
     Counters,
+    /// `--add-mark -t|-u TARGET -f MARK`.
+    AddMark(MarkSpec),
+    /// `--delete-mark -t|-u TARGET`.
+    DeleteMark(MarkMatch),
+    /// `--marks`.
+    Marks,
 }
 
 /// A parsed command line.
@@ -132,7 +138,7 @@ struct State {
     svc_port: u16,
     scheduler: Option<String>,
     persistent: Option<u32>,
-    netmask: Option<String>,
+    netmask: Option<MaskArg>,
     dest_addr: Option<IpAddr>,
     dest_port: Option<u16>,
     forward: Option<char>,
@@ -238,6 +244,10 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
             Opt::Ports => First::Other(Command::Ports),
             Opt::Lcores => First::Other(Command::Lcores),
             Opt::Counters => First::Other(Command::Counters),
+            Opt::Marks => First::Other(Command::Marks),
+            Opt::AddMark | Opt::DeleteMark => {
+                return parse_mark_command(opt == Opt::AddMark, tokens, inv)
+            }
             _ => return Err(tryhelp()),
         },
         _ => return Err(tryhelp()),
@@ -307,7 +317,20 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
                     Some(s) => parse_timeout(s, 1)?,
                 })
             }
-            Opt::Netmask => st.netmask = Some(v),
+            // Read with the family of the service given so far, as
+            // ipvsadm reads it: IPv4 unless a -t/-u [v6] or -6 came before.
+            Opt::Netmask => {
+                st.netmask = Some(if matches!(st.svc_addr, Some(IpAddr::V6(_))) {
+                    MaskArg::V6(
+                        parse_v6_netmask(&v)
+                            .ok_or_else(|| ParseError::fail("illegal ipv6 netmask specified"))?,
+                    )
+                } else {
+                    MaskArg::V4(parse_v4_netmask(&v, names).ok_or_else(|| {
+                        ParseError::fail("illegal virtual server persistent mask specified")
+                    })?)
+                })
+            }
             Opt::RealServer => {
                 // A port name is read for the protocol of the service given
                 // so far: before -t/-u there is none (ipvsadm's copy of its
@@ -388,18 +411,6 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
             _ => unreachable!("classed options are all handled"),
         }
     }
-
-    // Netmask: read with the service's final address family.
-    let netmask = match &st.netmask {
-        None => None,
-        Some(m) => Some(if matches!(st.svc_addr, Some(IpAddr::V6(_))) {
-            parse_v6_netmask(m).ok_or_else(|| ParseError::fail("illegal ipv6 netmask specified"))?
-        } else {
-            parse_v4_netmask(m, names).ok_or_else(|| {
-                ParseError::fail("illegal virtual server persistent mask specified")
-            })?
-        }),
-    };
 
     let cmd = match first {
         First::Cmd(c) => c,
@@ -502,13 +513,8 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
     }
 
     // What ipvsadm supports and rvs does not.
-    if st.seen.has(2) {
-        if st.fwmark.is_some() {
-            return Err(ParseError::fail("rvs: fwmark services are not supported"));
-        }
-        if st.sctp {
-            return Err(ParseError::fail("rvs: SCTP services are not supported"));
-        }
+    if st.seen.has(2) && st.sctp {
+        return Err(ParseError::fail("rvs: SCTP services are not supported"));
     }
     if st.pe.is_some() {
         return Err(ParseError::fail(
@@ -534,15 +540,16 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
         fwmark: k.fwmark,
         scheduler: scheduler.clone(),
         flags: flags.clone(),
-        persistent: st.persistent.map(|timeout| Persistence {
-            timeout,
-            netmask: netmask.unwrap_or(if is_v6 { 128 } else { 32 }),
-            mask: None,
-        }),
+        persistent: st
+            .persistent
+            .map(|timeout| persistence(timeout, is_v6, st.netmask)),
         ops: st.ops,
     };
     let dest = |k: ServiceKey| {
         let port = match forward {
+            // A fwmark service's real servers keep the port given (0: the
+            // packet's own), whatever the method.
+            _ if k.fwmark != 0 => st.dest_port.unwrap_or(0),
             Forward::Masq => st.dest_port.unwrap_or(k.port),
             _ => k.port,
         };
@@ -587,6 +594,99 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
             }
         }),
         Cmd::StartDaemon | Cmd::StopDaemon => unreachable!("rejected above"),
+    };
+    Ok(with(inv, command))
+}
+
+/// `-M` as read where it stood.
+#[derive(Debug, Clone, Copy)]
+enum MaskArg {
+    V4(std::net::Ipv4Addr),
+    V6(u8),
+}
+
+/// `-p` with the `-M` given. An IPv4 mask on an IPv6 service (a `-M` before
+/// the `-t [v6]`) is the host mask, as the kernel ends up with.
+fn persistence(timeout: u32, v6: bool, mask: Option<MaskArg>) -> Persistence {
+    match (v6, mask) {
+        (true, Some(MaskArg::V6(n))) => Persistence {
+            timeout,
+            netmask: n,
+            mask: None,
+        },
+        (true, _) => Persistence {
+            timeout,
+            netmask: 128,
+            mask: None,
+        },
+        (false, Some(MaskArg::V4(m))) => {
+            let bits = u32::from(m);
+            let prefix = bits.leading_ones();
+            let contiguous = bits.checked_shl(prefix).unwrap_or(0) == 0;
+            Persistence {
+                timeout,
+                netmask: prefix as u8,
+                mask: (!contiguous).then_some(m),
+            }
+        }
+        (false, _) => Persistence {
+            timeout,
+            netmask: 32,
+            mask: None,
+        },
+    }
+}
+
+/// `--add-mark -t|-u TARGET -f MARK` and `--delete-mark -t|-u TARGET`
+/// (with `--sock`, `--json`): rvs's own commands, so their own grammar.
+fn parse_mark_command(
+    add: bool,
+    tokens: Tokens<'_>,
+    mut inv: Invocation,
+) -> Result<Invocation, ParseError> {
+    let mut target: Option<MarkMatch> = None;
+    let mut mark: Option<u32> = None;
+    for tok in tokens {
+        let (opt, value, text) = match tok {
+            Err(e) => return Err(token_error(e)),
+            Ok(Token::Arg(a)) => return Err(ParseError::fail(format!("unexpected argument {a}"))),
+            Ok(Token::Opt { opt, value, text }) => (opt, value, text),
+        };
+        let v = value.unwrap_or_default();
+        match opt {
+            Opt::Sock => inv.sock = Some(PathBuf::from(v)),
+            Opt::Json => inv.json = true,
+            Opt::TcpService | Opt::UdpService if target.is_none() => {
+                let p = if opt == Opt::UdpService {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                };
+                target = Some(super::marks::parse_target(p, &v).ok_or_else(|| {
+                    ParseError::fail(format!(
+                        "illegal mark target `{v}' specified (ADDRESS[/PREFIX][:PORT[-PORT]], IPv6 in [])"
+                    ))
+                })?);
+            }
+            Opt::FwmarkService if add && mark.is_none() => {
+                let m = parse_number(v.trim_start(), 1, u32::MAX as u64).ok_or_else(|| {
+                    ParseError::fail(format!("invalid fwmark value `{v}' specified"))
+                })?;
+                mark = Some(m as u32);
+            }
+            _ => return Err(ParseError::fail(format!("invalid option `{text}'"))),
+        }
+    }
+    let Some(matches) = target else {
+        return Err(ParseError::fail("a mark rule needs -t or -u"));
+    };
+    let command = if add {
+        let Some(mark) = mark else {
+            return Err(ParseError::fail("--add-mark needs -f MARK"));
+        };
+        Command::AddMark(MarkSpec { matches, mark })
+    } else {
+        Command::DeleteMark(matches)
     };
     Ok(with(inv, command))
 }

@@ -50,6 +50,8 @@ pub fn change_request(cmd: Command) -> Result<Request, String> {
         Command::DeleteDest(service, dest) => Request::DeleteDest { service, dest },
         Command::Clear => Request::Clear,
         Command::Set(timeouts) => Request::SetTimeouts { timeouts },
+        Command::AddMark(mark) => Request::AddMark { mark },
+        Command::DeleteMark(mark) => Request::DeleteMark { mark },
         other => {
             return Err(format!(
                 "rvs: {} is not supported in restore input",
@@ -69,6 +71,7 @@ fn command_word(c: &Command) -> &'static str {
         Command::Ports => "--ports",
         Command::Lcores => "--lcores",
         Command::Counters => "--counters",
+        Command::Marks => "--marks",
         _ => "this command",
     }
 }

@@ -169,6 +169,18 @@ pub fn execute_with(
             Err(f) => Err(f),
         },
         Command::Restore => return run_restore(t, names, stdin, err),
+        Command::Marks => match call(t, &Request::ListMarks) {
+            Ok(Response::Marks { marks }) => {
+                if inv.json {
+                    json(out, &marks);
+                } else {
+                    let _ = out.write_all(super::marks::list(&marks).as_bytes());
+                }
+                Ok(())
+            }
+            Ok(r) => Err(Failure::Unexpected(r)),
+            Err(f) => Err(f),
+        },
         Command::Ports => match call(t, &Request::Ports) {
             Ok(Response::Ports { ports }) => {
                 if inv.json {

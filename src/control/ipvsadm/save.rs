@@ -12,6 +12,10 @@ use crate::control::proto::{
 use std::fmt::Write;
 
 fn service_opt(s: &ServiceSpec, names: &dyn Names) -> String {
+    if s.fwmark != 0 {
+        let v6 = if s.address.is_ipv6() { " -6" } else { "" };
+        return format!("-f {}{v6}", s.fwmark as i32);
+    }
     let flag = match s.protocol {
         Protocol::Tcp => "-t",
         Protocol::Udp => "-u",
@@ -33,7 +37,7 @@ pub fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
     let mut out = format!("-A {} -s {}", service_opt(s, names), s.scheduler);
     if let Some(p) = s.persistent {
         let _ = write!(out, " -p {}", p.timeout);
-        if let Some(m) = mask_text(s.address, p.netmask) {
+        if let Some(m) = mask_text(s.address, &p) {
             let _ = write!(out, " -M {m}");
         }
     }
@@ -89,7 +93,8 @@ pub fn save_with(rules: &RuleSet, names: &dyn Names) -> String {
     order::qsort(&mut services, |a, b| {
         order::services(&a.service.key(), &b.service.key())
     });
-    let mut out = String::new();
+    // Mark rules first: rvs's, not ipvsadm's (which has none to save).
+    let mut out: String = rules.marks.iter().map(super::marks::save_line).collect();
     for s in services {
         out.push_str(&service_line(&s.service, names));
         out.push('\n');

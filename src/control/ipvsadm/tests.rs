@@ -215,13 +215,96 @@ fn persistent_with_and_without_value() {
         "invalid timeout value `rr' specified",
     );
     fail(
-        "-A -t 10.0.0.1:80 -p -M 255.0.255.0",
+        "-A -t 10.0.0.1:80 -p -M 10.0.0.256",
         "illegal virtual server persistent mask specified",
     );
     fail(
-        "-A -t 10.0.0.1:80 -p -M 24",
+        "-A -M 64/x -t [2001:db8::1]:80 -p",
         "illegal virtual server persistent mask specified",
     );
+    fail(
+        "-A -t [2001:db8::1]:80 -p -M 0",
+        "illegal ipv6 netmask specified",
+    );
+}
+
+/// `-M` as ipvsadm reads it: where it stands, with the family known so
+/// far; any IPv4 mask (the kernel keeps `255.0.255.0` and `0.0.0.24`).
+#[test]
+fn masks_are_read_where_they_stand() {
+    let mask = |line: &str| match parse(&args(line)).unwrap().command {
+        Command::AddService(s) => s
+            .persistent
+            .map(|p| (p.netmask, p.mask.map(|m| m.to_string()))),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        mask("-A -t 10.0.0.1:80 -p -M 255.255.255.0"),
+        Some((24, None))
+    );
+    assert_eq!(
+        mask("-A -t 10.0.0.1:80 -p -M 255.0.255.0"),
+        Some((8, Some("255.0.255.0".into())))
+    );
+    assert_eq!(
+        mask("-A -t 10.0.0.1:80 -p -M 24"),
+        Some((0, Some("0.0.0.24".into())))
+    );
+    assert_eq!(mask("-A -t [2001:db8::1]:80 -p -M 64"), Some((64, None)));
+    // Before the IPv6 service: read as IPv4, and the service keeps the
+    // host mask, as the kernel's listing shows.
+    assert_eq!(mask("-A -M 64 -t [2001:db8::1]:80 -p"), Some((128, None)));
+    assert_eq!(mask("-A -f 1 -6 -p -M 64"), Some((64, None)));
+    assert_eq!(mask("-A -f 1 -p -M 64"), Some((0, Some("0.0.0.64".into()))));
+}
+
+#[test]
+fn fwmark_services_and_mark_rules() {
+    let inv = |line: &str| parse(&args(line)).unwrap().command;
+    let Command::AddService(s) = inv("-A -f 1 -s rr") else {
+        panic!()
+    };
+    assert_eq!(
+        (s.fwmark, s.address, s.port),
+        (1, "0.0.0.0".parse().unwrap(), 0)
+    );
+    let Command::AddService(s) = inv("-A -f 4294967295 -6") else {
+        panic!()
+    };
+    assert_eq!((s.fwmark, s.address), (u32::MAX, "::".parse().unwrap()));
+    // Real servers keep their port, 0 when none, whatever the method.
+    for (line, port) in [
+        ("-a -f 1 -r 10.1.0.1 -g", 0),
+        ("-a -f 1 -r 10.1.0.1:443 -g", 443),
+        ("-a -f 1 -r 10.1.0.1 -m", 0),
+        ("-a -f 1 -r 10.1.0.1:8080 -i", 8080),
+    ] {
+        let Command::AddDest(k, d) = inv(line) else {
+            panic!()
+        };
+        assert_eq!((k.fwmark, d.port), (1, port), "{line}");
+    }
+    fail("-A -f 0", "invalid fwmark value `0' specified");
+    fail("-A -6 -f 1", "-6 used before -f\n");
+    let Command::AddMark(m) = inv("--add-mark -t 10.0.0.0/24:80-89 -f 7") else {
+        panic!()
+    };
+    assert_eq!(m.mark, 7);
+    assert_eq!(m.matches.prefix, Some(24));
+    assert_eq!(m.matches.ports, Some([80, 89]));
+    let Command::DeleteMark(m) = inv("--delete-mark -u [2001:db8::1]:53") else {
+        panic!()
+    };
+    assert_eq!(m.protocol, Protocol::Udp);
+    assert!(matches!(inv("--marks"), Command::Marks));
+    fail("--add-mark -t 10.0.0.1:80", "--add-mark needs -f MARK");
+    fail("--delete-mark -f 1", "invalid option `-f'");
+    fail("--add-mark -f 1", "a mark rule needs -t or -u");
+    fail(
+        "--add-mark -t 10.0.0.1:99999 -f 1",
+        "illegal mark target `10.0.0.1:99999' specified (ADDRESS[/PREFIX][:PORT[-PORT]], IPv6 in [])",
+    );
+    fail("--add-mark -t 10.0.0.1 -f 1 -s rr", "invalid option `-s'");
 }
 
 #[test]
@@ -908,11 +991,7 @@ fn set_zero_save_restore_clear() {
 
 #[test]
 fn unsupported_features_are_parsed_then_refused() {
-    fail("-A -f 1", "rvs: fwmark services are not supported");
-    fail("-A -f 0", "invalid fwmark value `0' specified");
     fail("-A -f x", "invalid fwmark value `x' specified");
-    fail("-A -f 1 -6", "rvs: fwmark services are not supported");
-    fail("-A -6 -f 1", "-6 used before -f\n");
     fail(
         "-A -f 1 -r 10.1.0.1",
         "Illegal 'real-server' option with the 'add-service' command",
