@@ -60,7 +60,8 @@ fn dest_name(s: &ServiceSpec, d: &DestEntry, names: &dyn Names) -> String {
         names,
         d.spec.address,
         d.spec.port,
-        Some(proto_name(s.protocol)),
+        // A fwmark service has no protocol (0 from the kernel): numbers.
+        (s.fwmark == 0).then(|| proto_name(s.protocol)),
     );
     // ipvsadm cuts by the service's family.
     if s.address.is_ipv4() {

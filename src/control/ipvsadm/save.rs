@@ -60,7 +60,12 @@ pub fn dest_line(s: &ServiceSpec, d: &DestSpec, names: &dyn Names) -> String {
     let mut out = format!(
         "-a {} -r {} {fwd} -w {}",
         service_opt(s, names),
-        addr_port_name(names, d.address, d.port, Some(proto_name(s.protocol))),
+        addr_port_name(
+            names,
+            d.address,
+            d.port,
+            (s.fwmark == 0).then(|| proto_name(s.protocol))
+        ),
         d.weight
     );
     if let Forward::Tunnel { kind, port, csum } = d.forward {
