@@ -29,7 +29,8 @@ c_fwmark() {
     say "IPv6: mark 1 = TCP [$TOPO_VIP6]:80; -A -f 1 -6 -s rr (no persistence): round robin"
     adm --add-mark -t "[$TOPO_VIP6]:80" -f 1 || return
     adm -A -f 1 -6 -s rr || return
-    for i in 1 2 3; do adm -a -f 1 -6 -r "[$(rs6 "$i")]" -m || return; done
+    # ipvsadm wants a port after an IPv6 address in brackets.
+    for i in 1 2 3; do adm -a -f 1 -6 -r "[$(rs6 "$i")]:80" -m || return; done
     s6=$(http_names 6 "$(url "$TOPO_VIP6")" | dist)
     expect_eq "6 IPv6 connections spread over the three" "$s6" "rs1=2 rs2=2 rs3=2"
 
