@@ -625,7 +625,7 @@ fn vlans_mixed_in_one_burst_and_held_frames_leave_tagged() {
 #[test]
 fn marked_addresses_and_networks_reach_the_fwmark_service() {
     use crate::lb::dest::DestConfig;
-    use crate::lb::marks::{MarkMatch, MarkRule};
+    use crate::lb::marks::MarkRule;
     use crate::lb::service::{Protocol, ServiceKey};
     let mut b = datapath();
     let mut rules = Rules::new(1);
@@ -637,17 +637,8 @@ fn marked_addresses_and_networks_reach_the_fwmark_service() {
         .add_dest(&fwm, DestConfig::new("10.1.0.12".parse().unwrap(), 0))
         .unwrap();
     for (addr, prefix) in [("198.51.100.0", 24), ("203.0.113.5", 32)] {
-        rules
-            .add_mark(MarkRule {
-                matches: MarkMatch {
-                    proto: Protocol::Tcp,
-                    addr: addr.parse().unwrap(),
-                    prefix,
-                    ports: (80, 80),
-                },
-                mark: 5,
-            })
-            .unwrap();
+        let rule = MarkRule::new(Protocol::Tcp, addr.parse().unwrap(), prefix, (80, 80), 5);
+        rules.add_mark(rule).unwrap();
     }
     b.set_snapshot(rules.snapshot());
     let iface = b.net().port(PortIndex(0)).unwrap();

@@ -131,6 +131,22 @@ pub struct MarkRule {
     pub mark: u32,
 }
 
+impl MarkRule {
+    /// Packets of `proto` to `addr/prefix` with a destination port in
+    /// `ports` carry `mark`.
+    pub fn new(proto: Protocol, addr: IpAddr, prefix: u8, ports: (u16, u16), mark: u32) -> Self {
+        MarkRule {
+            matches: MarkMatch {
+                proto,
+                addr,
+                prefix,
+                ports,
+            },
+            mark,
+        }
+    }
+}
+
 /// The rules in the order they were added (for listings), and the same
 /// most specific first (for classifying).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -207,15 +223,7 @@ mod tests {
     }
 
     fn rule(proto: Protocol, addr: &str, prefix: u8, ports: (u16, u16), mark: u32) -> MarkRule {
-        MarkRule {
-            matches: MarkMatch {
-                proto,
-                addr: ip(addr),
-                prefix,
-                ports,
-            },
-            mark,
-        }
+        MarkRule::new(proto, ip(addr), prefix, ports, mark)
     }
 
     #[test]

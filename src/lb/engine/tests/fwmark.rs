@@ -3,18 +3,10 @@
 //! and protocol.
 
 use super::*;
-use crate::lb::marks::{MarkMatch, MarkRule};
+use crate::lb::marks::MarkRule;
 
 fn mark(proto: Protocol, addr: &str, prefix: u8, ports: (u16, u16), mark: u32) -> MarkRule {
-    MarkRule {
-        matches: MarkMatch {
-            proto,
-            addr: ip(addr),
-            prefix,
-            ports,
-        },
-        mark,
-    }
+    MarkRule::new(proto, ip(addr), prefix, ports, mark)
 }
 
 fn to(mut p: PacketMeta, dst: &str, dport: u16) -> PacketMeta {
