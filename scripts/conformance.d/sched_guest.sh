@@ -7,54 +7,55 @@
 #   client namespace  eth0 10.231.1.2/24 and .3 .. .9 (the clients)
 #   director          cl0 10.231.1.1/24, the VIPs 10.231.1.100 .. .109 on lo;
 #                     bridge sbr 10.231.2.1/24, forwarding on
-#   real server K     eth0 10.231.2.(10+K)/24 on sbr, default route via .1,
-#                     scripts/lib/rs_server.py answering "rsK"
+#   real server K     namespace srK, eth0 10.231.2.(10+K)/24 on sbr, default
+#                     route via .1; sched_rs.py answering "rsK"
 #
 #   sched_guest.sh up NSERVERS LOGDIR
 #
-# The guest is thrown away after the run, so nothing here is undone.
+# Each exec costs about half a second in the TCG guest, so the ip commands
+# go in batches (ip -b), one per namespace. The guest is thrown away after
+# the run, so nothing here is undone.
 set -euo pipefail
-RVS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 up() {
-    local n=$1 logs=$2 k v ns
+    local n=$1 logs=$2 k rs=()
     mkdir -p "$logs"
     modprobe ip_vs
     sysctl -qw net.ipv4.ip_forward=1
-    # What the client sees, not the kernel's own ICMP, must decide: no
-    # redirects from a router with two legs.
+    # A router with two legs on different networks: no redirects to muddle.
     sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
-    ip netns add sc
-    ip -n sc link set lo up
-    ip link add cl0 type veth peer name eth0 netns sc
-    ip addr add 10.231.1.1/24 dev cl0
-    ip link set cl0 up
-    for k in $(seq 2 9); do ip -n sc addr add "10.231.1.$k/24" dev eth0; done
-    ip -n sc link set eth0 up
-    for v in $(seq 100 109); do ip addr add "10.231.1.$v/32" dev lo; done
-    ip link add sbr type bridge
-    ip link set sbr type bridge stp_state 0 forward_delay 0 2>/dev/null || true
-    ip addr add 10.231.2.1/24 dev sbr
-    ip link set sbr up
+    {
+        echo "netns add sc"
+        for k in $(seq 1 "$n"); do echo "netns add sr$k"; done
+        echo "link add cl0 type veth peer name eth0 netns sc"
+        echo "addr add 10.231.1.1/24 dev cl0"
+        echo "link set cl0 up"
+        for k in $(seq 100 109); do echo "addr add 10.231.1.$k/32 dev lo"; done
+        echo "link add sbr type bridge stp_state 0 forward_delay 0"
+        echo "addr add 10.231.2.1/24 dev sbr"
+        echo "link set sbr up"
+        for k in $(seq 1 "$n"); do
+            echo "link add s$k type veth peer name eth0 netns sr$k"
+            echo "link set s$k master sbr up"
+        done
+    } >"$logs/root.ip"
+    ip -b "$logs/root.ip"
+    {
+        echo "link set lo up"
+        for k in $(seq 2 9); do echo "addr add 10.231.1.$k/24 dev eth0"; done
+        echo "link set eth0 up"
+    } >"$logs/sc.ip"
+    ip -n sc -b "$logs/sc.ip"
     for k in $(seq 1 "$n"); do
-        ns=sr$k
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
-        ip link add "s$k" type veth peer name eth0 netns "$ns"
-        ip link set "s$k" master sbr up
-        ip -n "$ns" addr add "10.231.2.$((10 + k))/24" dev eth0
-        ip -n "$ns" link set eth0 up
-        ip -n "$ns" route add default via 10.231.2.1
-        ip netns exec "$ns" setsid python3 "$RVS_ROOT/scripts/lib/rs_server.py" --name "rs$k" --tcp 80 \
-            </dev/null >"$logs/rs$k.log" 2>&1 &
+        printf 'link set lo up\naddr add 10.231.2.%d/24 dev eth0\nlink set eth0 up\nroute add default via 10.231.2.1\n' \
+            $((10 + k)) >"$logs/sr$k.ip"
+        ip -n "sr$k" -b "$logs/sr$k.ip"
+        rs+=("sr$k=rs$k")
     done
-    for k in $(seq 1 "$n"); do
-        for _ in $(seq 300); do grep -q '^ready' "$logs/rs$k.log" && break; sleep 0.2; done
-        grep -q '^ready' "$logs/rs$k.log" || { echo "real server rs$k did not start:"; cat "$logs/rs$k.log"; return 1; }
-    done
-    # The first packets of a scenario should not wait for neighbours.
-    for k in $(seq 1 "$n"); do ping -c 1 -W 5 "10.231.2.$((10 + k))" >/dev/null || true; done
-    ip netns exec sc ping -c 1 -W 5 10.231.1.1 >/dev/null || true
+    setsid python3 -S -B "$HERE/sched_rs.py" "${rs[@]}" </dev/null >"$logs/rs.log" 2>&1 &
+    for _ in $(seq 300); do grep -q '^ready' "$logs/rs.log" && break; sleep 0.2; done
+    grep -q '^ready' "$logs/rs.log" || { echo "the real servers did not start:"; cat "$logs/rs.log"; return 1; }
 }
 
 "$@"

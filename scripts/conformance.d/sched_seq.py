@@ -1,27 +1,37 @@
 #!/usr/bin/python3
-"""One scheduler-sequence experiment (scripts/conformance): play a scenario
+"""Scheduler-sequence experiments (scripts/conformance): play scenarios
 (tests/conformance/sched/*.scenario) against a director, the kernel's IPVS
 driven by ipvsadm or rvsd driven by rvsadm, from the client's network
-namespace, and print which real server answered each connection.
+namespace, and write down which real server answered each connection.
 
-  sched_seq.py SCENARIO --side kernel|rvs --clients A,B,.. --vips A,B,..
-               --servers A,B,.. --vport P --sport-base B --mark M
-               --adm CMD [--barrier CMD] [--iptables CMD] [--sock PATH]
+  sched_seq.py --side kernel|rvs --out DIR --clients A,B,.. --vips A,B,..
+               --servers A,B,.. --adm CMD [--batch] [--barrier CMD]
+               [--marks CMD] [--sock PATH] [--timeout SECS] SCENARIO:K ...
+
+For each SCENARIO (a file) with its number K (its place among all the
+scenarios, so that its numbers do not depend on which others run): the
+service's port is 8000+K, its fwmark 100+K, its connections' source ports
+20001+1000K on; DIR/NAME.seq gets the sequence, DIR/NAME.rc the status, and
+a line "NAME: N connections, S s" (or what failed) goes to stdout. One
+process for them all: in the TCG guest a Python start costs seconds.
 
 Runs in the client's namespace (it binds the client addresses). --adm is
 the command line of the director's ipvsadm (the kernel: nsenter into the
 root namespace; rvs: rvsadm, whose unix socket any namespace reaches).
---barrier (rvs) runs after every change: rvsd publishes rules to its
-workers asynchronously, and `rvsadm -L -n -c` is answered by every worker
-after it took the newest rules. Fwmark services: the kernel's marks are
-iptables rules (--iptables, in the root namespace); rvsadm has no -f yet, so
-on the rvs side the fwmark service, its real servers and the mark rules go
-to rvsd's socket (--sock) as JSON requests of the control protocol.
+--batch (the kernel): consecutive changes go to one `ipvsadm -R`, which
+runs its lines as the separate commands would (an exec costs half a
+second in the guest). --barrier (rvs) runs after every change: rvsd
+publishes rules to its workers asynchronously, and `rvsadm -L -n -c` is
+answered by every worker after it took the newest rules. Fwmark services:
+the kernel's marks are iptables rules (--marks: an iptables-restore
+--noflush command line, run in the root namespace); rvsadm has no -f yet,
+so on the rvs side the fwmark service, its real servers and the mark rules
+go to rvsd's socket (--sock) as JSON requests of the control protocol.
 
 The scenario, one step a line (# comments, blank lines skipped):
 
-  service [fwmark] OPTS   -A: the service (VIP 1 : vport, or the fwmark
-                          service whose mark covers every VIP : vport)
+  service [fwmark] OPTS   -A: the service (VIP 1 : its port, or the fwmark
+                          service whose mark covers every VIP : its port)
                           with ipvsadm's service options (-s -p -M -b)
   edit-service OPTS       -E, the same key
   server N OPTS           -a: real server N (address N of --servers, port
@@ -31,31 +41,32 @@ The scenario, one step a line (# comments, blank lines skipped):
                           for R rounds (default 1), for each client, for
                           each VIP (default 1): one TCP connection from
                           client address C (1-based index into --clients,
-                          lists like 1-4,7) to VIP V : vport, from the next
-                          source port (sport-base + its number). It sends
-                          one HTTP request and reads the answer: the real
-                          server's name. Without `keep` it then closes
-                          (shutdown, waits for the server's FIN, close):
-                          inactive (FIN_WAIT/TIME_WAIT) in the director.
-                          With `keep` it stays open: ESTABLISHED, active.
+                          lists like 1-4,7) to VIP V, from the next source
+                          port. It sends one HTTP request and reads the
+                          answer: the real server's name. Without `keep`
+                          it then closes (shutdown, waits for the server's
+                          FIN, close): inactive (CLOSE_WAIT, TIME_WAIT) in
+                          the director. With `keep` it stays open:
+                          ESTABLISHED, active.
   close NUMS|kept         close kept connections by number (or all of them)
   rvs-only                the kernel has no such scheduler: run on rvs only
-  expect-used NAMES       rvs-only scenarios: the set of servers used must
-                          be exactly NAMES (randomised schedulers)
+  expect-used NAMES       (first) the set of servers used must be exactly
+                          NAMES; the picks themselves are not compared
+                          (randomised schedulers)
 
-Output: the steps and one line per connection, "NNN CLIENT:SPORT VIP:VPORT
-SERVER" (SERVER "-" when no server answered: refused or timed out), kept
-connections marked "keep". Lines starting with "~" are not compared (a
-randomised scheduler's picks). Exit status 0, or 1 when a step failed (an
-ipvsadm/rvsadm error, a bad line): the last line says what.
+A sequence: the steps ("= STEP") and one line per connection, "NNN
+CLIENT:SPORT VIP:VPORT SERVER" (SERVER "-" when no server answered:
+refused or timed out), kept connections marked "keep". Lines starting with
+"~" are not compared (a randomised scheduler's picks). Status 0, or 1 when
+a step failed (an ipvsadm/rvsadm error, a bad line): the last line says
+what.
 """
-import argparse
-import ipaddress
-import json
+import os
 import shlex
 import socket
 import subprocess
 import sys
+import time
 
 
 class Fail(Exception):
@@ -93,6 +104,8 @@ def service_json(opts):
             spec.setdefault("persistent", {"netmask": 32})["timeout"] = t
             i += 1
         elif o == "-M":
+            import ipaddress
+
             mask = ipaddress.IPv4Network(f"0.0.0.0/{opts[i + 1]}").prefixlen
             spec.setdefault("persistent", {"timeout": 360})["netmask"] = mask
             i += 2
@@ -123,22 +136,37 @@ def dest_json(addr, opts):
 class Director:
     """The director's configuration, by the side's own tools."""
 
-    def __init__(self, a):
+    def __init__(self, a, vport, mark):
         self.a = a
+        self.vport, self.mark = vport, mark
         self.adm = shlex.split(a.adm)
         self.fwmark = False
-        self.marks = []  # what to undo at the end
+        self.queue = []  # --batch: ipvsadm lines not run yet
 
-    def run(self, argv, what):
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    def run(self, argv, what, stdin=None):
+        p = subprocess.run(argv, input=stdin, stdin=None if stdin else subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             raise Fail(f"{what}: {' '.join(argv)}: exit {p.returncode}: {(p.stderr or p.stdout).strip()}")
+
+    def ipvsadm(self, args, what):
+        if self.a.batch:
+            self.queue.append(args)
+        else:
+            self.run(self.adm + args, what)
+
+    def flush(self):
+        """Run the queued ipvsadm lines (before traffic)."""
+        if self.queue:
+            lines, self.queue = self.queue, []
+            self.run(self.adm + ["-R"], "ipvsadm -R", "".join(" ".join(l) + "\n" for l in lines))
 
     def barrier(self):
         if self.a.barrier:
             self.run(shlex.split(self.a.barrier), "barrier")
 
     def json(self, req):
+        import json
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(30)
             s.connect(self.a.sock)
@@ -149,30 +177,30 @@ class Director:
                 if not chunk:
                     break
                 buf += chunk
-        r = json.loads(buf)
+        r = json.loads(buf or b"{}")
         if r.get("result") == "error":
             raise Fail(f"rvsd: {req['op']}: {r.get('message')}")
 
     def key(self):
         if self.fwmark:
-            return ["-f", str(self.a.mark)]
-        return ["-t", f"{self.a.vips[0]}:{self.a.vport}"]
+            return ["-f", str(self.mark)]
+        return ["-t", f"{self.a.vips[0]}:{self.vport}"]
 
     def json_key(self):
-        return {"protocol": "tcp", "address": "0.0.0.0", "port": 0, "fwmark": self.a.mark}
+        return {"protocol": "tcp", "address": "0.0.0.0", "port": 0, "fwmark": self.mark}
 
     def mark_rules(self, add):
+        if self.a.side == "kernel":
+            rules = "".join(f"{'-A' if add else '-D'} PREROUTING -p tcp -d {v} --dport {self.vport}"
+                            f" -j MARK --set-mark {self.mark}\n" for v in self.a.vips)
+            self.run(shlex.split(self.a.marks), "mark rules", f"*mangle\n{rules}COMMIT\n")
+            return
         for v in self.a.vips:
-            if self.a.side == "kernel":
-                self.run(shlex.split(self.a.iptables) + ["-t", "mangle", "-A" if add else "-D", "PREROUTING",
-                         "-p", "tcp", "-d", v, "--dport", str(self.a.vport), "-j", "MARK", "--set-mark",
-                         str(self.a.mark)], "mark rule")
+            m = {"protocol": "tcp", "address": v, "ports": [self.vport, self.vport]}
+            if add:
+                self.json({"op": "add-mark", "mark": dict(m, mark=self.mark)})
             else:
-                m = {"protocol": "tcp", "address": v, "ports": [self.a.vport, self.a.vport]}
-                if add:
-                    self.json({"op": "add-mark", "mark": dict(m, mark=self.a.mark)})
-                else:
-                    self.json({"op": "delete-mark", "mark": m})
+                self.json({"op": "delete-mark", "mark": m})
 
     def rvs_json(self):
         return self.fwmark and self.a.side == "rvs"
@@ -184,7 +212,7 @@ class Director:
             self.json({"op": "edit-service" if edit else "add-service",
                        "service": dict(self.json_key(), **service_json(opts))})
         else:
-            self.run(self.adm + ["-E" if edit else "-A"] + self.key() + opts, "service")
+            self.ipvsadm(["-E" if edit else "-A"] + self.key() + opts, "service")
         if self.fwmark and not edit:
             self.mark_rules(True)
         self.barrier()
@@ -196,14 +224,15 @@ class Director:
             req["dest"] = {"address": addr, "port": 80} if op == "-d" else dest_json(addr, opts)
             self.json(req)
         else:
-            argv = self.adm + [op] + self.key() + ["-r", f"{addr}:80"]
+            argv = [op] + self.key() + ["-r", f"{addr}:80"]
             if op != "-d":
                 argv += ["-m"] + opts
-            self.run(argv, "real server")
+            self.ipvsadm(argv, "real server")
         self.barrier()
 
     def teardown(self):
         """Undo what the scenario made (best effort; the table is not compared)."""
+        self.queue = []
         try:
             if self.fwmark:
                 self.mark_rules(False)
@@ -253,33 +282,21 @@ def close_conn(s):
     s.close()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("scenario")
-    ap.add_argument("--side", choices=["kernel", "rvs"], required=True)
-    ap.add_argument("--clients", required=True)
-    ap.add_argument("--vips", required=True)
-    ap.add_argument("--servers", required=True)
-    ap.add_argument("--vport", type=int, required=True)
-    ap.add_argument("--sport-base", type=int, required=True)
-    ap.add_argument("--mark", type=int, default=1)
-    ap.add_argument("--adm", required=True)
-    ap.add_argument("--barrier", default="")
-    ap.add_argument("--iptables", default="iptables")
-    ap.add_argument("--sock", default="")
-    ap.add_argument("--timeout", type=float, default=3.0, help="connect/answer timeout, seconds")
-    a = ap.parse_args()
-    for k in ("clients", "vips", "servers"):
-        setattr(a, k, getattr(a, k).split(","))
-
-    d = Director(a)
+def play(a, path, k, out):
+    """Play one scenario; its sequence to out (a file); True when it ran through."""
+    vport, sport_base = 8000 + k, 20000 + 1000 * k
+    d = Director(a, vport, 100 + k)
     kept = {}  # number -> socket
     used = set()
     expect = None
     n = 0
     lineno = 0
+
+    def say(line):
+        print(line, file=out, flush=True)
+
     try:
-        with open(a.scenario) as f:
+        with open(path) as f:
             lines = f.read().splitlines()
         for lineno, line in enumerate(lines, 1):
             w = shlex.split(line, comments=True)
@@ -291,7 +308,7 @@ def main():
             if op == "expect-used":
                 expect = sorted(args)
                 continue
-            print(f"= {' '.join(w)}", flush=True)
+            say(f"= {' '.join(w)}")
             if op == "service":
                 d.service(args)
             elif op == "edit-service":
@@ -304,6 +321,7 @@ def main():
                     raise Fail(f"{op}: one server at a time")
                 d.dest({"server": "-a", "edit": "-e", "delete": "-d"}[op], srv[0], args[1:])
             elif op == "conn":
+                d.flush()
                 if not args:
                     raise Fail("conn needs a client list")
                 clients = nums(args[0], len(a.clients), "client")
@@ -325,13 +343,13 @@ def main():
                             n += 1
                             if n >= 1000:
                                 raise Fail("more than 999 connections")
-                            src, sport, vip = a.clients[c - 1], a.sport_base + n, a.vips[v - 1]
+                            src, sport, vip = a.clients[c - 1], sport_base + n, a.vips[v - 1]
                             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                             s.bind((src, sport))
                             s.settimeout(a.timeout)
                             try:
-                                s.connect((vip, a.vport))
+                                s.connect((vip, vport))
                                 name, saw = http_name(s)
                                 if saw != src:
                                     name += f"(saw:{saw})"
@@ -340,33 +358,76 @@ def main():
                                 s, name = None, "-"
                             used.add(name)
                             tag = "~" if expect is not None else ""
-                            print(f"{tag}{n:03d} {src}:{sport} {vip}:{a.vport} {name}{' keep' if keep and s else ''}",
-                                  flush=True)
+                            say(f"{tag}{n:03d} {src}:{sport} {vip}:{vport} {name}{' keep' if keep and s else ''}")
                             if s and keep:
                                 kept[n] = s
                             elif s:
                                 close_conn(s)
             elif op == "close":
                 which = sorted(kept) if args == ["kept"] else nums(",".join(args), n, "connection")
-                for k in which:
-                    if k not in kept:
-                        raise Fail(f"close: connection {k} is not kept open")
-                    close_conn(kept.pop(k))
+                for c in which:
+                    if c not in kept:
+                        raise Fail(f"close: connection {c} is not kept open")
+                    close_conn(kept.pop(c))
             else:
                 raise Fail(f"unknown step {op!r}")
+        d.flush()
         if expect is not None:
             got = sorted(used)
-            print(f"used: {' '.join(got)}")
+            say(f"used: {' '.join(got)}")
             if got != expect:
                 raise Fail(f"expected the servers used to be {' '.join(expect)}")
     except Fail as e:
-        print(f"FAILED at {a.scenario}:{lineno}: {e}", flush=True)
-        return 1
+        say(f"FAILED at {path}:{lineno}: {e}")
+        return False
     finally:
         for s in kept.values():
             close_conn(s)
         d.teardown()
-    return 0
+    return True
+
+
+def main():
+    a = type("Args", (), {"batch": False, "barrier": "", "marks": "", "sock": "", "timeout": 3.0})()
+    todo, argv = [], sys.argv[1:]
+    while argv:
+        o = argv.pop(0)
+        if o == "--batch":
+            a.batch = True
+        elif o in ("--side", "--out", "--clients", "--vips", "--servers", "--adm", "--barrier", "--marks",
+                   "--sock", "--timeout"):
+            if not argv:
+                sys.exit(f"sched_seq: {o} needs a value")
+            setattr(a, o[2:], argv.pop(0))
+        elif o.startswith("-"):
+            sys.exit(__doc__)
+        else:
+            path, _, k = o.rpartition(":")
+            todo.append((path, int(k)))
+    for k in ("side", "out", "clients", "vips", "servers", "adm"):
+        if not hasattr(a, k):
+            sys.exit(f"sched_seq: --{k} is required")
+    if a.side not in ("kernel", "rvs"):
+        sys.exit("sched_seq: --side kernel|rvs")
+    a.timeout = float(a.timeout)
+    for k in ("clients", "vips", "servers"):
+        setattr(a, k, getattr(a, k).split(","))
+    os.makedirs(a.out, exist_ok=True)
+    bad = 0
+    for path, k in todo:
+        name = os.path.basename(path).removesuffix(".scenario")
+        t0 = time.monotonic()
+        with open(os.path.join(a.out, name + ".seq"), "w") as out:
+            ok = play(a, path, k, out)
+        with open(os.path.join(a.out, name + ".seq")) as f:
+            seq = f.read().splitlines()
+        with open(os.path.join(a.out, name + ".rc"), "w") as f:
+            f.write("0\n" if ok else "1\n")
+        nconn = sum(1 for l in seq if l[:1].isdigit() or l[:1] == "~")
+        print(f"   {name:<12} {nconn:3d} connections, {time.monotonic() - t0:3.0f} s"
+              + ("" if ok else f", FAILED: {seq[-1]}"), flush=True)
+        bad += not ok
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

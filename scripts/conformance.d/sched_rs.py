@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""The real servers of the scheduler-sequence experiments (scripts/conformance):
+one process listening on TCP port 80 in several network namespaces, each
+listener answering as its own real server.
+
+  sched_rs.py NETNS=NAME ...      (NETNS as `ip netns` names it)
+
+Each request (anything up to a blank line) gets "HTTP/1.1 200 OK" with the
+body "NAME CLIENT-ADDRESS\\n", and the connection stays open for the next
+one (the client keeps it, so the director counts it active) until the
+client closes; then it is closed at once. It answers what
+scripts/lib/rs_server.py answers to a GET, but with nothing else to import
+(socket, select, ctypes): in the TCG guest each Python module costs a
+visible fraction of a second, http.server's imports tens of seconds, and
+one process serves every namespace. Prints "ready" once listening.
+"""
+import ctypes
+import os
+import select
+import socket
+import sys
+
+CLONE_NEWNET = 0x40000000
+
+
+def listen_in(netns):
+    """A listening socket on port 80 created inside netns (a socket stays
+    in the namespace it was created in)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns}")
+    finally:
+        os.close(fd)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 80))
+    s.listen(128)
+    s.setblocking(False)
+    return s
+
+
+def main():
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    listeners = {}
+    for arg in sys.argv[1:]:
+        ns, _, name = arg.partition("=")
+        listeners[listen_in(ns)] = name
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.setns(home, CLONE_NEWNET)
+    conns = {}  # socket -> [name, peer, buffer]
+    print("ready", flush=True)
+    while True:
+        r, _, _ = select.select(list(listeners) + list(conns), [], [])
+        for s in r:
+            if s in listeners:
+                try:
+                    c, peer = s.accept()
+                except OSError:
+                    continue
+                c.setblocking(True)
+                conns[c] = [listeners[s], peer[0], b""]
+                continue
+            st = conns[s]
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                del conns[s]
+                s.close()
+                continue
+            st[2] += data
+            while b"\r\n\r\n" in st[2]:
+                _, st[2] = st[2].split(b"\r\n\r\n", 1)
+                body = f"{st[0]} {st[1]}\n".encode()
+                head = f"HTTP/1.1 200 OK\r\nX-Server: {st[0]}\r\nContent-Length: {len(body)}\r\n\r\n"
+                try:
+                    s.sendall(head.encode() + body)
+                except OSError:
+                    pass
+
+
+if __name__ == "__main__":
+    main()
