@@ -6,14 +6,12 @@ namespace, and write down which real server answered each connection.
 
   sched_seq.py --side kernel|rvs --out DIR --clients A,B,.. --vips A,B,..
                --servers A,B,.. --adm CMD [--batch] [--barrier CMD]
-               [--marks CMD] [--sock PATH] [--timeout SECS] SCENARIO:K ...
+               [--marks CMD] [--sock PATH] [--timeout SECS] SCENARIO ...
 
-For each SCENARIO (a file) with its number K (its place among all the
-scenarios, so that its numbers do not depend on which others run): the
-service's port is 8000+K, its fwmark 100+K, its connections' source ports
-20001+1000K on; DIR/NAME.seq gets the sequence, DIR/NAME.rc the status, and
-a line "NAME: N connections, S s" (or what failed) goes to stdout. One
-process for them all: in the TCG guest a Python start costs seconds.
+For each SCENARIO (a file): DIR/NAME.seq gets the sequence, DIR/NAME.rc
+the status, and a line "NAME: N connections, S s" (or what failed) goes to
+stdout. One process for them all: in the TCG guest a Python start costs
+seconds.
 
 Runs in the client's namespace (it binds the client addresses). --adm is
 the command line of the director's ipvsadm (the kernel: nsenter into the
@@ -30,6 +28,14 @@ go to rvsd's socket (--sock) as JSON requests of the control protocol.
 
 The scenario, one step a line (# comments, blank lines skipped):
 
+  number K                (first, 1..45, unique among the scenarios) the
+                          scenario's service port is 8000+K, its fwmark
+                          100+K, its connections' source ports 20001+1000K
+                          on: no two scenarios share a service (the kernel
+                          revives a deleted service's real servers from its
+                          trash, counts and all) nor a connection (a reply
+                          from a real server is matched by the client's
+                          address and port), whichever run together
   service [fwmark] OPTS   -A: the service (VIP 1 : its port, or the fwmark
                           service whose mark covers every VIP : its port)
                           with ipvsadm's service options (-s -p -M -b)
@@ -49,6 +55,11 @@ The scenario, one step a line (# comments, blank lines skipped):
                           the director. With `keep` it stays open:
                           ESTABLISHED, active.
   close NUMS|kept         close kept connections by number (or all of them)
+  list                    the director's view of its real servers, from
+                          `-L -n` of the service: "- SERVER weight W
+                          active A inactive I" each, in ipvsadm's order
+                          (by address; also done at the end of every
+                          scenario)
   rvs-only                the kernel has no such scheduler: run on rvs only
   expect-used NAMES       (first) the set of servers used must be exactly
                           NAMES; the picks themselves are not compared
@@ -180,6 +191,7 @@ class Director:
         r = json.loads(buf or b"{}")
         if r.get("result") == "error":
             raise Fail(f"rvsd: {req['op']}: {r.get('message')}")
+        return r
 
     def key(self):
         if self.fwmark:
@@ -230,6 +242,27 @@ class Director:
             self.ipvsadm(argv, "real server")
         self.barrier()
 
+    def listing(self, name_of):
+        """The real servers as -L -n lists them: [(name, weight, active, inactive)]."""
+        self.flush()
+        if self.rvs_json():
+            # In ipvsadm's order: by address and port.
+            r = self.json({"op": "list-services", "service": self.json_key()})
+            dests = sorted((x for svc in r.get("services", []) for x in svc["dests"]),
+                           key=lambda x: (socket.inet_aton(x["address"]), x["port"]))
+            return [(name_of.get(x["address"], x["address"]), str(x["weight"]), str(x["active_conns"]),
+                     str(x["inactive_conns"])) for x in dests]
+        p = subprocess.run(self.adm + ["-L", "-n"] + self.key(), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise Fail(f"list: exit {p.returncode}: {(p.stderr or p.stdout).strip()}")
+        rows = []
+        for line in p.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 6 and f[0] == "->" and f[1] != "RemoteAddress:Port":
+                rows.append((name_of.get(f[1].rsplit(":", 1)[0], f[1]), f[3], f[4], f[5]))
+        return rows
+
     def teardown(self):
         """Undo what the scenario made (best effort; the table is not compared)."""
         self.queue = []
@@ -274,7 +307,7 @@ def close_conn(s):
     both before the next step: the connection is inactive there."""
     try:
         s.shutdown(socket.SHUT_WR)
-        s.settimeout(10)
+        s.settimeout(3)
         while s.recv(4096):
             pass
     except OSError:
@@ -282,10 +315,9 @@ def close_conn(s):
     s.close()
 
 
-def play(a, path, k, out):
+def play(a, path, out):
     """Play one scenario; its sequence to out (a file); True when it ran through."""
-    vport, sport_base = 8000 + k, 20000 + 1000 * k
-    d = Director(a, vport, 100 + k)
+    d = None
     kept = {}  # number -> socket
     used = set()
     expect = None
@@ -295,6 +327,12 @@ def play(a, path, k, out):
     def say(line):
         print(line, file=out, flush=True)
 
+    name_of = {addr: f"rs{i}" for i, addr in enumerate(a.servers, 1)}
+
+    def listing():
+        for name, w, act, inact in d.listing(name_of):
+            say(f"- {name} weight {w} active {act} inactive {inact}")
+
     try:
         with open(path) as f:
             lines = f.read().splitlines()
@@ -303,6 +341,15 @@ def play(a, path, k, out):
             if not w:
                 continue
             op, args = w[0], w[1:]
+            if op == "number":
+                if d or len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 45:
+                    raise Fail("number K (1..45) first")
+                k = int(args[0])
+                vport, sport_base = 8000 + k, 20000 + 1000 * k
+                d = Director(a, vport, 100 + k)
+                continue
+            if not d:
+                raise Fail("number K first")
             if op == "rvs-only":
                 continue
             if op == "expect-used":
@@ -363,6 +410,8 @@ def play(a, path, k, out):
                                 kept[n] = s
                             elif s:
                                 close_conn(s)
+            elif op == "list":
+                listing()
             elif op == "close":
                 which = sorted(kept) if args == ["kept"] else nums(",".join(args), n, "connection")
                 for c in which:
@@ -371,7 +420,8 @@ def play(a, path, k, out):
                     close_conn(kept.pop(c))
             else:
                 raise Fail(f"unknown step {op!r}")
-        d.flush()
+        say("= list (the end)")
+        listing()
         if expect is not None:
             got = sorted(used)
             say(f"used: {' '.join(got)}")
@@ -383,7 +433,8 @@ def play(a, path, k, out):
     finally:
         for s in kept.values():
             close_conn(s)
-        d.teardown()
+        if d:
+            d.teardown()
     return True
 
 
@@ -402,8 +453,7 @@ def main():
         elif o.startswith("-"):
             sys.exit(__doc__)
         else:
-            path, _, k = o.rpartition(":")
-            todo.append((path, int(k)))
+            todo.append(o)
     for k in ("side", "out", "clients", "vips", "servers", "adm"):
         if not hasattr(a, k):
             sys.exit(f"sched_seq: --{k} is required")
@@ -414,11 +464,11 @@ def main():
         setattr(a, k, getattr(a, k).split(","))
     os.makedirs(a.out, exist_ok=True)
     bad = 0
-    for path, k in todo:
+    for path in todo:
         name = os.path.basename(path).removesuffix(".scenario")
         t0 = time.monotonic()
         with open(os.path.join(a.out, name + ".seq"), "w") as out:
-            ok = play(a, path, k, out)
+            ok = play(a, path, out)
         with open(os.path.join(a.out, name + ".seq")) as f:
             seq = f.read().splitlines()
         with open(os.path.join(a.out, name + ".rc"), "w") as f:
