@@ -8,7 +8,8 @@ listener answering as its own real server.
 Each request (anything up to a blank line) gets "HTTP/1.1 200 OK" with the
 body "NAME CLIENT-ADDRESS\\n", and the connection stays open for the next
 one (the client keeps it, so the director counts it active) until the
-client closes; then it is closed at once. It answers what
+client closes; then it is closed at once. A UDP datagram to port 80 gets
+"NAME CLIENT-ADDRESS\\n" back. It answers what
 scripts/lib/rs_server.py answers to a GET, but with nothing else to import
 (socket, select, ctypes): in the TCG guest each Python module costs a
 visible fraction of a second, http.server's imports tens of seconds, and
@@ -24,8 +25,8 @@ CLONE_NEWNET = 0x40000000
 
 
 def listen_in(netns):
-    """A listening socket on port 80 created inside netns (a socket stays
-    in the namespace it was created in)."""
+    """A listening TCP socket and a UDP socket on port 80 created inside
+    netns (a socket stays in the namespace it was created in)."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
     try:
@@ -38,22 +39,32 @@ def listen_in(netns):
     s.bind(("0.0.0.0", 80))
     s.listen(128)
     s.setblocking(False)
-    return s
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", 80))
+    return s, u
 
 
 def main():
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    listeners = {}
+    listeners, udp = {}, {}
     for arg in sys.argv[1:]:
         ns, _, name = arg.partition("=")
-        listeners[listen_in(ns)] = name
+        s, u = listen_in(ns)
+        listeners[s], udp[u] = name, name
     libc = ctypes.CDLL(None, use_errno=True)
     libc.setns(home, CLONE_NEWNET)
     conns = {}  # socket -> [name, peer, buffer]
     print("ready", flush=True)
     while True:
-        r, _, _ = select.select(list(listeners) + list(conns), [], [])
+        r, _, _ = select.select(list(listeners) + list(udp) + list(conns), [], [])
         for s in r:
+            if s in udp:
+                try:
+                    _, peer = s.recvfrom(2048)
+                    s.sendto(f"{udp[s]} {peer[0]}\n".encode(), peer)
+                except OSError:
+                    pass
+                continue
             if s in listeners:
                 try:
                     c, peer = s.accept()

@@ -36,9 +36,11 @@ The scenario, one step a line (# comments, blank lines skipped):
                           trash, counts and all) nor a connection (a reply
                           from a real server is matched by the client's
                           address and port), whichever run together
-  service [fwmark] OPTS   -A: the service (VIP 1 : its port, or the fwmark
-                          service whose mark covers every VIP : its port)
-                          with ipvsadm's service options (-s -p -M -b)
+  service [udp] [fwmark] OPTS
+                          -A: the service (TCP, or UDP; VIP 1 : its port,
+                          or the fwmark service whose mark covers every
+                          VIP : its port) with ipvsadm's service options
+                          (-s -p -M -b -o)
   edit-service OPTS       -E, the same key
   server N OPTS           -a: real server N (address N of --servers, port
                           80, masquerading) with -w -x -y
@@ -53,13 +55,20 @@ The scenario, one step a line (# comments, blank lines skipped):
                           it then closes (shutdown, waits for the server's
                           FIN, close): inactive (CLOSE_WAIT, TIME_WAIT) in
                           the director. With `keep` it stays open:
-                          ESTABLISHED, active.
+                          ESTABLISHED, active. UDP: one datagram and its
+                          answer, from a new socket (no keep); an answer
+                          not from the VIP is marked "(from:ADDR:PORT)".
   close NUMS|kept         close kept connections by number (or all of them)
   list                    the director's view of its real servers, from
                           `-L -n` of the service: "- SERVER weight W
                           active A inactive I" each, in ipvsadm's order
                           (by address; also done at the end of every
                           scenario)
+  stats                   each real server's connections so far, from
+                          `-L -n --stats --exact`: "- SERVER conns C" (one-
+                          packet scheduling leaves nothing else to see),
+                          after 2.5 s: the kernel's listed counters lag
+                          up to 2 s
   rvs-only                the kernel has no such scheduler: run on rvs only
   expect-used NAMES       (first) the set of servers used must be exactly
                           NAMES; the picks themselves are not compared
@@ -123,6 +132,9 @@ def service_json(opts):
         elif o == "-b":
             spec["flags"] = opts[i + 1].split(",")
             i += 2
+        elif o == "-o":
+            spec["ops"] = True
+            i += 1
         else:
             raise Fail(f"no JSON translation for service option {o}")
     return spec
@@ -152,6 +164,7 @@ class Director:
         self.vport, self.mark = vport, mark
         self.adm = shlex.split(a.adm)
         self.fwmark = False
+        self.proto = "tcp"
         self.queue = []  # --batch: ipvsadm lines not run yet
 
     def run(self, argv, what, stdin=None):
@@ -196,19 +209,19 @@ class Director:
     def key(self):
         if self.fwmark:
             return ["-f", str(self.mark)]
-        return ["-t", f"{self.a.vips[0]}:{self.vport}"]
+        return ["-u" if self.proto == "udp" else "-t", f"{self.a.vips[0]}:{self.vport}"]
 
     def json_key(self):
         return {"protocol": "tcp", "address": "0.0.0.0", "port": 0, "fwmark": self.mark}
 
     def mark_rules(self, add):
         if self.a.side == "kernel":
-            rules = "".join(f"{'-A' if add else '-D'} PREROUTING -p tcp -d {v} --dport {self.vport}"
+            rules = "".join(f"{'-A' if add else '-D'} PREROUTING -p {self.proto} -d {v} --dport {self.vport}"
                             f" -j MARK --set-mark {self.mark}\n" for v in self.a.vips)
             self.run(shlex.split(self.a.marks), "mark rules", f"*mangle\n{rules}COMMIT\n")
             return
         for v in self.a.vips:
-            m = {"protocol": "tcp", "address": v, "ports": [self.vport, self.vport]}
+            m = {"protocol": self.proto, "address": v, "ports": [self.vport, self.vport]}
             if add:
                 self.json({"op": "add-mark", "mark": dict(m, mark=self.mark)})
             else:
@@ -218,6 +231,8 @@ class Director:
         return self.fwmark and self.a.side == "rvs"
 
     def service(self, opts, edit=False):
+        if not edit and opts[:1] == ["udp"]:
+            self.proto, opts = "udp", opts[1:]
         if not edit and opts[:1] == ["fwmark"]:
             self.fwmark, opts = True, opts[1:]
         if self.rvs_json():
@@ -242,17 +257,21 @@ class Director:
             self.ipvsadm(argv, "real server")
         self.barrier()
 
-    def listing(self, name_of):
-        """The real servers as -L -n lists them: [(name, weight, active, inactive)]."""
+    def listing(self, name_of, stats=False):
+        """The real servers as -L -n lists them: [(name, weight, active,
+        inactive)], or with stats as -L -n --stats --exact: [(name, conns)]."""
         self.flush()
         if self.rvs_json():
             # In ipvsadm's order: by address and port.
             r = self.json({"op": "list-services", "service": self.json_key()})
             dests = sorted((x for svc in r.get("services", []) for x in svc["dests"]),
                            key=lambda x: (socket.inet_aton(x["address"]), x["port"]))
+            if stats:
+                return [(name_of.get(x["address"], x["address"]), str(x["stats"]["conns"])) for x in dests]
             return [(name_of.get(x["address"], x["address"]), str(x["weight"]), str(x["active_conns"]),
                      str(x["inactive_conns"])) for x in dests]
-        p = subprocess.run(self.adm + ["-L", "-n"] + self.key(), stdin=subprocess.DEVNULL,
+        more = ["--stats", "--exact"] if stats else []
+        p = subprocess.run(self.adm + ["-L", "-n"] + more + self.key(), stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             raise Fail(f"list: exit {p.returncode}: {(p.stderr or p.stdout).strip()}")
@@ -260,7 +279,8 @@ class Director:
         for line in p.stdout.splitlines():
             f = line.split()
             if len(f) >= 6 and f[0] == "->" and f[1] != "RemoteAddress:Port":
-                rows.append((name_of.get(f[1].rsplit(":", 1)[0], f[1]), f[3], f[4], f[5]))
+                name = name_of.get(f[1].rsplit(":", 1)[0], f[1])
+                rows.append((name, f[2]) if stats else (name, f[3], f[4], f[5]))
         return rows
 
     def teardown(self):
@@ -384,6 +404,8 @@ def play(a, path, out):
                         raise Fail(f"conn: what is {x!r}?")
                 if len(vips) > 1 and not d.fwmark:
                     raise Fail("several VIPs need a fwmark service")
+                if keep and d.proto == "udp":
+                    raise Fail("UDP has no kept connections")
                 for _ in range(rounds):
                     for c in clients:
                         for v in vips:
@@ -391,13 +413,27 @@ def play(a, path, out):
                             if n >= 1000:
                                 raise Fail("more than 999 connections")
                             src, sport, vip = a.clients[c - 1], sport_base + n, a.vips[v - 1]
-                            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                            udp = d.proto == "udp"
+                            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
                             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                             s.bind((src, sport))
                             s.settimeout(a.timeout)
                             try:
-                                s.connect((vip, vport))
-                                name, saw = http_name(s)
+                                if udp:
+                                    # Not connected: an answer that the director did
+                                    # not translate back (one-packet scheduling with
+                                    # NAT leaves no connection to do it) still names
+                                    # the server; where it came from is noted.
+                                    s.sendto(b"who\n", (vip, vport))
+                                    data, peer = s.recvfrom(2048)
+                                    name, _, saw = data.decode().strip().partition(" ")
+                                    if peer != (vip, vport):
+                                        name += f"(from:{peer[0]}:{peer[1]})"
+                                    s.close()
+                                    s = None
+                                else:
+                                    s.connect((vip, vport))
+                                    name, saw = http_name(s)
                                 if saw != src:
                                     name += f"(saw:{saw})"
                             except OSError:
@@ -412,6 +448,12 @@ def play(a, path, out):
                                 close_conn(s)
             elif op == "list":
                 listing()
+            elif op == "stats":
+                # The kernel sums its per-CPU counters into what it lists
+                # every 2 s (the rate estimator's tick).
+                time.sleep(2.5)
+                for name, conns in d.listing(name_of, stats=True):
+                    say(f"- {name} conns {conns}")
             elif op == "close":
                 which = sorted(kept) if args == ["kept"] else nums(",".join(args), n, "connection")
                 for c in which:
