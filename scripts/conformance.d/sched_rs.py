@@ -9,7 +9,7 @@ Each request (anything up to a blank line) gets "HTTP/1.1 200 OK" with the
 body "NAME CLIENT-ADDRESS\\n", and the connection stays open for the next
 one (the client keeps it, so the director counts it active) until the
 client closes; then it is closed at once. A UDP datagram to port 80 gets
-"NAME CLIENT-ADDRESS\\n" back. It answers what
+"NAME CLIENT-ADDRESS\\n" back. IPv4 and IPv6. It answers what
 scripts/lib/rs_server.py answers to a GET, but with nothing else to import
 (socket, select, ctypes): in the TCG guest each Python module costs a
 visible fraction of a second, http.server's imports tens of seconds, and
@@ -25,8 +25,9 @@ CLONE_NEWNET = 0x40000000
 
 
 def listen_in(netns):
-    """A listening TCP socket and a UDP socket on port 80 created inside
-    netns (a socket stays in the namespace it was created in)."""
+    """Listening TCP sockets and UDP sockets on port 80, IPv4 and IPv6,
+    created inside netns (a socket stays in the namespace it was created
+    in)."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
     try:
@@ -34,14 +35,20 @@ def listen_in(netns):
             raise OSError(ctypes.get_errno(), f"setns {netns}")
     finally:
         os.close(fd)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 80))
-    s.listen(128)
-    s.setblocking(False)
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("0.0.0.0", 80))
-    return s, u
+    tcp, udp = [], []
+    for family, any_addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        u = socket.socket(family, socket.SOCK_DGRAM)
+        for x in (s, u):
+            if family == socket.AF_INET6:
+                x.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            x.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            x.bind((any_addr, 80))
+        s.listen(128)
+        s.setblocking(False)
+        tcp.append(s)
+        udp.append(u)
+    return tcp, udp
 
 
 def main():
@@ -49,8 +56,9 @@ def main():
     listeners, udp = {}, {}
     for arg in sys.argv[1:]:
         ns, _, name = arg.partition("=")
-        s, u = listen_in(ns)
-        listeners[s], udp[u] = name, name
+        tcp, udps = listen_in(ns)
+        listeners.update((s, name) for s in tcp)
+        udp.update((u, name) for u in udps)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.setns(home, CLONE_NEWNET)
     conns = {}  # socket -> [name, peer, buffer]

@@ -5,8 +5,9 @@ driven by ipvsadm or rvsd driven by rvsadm, from the client's network
 namespace, and write down which real server answered each connection.
 
   sched_seq.py --side kernel|rvs --out DIR --clients A,B,.. --vips A,B,..
-               --servers A,B,.. --adm CMD [--batch] [--barrier CMD]
-               [--marks CMD] [--sock PATH] [--timeout SECS] SCENARIO ...
+               --servers A,B,.. [--clients6 .. --vips6 .. --servers6 ..]
+               --adm CMD [--batch] [--barrier CMD] [--marks CMD]
+               [--marks6 CMD] [--sock PATH] [--timeout SECS] SCENARIO ...
 
 For each SCENARIO (a file): DIR/NAME.seq gets the sequence, DIR/NAME.rc
 the status, and a line "NAME: N connections, S s" (or what failed) goes to
@@ -22,7 +23,8 @@ second in the guest). --barrier (rvs) runs after every change: rvsd
 publishes rules to its workers asynchronously, and `rvsadm -L -n -c` is
 answered by every worker after it took the newest rules. Fwmark services:
 the kernel's marks are iptables rules (--marks: an iptables-restore
---noflush command line, run in the root namespace); rvsadm has no -f yet,
+--noflush command line, run in the root namespace; --marks6: the same with
+ip6tables-restore); rvsadm has no -f yet,
 so on the rvs side the fwmark service, its real servers and the mark rules
 go to rvsd's socket (--sock) as JSON requests of the control protocol.
 
@@ -36,11 +38,11 @@ The scenario, one step a line (# comments, blank lines skipped):
                           trash, counts and all) nor a connection (a reply
                           from a real server is matched by the client's
                           address and port), whichever run together
-  service [udp] [fwmark] OPTS
-                          -A: the service (TCP, or UDP; VIP 1 : its port,
-                          or the fwmark service whose mark covers every
-                          VIP : its port) with ipvsadm's service options
-                          (-s -p -M -b -o)
+  service [udp] [ipv6] [fwmark] OPTS
+                          -A: the service (TCP, or UDP; IPv4, or IPv6 with
+                          the *6 addresses; VIP 1 : its port, or the fwmark
+                          service whose mark covers every VIP : its port)
+                          with ipvsadm's service options (-s -p -M -b -o)
   edit-service OPTS       -E, the same key
   server N OPTS           -a: real server N (address N of --servers, port
                           80, masquerading) with -w -x -y
@@ -165,6 +167,8 @@ class Director:
         self.adm = shlex.split(a.adm)
         self.fwmark = False
         self.proto = "tcp"
+        self.v6 = False
+        self.clients, self.vips, self.servers = a.clients, a.vips, a.servers
         self.queue = []  # --batch: ipvsadm lines not run yet
 
     def run(self, argv, what, stdin=None):
@@ -208,19 +212,20 @@ class Director:
 
     def key(self):
         if self.fwmark:
-            return ["-f", str(self.mark)]
-        return ["-u" if self.proto == "udp" else "-t", f"{self.a.vips[0]}:{self.vport}"]
+            return ["-f", str(self.mark)] + (["-6"] if self.v6 else [])
+        return ["-u" if self.proto == "udp" else "-t", f"{sockaddr(self.vips[0])}:{self.vport}"]
 
     def json_key(self):
-        return {"protocol": "tcp", "address": "0.0.0.0", "port": 0, "fwmark": self.mark}
+        return {"protocol": "tcp", "address": "::" if self.v6 else "0.0.0.0", "port": 0, "fwmark": self.mark}
 
     def mark_rules(self, add):
         if self.a.side == "kernel":
             rules = "".join(f"{'-A' if add else '-D'} PREROUTING -p {self.proto} -d {v} --dport {self.vport}"
-                            f" -j MARK --set-mark {self.mark}\n" for v in self.a.vips)
-            self.run(shlex.split(self.a.marks), "mark rules", f"*mangle\n{rules}COMMIT\n")
+                            f" -j MARK --set-mark {self.mark}\n" for v in self.vips)
+            self.run(shlex.split(self.a.marks6 if self.v6 else self.a.marks), "mark rules",
+                     f"*mangle\n{rules}COMMIT\n")
             return
-        for v in self.a.vips:
+        for v in self.vips:
             m = {"protocol": self.proto, "address": v, "ports": [self.vport, self.vport]}
             if add:
                 self.json({"op": "add-mark", "mark": dict(m, mark=self.mark)})
@@ -231,10 +236,17 @@ class Director:
         return self.fwmark and self.a.side == "rvs"
 
     def service(self, opts, edit=False):
-        if not edit and opts[:1] == ["udp"]:
-            self.proto, opts = "udp", opts[1:]
-        if not edit and opts[:1] == ["fwmark"]:
-            self.fwmark, opts = True, opts[1:]
+        while not edit and opts[:1] and opts[0] in ("udp", "ipv6", "fwmark"):
+            if opts[0] == "udp":
+                self.proto = "udp"
+            elif opts[0] == "fwmark":
+                self.fwmark = True
+            else:
+                self.v6 = True
+                self.clients, self.vips, self.servers = self.a.clients6, self.a.vips6, self.a.servers6
+                if not self.vips:
+                    raise Fail("no IPv6 addresses given")
+            opts = opts[1:]
         if self.rvs_json():
             self.json({"op": "edit-service" if edit else "add-service",
                        "service": dict(self.json_key(), **service_json(opts))})
@@ -245,13 +257,13 @@ class Director:
         self.barrier()
 
     def dest(self, op, n, opts):
-        addr = self.a.servers[n - 1]
+        addr = self.servers[n - 1]
         if self.rvs_json():
             req = {"op": {"-a": "add-dest", "-e": "edit-dest", "-d": "delete-dest"}[op], "service": self.json_key()}
             req["dest"] = {"address": addr, "port": 80} if op == "-d" else dest_json(addr, opts)
             self.json(req)
         else:
-            argv = [op] + self.key() + ["-r", f"{addr}:80"]
+            argv = [op] + self.key() + ["-r", f"{sockaddr(addr)}:80"]
             if op != "-d":
                 argv += ["-m"] + opts
             self.ipvsadm(argv, "real server")
@@ -265,7 +277,7 @@ class Director:
             # In ipvsadm's order: by address and port.
             r = self.json({"op": "list-services", "service": self.json_key()})
             dests = sorted((x for svc in r.get("services", []) for x in svc["dests"]),
-                           key=lambda x: (socket.inet_aton(x["address"]), x["port"]))
+                           key=lambda x: (ip_bytes(x["address"]), x["port"]))
             if stats:
                 return [(name_of.get(x["address"], x["address"]), str(x["stats"]["conns"])) for x in dests]
             return [(name_of.get(x["address"], x["address"]), str(x["weight"]), str(x["active_conns"]),
@@ -279,7 +291,7 @@ class Director:
         for line in p.stdout.splitlines():
             f = line.split()
             if len(f) >= 6 and f[0] == "->" and f[1] != "RemoteAddress:Port":
-                name = name_of.get(f[1].rsplit(":", 1)[0], f[1])
+                name = name_of.get(f[1].rsplit(":", 1)[0].strip("[]"), f[1])
                 rows.append((name, f[2]) if stats else (name, f[3], f[4], f[5]))
         return rows
 
@@ -296,6 +308,15 @@ class Director:
             self.barrier()
         except Fail as e:
             print(f"sched_seq: teardown: {e}", file=sys.stderr)
+
+
+def sockaddr(addr):
+    """An address as ipvsadm writes it before a port: IPv6 in brackets."""
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def ip_bytes(addr):
+    return socket.inet_pton(socket.AF_INET6 if ":" in addr else socket.AF_INET, addr)
 
 
 def http_name(s):
@@ -347,10 +368,11 @@ def play(a, path, out):
     def say(line):
         print(line, file=out, flush=True)
 
-    name_of = {addr: f"rs{i}" for i, addr in enumerate(a.servers, 1)}
+    def names():
+        return {addr: f"rs{i}" for i, addr in enumerate(d.servers, 1)}
 
     def listing():
-        for name, w, act, inact in d.listing(name_of):
+        for name, w, act, inact in d.listing(names()):
             say(f"- {name} weight {w} active {act} inactive {inact}")
 
     try:
@@ -383,7 +405,7 @@ def play(a, path, out):
             elif op in ("server", "edit", "delete"):
                 if not args:
                     raise Fail(f"{op} needs a server number")
-                srv = nums(args[0], len(a.servers), "server")
+                srv = nums(args[0], len(d.servers), "server")
                 if len(srv) != 1:
                     raise Fail(f"{op}: one server at a time")
                 d.dest({"server": "-a", "edit": "-e", "delete": "-d"}[op], srv[0], args[1:])
@@ -391,11 +413,11 @@ def play(a, path, out):
                 d.flush()
                 if not args:
                     raise Fail("conn needs a client list")
-                clients = nums(args[0], len(a.clients), "client")
+                clients = nums(args[0], len(d.clients), "client")
                 vips, keep, rounds = [1], False, 1
                 for x in args[1:]:
                     if x.startswith("@"):
-                        vips = nums(x[1:], len(a.vips), "VIP")
+                        vips = nums(x[1:], len(d.vips), "VIP")
                     elif x == "keep":
                         keep = True
                     elif x.startswith("x") and x[1:].isdigit():
@@ -412,9 +434,10 @@ def play(a, path, out):
                             n += 1
                             if n >= 1000:
                                 raise Fail("more than 999 connections")
-                            src, sport, vip = a.clients[c - 1], sport_base + n, a.vips[v - 1]
+                            src, sport, vip = d.clients[c - 1], sport_base + n, d.vips[v - 1]
                             udp = d.proto == "udp"
-                            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+                            s = socket.socket(socket.AF_INET6 if d.v6 else socket.AF_INET,
+                                              socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
                             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                             s.bind((src, sport))
                             s.settimeout(a.timeout)
@@ -427,7 +450,7 @@ def play(a, path, out):
                                     s.sendto(b"who\n", (vip, vport))
                                     data, peer = s.recvfrom(2048)
                                     name, _, saw = data.decode().strip().partition(" ")
-                                    if peer != (vip, vport):
+                                    if peer[:2] != (vip, vport):
                                         name += f"(from:{peer[0]}:{peer[1]})"
                                     s.close()
                                     s = None
@@ -441,7 +464,7 @@ def play(a, path, out):
                                 s, name = None, "-"
                             used.add(name)
                             tag = "~" if expect is not None else ""
-                            say(f"{tag}{n:03d} {src}:{sport} {vip}:{vport} {name}{' keep' if keep and s else ''}")
+                            say(f"{tag}{n:03d} {sockaddr(src)}:{sport} {sockaddr(vip)}:{vport} {name}{' keep' if keep and s else ''}")
                             if s and keep:
                                 kept[n] = s
                             elif s:
@@ -452,7 +475,7 @@ def play(a, path, out):
                 # The kernel sums its per-CPU counters into what it lists
                 # every 2 s (the rate estimator's tick).
                 time.sleep(2.5)
-                for name, conns in d.listing(name_of, stats=True):
+                for name, conns in d.listing(names(), stats=True):
                     say(f"- {name} conns {conns}")
             elif op == "close":
                 which = sorted(kept) if args == ["kept"] else nums(",".join(args), n, "connection")
@@ -481,14 +504,15 @@ def play(a, path, out):
 
 
 def main():
-    a = type("Args", (), {"batch": False, "barrier": "", "marks": "", "sock": "", "timeout": 3.0})()
+    a = type("Args", (), {"batch": False, "barrier": "", "marks": "", "marks6": "", "sock": "", "timeout": 3.0,
+                          "clients6": "", "vips6": "", "servers6": ""})()
     todo, argv = [], sys.argv[1:]
     while argv:
         o = argv.pop(0)
         if o == "--batch":
             a.batch = True
-        elif o in ("--side", "--out", "--clients", "--vips", "--servers", "--adm", "--barrier", "--marks",
-                   "--sock", "--timeout"):
+        elif o in ("--side", "--out", "--clients", "--vips", "--servers", "--clients6", "--vips6", "--servers6",
+                   "--adm", "--barrier", "--marks", "--marks6", "--sock", "--timeout"):
             if not argv:
                 sys.exit(f"sched_seq: {o} needs a value")
             setattr(a, o[2:], argv.pop(0))
@@ -502,8 +526,8 @@ def main():
     if a.side not in ("kernel", "rvs"):
         sys.exit("sched_seq: --side kernel|rvs")
     a.timeout = float(a.timeout)
-    for k in ("clients", "vips", "servers"):
-        setattr(a, k, getattr(a, k).split(","))
+    for k in ("clients", "vips", "servers", "clients6", "vips6", "servers6"):
+        setattr(a, k, [x for x in getattr(a, k).split(",") if x])
     os.makedirs(a.out, exist_ok=True)
     bad = 0
     for path in todo:
