@@ -15,7 +15,7 @@
 #                     2001:db8:231:2::(10+K)/64 on sbr, default routes via
 #                     the director; sched_rs.py answering "rsK"
 #
-#   sched_guest.sh up NSERVERS LOGDIR
+#   sched_guest.sh up NSERVERS LOGDIR [PORTS]   (PORTS: sched_rs.py --ports)
 #
 # Each exec costs about half a second in the TCG guest, so the ip commands
 # go in batches (ip -b), one per namespace. The guest is thrown away after
@@ -24,7 +24,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 up() {
-    local n=$1 logs=$2 k rs=()
+    local n=$1 logs=$2 ports=${3:-} k rs=()
     mkdir -p "$logs"
     modprobe ip_vs
     sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
@@ -64,7 +64,7 @@ up() {
         ip -n "sr$k" -b "$logs/sr$k.ip"
         rs+=("sr$k=rs$k")
     done
-    setsid python3 -S -B "$HERE/sched_rs.py" "${rs[@]}" </dev/null >"$logs/rs.log" 2>&1 &
+    setsid python3 -S -B "$HERE/sched_rs.py" --ports "$ports" "${rs[@]}" </dev/null >"$logs/rs.log" 2>&1 &
     for _ in $(seq 300); do grep -q '^ready' "$logs/rs.log" && break; sleep 0.2; done
     grep -q '^ready' "$logs/rs.log" || { echo "the real servers did not start:"; cat "$logs/rs.log"; return 1; }
 }

@@ -3,12 +3,13 @@
 one process listening on TCP port 80 in several network namespaces, each
 listener answering as its own real server.
 
-  sched_rs.py NETNS=NAME ...      (NETNS as `ip netns` names it)
+  sched_rs.py [--ports P,Q,..] NETNS=NAME ...   (NETNS as `ip netns` names it)
 
 Each request (anything up to a blank line) gets "HTTP/1.1 200 OK" with the
 body "NAME CLIENT-ADDRESS\\n", and the connection stays open for the next
 one (the client keeps it, so the director counts it active) until the
-client closes; then it is closed at once. A UDP datagram to port 80 gets
+client closes; then it is closed at once. --ports: more TCP ports to
+listen on (IPv4 and IPv6), besides 80. A UDP datagram to port 80 gets
 "NAME CLIENT-ADDRESS\\n" back. IPv4 and IPv6. It answers what
 scripts/lib/rs_server.py answers to a GET, but with nothing else to import
 (socket, select, ctypes): in the TCG guest each Python module costs a
@@ -24,7 +25,7 @@ import sys
 CLONE_NEWNET = 0x40000000
 
 
-def listen_in(netns):
+def listen_in(netns, more):
     """Listening TCP sockets and UDP sockets on port 80, IPv4 and IPv6,
     created inside netns (a socket stays in the namespace it was created
     in)."""
@@ -48,15 +49,28 @@ def listen_in(netns):
         s.setblocking(False)
         tcp.append(s)
         udp.append(u)
+        for port in more:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((any_addr, port))
+            s.listen(128)
+            s.setblocking(False)
+            tcp.append(s)
     return tcp, udp
 
 
 def main():
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
     listeners, udp = {}, {}
-    for arg in sys.argv[1:]:
+    args, more = sys.argv[1:], []
+    if args[:1] == ["--ports"]:
+        more = [int(p) for p in args[1].split(",") if p]
+        args = args[2:]
+    for arg in args:
         ns, _, name = arg.partition("=")
-        tcp, udps = listen_in(ns)
+        tcp, udps = listen_in(ns, more)
         listeners.update((s, name) for s in tcp)
         udp.update((u, name) for u in udps)
     libc = ctypes.CDLL(None, use_errno=True)

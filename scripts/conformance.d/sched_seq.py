@@ -44,9 +44,12 @@ The scenario, one step a line (# comments, blank lines skipped):
                           service whose mark covers every VIP : its port)
                           with ipvsadm's service options (-s -p -M -b -o)
   edit-service OPTS       -E, the same key
-  server N OPTS           -a: real server N (address N of --servers, port
-                          80, masquerading) with -w -x -y
-  edit N OPTS / delete N  -e / -d of real server N
+  server N[:PORT] OPTS    -a: real server N (address N of --servers, port
+                          80 or PORT, masquerading) with -w -x -y; the real
+                          servers listen on 80, and on 8000+K for the
+                          scenarios that give a port (0, the packet's)
+  edit N[:PORT] OPTS / delete N[:PORT]
+                          -e / -d of real server N
   conn CLIENTS [@VIPS] [keep] [xR]
                           for R rounds (default 1), for each client, for
                           each VIP (default 1): one TCP connection from
@@ -142,9 +145,9 @@ def service_json(opts):
     return spec
 
 
-def dest_json(addr, opts):
+def dest_json(addr, port, opts):
     """ipvsadm real-server options (-w -x -y -m) as a DestSpec."""
-    d, i = {"address": addr, "port": 80, "forward": {"method": "masq"}, "weight": 1}, 0
+    d, i = {"address": addr, "port": port, "forward": {"method": "masq"}, "weight": 1}, 0
     names = {"-w": "weight", "-x": "u_threshold", "-y": "l_threshold"}
     while i < len(opts):
         o = opts[i]
@@ -256,14 +259,14 @@ class Director:
             self.mark_rules(True)
         self.barrier()
 
-    def dest(self, op, n, opts):
+    def dest(self, op, n, port, opts):
         addr = self.servers[n - 1]
         if self.rvs_json():
             req = {"op": {"-a": "add-dest", "-e": "edit-dest", "-d": "delete-dest"}[op], "service": self.json_key()}
-            req["dest"] = {"address": addr, "port": 80} if op == "-d" else dest_json(addr, opts)
+            req["dest"] = {"address": addr, "port": port} if op == "-d" else dest_json(addr, port, opts)
             self.json(req)
         else:
-            argv = [op] + self.key() + ["-r", f"{sockaddr(addr)}:80"]
+            argv = [op] + self.key() + ["-r", f"{sockaddr(addr)}:{port}"]
             if op != "-d":
                 argv += ["-m"] + opts
             self.ipvsadm(argv, "real server")
@@ -405,10 +408,11 @@ def play(a, path, out):
             elif op in ("server", "edit", "delete"):
                 if not args:
                     raise Fail(f"{op} needs a server number")
-                srv = nums(args[0], len(d.servers), "server")
-                if len(srv) != 1:
-                    raise Fail(f"{op}: one server at a time")
-                d.dest({"server": "-a", "edit": "-e", "delete": "-d"}[op], srv[0], args[1:])
+                which, _, port = args[0].partition(":")
+                srv = nums(which, len(d.servers), "server")
+                if len(srv) != 1 or not (port or "80").isdigit():
+                    raise Fail(f"{op}: one server at a time, N or N:PORT")
+                d.dest({"server": "-a", "edit": "-e", "delete": "-d"}[op], srv[0], int(port or 80), args[1:])
             elif op == "conn":
                 d.flush()
                 if not args:
