@@ -544,7 +544,7 @@ def main():
         with open(os.path.join(a.out, name + ".rc"), "w") as f:
             f.write("0\n" if ok else "1\n")
         nconn = sum(1 for l in seq if l[:1].isdigit() or l[:1] == "~")
-        print(f"   {name:<12} {nconn:3d} connections, {time.monotonic() - t0:3.0f} s"
+        print(f"   {name:<15} {nconn:3d} connections, {time.monotonic() - t0:3.0f} s"
               + ("" if ok else f", FAILED: {seq[-1]}"), flush=True)
         bad += not ok
     return 1 if bad else 0
