@@ -24,9 +24,9 @@ publishes rules to its workers asynchronously, and `rvsadm -L -n -c` is
 answered by every worker after it took the newest rules. Fwmark services:
 the kernel's marks are iptables rules (--marks: an iptables-restore
 --noflush command line, run in the root namespace; --marks6: the same with
-ip6tables-restore); rvsadm has no -f yet,
-so on the rvs side the fwmark service, its real servers and the mark rules
-go to rvsd's socket (--sock) as JSON requests of the control protocol.
+ip6tables-restore); rvsadm has no -f yet, so on the rvs side the fwmark
+service, its real servers and the mark rules go to rvsd's socket (--sock)
+as JSON requests of the control protocol.
 
 The scenario, one step a line (# comments, blank lines skipped):
 
@@ -81,7 +81,8 @@ The scenario, one step a line (# comments, blank lines skipped):
 
 A sequence: the steps ("= STEP") and one line per connection, "NNN
 CLIENT:SPORT VIP:VPORT SERVER" (SERVER "-" when no server answered:
-refused or timed out), kept connections marked "keep". Lines starting with
+refused or timed out; "(saw:ADDR)" added when the server saw another
+client address), kept connections marked "keep". Lines starting with
 "~" are not compared (a randomised scheduler's picks). Status 0, or 1 when
 a step failed (an ipvsadm/rvsadm error, a bad line): the last line says
 what.
