@@ -81,6 +81,10 @@ pub mod flag {
     pub const MASQ: u8 = 1 << 5;
     /// Controlled by a persistence template.
     pub const CONTROLLED: u8 = 1 << 6;
+    /// The real server's port is the virtual one, whatever the real
+    /// server's: a persistent port-zero or fwmark service's connection (the
+    /// kernel's ip_vs_sched_persist keeps the packet's port there).
+    pub const VPORT: u8 = 1 << 7;
 }
 
 /// One connection: 64 bytes, one cache line.
@@ -123,6 +127,17 @@ impl Conn {
     #[inline]
     pub fn has(&self, f: u8) -> bool {
         self.flags & f != 0
+    }
+
+    /// The port at the real server, for a real server configured with
+    /// `dest_port` ([`real_port`], or the virtual port for [`flag::VPORT`]).
+    #[inline(always)]
+    pub fn real_port(&self, dest_port: u16) -> u16 {
+        if self.has(flag::VPORT) {
+            self.vport
+        } else {
+            real_port(dest_port, self.vport)
+        }
     }
     pub fn proto(&self) -> Protocol {
         if self.has(flag::UDP) {
@@ -611,8 +626,7 @@ impl ConnTable {
                 return false;
             }
             let (daddr, dport) = eps.endpoint(c.dest);
-            let dport = real_port(dport, c.vport);
-            daddr == t.src && dport == t.sport
+            daddr == t.src && c.real_port(dport) == t.sport
         } else {
             const K: u8 = flag::USED | flag::UDP | flag::V6;
             c.flags & K == flag::USED | t.kind()
@@ -858,7 +872,7 @@ impl ConnTable {
         self.index_remove(hash_key(&tin, false), i);
         if c.has(flag::MASQ) {
             let (daddr, dport) = eps.endpoint(c.dest);
-            let dport = real_port(dport, c.vport);
+            let dport = c.real_port(dport);
             let tout = Tuple {
                 src: daddr,
                 dst: c.caddr,

@@ -257,7 +257,8 @@ impl Engine {
             (ConnState::Tcp(new), self.tmo[new as usize])
         };
         let vaddr = conntable::ip_from16(c.vaddr, c.has(flag::V6));
-        let fwd = Forward::from_dest(Some(i), false, c.dest, d, vaddr, c.vport, state);
+        let dport = c.real_port(d.port);
+        let fwd = Forward::from_dest(Some(i), false, c.dest, d, dport, vaddr, c.vport, state);
         let o = (dir == StateDir::Output) as usize;
         d.pkts[o] += 1;
         d.bytes[o] += pkt.len as u64;
@@ -296,6 +297,7 @@ impl Engine {
             false,
             c.dest,
             d,
+            c.real_port(d.port),
             vaddr,
             c.vport,
             state,

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 
 use super::{ConnState, Engine};
 use crate::lb::conntable::{self, flag, DestEndpoints};
-use crate::lb::dest::real_port;
 use crate::lb::persist::TemplateInfo;
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::TcpState;
@@ -78,7 +77,7 @@ impl Engine {
     fn conn_info(&self, c: &conntable::Conn, now: Timestamp) -> ConnInfo {
         let v6 = c.has(flag::V6);
         let (daddr, dport) = self.slab.endpoint(c.dest);
-        let dport = real_port(dport, c.vport);
+        let dport = c.real_port(dport);
         ConnInfo {
             proto: Some(c.proto()),
             state: if c.has(flag::UDP) {

@@ -107,6 +107,15 @@ impl Engine {
             return Verdict::Drop(DropReason::NoDest);
         };
         let lc = self.lcore;
+        // A persistent port-zero or fwmark service: the connection keeps
+        // the packet's port whatever the real server's (the kernel's
+        // ip_vs_sched_persist, for a port other than the service's 0).
+        let keep_vport = tpl.is_some() && svc.cfg.key.port == 0 && pkt.dport != 0;
+        let rport = if keep_vport {
+            pkt.dport
+        } else {
+            real_port(d.port, pkt.dport)
+        };
         if pkt.proto == Protocol::Udp && svc.cfg.ops {
             // One-packet scheduling: forwarded, no connection kept.
             for st in [&cd.shared.stats, &cd.svc.stats] {
@@ -118,6 +127,7 @@ impl Engine {
                 true,
                 slot,
                 d,
+                rport,
                 pkt.dst,
                 pkt.dport,
                 ConnState::Udp,
@@ -129,7 +139,7 @@ impl Engine {
             let k = Tuple {
                 src: d.addr,
                 dst: t.src,
-                sport: real_port(d.port, pkt.dport),
+                sport: rport,
                 dport: t.sport,
                 udp: t.udp,
                 v6: t.v6,
@@ -153,6 +163,9 @@ impl Engine {
         }
         if tpl.is_some() {
             flags |= flag::CONTROLLED;
+        }
+        if keep_vport {
+            flags |= flag::VPORT;
         }
         let n = NewConn {
             tuple: p.tuple,

@@ -120,3 +120,44 @@ fn vips_of_marks_with_a_service() {
         vec![(ip("198.51.100.0"), 24)]
     );
 }
+
+/// A persistent port-zero or fwmark service keeps the packet's port at the
+/// real server, whatever port the real server was given (the kernel's
+/// ip_vs_sched_persist); without persistence the real server's port wins.
+#[test]
+fn persistent_port_zero_and_fwmark_services_keep_the_packets_port() {
+    let nat = |port| DestConfig::new(ip(RS1), port).masq();
+    for key in [
+        ServiceKey::fwmark(1, false),
+        ServiceKey::new(Protocol::Tcp, ip(VIP), 0),
+    ] {
+        let mut r = rules_with(
+            ServiceConfig::for_key(key)
+                .with_scheduler("rr")
+                .with_persistence(300, None),
+            &[nat(8080)],
+        );
+        r.add_mark(mark(Protocol::Tcp, VIP, 32, (0, 65535), 1))
+            .unwrap();
+        let mut e = engine(&r, 64);
+        let a = fwd(e.process(&to(tcp_in(client(1), 1000, SYN), VIP, 443), Timestamp::ZERO));
+        assert_eq!((a.daddr, a.dport), (ip(RS1), 443), "{key}");
+        // Its replies come from that port and find the connection.
+        let reply = tcp_out(ip(RS1), 443, client(1), 1000, SYNACK);
+        assert_eq!(fwd(e.process(&reply, Timestamp(1))).dport, 443, "{key}");
+        assert_eq!(
+            e.list_conns(Timestamp(1))[0].dest,
+            "10.0.0.1:443".parse().unwrap()
+        );
+    }
+    // Not persistent: the real server's port.
+    let mut r = rules_with(
+        ServiceConfig::for_key(ServiceKey::fwmark(1, false)).with_scheduler("rr"),
+        &[nat(8080)],
+    );
+    r.add_mark(mark(Protocol::Tcp, VIP, 32, (0, 65535), 1))
+        .unwrap();
+    let mut e = engine(&r, 64);
+    let a = fwd(e.process(&to(tcp_in(client(1), 1000, SYN), VIP, 443), Timestamp::ZERO));
+    assert_eq!(a.dport, 8080);
+}
