@@ -312,16 +312,20 @@ impl DestShared {
         self.available.store(false, Relaxed);
     }
 
-    /// Apply an edit (`-e`): weight and thresholds. As the kernel, a removed
-    /// or raised upper threshold clears the overload flag.
+    /// Apply an edit (`-e`): weight and thresholds. An edit that changes a
+    /// threshold recomputes the overload flag at once, as the kernel does
+    /// since "ipvs: properly update the overload flag on dest edit" (in
+    /// Debian's 6.1): overloaded if the connections reach the new upper
+    /// threshold, cleared only below the new lower one.
     pub(crate) fn update(&self, cfg: &DestConfig) {
         self.weight.store(cfg.weight, Relaxed);
-        let old_u = self.u_threshold.load(Relaxed);
-        if cfg.u_threshold == 0 || cfg.u_threshold > old_u {
-            self.overloaded.store(false, Relaxed);
-        }
+        let changed = self.thresholds() != (cfg.u_threshold, cfg.l_threshold);
         self.u_threshold.store(cfg.u_threshold, Relaxed);
         self.l_threshold.store(cfg.l_threshold, Relaxed);
+        if changed {
+            self.check_overload();
+            self.check_underload();
+        }
     }
 
     fn total(&self) -> u64 {
@@ -596,10 +600,21 @@ mod tests {
         assert!(!d.overloaded());
         d.bind_conn(false);
         assert!(d.overloaded());
-        // Raising the upper threshold clears it, as the kernel's edit does.
+        // Raising the upper threshold clears it once the connections are
+        // below the new lower threshold (3/4 of 10 here).
         d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(10, 0));
         assert!(!d.overloaded());
-        // Lowering it does not clear; the next bind sets it again.
+        // Lowering it to the current count overloads at once.
+        d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(1, 0));
+        assert!(d.overloaded());
+        // Two connections; raised to 5 with a lower threshold of 2: 2 is not
+        // below 2, still overloaded; the same thresholds again change nothing.
+        d.bind_conn(false);
+        d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(5, 2));
+        assert!(d.overloaded());
+        d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(5, 2));
+        assert!(d.overloaded());
+        d.unbind_conn(false);
         d.update(&DestConfig::new(ip("10.0.0.1"), 80).with_thresholds(1, 0));
         d.bind_conn(false);
         assert!(d.overloaded());
