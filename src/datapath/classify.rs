@@ -82,6 +82,7 @@ impl<B: PacketBuf> Datapath<B> {
                     }
                 }
                 Verdict::Drop(r) => out[i] = Outcome::Drop(*r),
+                Verdict::Refuse => out[i] = self.refuse(port, &mut bufs[i], h),
             }
         }
     }
@@ -162,6 +163,7 @@ impl<B: PacketBuf> Datapath<B> {
         match self.engine.process(&pkt, now) {
             Verdict::Forward(f) => self.forward(port, buf, h, &f, dir),
             Verdict::Drop(r) => Outcome::Drop(r),
+            Verdict::Refuse => self.refuse(port, buf, h),
         }
     }
 

@@ -104,6 +104,15 @@ impl Forward {
 pub enum Verdict {
     Forward(Forward),
     Drop(DropReason),
+    /// A packet that may open a connection, to a service, but no real
+    /// server can take it (none, all at weight 0 or over their upper
+    /// threshold, the scheduler's own refusal): the kernel's `ip_vs_leave`.
+    /// The client is to be answered with ICMP port unreachable (TCP and
+    /// UDP alike: no TCP stack is there to reset), the packet dropped, as
+    /// [`DropReason::NoDest`] when no error may be sent. Nothing was
+    /// created or counted. The cases the kernel drops without an error
+    /// (a TCP segment other than a SYN, a full table) stay [`Verdict::Drop`].
+    Refuse,
 }
 
 /// Per-lcore engine counters, readable from other threads.

@@ -459,7 +459,7 @@ fn thresholds_steer_scheduling() {
     // Both overloaded: nothing available.
     assert_eq!(
         e.process(&tcp_in(client(3), 1, SYN), Timestamp::ZERO),
-        Verdict::Drop(DropReason::NoDest)
+        Verdict::Refuse
     );
     // One connection closes and expires: its server is available again.
     fwd(e.process(&tcp_in(client(1), 1, ACK), Timestamp(1)));
