@@ -70,20 +70,32 @@ impl<B: PacketBuf> Datapath<B> {
             // Each arm stores into out[i] itself: a shared temporary copied
             // out with wide loads after narrow stores stalls on store
             // forwarding (see forward_direct).
-            match &verdicts[k] {
-                Verdict::Forward(f) => {
-                    let dir = pkts[k].dir;
-                    match self.forward_direct(&mut bufs[i], h, f, dir) {
-                        Some(p) => out[i] = Outcome::Tx(p),
-                        None => {
-                            out[i] = self.forward_with_env(port, &mut bufs[i], h, f, dir);
-                            self.note_hold(i, out[i]);
-                        }
+            if let Verdict::Forward(f) = &verdicts[k] {
+                let dir = pkts[k].dir;
+                match self.forward_direct(&mut bufs[i], h, f, dir) {
+                    Some(p) => out[i] = Outcome::Tx(p),
+                    None => {
+                        out[i] = self.forward_with_env(port, &mut bufs[i], h, f, dir);
+                        self.note_hold(i, out[i]);
                     }
                 }
-                Verdict::Drop(r) => out[i] = Outcome::Drop(*r),
-                Verdict::Refuse => out[i] = self.refuse(port, &mut bufs[i], h),
+            } else {
+                out[i] = self.not_forwarded(port, &mut bufs[i], h, verdicts[k]);
             }
+        }
+    }
+
+    /// A verdict other than [`Verdict::Forward`]: a drop, or a refusal
+    /// answered with port unreachable. Out of the burst loop, whose every
+    /// instruction the forwarded frames pay.
+    #[cold]
+    #[inline(never)]
+    fn not_forwarded(&mut self, port: PortIndex, buf: &mut B, h: &Headers, v: Verdict) -> Outcome {
+        match v {
+            // Not called for it.
+            Verdict::Forward(_) => Outcome::Drop(DropReason::NoService),
+            Verdict::Drop(r) => Outcome::Drop(r),
+            Verdict::Refuse => self.refuse(port, buf, h),
         }
     }
 
