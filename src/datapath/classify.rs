@@ -64,6 +64,10 @@ impl<B: PacketBuf> Datapath<B> {
         let mut verdicts = [Verdict::Drop(DropReason::NoService); BURST];
         self.engine
             .process_burst(&pkts[..n], now, &mut verdicts[..n]);
+        // Refusals are answered after the loop: the loop's every
+        // instruction is paid by each forwarded frame, and a refusal needs
+        // the frame and its headers, which would be kept at hand for it.
+        let mut refused = false;
         for k in 0..n {
             let i = idx[k] as usize;
             let h = &heads[i];
@@ -80,22 +84,17 @@ impl<B: PacketBuf> Datapath<B> {
                     }
                 }
             } else {
-                out[i] = self.not_forwarded(port, &mut bufs[i], h, verdicts[k]);
+                out[i] = dropped(&verdicts[k]);
+                refused |= verdicts[k] == Verdict::Refuse;
             }
         }
-    }
-
-    /// A verdict other than [`Verdict::Forward`]: a drop, or a refusal
-    /// answered with port unreachable. Out of the burst loop, whose every
-    /// instruction the forwarded frames pay.
-    #[cold]
-    #[inline(never)]
-    fn not_forwarded(&mut self, port: PortIndex, buf: &mut B, h: &Headers, v: Verdict) -> Outcome {
-        match v {
-            // Not called for it.
-            Verdict::Forward(_) => Outcome::Drop(DropReason::NoService),
-            Verdict::Drop(r) => Outcome::Drop(r),
-            Verdict::Refuse => self.refuse(port, buf, h),
+        if refused {
+            for k in 0..n {
+                if verdicts[k] == Verdict::Refuse {
+                    let i = idx[k] as usize;
+                    out[i] = self.refuse(port, &mut bufs[i], &heads[i]);
+                }
+            }
         }
     }
 
@@ -254,6 +253,16 @@ impl<B: PacketBuf> Datapath<B> {
             Some(f) => self.forward(port, buf, h, &f, dir),
             None => Outcome::Drop(DropReason::NoConnection),
         }
+    }
+}
+
+/// A verdict's outcome when it is not to forward: its drop (a refusal's,
+/// `NoDest`, when it cannot be answered; see [`Datapath::refuse`]).
+#[inline(always)]
+fn dropped(v: &Verdict) -> Outcome {
+    match v {
+        Verdict::Drop(r) => Outcome::Drop(*r),
+        _ => Outcome::Drop(DropReason::NoDest),
     }
 }
 
