@@ -62,38 +62,54 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         let mut verdicts = [Verdict::Drop(DropReason::NoService); BURST];
+        let refused = self.engine.counters().refused();
         self.engine
             .process_burst(&pkts[..n], now, &mut verdicts[..n]);
-        // Refusals are answered after the loop: the loop's every
-        // instruction is paid by each forwarded frame, and a refusal needs
-        // the frame and its headers, which would be kept at hand for it.
-        let mut refused = false;
         for k in 0..n {
             let i = idx[k] as usize;
             let h = &heads[i];
             // Each arm stores into out[i] itself: a shared temporary copied
             // out with wide loads after narrow stores stalls on store
             // forwarding (see forward_direct).
-            if let Verdict::Forward(f) = &verdicts[k] {
-                let dir = pkts[k].dir;
-                match self.forward_direct(&mut bufs[i], h, f, dir) {
-                    Some(p) => out[i] = Outcome::Tx(p),
-                    None => {
-                        out[i] = self.forward_with_env(port, &mut bufs[i], h, f, dir);
-                        self.note_hold(i, out[i]);
+            match &verdicts[k] {
+                Verdict::Forward(f) => {
+                    let dir = pkts[k].dir;
+                    match self.forward_direct(&mut bufs[i], h, f, dir) {
+                        Some(p) => out[i] = Outcome::Tx(p),
+                        None => {
+                            out[i] = self.forward_with_env(port, &mut bufs[i], h, f, dir);
+                            self.note_hold(i, out[i]);
+                        }
                     }
                 }
-            } else {
-                out[i] = dropped(&verdicts[k]);
-                refused |= verdicts[k] == Verdict::Refuse;
+                v => out[i] = dropped(v),
             }
         }
-        if refused {
-            for k in 0..n {
-                if verdicts[k] == Verdict::Refuse {
-                    let i = idx[k] as usize;
-                    out[i] = self.refuse(port, &mut bufs[i], &heads[i]);
-                }
+        // Refusals are answered after the loop, when the engine counted
+        // some: every instruction of the loop is paid by each forwarded
+        // frame, and answering needs the frame and its headers at hand.
+        if self.engine.counters().refused() != refused {
+            self.answer_refusals(port, bufs, heads, &verdicts[..n], &idx[..n], out);
+        }
+    }
+
+    /// The frames of a burst the engine refused ([`Verdict::Refuse`]):
+    /// answered with port unreachable ([`Datapath::refuse`]).
+    #[cold]
+    #[inline(never)]
+    fn answer_refusals(
+        &mut self,
+        port: PortIndex,
+        bufs: &mut [B],
+        heads: &[Headers],
+        verdicts: &[Verdict],
+        idx: &[u8],
+        out: &mut [Outcome],
+    ) {
+        for (v, &i) in verdicts.iter().zip(idx) {
+            if *v == Verdict::Refuse {
+                let i = i as usize;
+                out[i] = self.refuse(port, &mut bufs[i], &heads[i]);
             }
         }
     }

@@ -464,6 +464,10 @@ fn vlan_datapath() -> Datapath<VecBuf> {
         crate::wire::EthernetAddress([2, 0, 0, 0, 0x13, 0x13]),
     );
     neigh.add_static(2, ip("10.0.0.1"), crate::wire::EthernetAddress(PEER));
+    // And UDP VIP:55 without a real server.
+    rules
+        .add_service(ServiceConfig::new(Protocol::Udp, vip(), 55))
+        .unwrap();
     super::fuzzkit::datapath_of(&rules, net, routes, &mut neigh, vec![PortIndex(2)])
 }
 
@@ -535,6 +539,12 @@ fn vlans_in_and_out() {
     );
     let (o, f) = decide(&mut b, 1, tagged(&a, 20));
     assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(0)), Some(10)));
+    // A service without real servers: port unreachable, back in VLAN 10.
+    let q55 = eth(CLI_MAC.0, 0x0800, &ipv4(cl, vip(), 17, &udp(3333, 55), 0));
+    let (o, f) = decide(&mut b, 0, tagged(&q55, 10));
+    assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(0)), Some(10)));
+    let h = parse_frame(&f).unwrap();
+    assert_eq!((h.src, h.icmp_type, &f[18 + 20 + 1]), (vip(), 3, &3));
     // Untagged (or priority-tagged) on the VLAN-only port, another VLAN,
     // the real servers' VLAN on the client port: refused.
     for (port, f) in [

@@ -116,10 +116,14 @@ impl Engine {
     #[inline(never)]
     fn process_other(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         // A drop is counted once, by whoever ends the frame (the worker).
-        match pkt.dir {
+        let v = match pkt.dir {
             Direction::In => self.inbound(pkt, p, now),
             Direction::Out => self.outbound(pkt, p, now),
+        };
+        if v == Verdict::Refuse {
+            bump(&self.counters.refused);
         }
+        v
     }
 
     fn outbound(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {

@@ -122,6 +122,7 @@ pub struct EngineCounters {
     pub(super) expired: AtomicU64,
     pub(super) rescheduled: AtomicU64,
     pub(super) embryonic_evicted: AtomicU64,
+    pub(super) refused: AtomicU64,
 }
 
 #[inline]
@@ -142,6 +143,11 @@ impl EngineCounters {
     /// Connections gone (timed out or expired early).
     pub fn expired(&self) -> u64 {
         self.expired.load(Relaxed)
+    }
+    /// New connections refused: no real server could take them
+    /// ([`Verdict::Refuse`]).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
     }
     /// Connections expired early so that a new one could be scheduled
     /// (conn_reuse_mode, expire_nodest_conn).
