@@ -62,7 +62,6 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         let mut verdicts = [Verdict::Drop(DropReason::NoService); BURST];
-        let refused = self.engine.counters().refused();
         self.engine
             .process_burst(&pkts[..n], now, &mut verdicts[..n]);
         for k in 0..n {
@@ -86,9 +85,12 @@ impl<B: PacketBuf> Datapath<B> {
             }
         }
         // Refusals are answered after the loop, when the engine counted
-        // some: every instruction of the loop is paid by each forwarded
-        // frame, and answering needs the frame and its headers at hand.
-        if self.engine.counters().refused() != refused {
+        // new ones: every instruction of the loop is paid by each
+        // forwarded frame, and answering needs the frame and its headers
+        // at hand.
+        let refused = self.engine.counters().refused();
+        if refused != self.refused_seen {
+            self.refused_seen = refused;
             self.answer_refusals(port, bufs, heads, &verdicts[..n], &idx[..n], out);
         }
     }

@@ -185,6 +185,8 @@ pub struct Datapath<B> {
     /// New connections refused with port unreachable, or not for the
     /// rate limits.
     refusals: Refusals,
+    /// The engine's count of refusals when the last burst was decided.
+    refused_seen: u64,
     /// The time of the burst being decided.
     now: Timestamp,
     /// VIPs announced (gratuitous ARP / unsolicited NA) by worker 0.
@@ -234,6 +236,7 @@ impl<B: PacketBuf> Datapath<B> {
             next_publish: Timestamp::ZERO,
             icmp_limit: net::IcmpLimiter::new(net::IcmpLimitConfig::default()),
             refusals: Refusals::default(),
+            refused_seen: 0,
             now: Timestamp::ZERO,
             announced: ahash::AHashSet::default(),
             next_announce: Timestamp::ZERO,
