@@ -181,11 +181,10 @@ impl<B: PacketBuf> Datapath<B> {
     /// ICMP port unreachable from the VIP (the packet's destination, as the
     /// kernel's `icmp_send` answers for a local address) back out the
     /// interface it came in on, within the worker's ICMP rate limits. Held
-    /// back by them: dropped as `IcmpRateLimited`, unbuilt; about a packet
-    /// no error may answer: dropped as `NoDest`. Out of line: under a SYN
-    /// flood to a service whose real servers are all at weight 0, this is
-    /// the path every frame takes, and it must stay cheap, but it is never
-    /// the forwarding path's.
+    /// back by them: dropped as `IcmpRateLimited`, unbuilt (a SYN flood at
+    /// a service whose real servers are all at weight 0 takes this path
+    /// with every frame); about a packet no error may answer: dropped as
+    /// `NoDest`. Cold: never a forwarded frame's path.
     #[cold]
     #[inline(never)]
     pub(super) fn refuse(&mut self, in_port: PortIndex, buf: &mut B, h: &Headers) -> Outcome {

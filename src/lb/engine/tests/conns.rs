@@ -828,6 +828,7 @@ fn refused_when_no_real_server_can_take_it() {
         ]
     );
     assert_eq!((e.conn_count(), e.counters().created()), (0, 0));
+    assert_eq!(e.counters().refused(), 3);
     for rs in [RS1, RS2] {
         assert_eq!(counts(&r, &tkey(), rs), (0, 0, 0));
     }
