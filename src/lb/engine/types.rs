@@ -109,9 +109,11 @@ pub enum Verdict {
     /// threshold, the scheduler's own refusal): the kernel's `ip_vs_leave`.
     /// The client is to be answered with ICMP port unreachable (TCP and
     /// UDP alike: no TCP stack is there to reset), the packet dropped, as
-    /// [`DropReason::NoDest`] when no error may be sent. Nothing was
-    /// created or counted. The cases the kernel drops without an error
-    /// (a TCP segment other than a SYN, a full table) stay [`Verdict::Drop`].
+    /// [`DropReason::NoDest`] when no error may be sent. No connection or
+    /// template was made, no statistic counted but
+    /// [`EngineCounters::refused`]. The cases the kernel drops without an
+    /// error (a TCP segment other than a SYN, a full table) stay
+    /// [`Verdict::Drop`].
     Refuse,
 }
 
