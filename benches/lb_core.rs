@@ -271,6 +271,7 @@ fn establish(e: &mut Engine, n: u32, now: Timestamp) -> Vec<u8> {
                         }
                     }
                     Verdict::Drop(r) => panic!("setup packet dropped: {r:?}"),
+                    Verdict::Refuse => panic!("setup packet refused"),
                 }
             }
             i += m;

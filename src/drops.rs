@@ -88,7 +88,7 @@ drop_reasons! {
     NoConnection = "no_connection",
     /// A TCP segment without a connection that is not a SYN.
     NotSyn = "not_syn",
-    /// The scheduler found no available real server.
+    /// The scheduler found no available real server, and no ICMP port unreachable may answer the packet (answered ones leave as the answer: `icmp.port_unreachable`).
     NoDest = "no_dest",
     /// The connection table is full.
     TableFull = "table_full",
@@ -136,7 +136,7 @@ drop_reasons! {
     TooBig = "too_big",
     /// To be fragmented or reassembled, but no buffer for it or too many packets waiting (the packet or datagram is dropped whole).
     FragNoBuffer = "frag_no_buffer",
-    /// An ICMP error was due (time exceeded, fragmentation needed, packet too big) and the rate limits held it back.
+    /// An ICMP error was due (time exceeded, fragmentation needed, packet too big, port unreachable) and the rate limits held it back.
     IcmpRateLimited = "icmp_rate_limited",
     /// Neither headroom nor tailroom for the new headers.
     NoRoom = "no_room",

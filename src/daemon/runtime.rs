@@ -134,6 +134,14 @@ impl Runtime for DaemonRuntime {
             "lb.embryonic_evicted".into(),
             gauge(|g| &g.embryonic_evicted),
         );
+        m.insert(
+            "icmp.port_unreachable".into(),
+            gauge(|g| &g.port_unreachable),
+        );
+        m.insert(
+            "icmp.port_unreachable_limited".into(),
+            gauge(|g| &g.port_unreachable_limited),
+        );
         m.insert("neigh.learn_dropped".into(), gauge(|g| &g.learn_dropped));
         let l = &self.listener;
         m.insert(

@@ -81,7 +81,37 @@ impl<B: PacketBuf> Datapath<B> {
                         }
                     }
                 }
-                Verdict::Drop(r) => out[i] = Outcome::Drop(*r),
+                v => out[i] = dropped(v),
+            }
+        }
+        // Refusals are answered after the loop, when the engine counted
+        // new ones: every instruction of the loop is paid by each
+        // forwarded frame, and answering needs the frame and its headers
+        // at hand.
+        let refused = self.engine.counters().refused();
+        if refused != self.refused_seen {
+            self.refused_seen = refused;
+            self.answer_refusals(port, bufs, heads, &verdicts[..n], &idx[..n], out);
+        }
+    }
+
+    /// The frames of a burst the engine refused ([`Verdict::Refuse`]):
+    /// answered with port unreachable ([`Datapath::refuse`]).
+    #[cold]
+    #[inline(never)]
+    fn answer_refusals(
+        &mut self,
+        port: PortIndex,
+        bufs: &mut [B],
+        heads: &[Headers],
+        verdicts: &[Verdict],
+        idx: &[u8],
+        out: &mut [Outcome],
+    ) {
+        for (v, &i) in verdicts.iter().zip(idx) {
+            if *v == Verdict::Refuse {
+                let i = i as usize;
+                out[i] = self.refuse(port, &mut bufs[i], &heads[i]);
             }
         }
     }
@@ -162,6 +192,7 @@ impl<B: PacketBuf> Datapath<B> {
         match self.engine.process(&pkt, now) {
             Verdict::Forward(f) => self.forward(port, buf, h, &f, dir),
             Verdict::Drop(r) => Outcome::Drop(r),
+            Verdict::Refuse => self.refuse(port, buf, h),
         }
     }
 
@@ -240,6 +271,16 @@ impl<B: PacketBuf> Datapath<B> {
             Some(f) => self.forward(port, buf, h, &f, dir),
             None => Outcome::Drop(DropReason::NoConnection),
         }
+    }
+}
+
+/// A verdict's outcome when it is not to forward: its drop (a refusal's,
+/// `NoDest`, when it cannot be answered; see [`Datapath::refuse`]).
+#[inline(always)]
+fn dropped(v: &Verdict) -> Outcome {
+    match v {
+        Verdict::Drop(r) => Outcome::Drop(*r),
+        _ => Outcome::Drop(DropReason::NoDest),
     }
 }
 

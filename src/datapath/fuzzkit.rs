@@ -12,6 +12,9 @@
 //! - no panic (overflow checks on, under `cargo fuzz`);
 //! - every frame that leaves (forwarded, answered, released after a hold,
 //!   or made by a worker) parses again and goes out of a port that exists;
+//! - a TCP or UDP frame that leaves as an ICMP error (time exceeded, too
+//!   big, port unreachable: one the worker made in its place) goes back to
+//!   its sender, out of the port it came in on;
 //! - a frame handed to its owner is not handed on again;
 //! - every worker's tally balances, and the frames it says it holds are the
 //!   frames it holds;
@@ -50,7 +53,10 @@
 //!   :443 wlc persistent 300 s to 10.1.0.11 (NAT) and 10.1.0.12 (DR), UDP
 //!   :53 lc to 10.1.0.13 (NAT), UDP :54 to 10.2.0.13:53 (NAT, VLAN 7); TCP [2001:db8::100]:80 to
 //!   [fd00:1::11]:8080 (NAT), UDP [2001:db8::100]:53 to [fd00:1::13] (NAT),
-//!   TCP [2001:db8::100]:82 to fd00:1::15 (GRE);
+//!   TCP [2001:db8::100]:82 to fd00:1::15 (GRE); and two services no new
+//!   connection gets into (answered with port unreachable): TCP :84 to
+//!   10.1.0.17 (DR) at weight 0, UDP [2001:db8::100]:55 without real
+//!   servers;
 //! - configuration B, made from A by rvsadm's edits (and back): A without
 //!   the :81 service, 10.1.0.14 at weight 0, and TCP 10.0.0.101:80 to
 //!   10.1.0.11:8080 (NAT);
@@ -82,7 +88,7 @@ use crate::net::{
 use crate::rss::{OwnerMap, Reta, DEFAULT_KEY};
 use crate::wire::buf::{PacketBuf, VecBuf};
 use crate::wire::parse::parse_frame;
-use crate::wire::EthernetAddress;
+use crate::wire::{EthernetAddress, IpProtocol};
 
 /// The client-facing port's MAC (port 0).
 pub const CLI_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xfe]);
@@ -255,6 +261,12 @@ fn fuzz_rules() -> Rules {
         ServiceConfig::new(tcp, v6, 82),
         &[DestConfig::new(ip("fd00:1::15"), 82).with_fwd(tun(TunType::Gre, TunCsum::NoCsum, 0))],
     );
+    add(
+        &mut r,
+        ServiceConfig::new(tcp, v4, 84),
+        &[DestConfig::new(ip("10.1.0.17"), 84).with_weight(0)],
+    );
+    add(&mut r, ServiceConfig::new(udp, v6, 55), &[]);
     r
 }
 
@@ -441,10 +453,31 @@ impl Sim {
             self.tallies[w].rx += n as u64;
         }
         let now = self.now;
+        // Each TCP/UDP frame's sender, to check the errors made in its place.
+        let senders: Vec<Option<IpAddr>> = bufs
+            .iter()
+            .map(|b| {
+                parse_frame(b.data())
+                    .ok()
+                    .filter(|h| matches!(h.protocol, IpProtocol::TCP | IpProtocol::UDP))
+                    .map(|h| h.src)
+            })
+            .collect();
         self.workers[w].process_burst(port, &mut bufs, now, &mut out[..n]);
         for (i, b) in bufs.into_iter().enumerate() {
             match out[i] {
-                Outcome::Tx(p) => self.send(w, p, &b),
+                Outcome::Tx(p) => {
+                    if let (Some(src), Ok(h)) = (senders[i], parse_frame(b.data())) {
+                        if h.is_icmp_error() {
+                            assert_eq!(
+                                (p, h.dst),
+                                (port, src),
+                                "worker {w}: an error made for a frame from {src} on {port:?}"
+                            );
+                        }
+                    }
+                    self.send(w, p, &b)
+                }
                 Outcome::Hold => {
                     if let Err(e) = parse_frame(b.data()) {
                         panic!(
@@ -653,6 +686,9 @@ pub struct Summary {
     /// Held at some point.
     pub held: u64,
     pub originated: u64,
+    /// New connections refused: answered with port unreachable, or not
+    /// for the rate limits.
+    pub refused: u64,
 }
 
 /// Runs one input (see the module's documentation); panics on a broken
@@ -700,6 +736,10 @@ pub fn fuzz_one(data: &[u8]) -> Summary {
         sum.originated += t.originated;
     }
     sum.held = sim.ever_held;
+    for d in &sim.workers {
+        let r = d.refusals();
+        sum.refused += r.answered + r.rate_limited;
+    }
     sum
 }
 
@@ -775,6 +815,39 @@ mod tests {
                 run(&std::fs::read(&path).unwrap());
             }
         }
+    }
+
+    /// New connections to the services that take none: SYNs to TCP :84
+    /// (its real server at weight 0) from one client on both workers, a
+    /// UDP datagram to [2001:db8::100]:55 (none): answered (the rules
+    /// above hold: back to the sender, by the port they came in on), then
+    /// held back by the rate limits; each counted once.
+    #[test]
+    fn refusals_go_back_to_the_sender() {
+        use crate::lb::forward::testutil::Pkt;
+        let peer = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let on_port0 = |p: Pkt| {
+            p.with(|p| {
+                p.dst_mac = CLI_MAC;
+                p.src_mac = peer;
+            })
+            .frame()
+        };
+        let mut input = Vec::new();
+        for k in 0..10u16 {
+            let mut f = on_port0(Pkt::tcp(ip("192.0.2.7"), 3000 + k, vip(), 84));
+            let mut t = crate::wire::tcp::Packet::new_unchecked(&mut f[14 + 20..]);
+            t.set_flags(crate::wire::tcp::Flags::SYN);
+            t.fill_checksum(&ip("192.0.2.7"), &vip());
+            record(&mut input, 0, (k & 1) as u8, false, 0, 0, &f);
+        }
+        let f = on_port0(Pkt::udp(ip("2001:db8:7::7"), 5353, ip("2001:db8::100"), 55));
+        record(&mut input, 0, 0, true, 0, 0, &f);
+        let s = fuzz_one(&input);
+        assert_eq!(s.refused, 11, "{s:?}");
+        // Six per worker for 192.0.2.7, one for the IPv6 client; the SYNs
+        // owned by the other worker are handed to it first.
+        assert!(s.tx >= 7 && s.tx <= 11, "{s:?}");
     }
 
     /// The empty input, garbage, and the configuration builds.

@@ -45,6 +45,12 @@ pub struct Gauges {
     pub learn_dropped: AtomicU64,
     /// Handshakes given up for new connections in a full table.
     pub embryonic_evicted: AtomicU64,
+    /// New connections no real server could take, answered with ICMP port
+    /// unreachable ([`super::Refusals::answered`]).
+    pub port_unreachable: AtomicU64,
+    /// The same, left unanswered by the ICMP rate limits
+    /// ([`super::Refusals::rate_limited`]).
+    pub port_unreachable_limited: AtomicU64,
 }
 
 /// A worker's channels to and from the control thread.
@@ -191,6 +197,10 @@ impl<B: PacketBuf> Datapath<B> {
                 self.engine.counters().embryonic_evicted(),
                 Ordering::Relaxed,
             );
+            g.port_unreachable
+                .store(self.refusals.answered, Ordering::Relaxed);
+            g.port_unreachable_limited
+                .store(self.refusals.rate_limited, Ordering::Relaxed);
         }
     }
 }

@@ -9,7 +9,9 @@
 //!   discovery, ping and traffic to our own addresses go to [`crate::net`];
 //!   ICMP errors find their connection from the quoted packet.
 //! - [`route`]: the rewrite ([`crate::lb::forward`]) toward the egress port
-//!   and next hop from the route table and the neighbour snapshot.
+//!   and next hop from the route table and the neighbour snapshot; a new
+//!   connection no real server can take goes back to its client as ICMP
+//!   port unreachable (rate limited).
 //! - [`neighbours`]: a frame whose next hop's MAC is unknown is held, an
 //!   ARP request / solicitation goes out, and the frame leaves when the
 //!   neighbour snapshot knows the MAC (or is dropped when it never does).
@@ -72,6 +74,18 @@ pub enum Outcome {
     Hold,
     /// Free it; count it under this reason.
     Drop(DropReason),
+}
+
+/// New connections a worker refused because no real server could take
+/// them ([`crate::lb::engine::Verdict::Refuse`]), by what became of them
+/// (those no error may answer are `drop.no_dest`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Answered with ICMP port unreachable (the frame left as the error).
+    pub answered: u64,
+    /// Unanswered: the ICMP rate limits held the error back (the frame is
+    /// also `drop.icmp_rate_limited`).
+    pub rate_limited: u64,
 }
 
 /// Why a frame was given back with [`Outcome::Hold`].
@@ -168,6 +182,11 @@ pub struct Datapath<B> {
     next_publish: Timestamp,
     /// The ICMP errors this worker may send.
     icmp_limit: net::IcmpLimiter,
+    /// New connections refused with port unreachable, or not for the
+    /// rate limits.
+    refusals: Refusals,
+    /// The engine's count of refusals when the last burst was decided.
+    refused_seen: u64,
     /// The time of the burst being decided.
     now: Timestamp,
     /// VIPs announced (gratuitous ARP / unsolicited NA) by worker 0.
@@ -216,6 +235,8 @@ impl<B: PacketBuf> Datapath<B> {
             next_housekeeping: Timestamp::ZERO,
             next_publish: Timestamp::ZERO,
             icmp_limit: net::IcmpLimiter::new(net::IcmpLimitConfig::default()),
+            refusals: Refusals::default(),
+            refused_seen: 0,
             now: Timestamp::ZERO,
             announced: ahash::AHashSet::default(),
             next_announce: Timestamp::ZERO,
@@ -260,6 +281,11 @@ impl<B: PacketBuf> Datapath<B> {
     pub fn with_links(mut self, links: Links) -> Self {
         self.links = Some(links);
         self
+    }
+
+    /// The new connections this worker refused so far.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals
     }
 
     pub fn engine(&self) -> &Engine {

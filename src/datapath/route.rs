@@ -1,6 +1,7 @@
 //! Where a decided frame goes: the hop (egress port, next hop, its MAC)
 //! from the cache, route table and neighbour snapshot, then the rewrite
-//! ([`crate::lb::forward`]) for it.
+//! ([`crate::lb::forward`]) for it; or, for a new connection no real server
+//! can take, back to the client as port unreachable.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -8,7 +9,7 @@ use super::{Datapath, Fragment, HoldFor, Hop, HopCache, Outcome};
 use crate::drops::DropReason;
 use crate::ids::PortIndex;
 use crate::lb::engine::{self, Direction};
-use crate::lb::forward::{self, Applied, Env};
+use crate::lb::forward::{self, icmp, Applied, Env, Reply};
 use crate::net::{Iface, NeighSnapshot, NetConfig, RouteTable};
 use crate::wire::buf::PacketBuf;
 use crate::wire::parse::Headers;
@@ -169,6 +170,52 @@ impl<B: PacketBuf> Datapath<B> {
                 } else {
                     Outcome::Drop(DropReason::IcmpRateLimited)
                 }
+            }
+            Err(e) => Outcome::Drop(e),
+        }
+    }
+}
+
+impl<B: PacketBuf> Datapath<B> {
+    /// A new connection no real server can take ([`engine::Verdict::Refuse`]):
+    /// ICMP port unreachable from the VIP (the packet's destination, as the
+    /// kernel's `icmp_send` answers for a local address) back out the
+    /// interface it came in on, within the worker's ICMP rate limits. Held
+    /// back by them: dropped as `IcmpRateLimited`, unbuilt (a SYN flood at
+    /// a service whose real servers are all at weight 0 takes this path
+    /// with every frame); about a packet no error may answer: dropped as
+    /// `NoDest`. Cold: never a forwarded frame's path.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn refuse(&mut self, in_port: PortIndex, buf: &mut B, h: &Headers) -> Outcome {
+        let (reply_v4, reply_v6) = match h.dst {
+            IpAddr::V4(a) => (a, Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(a) => (Ipv4Addr::UNSPECIFIED, a),
+        };
+        // What generating an error reads: its source and the IP id (the
+        // MACs are the frame's, swapped).
+        let env = Env {
+            local_v4: Ipv4Addr::UNSPECIFIED,
+            local_v6: Ipv6Addr::UNSPECIFIED,
+            reply_v4,
+            reply_v6,
+            src_mac: EthernetAddress([0; 6]),
+            dst_mac: EthernetAddress([0; 6]),
+            mtu: 0,
+            refragment: false,
+            ip_id: &self.ip_id,
+        };
+        if !icmp::may_answer(buf.data(), h, &env, Reply::PortUnreachable) {
+            return Outcome::Drop(DropReason::NoDest);
+        }
+        if !self.icmp_limit.allow(&h.src, self.now) {
+            self.refusals.rate_limited += 1;
+            return Outcome::Drop(DropReason::IcmpRateLimited);
+        }
+        match icmp::port_unreachable(buf, h, &env) {
+            Ok(_) => {
+                self.refusals.answered += 1;
+                Outcome::Tx(in_port)
             }
             Err(e) => Outcome::Drop(e),
         }

@@ -500,6 +500,10 @@ const NOT_FROM_A_FRAME: &[(DropReason, &str)] = &[
     ),
     (DropReason::Family, "the rules refuse mixed-family NAT"),
     (
+        DropReason::NoDest,
+        "what the input checks admit may be answered (port unreachable); lb::forward tests",
+    ),
+    (
         DropReason::RewriteFragment,
         "fragments are dropped before the rewrite (fragment)",
     ),
@@ -971,10 +975,10 @@ fn datapath_table() {
             Want::Drop(DropReason::NotSyn),
         ),
         frame(
-            "a service without real servers",
+            "a service without real servers: port unreachable from the VIP, back to the client",
             PortIndex(0),
             to_vip(s0, 83, SYN),
-            Want::Drop(DropReason::NoDest),
+            Want::TxWhere(0, refused_from_vip),
         ),
         // The rewrite.
         frame(
@@ -1154,10 +1158,10 @@ fn datapath_table() {
         Want::Drop(DropReason::DestRemoved),
     ));
     steps.push(frame(
-        "after RS1 left :80, a new client finds no real server",
+        "after RS1 left :80, a new client finds no real server: port unreachable",
         PortIndex(0),
         to_vip(s0b + 1000, 80, SYN),
-        Want::Drop(DropReason::NoDest),
+        Want::TxWhere(0, refused_from_vip),
     ));
 
     for step in steps {
@@ -1238,11 +1242,50 @@ fn datapath_table() {
         ));
     }
 
+    // Port unreachables share those limits: a client knocking at :83 (no
+    // real server) gets six, then none until a second passes; the frames
+    // held back are dropped unanswered, and counted.
+    let before = lab.workers[0].refusals();
+    let owners = OwnerMap::new(DEFAULT_KEY, Reta::round_robin(128, 2));
+    let knocks = (31000u16..).filter(|p| owners.owner(ip("10.0.0.8"), *p) == 0);
+    for (k, sport) in knocks.take(7).enumerate() {
+        let f = tcp4(
+            (OUR_MAC, PEER_MAC),
+            ("10.0.0.8", sport),
+            (VIP, 83),
+            SYN,
+            64,
+            0,
+            true,
+        );
+        let want = if k < 6 {
+            Want::TxWhere(0, |f| f[34..36] == [3, 3] && f[30..34] == [10, 0, 0, 8])
+        } else {
+            Want::Drop(DropReason::IcmpRateLimited)
+        };
+        lab.step(on_worker(
+            0,
+            frame(
+                "SYNs to a service without real servers: port unreachable, six at most",
+                PortIndex(0),
+                f,
+                want,
+            ),
+        ));
+    }
+    let after = lab.workers[0].refusals();
+    assert_eq!(
+        (
+            after.answered - before.answered,
+            after.rate_limited - before.rate_limited
+        ),
+        (6, 1)
+    );
+
     // The connection table fills: new clients to :81 (RS2, known) open
     // and finish their handshakes. Those that never finished (the held
     // ones above) give their places up first; once every place holds an
     // established connection, a new client is refused.
-    let owners = OwnerMap::new(DEFAULT_KEY, Reta::round_robin(128, 2));
     let mut sports = (1024u16..).filter(|p| owners.owner(ip(CLIENT), *p) == 0);
     let refused = (0..=CONNS).find(|_| {
         let sport = sports.next().unwrap();
@@ -1296,6 +1339,23 @@ fn datapath_table() {
         .filter(|r| !excused.contains(r))
         .collect();
     assert!(missing.is_empty(), "no step reaches {missing:?}");
+}
+
+/// ICMP port unreachable (3/3) from the VIP to the client, back the way
+/// the SYN came (the MACs swapped), quoting its IP header and ports, every
+/// checksum right.
+fn refused_from_vip(f: &[u8]) -> bool {
+    let (vip, client) = ([10, 0, 0, 100], [10, 0, 0, 1]);
+    f[..6] == PEER_MAC.0
+        && f[6..12] == OUR_MAC.0
+        && f[23] == IpProtocol::ICMP.0
+        && f[26..30] == vip
+        && f[30..34] == client
+        && f[34..36] == [3, 3]
+        && f.len() == 14 + 20 + 8 + 28
+        && f[42 + 12..42 + 16] == client
+        && f[42 + 16..42 + 20] == vip
+        && crate::lb::forward::verify::verify_frame(f, None).is_ok()
 }
 
 fn dr_out_frame() -> Vec<u8> {

@@ -464,6 +464,10 @@ fn vlan_datapath() -> Datapath<VecBuf> {
         crate::wire::EthernetAddress([2, 0, 0, 0, 0x13, 0x13]),
     );
     neigh.add_static(2, ip("10.0.0.1"), crate::wire::EthernetAddress(PEER));
+    // And UDP VIP:55 without a real server.
+    rules
+        .add_service(ServiceConfig::new(Protocol::Udp, vip(), 55))
+        .unwrap();
     super::fuzzkit::datapath_of(&rules, net, routes, &mut neigh, vec![PortIndex(2)])
 }
 
@@ -535,6 +539,12 @@ fn vlans_in_and_out() {
     );
     let (o, f) = decide(&mut b, 1, tagged(&a, 20));
     assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(0)), Some(10)));
+    // A service without real servers: port unreachable, back in VLAN 10.
+    let q55 = eth(CLI_MAC.0, 0x0800, &ipv4(cl, vip(), 17, &udp(3333, 55), 0));
+    let (o, f) = decide(&mut b, 0, tagged(&q55, 10));
+    assert_eq!((o, vlan_of(&f)), (Outcome::Tx(PortIndex(0)), Some(10)));
+    let h = parse_frame(&f).unwrap();
+    assert_eq!((h.src, h.icmp_type, &f[18 + 20 + 1]), (vip(), 3, &3));
     // Untagged (or priority-tagged) on the VLAN-only port, another VLAN,
     // the real servers' VLAN on the client port: refused.
     for (port, f) in [
@@ -679,4 +689,247 @@ fn marked_addresses_and_networks_reach_the_fwmark_service() {
         b.process_one(PortIndex(0), &mut buf, Timestamp::ZERO),
         Outcome::Drop(DropReason::NoService)
     );
+}
+
+/// Port 0 faces the clients (10.0.0.254/24, 2001:db8::fe/64), port 1 the
+/// real servers (10.1.0.254/24, fd00:1::fe/64). TCP and UDP services on
+/// 10.0.0.100 (:80, :53) and on 2001:db8::100 (:80, :53) whose one real
+/// server, 10.1.0.11 or fd00:1::11 (NAT, MACs known), is at weight 0.
+fn quiescent_datapath() -> (Datapath<VecBuf>, Rules) {
+    use crate::lb::dest::DestConfig;
+    use crate::lb::service::{Protocol, ServiceKey};
+    use crate::net::{Iface, IpCidr, NeighConfig, NeighTable, NetConfig, RouteTable};
+    let mut rules = Rules::new(1);
+    for (vip, rs) in [("10.0.0.100", "10.1.0.11"), ("2001:db8::100", "fd00:1::11")] {
+        for (proto, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 53)] {
+            let vip: IpAddr = vip.parse().unwrap();
+            rules
+                .add_service(ServiceConfig::new(proto, vip, port).with_scheduler("wlc"))
+                .unwrap();
+            rules
+                .add_dest(
+                    &ServiceKey::new(proto, vip, port),
+                    DestConfig::new(rs.parse().unwrap(), port)
+                        .masq()
+                        .with_weight(0),
+                )
+                .unwrap();
+        }
+    }
+    let cidr = |s: &str| s.parse::<IpCidr>().unwrap();
+    let mut net = NetConfig::new();
+    net.set(
+        Iface::new(0, CLI_MAC)
+            .with_addr(cidr("10.0.0.254/24"))
+            .with_addr(cidr("2001:db8::fe/64")),
+    );
+    net.set(
+        Iface::new(1, SRV_MAC)
+            .with_addr(cidr("10.1.0.254/24"))
+            .with_addr(cidr("fd00:1::fe/64")),
+    );
+    let routes = RouteTable::from_config(&net);
+    let mut neigh = NeighTable::new(NeighConfig::default());
+    let rs_mac = crate::wire::EthernetAddress([2, 0, 0, 0, 0x11, 0x11]);
+    neigh.add_static(1, "10.1.0.11".parse().unwrap(), rs_mac);
+    neigh.add_static(1, "fd00:1::11".parse().unwrap(), rs_mac);
+    let d = super::fuzzkit::datapath_of(&rules, net, routes, &mut neigh, vec![PortIndex(0)]);
+    (d, rules)
+}
+
+/// A client's first packet to `vip:vport` from `src:sport`, on the wire
+/// to port 0: a TCP SYN or a UDP datagram, checksums right.
+fn first_packet(
+    tcp: bool,
+    src: &str,
+    sport: u16,
+    vip: &str,
+    vport: u16,
+) -> (crate::lb::forward::testutil::Pkt, Vec<u8>) {
+    use crate::lb::forward::testutil::Pkt;
+    use crate::wire::tcp;
+    let (src, vip) = (src.parse().unwrap(), vip.parse().unwrap());
+    let p = if tcp {
+        Pkt::tcp(src, sport, vip, vport).with(|p| p.payload.clear())
+    } else {
+        Pkt::udp(src, sport, vip, vport)
+    }
+    .with(|p| {
+        p.dst_mac = CLI_MAC;
+        p.src_mac = crate::wire::EthernetAddress(PEER);
+    });
+    let mut f = p.frame();
+    if tcp {
+        let l4 = if p.src.is_ipv4() { 14 + 20 } else { 14 + 40 };
+        let mut t = tcp::Packet::new_unchecked(&mut f[l4..]);
+        t.set_flags(tcp::Flags::SYN);
+        t.set_ack_number(0);
+        t.fill_checksum(&p.src, &p.dst);
+    }
+    (p, f)
+}
+
+/// Every real server of a service at weight 0: a client's SYN or UDP
+/// datagram is answered with port unreachable from the VIP, back out the
+/// port it came in on, byte for byte (IPv4 and IPv6: what the kernel's
+/// icmp_send builds, bar the longer IPv4 quote it allows); a TCP segment
+/// other than a SYN is dropped unanswered; the answers are rate limited
+/// per client (six at once, then one a second) and counted; a weight
+/// above 0 makes the service take connections again.
+#[test]
+fn refused_connections_get_port_unreachable() {
+    use crate::lb::dest::DestConfig;
+    use crate::lb::forward::testutil::{icmp_error, Pkt};
+    use crate::lb::service::{Protocol, ServiceKey};
+    let (mut b, mut rules) = quiescent_datapath();
+    let now = Timestamp::from_secs(10);
+    // IPv4 ids: the datapath's counter starts at 1.
+    let mut ip_id = 1;
+    for (tcp, client, vip, vport) in [
+        (true, "192.0.2.10", "10.0.0.100", 80),
+        (false, "192.0.2.10", "10.0.0.100", 53),
+        (true, "2001:db8:1::10", "2001:db8::100", 80),
+        (false, "2001:db8:1::10", "2001:db8::100", 53),
+    ] {
+        let (input, frame) = first_packet(tcp, client, 40000, vip, vport);
+        let v4 = input.src.is_ipv4();
+        let (ty, code, quoted) = if v4 {
+            (3, 3, 20 + 8)
+        } else {
+            (1, 4, frame.len() - 14)
+        };
+        let outer = Pkt::tcp(input.dst, 0, input.src, 0).with(|p| {
+            p.dst_mac = input.src_mac;
+            p.src_mac = CLI_MAC;
+            p.tos = if v4 { 0xc0 } else { 0 };
+            p.df = false;
+            p.ident = ip_id;
+        });
+        ip_id += v4 as u16;
+        let want = icmp_error(&outer, ty, code, 0, &frame[14..14 + quoted]);
+        let mut buf = VecBuf::from_frame(&frame);
+        assert_eq!(
+            b.process_one(PortIndex(0), &mut buf, now),
+            Outcome::Tx(PortIndex(0)),
+            "{input:?}"
+        );
+        assert_eq!(buf.data(), &want[..], "{input:?}");
+    }
+    assert_eq!(
+        b.refusals(),
+        Refusals {
+            answered: 4,
+            rate_limited: 0
+        }
+    );
+    assert_eq!(b.engine().conn_count(), 0);
+
+    // Not a SYN: no connection, no answer.
+    let (ack, _) = first_packet(true, "192.0.2.10", 40001, "10.0.0.100", 80);
+    let mut buf = VecBuf::from_frame(&ack.frame());
+    assert_eq!(
+        b.process_one(PortIndex(0), &mut buf, now),
+        Outcome::Drop(DropReason::NotSyn)
+    );
+
+    // A burst from one client: six answers, then the limits.
+    let from =
+        |sport| VecBuf::from_frame(&first_packet(false, "192.0.2.20", sport, "10.0.0.100", 53).1);
+    let mut bufs: Vec<VecBuf> = (1000..1010).map(from).collect();
+    let mut out = vec![Outcome::Drop(DropReason::NoPort); bufs.len()];
+    b.process_burst(PortIndex(0), &mut bufs, now, &mut out);
+    let mut want = vec![Outcome::Tx(PortIndex(0)); 6];
+    want.extend([Outcome::Drop(DropReason::IcmpRateLimited); 4]);
+    assert_eq!(out, want);
+    assert_eq!(
+        b.refusals(),
+        Refusals {
+            answered: 10,
+            rate_limited: 4
+        }
+    );
+    // A second on, one more.
+    let later = Timestamp(now.0 + 1000);
+    let mut two = [from(2000), from(2001)];
+    let mut out = [Outcome::Drop(DropReason::NoPort); 2];
+    b.process_burst(PortIndex(0), &mut two, later, &mut out);
+    assert_eq!(
+        out,
+        [
+            Outcome::Tx(PortIndex(0)),
+            Outcome::Drop(DropReason::IcmpRateLimited)
+        ]
+    );
+
+    // Weight 1: the services take connections again.
+    for (vip, rs) in [("10.0.0.100", "10.1.0.11"), ("2001:db8::100", "fd00:1::11")] {
+        for (proto, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 53)] {
+            let key = ServiceKey::new(proto, vip.parse().unwrap(), port);
+            let d = DestConfig::new(rs.parse().unwrap(), port).masq();
+            rules.edit_dest(&key, d.with_weight(1)).unwrap();
+        }
+    }
+    b.set_snapshot(rules.snapshot());
+    for (tcp, client, vip, vport) in [
+        (true, "192.0.2.10", "10.0.0.100", 80),
+        (false, "2001:db8:1::10", "2001:db8::100", 53),
+    ] {
+        let (_, frame) = first_packet(tcp, client, 40000, vip, vport);
+        let mut buf = VecBuf::from_frame(&frame);
+        assert_eq!(
+            b.process_one(PortIndex(0), &mut buf, later),
+            Outcome::Tx(PortIndex(1)),
+            "{client} to {vip}:{vport}"
+        );
+    }
+}
+
+/// A UDP datagram in fragments to a service that refuses it: reassembled,
+/// then answered from the tick like any frame that came in on its port
+/// (the quote is the reassembled datagram's header and first 8 bytes).
+#[test]
+fn reassembled_datagram_refused() {
+    let (mut b, _) = quiescent_datapath();
+    let mut tally = Tally::default();
+    let mut l4 = vec![0x13, 0x88, 0, 53, 0x0b, 0xb8, 0, 0];
+    l4.extend((0..3000 - 8).map(|i| i as u8));
+    let whole = eth(CLI_MAC.0, 0x0800, &ipv4([192, 0, 2, 10], vip(), 17, &l4, 0));
+    let plan = crate::net::fragment::Plan::new(&whole, 14, 1500).unwrap();
+    let now = Timestamp::ZERO;
+    for k in 0..plan.count() {
+        let mut f = whole.clone();
+        let f = if k == 0 {
+            let n = plan.truncate_to_first(&mut f);
+            f[..n].to_vec()
+        } else {
+            let mut f = vec![0; plan.frame_len(k)];
+            plan.write(&whole, k, &mut f);
+            f
+        };
+        let mut buf = VecBuf::from_frame(&f);
+        tally.rx += 1;
+        assert_eq!(b.process_one(PortIndex(0), &mut buf, now), Outcome::Hold);
+        b.hold(0, buf, now, &mut tally);
+    }
+    let mut out = Vec::new();
+    b.tick(
+        now,
+        |n| Some(VecBuf::new(n + 256, 128)),
+        &mut out,
+        &mut tally,
+    );
+    tally.tx += out.len() as u64;
+    assert_eq!(out.len(), 1);
+    let (p, f) = &out[0];
+    let f = f.data();
+    assert_eq!(*p, PortIndex(0));
+    assert_eq!((f[23], &f[34..36]), (1, &[3u8, 3][..]), "port unreachable");
+    assert_eq!(f[26..30], [10, 0, 0, 100], "from the VIP");
+    assert_eq!(
+        f[42 + 2..42 + 4],
+        [0x0b, 0xcc],
+        "quoting the whole datagram's length"
+    );
+    assert_eq!(f[42 + 20..42 + 28], l4[..8]);
+    assert!(tally.balanced(), "{tally:?}");
 }

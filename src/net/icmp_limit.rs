@@ -1,9 +1,11 @@
 //! Rate limits on the ICMP errors rvsd generates (time exceeded,
-//! fragmentation needed, packet too big), with the semantics of the
-//! kernel's `icmp_ratelimit` (per destination: a token every `ratelimit`,
-//! bursts of six) and `icmp_msgs_per_sec`/`icmp_msgs_burst` (one bucket
-//! for all destinations). Without them, every expired TTL toward a
-//! spoofed source is an error sent one for one: a reflector.
+//! fragmentation needed, packet too big, port unreachable), with the
+//! semantics of the kernel's `icmp_ratelimit` (per destination: a token
+//! every `ratelimit`, bursts of six) and `icmp_msgs_per_sec`/
+//! `icmp_msgs_burst` (one bucket for all destinations). Without them,
+//! every expired TTL toward a spoofed source, and every spoofed SYN to a
+//! service whose real servers are all at weight 0, is an error sent one
+//! for one: a reflector.
 //!
 //! The per-destination state is a direct-mapped table: a destination that
 //! collides with another takes its slot and starts with a full burst, as a

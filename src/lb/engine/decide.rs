@@ -116,10 +116,14 @@ impl Engine {
     #[inline(never)]
     fn process_other(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         // A drop is counted once, by whoever ends the frame (the worker).
-        match pkt.dir {
+        let v = match pkt.dir {
             Direction::In => self.inbound(pkt, p, now),
             Direction::Out => self.outbound(pkt, p, now),
+        };
+        if v == Verdict::Refuse {
+            bump(&self.counters.refused);
         }
+        v
     }
 
     fn outbound(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
@@ -257,8 +261,10 @@ impl Engine {
             (ConnState::Tcp(new), self.tmo[new as usize])
         };
         let vaddr = conntable::ip_from16(c.vaddr, c.has(flag::V6));
-        let dport = c.real_port(d.port);
-        let fwd = Forward::from_dest(Some(i), false, c.dest, d, dport, vaddr, c.vport, state);
+        let fwd = Forward {
+            dport: c.real_port(d.port),
+            ..Forward::from_dest(Some(i), false, c.dest, d, vaddr, c.vport, state)
+        };
         let o = (dir == StateDir::Output) as usize;
         d.pkts[o] += 1;
         d.bytes[o] += pkt.len as u64;
@@ -292,15 +298,10 @@ impl Engine {
         let vaddr = conntable::ip_from16(c.vaddr, c.has(flag::V6));
         d.pkts[out as usize] += 1;
         d.bytes[out as usize] += pkt.len as u64;
-        Some(Forward::from_dest(
-            Some(i),
-            false,
-            c.dest,
-            d,
-            c.real_port(d.port),
-            vaddr,
-            c.vport,
-            state,
-        ))
+        let dport = c.real_port(d.port);
+        Some(Forward {
+            dport,
+            ..Forward::from_dest(Some(i), false, c.dest, d, vaddr, c.vport, state)
+        })
     }
 }

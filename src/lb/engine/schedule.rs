@@ -1,6 +1,10 @@
 //! A packet without a connection: find its service, consult the
 //! persistence templates when the service is persistent, schedule a real
-//! server and insert the connection.
+//! server and insert the connection. When no real server can take it, the
+//! verdict is [`Verdict::Refuse`] (the kernel's `ip_vs_schedule` returning
+//! no connection with `ignored == 0`, then `ip_vs_leave`); the cases the
+//! kernel drops silently (a TCP segment that is not a SYN, no room for the
+//! connection) are drops.
 
 use super::decide::after;
 use super::types::bump;
@@ -36,7 +40,8 @@ fn mark_addr(mark: u32, v6: bool) -> std::net::IpAddr {
 }
 
 impl Engine {
-    /// No connection: schedule a new one if the packet may open one.
+    /// No connection: schedule a new one if the packet may open one, or
+    /// refuse it when no real server can take it.
     pub(super) fn new_conn(&mut self, pkt: &PacketMeta, p: &Prepared, now: Timestamp) -> Verdict {
         let snap = &*self.snap;
         let Some(si) = snap.find(pkt.proto, pkt.dst, pkt.dport) else {
@@ -60,7 +65,7 @@ impl Engine {
         let (slot, tpl) = match svc.cfg.persistence {
             None => match sc.schedule(svc, &fk, now) {
                 Some(pos) if pos < ls.slots.len() => (ls.slots[pos], None),
-                _ => return Verdict::Drop(DropReason::NoDest),
+                _ => return Verdict::Refuse,
             },
             Some(pers) => {
                 let key = match svc.cfg.key.fwmark {
@@ -88,14 +93,14 @@ impl Engine {
                 match self.templates.lookup(key, now, timeout, valid) {
                     Lookup::Found(t) => match slab.by_id.get(&t.dest.id) {
                         Some(&s) => (s, Some(t)),
-                        None => return Verdict::Drop(DropReason::NoDest),
+                        None => return Verdict::Refuse,
                     },
                     Lookup::Vacant(v) => match sc.schedule(svc, &fk, now) {
                         Some(pos) if pos < ls.slots.len() => {
                             let t = v.insert(svc.dests[pos].shared.clone(), now, timeout);
                             (ls.slots[pos], Some(t))
                         }
-                        _ => return Verdict::Drop(DropReason::NoDest),
+                        _ => return Verdict::Refuse,
                     },
                 }
             }
@@ -104,7 +109,7 @@ impl Engine {
             self.slab.cold[slot as usize].as_ref(),
             self.slab.hot.get(slot as usize),
         ) else {
-            return Verdict::Drop(DropReason::NoDest);
+            return Verdict::Refuse;
         };
         let lc = self.lcore;
         // A persistent port-zero or fwmark service: the connection keeps
@@ -122,16 +127,10 @@ impl Engine {
                 st.lcore(lc).conn();
                 st.lcore(lc).packet_in(pkt.len);
             }
-            return Verdict::Forward(Forward::from_dest(
-                None,
-                true,
-                slot,
-                d,
-                rport,
-                pkt.dst,
-                pkt.dport,
-                ConnState::Udp,
-            ));
+            return Verdict::Forward(Forward {
+                dport: rport,
+                ..Forward::from_dest(None, true, slot, d, pkt.dst, pkt.dport, ConnState::Udp)
+            });
         }
         let masq = d.fwd.is_masq();
         let out_key = masq.then(|| {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::slab::HotDest;
-use crate::lb::dest::FwdMethod;
+use crate::lb::dest::{real_port, FwdMethod};
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::{TcpFlags, TcpState};
 
@@ -74,15 +74,14 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// To real server slot `dest` (`d`), port `dport`, for a packet to
-    /// `vaddr:vport`.
+    /// To real server slot `dest` (`d`) for a packet to `vaddr:vport`; the
+    /// real server's port 0 means `vport` ([`real_port`]).
     #[inline(always)]
     pub(super) fn from_dest(
         conn: Option<u32>,
         new: bool,
         dest: u32,
         d: &HotDest,
-        dport: u16,
         vaddr: IpAddr,
         vport: u16,
         state: ConnState,
@@ -93,7 +92,7 @@ impl Forward {
             dest,
             fwd: d.fwd,
             daddr: d.daddr,
-            dport,
+            dport: real_port(d.port, vport),
             vaddr,
             vport,
             state,
@@ -105,6 +104,17 @@ impl Forward {
 pub enum Verdict {
     Forward(Forward),
     Drop(DropReason),
+    /// A packet that may open a connection, to a service, but no real
+    /// server can take it (none, all at weight 0 or over their upper
+    /// threshold, the scheduler's own refusal): the kernel's `ip_vs_leave`.
+    /// The client is to be answered with ICMP port unreachable (TCP and
+    /// UDP alike: no TCP stack is there to reset), the packet dropped, as
+    /// [`DropReason::NoDest`] when no error may be sent. No connection or
+    /// template was made, no statistic counted but
+    /// [`EngineCounters::refused`]. The cases the kernel drops without an
+    /// error (a TCP segment other than a SYN, a full table) stay
+    /// [`Verdict::Drop`].
+    Refuse,
 }
 
 /// Per-lcore engine counters, readable from other threads.
@@ -114,6 +124,7 @@ pub struct EngineCounters {
     pub(super) expired: AtomicU64,
     pub(super) rescheduled: AtomicU64,
     pub(super) embryonic_evicted: AtomicU64,
+    pub(super) refused: AtomicU64,
 }
 
 #[inline]
@@ -134,6 +145,11 @@ impl EngineCounters {
     /// Connections gone (timed out or expired early).
     pub fn expired(&self) -> u64 {
         self.expired.load(Relaxed)
+    }
+    /// New connections refused: no real server could take them
+    /// ([`Verdict::Refuse`]).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
     }
     /// Connections expired early so that a new one could be scheduled
     /// (conn_reuse_mode, expire_nodest_conn).

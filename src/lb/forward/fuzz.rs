@@ -3,11 +3,13 @@
 //! [`fuzz_one`] parses the bytes and, when they parse, runs every method
 //! (NAT, DR, each tunnel type and checksum mode, real servers of both
 //! families) in both directions with a fixed [`Env`], in buffers with and
-//! without headroom, and checks what must hold: no panic; a transmitted or
-//! generated frame parses; if every checksum of the input verified, every
-//! checksum of the output does; a generated error is addressed to the
-//! sender; leaving the `Env` addresses [`env_addrs_needed`] says are not
-//! read unspecified changes nothing. It also feeds `apply` headers that do not match the buffer.
+//! without headroom, answers the input with port unreachable (as for a new
+//! connection no real server can take), and checks what must hold: no
+//! panic; a transmitted or generated frame parses; if every checksum of
+//! the input verified, every checksum of the output does; a generated
+//! error is addressed to the sender; leaving the `Env` addresses
+//! [`env_addrs_needed`] says are not read unspecified changes nothing. It
+//! also feeds `apply` headers that do not match the buffer.
 //!
 //! Tooling: it allocates (the buffers, once per call).
 
@@ -21,7 +23,7 @@ use crate::wire::parse::{parse_frame, Headers};
 use crate::wire::{EthernetAddress, IpProtocol};
 
 use super::verify::verify_frame;
-use super::{apply, env_addrs_needed, Applied, Env};
+use super::{apply, env_addrs_needed, icmp, Applied, DropReason, Env, Reply};
 
 /// The GUE port of the fixed environment.
 pub const FUZZ_GUE_PORT: u16 = 6080;
@@ -157,6 +159,21 @@ pub fn fuzz_one(data: &[u8]) {
             }
         }
     }
+    // Refused (no real server could take it): port unreachable to the
+    // sender, or a drop that says why not.
+    for headroom in [128, 0] {
+        assert!(buf.reset(data, headroom));
+        let r = icmp::port_unreachable(&mut buf, &h, &env);
+        assert!(
+            matches!(
+                r,
+                Ok(Applied::Reply(Reply::PortUnreachable))
+                    | Err(DropReason::NoDest | DropReason::NoRoom | DropReason::BadHeaders)
+            ),
+            "port unreachable: {r:?}"
+        );
+        check(&h, valid, buf.data(), r, env.mtu);
+    }
     // Headers that do not describe the buffer: errors, never panics.
     let f = forward_for(&h, FwdMethod::Masq, h.dst.is_ipv6());
     for cut in [1, 8, data.len() / 2] {
@@ -205,7 +222,7 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
-fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, super::DropReason>, mtu: u16) {
+fn check(h: &Headers, valid: bool, out: &[u8], r: Result<Applied, DropReason>, mtu: u16) {
     let Ok(applied) = r else {
         return;
     };

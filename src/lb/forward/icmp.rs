@@ -1,6 +1,7 @@
 //! ICMP: translating errors about NAT connections, and generating the
 //! errors the balancer sends itself (time exceeded, fragmentation needed,
-//! packet too big), in place of the packet, in the same buffer.
+//! packet too big, port unreachable), in place of the packet, in the same
+//! buffer.
 
 use std::net::IpAddr;
 
@@ -190,6 +191,24 @@ pub fn too_big<B: PacketBuf>(
     generate(buf, h, env, reply).ok_or(DropReason::TooBig)?
 }
 
+/// Replaces a packet that opened a connection no real server could take
+/// with ICMP port unreachable (ICMPv6 destination unreachable, port
+/// unreachable) to its sender, as the kernel's `ip_vs_leave` answers for
+/// TCP and UDP alike (the client sees "connection refused" at once), or
+/// `NoDest` if no error may be sent about it. The error's source is
+/// `env.reply_v4` / `env.reply_v6`: the caller sets the VIP, the address
+/// the kernel's `icmp_send` picks for a packet it delivered locally. Rate
+/// limits are the caller's ([`crate::net::IcmpLimiter`]), asked after
+/// [`may_answer`] and before this, so that what they hold back is never
+/// built.
+pub fn port_unreachable<B: PacketBuf>(
+    buf: &mut B,
+    h: &Headers,
+    env: &Env,
+) -> Result<Applied, DropReason> {
+    generate(buf, h, env, Reply::PortUnreachable).ok_or(DropReason::NoDest)?
+}
+
 /// May an ICMP error be sent about this packet? Not about ICMP errors,
 /// non-first fragments, link-layer or IP multicast/broadcast (IPv6: packet
 /// too big may answer multicast), from or to an unspecified address.
@@ -316,6 +335,11 @@ fn build<B: PacketBuf>(
                     icmpv4::unreachable::FRAG_NEEDED,
                     (mtu as u32).to_be_bytes(),
                 ),
+                Reply::PortUnreachable => (
+                    icmpv4::Message::DST_UNREACHABLE.0,
+                    icmpv4::unreachable::PORT,
+                    [0; 4],
+                ),
                 _ => (
                     icmpv4::Message::TIME_EXCEEDED.0,
                     icmpv4::time_exceeded::TTL,
@@ -342,11 +366,23 @@ fn build<B: PacketBuf>(
             ]);
             ip[ipv6::field::SRC_ADDR].copy_from_slice(&env.reply_v6.octets());
             ip[ipv6::field::DST_ADDR].copy_from_slice(&dst.octets());
-            let (ty, rest) = match reply {
-                Reply::PacketTooBig { mtu } => (icmpv6::Message::PKT_TOO_BIG.0, mtu.to_be_bytes()),
-                _ => (icmpv6::Message::TIME_EXCEEDED.0, [0; 4]),
+            let (ty, code, rest) = match reply {
+                Reply::PacketTooBig { mtu } => {
+                    (icmpv6::Message::PKT_TOO_BIG.0, 0, mtu.to_be_bytes())
+                }
+                Reply::PortUnreachable => (
+                    icmpv6::Message::DST_UNREACHABLE.0,
+                    icmpv6::unreachable::PORT,
+                    [0; 4],
+                ),
+                _ => (
+                    icmpv6::Message::TIME_EXCEEDED.0,
+                    icmpv6::time_exceeded::HOP_LIMIT,
+                    [0; 4],
+                ),
             };
-            icmp[..ICMP6_LEN].copy_from_slice(&[ty, 0, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
+            icmp[..ICMP6_LEN]
+                .copy_from_slice(&[ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]]);
             let ph =
                 checksum::pseudo_header_v6(&env.reply_v6, &dst, IpProtocol::ICMPV6, msg_len as u32);
             let c = !checksum::combine(&[ph, checksum::data(&icmp[..msg_len])]);

@@ -1,6 +1,7 @@
 //! The forwarding rewrites on packet bytes: NAT, DR and TUN (IPIP, GUE,
 //! GRE), ICMP error translation for NAT, and the ICMP errors the balancer
-//! generates itself (time exceeded, fragmentation needed / packet too big).
+//! generates itself (time exceeded, fragmentation needed / packet too big,
+//! and port unreachable when no real server can take a new connection).
 //!
 //! Sans-IO: [`apply`] takes a frame in a [`PacketBuf`], the [`Headers`]
 //! `parse_frame` returned for it, the engine's [`Forward`] decision and the
@@ -149,6 +150,10 @@ pub enum Reply {
     FragNeeded { mtu: u16 },
     /// ICMPv6 packet too big (2/0), with this MTU.
     PacketTooBig { mtu: u32 },
+    /// ICMP destination unreachable, port unreachable (3/3), or ICMPv6
+    /// destination unreachable, port unreachable (1/4): no real server
+    /// could take the new connection ([`icmp::port_unreachable`]).
+    PortUnreachable,
 }
 
 /// Why a packet was not forwarded: the crate's one taxonomy (the rewrite's

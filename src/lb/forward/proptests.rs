@@ -341,4 +341,41 @@ proptest! {
             prop_assert_eq!(verify_frame(&out, None), Ok(()));
         }
     }
+
+    /// Any TCP/UDP packet between unicast addresses becomes a valid port
+    /// unreachable from its destination (the VIP) back to its sender, MACs
+    /// swapped, VLAN kept, quoting its first bytes exactly.
+    #[test]
+    fn port_unreachable_from_the_destination(c in case()) {
+        prop_assume!(!c.pkt.src.is_multicast() && !c.pkt.src.is_unspecified()
+            && !c.pkt.dst.is_multicast() && c.pkt.src != IpAddr::V4(Ipv4Addr::BROADCAST)
+            && c.pkt.dst != IpAddr::V4(Ipv4Addr::BROADCAST));
+        let frame = c.pkt.frame();
+        let h = parse_frame(&frame).unwrap();
+        let id = Cell::new(7);
+        let mut e = env(&id, 1500);
+        match c.pkt.dst {
+            IpAddr::V4(a) => e.reply_v4 = a,
+            IpAddr::V6(a) => e.reply_v6 = a,
+        }
+        let mut b = VecBuf::from_frame(&frame);
+        let r = icmp::port_unreachable(&mut b, &h, &e);
+        prop_assert_eq!(r, Ok(Applied::Reply(Reply::PortUnreachable)));
+        let out = b.to_vec();
+        prop_assert_eq!(verify_frame(&out, None), Ok(()));
+        let o = parse_frame(&out).unwrap();
+        prop_assert_eq!((o.src, o.dst), (c.pkt.dst, c.pkt.src));
+        prop_assert!(o.is_icmp_error());
+        prop_assert_eq!(o.vlan_id(), h.vlan_id());
+        prop_assert_eq!(&out[..12], &[CLIENT_MAC.0, LB_IN_MAC.0].concat()[..]);
+        let l3 = h.l3_offset as usize;
+        let (ty, code, quote) = if c.pkt.src.is_ipv4() {
+            (3, 3, (h.l3_len as usize).min(20 + 8))
+        } else {
+            (1, 4, (h.l3_len as usize).min(1280 - 48))
+        };
+        let icmp = o.l4_offset as usize;
+        prop_assert_eq!((out[icmp], out[icmp + 1]), (ty, code));
+        prop_assert_eq!(&out[icmp + 8..], &frame[l3..l3 + quote]);
+    }
 }

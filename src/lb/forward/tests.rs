@@ -754,6 +754,110 @@ fn no_error_about_errors_or_multicast() {
     );
 }
 
+/// `icmp::port_unreachable` on `frame` with the VIP (`frame`'s
+/// destination) as the error's source, in a buffer with `room` (headroom,
+/// tailroom).
+fn unreachable(frame: &[u8], room: (usize, usize)) -> (Result<Applied, DropReason>, Vec<u8>) {
+    let h = parse_frame(frame).unwrap();
+    let id = Cell::new(0x1000);
+    let mut e = env(&id, 1500);
+    match h.dst {
+        IpAddr::V4(a) => e.reply_v4 = a,
+        IpAddr::V6(a) => e.reply_v6 = a,
+    }
+    let mut b = VecBuf::with_frame(frame, room.0, room.1);
+    let r = icmp::port_unreachable(&mut b, &h, &e);
+    (r, b.to_vec())
+}
+
+/// A new connection no real server can take: port unreachable from the
+/// VIP to the client, for TCP and UDP, IPv4 (3/3, quoting the header and 8
+/// bytes) and IPv6 (1/4, quoting up to 1280 bytes in all), VLAN tag kept,
+/// MACs swapped; built in the frame's own bytes when there is no room.
+#[test]
+fn port_unreachable_from_the_vip() {
+    let (c, v) = (v4("10.0.0.1"), v4("10.0.0.100"));
+    let (c6, v6_) = (v6("2001:db8::1"), v6("2001:db8:100::1"));
+    let cases = [
+        Pkt::tcp(c, 40000, v, 80).with(|p| p.payload.clear()),
+        Pkt::udp(c, 5353, v, 53).with(|p| p.vlan = Some(7)),
+        Pkt::udp(c, 5353, v, 53).with(|p| p.payload = vec![1; 1400]),
+        Pkt::tcp(c6, 40000, v6_, 80),
+        Pkt::udp(c6, 5353, v6_, 53).with(|p| p.vlan = Some(7)),
+        Pkt::udp(c6, 5353, v6_, 53).with(|p| p.payload = vec![1; 1400]),
+    ];
+    for input in cases {
+        let frame = input.frame();
+        let l2 = if input.vlan.is_some() { 18 } else { 14 };
+        let (ty, code, quoted) = match input.src {
+            IpAddr::V4(_) => (3, 3, 28),
+            IpAddr::V6(_) => (1, 4, (frame.len() - l2).min(1280 - 48)),
+        };
+        let outer = Pkt::tcp(input.dst, 0, input.src, 0).with(|p| {
+            p.dst_mac = CLIENT_MAC;
+            p.src_mac = LB_IN_MAC;
+            p.vlan = input.vlan;
+            p.tos = if input.src.is_ipv4() { 0xc0 } else { 0 };
+            p.df = false;
+            p.ident = 0x1000;
+        });
+        let want = icmp_error(&outer, ty, code, 0, &frame[l2..l2 + quoted]);
+        for room in [(128, 256), (0, 48), (0, 0)] {
+            let (r, out) = unreachable(&frame, room);
+            if room == (0, 0) && want.len() > frame.len() {
+                // Without any room, the error is built in the bytes the
+                // trimmed quote leaves: too few in a short frame.
+                assert_eq!(r, Err(DropReason::NoRoom), "{input:?}");
+                continue;
+            }
+            assert_eq!(r, Ok(Applied::Reply(Reply::PortUnreachable)), "{input:?}");
+            verify_frame(&out, None).unwrap();
+            assert_frames_eq(&out, &want);
+        }
+    }
+}
+
+/// No port unreachable about what no error may answer: ICMP errors,
+/// non-first fragments, multicast (link or IP), without a source address.
+#[test]
+fn port_unreachable_refusals() {
+    let (c, v) = (v4("10.0.0.1"), v4("10.0.0.100"));
+    let syn = Pkt::tcp(c, 40000, v, 80).frame();
+    let err = icmp_error(
+        &Pkt::tcp(c, 0, v, 0),
+        3,
+        3,
+        0,
+        &Pkt::udp(v, 53, c, 5353).datagram()[..28],
+    );
+    let mut mcast_mac = syn.clone();
+    mcast_mac[0] = 0x01;
+    let mcast_ip = Pkt::udp(c, 5353, v4("239.1.2.3"), 53).frame();
+    let mut frag = Pkt::udp(c, 5353, v, 53).frame();
+    let mut p = ipv4::Packet::new_unchecked(&mut frag[14..]);
+    p.set_frag(false, false, 64);
+    p.fill_checksum();
+    let from_nowhere = Pkt::udp(v4("0.0.0.0"), 68, v, 67).frame();
+    for f in [&err, &mcast_mac, &mcast_ip, &frag, &from_nowhere] {
+        let (r, out) = unreachable(f, (128, 256));
+        assert_eq!(r, Err(DropReason::NoDest), "{f:02x?}");
+        assert_eq!(&out, f, "left as it was");
+    }
+    // An IPv6 multicast destination too (packet too big alone may answer it).
+    let m6 = Pkt::udp(v6("2001:db8::1"), 5353, v6("ff02::fb"), 5353).frame();
+    assert_eq!(unreachable(&m6, (128, 256)).0, Err(DropReason::NoDest));
+    // No source address to send from.
+    let h = parse_frame(&syn).unwrap();
+    let id = Cell::new(0);
+    let mut e = env(&id, 1500);
+    e.reply_v4 = std::net::Ipv4Addr::UNSPECIFIED;
+    let mut b = VecBuf::from_frame(&syn);
+    assert_eq!(
+        icmp::port_unreachable(&mut b, &h, &e),
+        Err(DropReason::NoDest)
+    );
+}
+
 /// NAT and DR larger than the egress MTU: fragmentation needed / packet
 /// too big with DF or IPv6, else rewritten for fragmentation; the
 /// fragments put back together are the rewritten packet.

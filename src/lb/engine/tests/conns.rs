@@ -459,7 +459,7 @@ fn thresholds_steer_scheduling() {
     // Both overloaded: nothing available.
     assert_eq!(
         e.process(&tcp_in(client(3), 1, SYN), Timestamp::ZERO),
-        Verdict::Drop(DropReason::NoDest)
+        Verdict::Refuse
     );
     // One connection closes and expires: its server is available again.
     fwd(e.process(&tcp_in(client(1), 1, ACK), Timestamp(1)));
@@ -780,4 +780,97 @@ fn listing_in_pages() {
     }
     assert_eq!(pages, 15);
     assert_eq!(paged, whole);
+}
+
+/// No real server can take a new connection (none, all at weight 0, all
+/// over their thresholds; persistent or not; TCP SYN or UDP): refused, for
+/// the caller to answer with port unreachable, with nothing created or
+/// counted. What the kernel drops without an answer stays a drop: a TCP
+/// segment that is not a SYN (RST, SYN+ACK, ACK). A weight above 0 makes
+/// the service take connections again.
+#[test]
+fn refused_when_no_real_server_can_take_it() {
+    let t0 = Timestamp::ZERO;
+    let quiet = |svc: ServiceConfig| {
+        rules_with(
+            svc,
+            &[
+                DestConfig::new(ip(RS1), 80).with_weight(0),
+                DestConfig::new(ip(RS2), 80).with_weight(0),
+            ],
+        )
+    };
+    let tcp = ServiceConfig::new(Protocol::Tcp, ip(VIP), 80).with_scheduler("rr");
+    let mut r = quiet(tcp.clone());
+    let mut e = engine(&r, 64);
+    assert_eq!(e.process(&tcp_in(client(1), 1, SYN), t0), Verdict::Refuse);
+    for flags in [ACK, RST, SYNACK, SYN | RST, FIN] {
+        assert_eq!(
+            e.process(&tcp_in(client(1), 1, flags), t0),
+            Verdict::Drop(DropReason::NotSyn),
+            "{flags:#x}"
+        );
+    }
+    // A burst: the refused and the others side by side.
+    let pkts = [
+        tcp_in(client(2), 2, SYN),
+        tcp_in(client(3), 3, ACK),
+        tcp_in(client(4), 4, SYN),
+    ];
+    let mut out = [Verdict::Drop(DropReason::NoService); 3];
+    e.process_burst(&pkts, t0, &mut out);
+    assert_eq!(
+        out,
+        [
+            Verdict::Refuse,
+            Verdict::Drop(DropReason::NotSyn),
+            Verdict::Refuse
+        ]
+    );
+    assert_eq!((e.conn_count(), e.counters().created()), (0, 0));
+    assert_eq!(e.counters().refused(), 3);
+    for rs in [RS1, RS2] {
+        assert_eq!(counts(&r, &tkey(), rs), (0, 0, 0));
+    }
+    let (_, svc, _) = r.service(&tkey()).unwrap();
+    e.publish_stats();
+    assert_eq!(svc.stats.totals().conns, 0);
+    assert_eq!(svc.stats.totals().inpkts, 0);
+    // One real server back at weight 1: taken again.
+    r.edit_dest(&tkey(), DestConfig::new(ip(RS1), 80).with_weight(1))
+        .unwrap();
+    e.set_snapshot(r.snapshot());
+    assert_eq!(
+        fwd(e.process(&tcp_in(client(1), 1, SYN), t0)).daddr,
+        ip(RS1)
+    );
+
+    // UDP, every datagram without a connection.
+    let mut u = Rules::new(1);
+    let ukey = ServiceKey::new(Protocol::Udp, ip(VIP), 53);
+    u.add_service(ServiceConfig::new(Protocol::Udp, ip(VIP), 53).with_scheduler("rr"))
+        .unwrap();
+    let mut e = engine(&u, 64);
+    assert_eq!(e.process(&udp_in(client(1), 1, 40), t0), Verdict::Refuse);
+    u.add_dest(&ukey, DestConfig::new(ip(RS1), 53).with_weight(0))
+        .unwrap();
+    e.set_snapshot(u.snapshot());
+    assert_eq!(e.process(&udp_in(client(1), 1, 40), t0), Verdict::Refuse);
+    assert_eq!(e.conn_count(), 0);
+
+    // Persistent: no template either.
+    let r = quiet(tcp.with_persistence(300, None));
+    let mut e = engine(&r, 64);
+    assert_eq!(e.process(&tcp_in(client(1), 1, SYN), t0), Verdict::Refuse);
+    assert_eq!(e.templates().len(), 0);
+    assert_eq!(e.list_conns(t0).len(), 0);
+
+    // Over their upper thresholds.
+    let r = rules_with(
+        ServiceConfig::new(Protocol::Tcp, ip(VIP), 80).with_scheduler("rr"),
+        &[DestConfig::new(ip(RS1), 80).with_thresholds(1, 0)],
+    );
+    let mut e = engine(&r, 64);
+    fwd(e.process(&tcp_in(client(1), 1, SYN), t0));
+    assert_eq!(e.process(&tcp_in(client(2), 1, SYN), t0), Verdict::Refuse);
 }

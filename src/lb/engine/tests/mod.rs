@@ -110,6 +110,7 @@ fn fwd(v: Verdict) -> Forward {
     match v {
         Verdict::Forward(f) => f,
         Verdict::Drop(r) => panic!("dropped: {r:?}"),
+        Verdict::Refuse => panic!("refused"),
     }
 }
 
