@@ -48,7 +48,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
 
-use super::dest::real_port;
 use super::service::Protocol;
 use super::time::Timestamp;
 
@@ -81,10 +80,6 @@ pub mod flag {
     pub const MASQ: u8 = 1 << 5;
     /// Controlled by a persistence template.
     pub const CONTROLLED: u8 = 1 << 6;
-    /// The real server's port is the virtual one, whatever the real
-    /// server's: a persistent port-zero or fwmark service's connection (the
-    /// kernel's ip_vs_sched_persist keeps the packet's port there).
-    pub const VPORT: u8 = 1 << 7;
 }
 
 /// One connection: 64 bytes, one cache line.
@@ -104,6 +99,10 @@ pub struct Conn {
     tick: u32,
     pub cport: u16,
     pub vport: u16,
+    /// The port at the real server, fixed when the connection was made
+    /// (the real server's, the virtual one for port 0, or the packet's for
+    /// a persistent port-zero or fwmark service).
+    pub rport: u16,
     /// `TcpState as u8` (UDP: 0).
     pub state: u8,
     pub flags: u8,
@@ -119,6 +118,7 @@ const EMPTY: Conn = Conn {
     tick: 0,
     cport: 0,
     vport: 0,
+    rport: 0,
     state: 0,
     flags: 0,
 };
@@ -129,16 +129,6 @@ impl Conn {
         self.flags & f != 0
     }
 
-    /// The port at the real server, for a real server configured with
-    /// `dest_port` ([`real_port`], or the virtual port for [`flag::VPORT`]).
-    #[inline(always)]
-    pub fn real_port(&self, dest_port: u16) -> u16 {
-        if self.has(flag::VPORT) {
-            self.vport
-        } else {
-            real_port(dest_port, self.vport)
-        }
-    }
     pub fn proto(&self) -> Protocol {
         if self.has(flag::UDP) {
             Protocol::Udp
@@ -346,6 +336,8 @@ pub struct TableFull;
 pub struct NewConn {
     pub tuple: Tuple,
     pub dest: u32,
+    /// The port at the real server.
+    pub rport: u16,
     pub expires: Timestamp,
     pub state: u8,
     pub flags: u8,
@@ -625,8 +617,8 @@ impl ConnTable {
             {
                 return false;
             }
-            let (daddr, dport) = eps.endpoint(c.dest);
-            daddr == t.src && c.real_port(dport) == t.sport
+            let (daddr, _) = eps.endpoint(c.dest);
+            daddr == t.src && c.rport == t.sport
         } else {
             const K: u8 = flag::USED | flag::UDP | flag::V6;
             c.flags & K == flag::USED | t.kind()
@@ -827,6 +819,7 @@ impl ConnTable {
             tick: 0,
             cport: t.sport,
             vport: t.dport,
+            rport: n.rport,
             state: n.state,
             flags: (n.flags & !(flag::UDP | flag::V6 | flag::MASQ))
                 | flag::USED
@@ -871,12 +864,11 @@ impl ConnTable {
         let tin = Self::in_tuple(&c);
         self.index_remove(hash_key(&tin, false), i);
         if c.has(flag::MASQ) {
-            let (daddr, dport) = eps.endpoint(c.dest);
-            let dport = c.real_port(dport);
+            let (daddr, _) = eps.endpoint(c.dest);
             let tout = Tuple {
                 src: daddr,
                 dst: c.caddr,
-                sport: dport,
+                sport: c.rport,
                 dport: c.cport,
                 udp: tin.udp,
                 v6: tin.v6,
@@ -948,6 +940,7 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lb::dest::real_port;
 
     struct Eps(Vec<(u128, u16)>);
     impl DestEndpoints for Eps {
@@ -1008,6 +1001,7 @@ mod tests {
             NewConn {
                 tuple: t,
                 dest,
+                rport: real_port(e.endpoint(dest).1, t.dport),
                 expires: Timestamp(exp),
                 state: 0,
                 flags: 0,

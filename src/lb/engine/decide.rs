@@ -261,10 +261,7 @@ impl Engine {
             (ConnState::Tcp(new), self.tmo[new as usize])
         };
         let vaddr = conntable::ip_from16(c.vaddr, c.has(flag::V6));
-        let fwd = Forward {
-            dport: c.real_port(d.port),
-            ..Forward::from_dest(Some(i), false, c.dest, d, vaddr, c.vport, state)
-        };
+        let fwd = Forward::from_dest(Some(i), c.dest, d, vaddr, c.vport, c.rport, state);
         let o = (dir == StateDir::Output) as usize;
         d.pkts[o] += 1;
         d.bytes[o] += pkt.len as u64;
@@ -298,10 +295,14 @@ impl Engine {
         let vaddr = conntable::ip_from16(c.vaddr, c.has(flag::V6));
         d.pkts[out as usize] += 1;
         d.bytes[out as usize] += pkt.len as u64;
-        let dport = c.real_port(d.port);
-        Some(Forward {
-            dport,
-            ..Forward::from_dest(Some(i), false, c.dest, d, vaddr, c.vport, state)
-        })
+        Some(Forward::from_dest(
+            Some(i),
+            c.dest,
+            d,
+            vaddr,
+            c.vport,
+            c.rport,
+            state,
+        ))
     }
 }

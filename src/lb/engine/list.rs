@@ -76,8 +76,8 @@ impl Engine {
 
     fn conn_info(&self, c: &conntable::Conn, now: Timestamp) -> ConnInfo {
         let v6 = c.has(flag::V6);
-        let (daddr, dport) = self.slab.endpoint(c.dest);
-        let dport = c.real_port(dport);
+        let (daddr, _) = self.slab.endpoint(c.dest);
+        let dport = c.rport;
         ConnInfo {
             proto: Some(c.proto()),
             state: if c.has(flag::UDP) {

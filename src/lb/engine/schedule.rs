@@ -128,8 +128,8 @@ impl Engine {
                 st.lcore(lc).packet_in(pkt.len);
             }
             return Verdict::Forward(Forward {
-                dport: rport,
-                ..Forward::from_dest(None, true, slot, d, pkt.dst, pkt.dport, ConnState::Udp)
+                new: true,
+                ..Forward::from_dest(None, slot, d, pkt.dst, pkt.dport, rport, ConnState::Udp)
             });
         }
         let masq = d.fwd.is_masq();
@@ -163,12 +163,10 @@ impl Engine {
         if tpl.is_some() {
             flags |= flag::CONTROLLED;
         }
-        if keep_vport {
-            flags |= flag::VPORT;
-        }
         let n = NewConn {
             tuple: p.tuple,
             dest: slot,
+            rport,
             expires: after(now, INITIAL_TIMEOUT_SECS as u64 * 1000),
             state: TcpState::None as u8,
             flags,

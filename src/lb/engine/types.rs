@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::slab::HotDest;
-use crate::lb::dest::{real_port, FwdMethod};
+use crate::lb::dest::FwdMethod;
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::{TcpFlags, TcpState};
 
@@ -74,25 +74,25 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// To real server slot `dest` (`d`) for a packet to `vaddr:vport`; the
-    /// real server's port 0 means `vport` ([`real_port`]).
+    /// To real server slot `dest` (`d`), port `dport`, for a packet to
+    /// `vaddr:vport`.
     #[inline(always)]
     pub(super) fn from_dest(
         conn: Option<u32>,
-        new: bool,
         dest: u32,
         d: &HotDest,
         vaddr: IpAddr,
         vport: u16,
+        dport: u16,
         state: ConnState,
     ) -> Self {
         Forward {
             conn,
-            new,
+            new: false,
             dest,
             fwd: d.fwd,
             daddr: d.daddr,
-            dport: real_port(d.port, vport),
+            dport,
             vaddr,
             vport,
             state,
