@@ -361,20 +361,6 @@ fn netmask(addr: IpAddr, prefix: u8) -> Result<Option<Netmask>, String> {
     }
 }
 
-fn contiguous(m: Ipv4Addr) -> bool {
-    let m = u32::from(m);
-    m.leading_ones() + m.trailing_zeros() == 32
-}
-
-fn prefix_len(addr: IpAddr, m: Option<Netmask>) -> u8 {
-    match (m, addr) {
-        (Some(Netmask::V4(mask)), _) => u32::from(mask).leading_ones() as u8,
-        (Some(Netmask::V6(p)), _) => p,
-        (None, IpAddr::V4(_)) => 32,
-        (None, IpAddr::V6(_)) => 128,
-    }
-}
-
 pub fn service_config(s: &proto::ServiceSpec) -> Result<ServiceConfig, String> {
     let mut cfg = ServiceConfig::for_key(service_key(&s.key()));
     cfg.scheduler = s.scheduler.clone();
@@ -402,13 +388,10 @@ pub fn service_spec(c: &ServiceConfig) -> proto::ServiceSpec {
         fwmark: c.key.fwmark,
         scheduler: c.scheduler.clone(),
         flags: c.flags.iter().map(|f| wire_sched_flag(*f)).collect(),
-        persistent: c.persistence.map(|p| proto::Persistence {
-            timeout: p.timeout,
-            netmask: prefix_len(c.key.addr, p.netmask),
-            mask: match p.netmask {
-                Some(Netmask::V4(m)) if !contiguous(m) => Some(m),
-                _ => None,
-            },
+        persistent: c.persistence.map(|p| match (p.netmask, c.key.addr) {
+            (Some(Netmask::V4(m)), _) => proto::Persistence::v4(p.timeout, m),
+            (Some(Netmask::V6(n)), _) => proto::Persistence::prefix(p.timeout, n),
+            (None, a) => proto::Persistence::prefix(p.timeout, crate::net::addr::max_len(&a)),
         }),
         ops: c.ops,
     }

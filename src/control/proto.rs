@@ -102,6 +102,30 @@ pub struct Persistence {
     pub mask: Option<Ipv4Addr>,
 }
 
+impl Persistence {
+    /// With an IPv4 mask: its leading ones as `netmask`, and the mask itself
+    /// only when it is not contiguous (the only case `netmask` cannot say).
+    pub fn v4(timeout: u32, m: Ipv4Addr) -> Self {
+        let bits = u32::from(m);
+        let prefix = bits.leading_ones();
+        let contiguous = bits.checked_shl(prefix).unwrap_or(0) == 0;
+        Persistence {
+            timeout,
+            netmask: prefix as u8,
+            mask: (!contiguous).then_some(m),
+        }
+    }
+
+    /// With a prefix length (IPv6, or a contiguous IPv4 mask).
+    pub fn prefix(timeout: u32, netmask: u8) -> Self {
+        Persistence {
+            timeout,
+            netmask,
+            mask: None,
+        }
+    }
+}
+
 /// Identifies a virtual service: `protocol address:port`, or, with a
 /// non-zero `fwmark`, the fwmark service of the address's family (the
 /// address then unspecified, `0.0.0.0` or `::`, the protocol tcp and the

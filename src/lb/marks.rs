@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::LbError;
 use super::service::Protocol;
+use crate::net::addr::{mask, max_len};
 
 /// What a rule matches: protocol, destination network, destination ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -40,28 +41,20 @@ impl MarkMatch {
         }
     }
 
-    fn max_prefix(&self) -> u8 {
-        if self.addr.is_ipv4() {
-            32
-        } else {
-            128
-        }
-    }
-
     /// A single address, not a network.
     pub fn is_host(&self) -> bool {
-        self.prefix == self.max_prefix()
+        self.prefix == max_len(&self.addr)
     }
 
     /// Checked, with the bits past the prefix cleared.
     fn normalized(mut self) -> Result<Self, LbError> {
-        if self.prefix > self.max_prefix() {
+        if self.prefix > max_len(&self.addr) {
             return Err(LbError::BadMarkPrefix);
         }
         if self.ports.0 > self.ports.1 {
             return Err(LbError::BadMarkPorts);
         }
-        self.addr = network(self.addr, self.prefix);
+        self.addr = mask(self.addr, self.prefix);
         Ok(self)
     }
 
@@ -69,8 +62,8 @@ impl MarkMatch {
     fn matches(&self, proto: Protocol, addr: IpAddr, port: u16) -> bool {
         self.proto == proto
             && (self.ports.0..=self.ports.1).contains(&port)
-            && network(addr, self.prefix) == self.addr
-            && addr.is_ipv4() == self.addr.is_ipv4()
+            // Addresses of another family are never equal.
+            && mask(addr, self.prefix) == self.addr
     }
 
     /// Narrower first: longer prefix, then fewer ports.
@@ -79,24 +72,6 @@ impl MarkMatch {
             self.prefix,
             u32::MAX - (self.ports.1 as u32 - self.ports.0 as u32),
         )
-    }
-}
-
-/// `addr` with the bits past `prefix` cleared.
-fn network(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = u32::MAX
-                .checked_shl(32 - prefix.min(32) as u32)
-                .unwrap_or(0);
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            let m = u128::MAX
-                .checked_shl(128 - prefix.min(128) as u32)
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(a) & m).into())
-        }
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use super::addr::{mask_v4, mask_v6};
+
 #[derive(Clone, Debug, Default)]
 pub struct AddrSet {
     v4: Vec<u32>,
@@ -62,11 +64,11 @@ impl AddrSet {
                 IpAddr::V4(a) if len >= 32 => s.v4.push(u32::from(a)),
                 IpAddr::V6(a) if len >= 128 => s.v6.push(u128::from(a)),
                 IpAddr::V4(a) => {
-                    let m = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+                    let m = mask_v4(len);
                     s.v4_nets.push((u32::from(a) & m, m));
                 }
                 IpAddr::V6(a) => {
-                    let m = u128::MAX.checked_shl(128 - len as u32).unwrap_or(0);
+                    let m = mask_v6(len);
                     s.v6_nets.push((u128::from(a) & m, m));
                 }
             }

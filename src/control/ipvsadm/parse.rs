@@ -303,10 +303,7 @@ pub fn parse_with(args: &[String], names: &dyn Names) -> Result<Invocation, Pars
                 st.svc_port = p.unwrap_or(0);
             }
             Opt::FwmarkService => {
-                let m = parse_number(v.trim_start(), 1, u32::MAX as u64).ok_or_else(|| {
-                    ParseError::fail(format!("invalid fwmark value `{v}' specified"))
-                })?;
-                st.fwmark = Some(m as u32);
+                st.fwmark = Some(parse_fwmark(&v)?);
                 st.protocol = Some(Protocol::Tcp);
                 st.svc_addr = Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
             }
@@ -609,31 +606,10 @@ enum MaskArg {
 /// the `-t [v6]`) is the host mask, as the kernel ends up with.
 fn persistence(timeout: u32, v6: bool, mask: Option<MaskArg>) -> Persistence {
     match (v6, mask) {
-        (true, Some(MaskArg::V6(n))) => Persistence {
-            timeout,
-            netmask: n,
-            mask: None,
-        },
-        (true, _) => Persistence {
-            timeout,
-            netmask: 128,
-            mask: None,
-        },
-        (false, Some(MaskArg::V4(m))) => {
-            let bits = u32::from(m);
-            let prefix = bits.leading_ones();
-            let contiguous = bits.checked_shl(prefix).unwrap_or(0) == 0;
-            Persistence {
-                timeout,
-                netmask: prefix as u8,
-                mask: (!contiguous).then_some(m),
-            }
-        }
-        (false, _) => Persistence {
-            timeout,
-            netmask: 32,
-            mask: None,
-        },
+        (true, Some(MaskArg::V6(n))) => Persistence::prefix(timeout, n),
+        (true, _) => Persistence::prefix(timeout, 128),
+        (false, Some(MaskArg::V4(m))) => Persistence::v4(timeout, m),
+        (false, _) => Persistence::prefix(timeout, 32),
     }
 }
 
@@ -668,12 +644,7 @@ fn parse_mark_command(
                     ))
                 })?);
             }
-            Opt::FwmarkService if add && mark.is_none() => {
-                let m = parse_number(v.trim_start(), 1, u32::MAX as u64).ok_or_else(|| {
-                    ParseError::fail(format!("invalid fwmark value `{v}' specified"))
-                })?;
-                mark = Some(m as u32);
-            }
+            Opt::FwmarkService if add && mark.is_none() => mark = Some(parse_fwmark(&v)?),
             _ => return Err(ParseError::fail(format!("invalid option `{text}'"))),
         }
     }
@@ -689,6 +660,13 @@ fn parse_mark_command(
         Command::DeleteMark(matches)
     };
     Ok(with(inv, command))
+}
+
+/// `-f MARK`: 1 ..= 4294967295, read as ipvsadm reads it.
+fn parse_fwmark(v: &str) -> Result<u32, ParseError> {
+    parse_number(v.trim_start(), 1, u32::MAX as u64)
+        .map(|m| m as u32)
+        .ok_or_else(|| ParseError::fail(format!("invalid fwmark value `{v}' specified")))
 }
 
 fn with(mut inv: Invocation, command: Command) -> Invocation {
