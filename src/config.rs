@@ -334,6 +334,12 @@ pub struct WorkersConfig {
     pub rx_desc: u16,
     #[serde(default = "default_desc")]
     pub tx_desc: u16,
+    /// Microseconds an idle worker sleeps after a few hundred empty polls
+    /// (0, the default: never; poll-mode workers own their cores). For
+    /// sharing a small machine with other rvsd, routing daemons or test
+    /// tools; a frame arriving during the sleep waits for its end.
+    #[serde(default)]
+    pub idle_sleep_us: u32,
 }
 
 fn default_mbufs() -> u32 {
@@ -351,6 +357,7 @@ impl Default for WorkersConfig {
             mbufs: default_mbufs(),
             rx_desc: default_desc(),
             tx_desc: default_desc(),
+            idle_sleep_us: 0,
         }
     }
 }
@@ -395,6 +402,76 @@ pub struct PortConfig {
     /// no addresses of its own carries tagged traffic only.
     #[serde(default, rename = "vlan")]
     pub vlans: Vec<VlanConfig>,
+    /// A kernel interface standing for this port (`[port.twin]`).
+    #[serde(default)]
+    pub twin: Option<TwinConfig>,
+}
+
+/// A port's kernel twin: a kernel network interface (DPDK's `net_tap`)
+/// with the port's MAC, MTU and addresses. What rvsd does not consume
+/// (traffic to the own addresses, routing protocols, multicast, LLDP)
+/// goes to it; what the kernel sends on it goes out the port. See
+/// docs/twin.md.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TwinConfig {
+    /// The kernel interface's name (default `rvs-PORT`, cut to 15 bytes).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Give the twin the port's addresses (default true). Off: whoever
+    /// runs the host sets them; traffic to the port's addresses still goes
+    /// to the twin.
+    #[serde(default = "yes")]
+    pub addresses: bool,
+    /// Who owns a VIP, answering ARP/ND for it: rvsd, for every VIP of a
+    /// service (`always`, the default), or whoever puts the VIP on the
+    /// twin as an address (`twin`: `ip addr add`, keepalived's VRRP, a
+    /// routing daemon), rvsd answering only while it is there.
+    #[serde(default)]
+    pub vips: VipOwner,
+    /// Put every VIP of a service on the twin as a /32 or /128 address
+    /// while the service exists, and take them off before rvsd stops, so
+    /// that a routing daemon announcing the twin's host routes announces
+    /// the VIPs (default false).
+    #[serde(default)]
+    pub announce: bool,
+    /// With `announce`: how long rvsd waits, after taking the VIPs off at
+    /// stop, for the routing daemon to withdraw them (default 1000).
+    #[serde(default = "default_withdraw_ms")]
+    pub withdraw_ms: u32,
+}
+
+/// Who decides that this director answers ARP/ND for a VIP.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VipOwner {
+    #[default]
+    Always,
+    Twin,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_withdraw_ms() -> u32 {
+    1000
+}
+
+impl TwinConfig {
+    /// The kernel interface's name for port `port`.
+    pub fn iface_name(&self, port: &str) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => {
+                let mut n = format!("rvs-{port}");
+                while n.len() > 15 {
+                    n.pop();
+                }
+                n
+            }
+        }
+    }
 }
 
 /// A VLAN sub-interface of a port: frames tagged with `id` belong to it,
@@ -586,6 +663,7 @@ impl Config {
         if self.workers.mbufs < 1024 {
             return Err(ConfigError("workers.mbufs must be at least 1024".into()));
         }
+        self.validate_twins()?;
         for p in &self.ports {
             if let Some(m) = p.mtu.filter(|m| !(MIN_MTU..=MAX_MTU).contains(m)) {
                 return Err(ConfigError(format!(
@@ -593,6 +671,40 @@ impl Config {
                     p.name
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Each twin: a name the kernel takes (1..=15 bytes, no `/`, blank or
+    /// `:`), once.
+    fn validate_twins(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<String> = Vec::new();
+        for p in &self.ports {
+            let Some(t) = &p.twin else { continue };
+            let n = t.iface_name(&p.name);
+            let bad = |c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control();
+            if n.is_empty() || n.len() > 15 || n.chars().any(bad) || n == "." || n == ".." {
+                return Err(ConfigError(format!(
+                    "port {:?}: twin name {n:?}: an interface name is 1 to 15 bytes, without '/', ':' or blanks",
+                    p.name
+                )));
+            }
+            if seen.contains(&n) {
+                return Err(ConfigError(format!("twin name {n:?} used twice")));
+            }
+            if t.withdraw_ms > 60_000 {
+                return Err(ConfigError(format!(
+                    "port {:?}: twin withdraw_ms {}: at most 60000",
+                    p.name, t.withdraw_ms
+                )));
+            }
+            seen.push(n);
+        }
+        if self.workers.idle_sleep_us > 100_000 {
+            return Err(ConfigError(format!(
+                "workers.idle_sleep_us {}: at most 100000",
+                self.workers.idle_sleep_us
+            )));
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 //! drop is counted once, by whoever ends the frame's custody.
 //!
 //! With it, every worker balances exactly (see [`Tally`]):
-//! `rx + handoff_in + originated = tx + handoff_out + held + reassembled + dropped`.
+//! `rx + handoff_in + originated + from_kernel = tx + handoff_out + held + reassembled + to_kernel + dropped`.
 
 use std::fmt;
 
@@ -156,6 +156,8 @@ drop_reasons! {
     TxFull = "tx_full",
     /// The hand-off ring to the owning worker was full.
     HandoffFull = "handoff_full",
+    /// For the kernel twin, but its ring was full (the twin is served slower than frames come).
+    TwinFull = "twin_full",
 }
 
 impl fmt::Display for DropReason {
@@ -210,7 +212,8 @@ impl DropCounts {
 /// to `tx`), merged into a reassembled datagram (which is counted as
 /// originated), or dropped with a reason. So, at any moment the worker is
 /// between loops:
-/// `rx + handoff_in + originated == tx + handoff_out + held + reassembled + dropped`.
+/// `rx + handoff_in + originated + from_kernel == tx + handoff_out + held
+/// + reassembled + to_kernel + dropped`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub rx: u64,
@@ -221,18 +224,27 @@ pub struct Tally {
     pub held: u64,
     /// Fragments whose data left in a reassembled datagram.
     pub reassembled: u64,
+    /// Frames passed to the ports' kernel twins, and frames the kernel
+    /// sent on a twin that this worker took to send out its port.
+    pub to_kernel: u64,
+    pub from_kernel: u64,
     pub drops: DropCounts,
 }
 
 impl Tally {
     /// Frames that came in or were made.
     pub fn taken_in(&self) -> u64 {
-        self.rx + self.handoff_in + self.originated
+        self.rx + self.handoff_in + self.originated + self.from_kernel
     }
 
     /// Frames whose fate is known (held ones included).
     pub fn accounted(&self) -> u64 {
-        self.tx + self.handoff_out + self.held + self.reassembled + self.drops.total()
+        self.tx
+            + self.handoff_out
+            + self.held
+            + self.reassembled
+            + self.to_kernel
+            + self.drops.total()
     }
 
     /// True when every frame is accounted for.
@@ -251,6 +263,8 @@ impl Tally {
             t.handoff_out += x.handoff_out;
             t.held += x.held;
             t.reassembled += x.reassembled;
+            t.to_kernel += x.to_kernel;
+            t.from_kernel += x.from_kernel;
             for (a, b) in t.drops.0.iter_mut().zip(x.drops.0.iter()) {
                 *a += b;
             }

@@ -32,6 +32,8 @@ pub mod rss;
 #[forbid(unsafe_code)]
 pub mod traffic;
 #[forbid(unsafe_code)]
+pub mod twin;
+#[forbid(unsafe_code)]
 pub mod wire;
 
 #[cfg(feature = "dpdk")]

@@ -45,11 +45,11 @@ rvs_counters_balanced() {
             { v[$1] = $2 }
             END {
                 if (!("worker.rx" in v)) exit 1
-                taken = v["worker.rx"] + v["worker.handoff_in"] + v["worker.originated"]
-                out = v["worker.tx"] + v["worker.handoff_out"] + v["worker.held"] + v["worker.reassembled"] + v["worker.dropped"]
+                taken = v["worker.rx"] + v["worker.handoff_in"] + v["worker.originated"] + v["worker.from_kernel"]
+                out = v["worker.tx"] + v["worker.handoff_out"] + v["worker.held"] + v["worker.reassembled"] + v["worker.to_kernel"] + v["worker.dropped"]
                 drops = 0
                 for (k in v) if (k ~ /^drop\./) drops += v[k]
-                printf "   accounting: rx %d + handed in %d + made %d = tx %d + handed off %d + held %d + reassembled %d + dropped %d (by reason %d)\n", v["worker.rx"], v["worker.handoff_in"], v["worker.originated"], v["worker.tx"], v["worker.handoff_out"], v["worker.held"], v["worker.reassembled"], v["worker.dropped"], drops
+                printf "   accounting: rx %d + handed in %d + made %d + from the kernel %d = tx %d + handed off %d + held %d + reassembled %d + to the kernel %d + dropped %d (by reason %d)\n", v["worker.rx"], v["worker.handoff_in"], v["worker.originated"], v["worker.from_kernel"], v["worker.tx"], v["worker.handoff_out"], v["worker.held"], v["worker.reassembled"], v["worker.to_kernel"], v["worker.dropped"], drops
                 exit !(taken == out && drops == v["worker.dropped"])
             }' <<<"$c"; then
             return 0

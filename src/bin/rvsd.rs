@@ -72,6 +72,7 @@ fn load(args: &Args) -> Result<Config, String> {
             mac: None,
             addresses: Vec::new(),
             vlans: Vec::new(),
+            twin: None,
         });
     }
     if let Some(sock) = &args.sock {

@@ -5,6 +5,7 @@ mod control_thread;
 pub mod lbworker;
 mod ports;
 mod runtime;
+mod twins;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::control::handler::{NoDataPlane, RulesHandler, Runtime};
 use crate::control::listener::ListenerStats;
 use crate::control::server::Handler;
 use crate::control::{self};
-use crate::datapath::{Datapath, Forwarding, Gauges, Links, PortSide};
+use crate::datapath::{Datapath, Forwarding, Gauges, Links, PortSide, VipOwners};
 use crate::dataplane::handoff;
 use crate::dataplane::lcore::{self, Exit};
 use crate::dataplane::memory::{self, Placement};
@@ -123,6 +124,9 @@ fn net_config(cfg: &Config, macs: &[[u8; 6]]) -> Result<NetConfig, String> {
     for (i, f) in cfg.interfaces().iter().enumerate() {
         let mut iface = Iface::new(i as u16, EthernetAddress(port_macs[f.port]))
             .with_mtu(f.mtu.unwrap_or(crate::net::iface::DEFAULT_MTU));
+        if cfg.ports[f.port].twin.is_some() {
+            iface = iface.with_twin();
+        }
         if let Some(vid) = f.vlan {
             iface = iface.on_vlan(f.port as u16, vid);
         }
@@ -376,7 +380,10 @@ fn run_lb(
         neigh.add_static(port, n.address, EthernetAddress(mac));
     }
     let (learn_tx, learn_rx) = net::learn_channel(4096);
-    let (snap_tx, snap_rxs) = net::snapshot_channel::<Snapshot>(nw);
+    // One more reader of the configurations: the twins, for the VIPs.
+    let (snap_tx, mut snap_rxs) = net::snapshot_channel::<Snapshot>(nw + 1);
+    let twin_snaps = snap_rxs.pop().ok_or("no snapshot reader")?;
+    let (owners_tx, owners_rxs) = net::snapshot_channel::<VipOwners>(nw);
     let (neigh_tx, neigh_rxs) = net::snapshot_channel::<NeighSnapshot>(nw);
     let templates = Arc::new(TemplateTable::new(64));
     let roles: Vec<Role> = cfg.interfaces().iter().map(|f| f.role).collect();
@@ -429,15 +436,33 @@ fn run_lb(
     let sock = std::path::PathBuf::from(&cfg.control.socket);
     let (listener, sock_file) = control::server::bind(&sock)
         .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
+    let port_ids: Vec<_> = started.ports.iter().map(|(_, _, p)| p.id()).collect();
+    let mut twins = match twins::Twins::start(
+        eal,
+        cfg,
+        &started.macs,
+        &port_ids,
+        pool,
+        owners_tx,
+        twin_snaps,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            ports::close_all(started.ports);
+            return Err(e);
+        }
+    };
+    let idle_sleep = Duration::from_micros(cfg.workers.idle_sleep_us as u64);
     let run_flag = Arc::new(AtomicBool::new(false));
     let mut handles: Vec<lcore::LaunchHandle> = Vec::new();
     let mut stats = Vec::new();
     let mut gauges = Vec::new();
     let mut mailboxes = Vec::new();
-    for (w, ((rx, tx), (snaps, neighs))) in started
+    for (w, (((rx, tx), (snaps, neighs)), owners_rx)) in started
         .queues
         .into_iter()
         .zip(snap_rxs.into_iter().zip(neigh_rxs))
+        .zip(owners_rxs)
         .enumerate()
     {
         let st = Arc::new(WorkerStats::default());
@@ -475,6 +500,10 @@ fn run_lb(
         if let Some(o) = &owner {
             datapath = datapath.with_owners(WorkerIndex(w as u16), o.clone(), sides.clone());
         }
+        if let Some(t) = &twins {
+            datapath = datapath.with_vip_owners(t.owners(), Some(owners_rx));
+        }
+        let twin_link = twins.as_ref().map(|t| t.link(w));
         let mut pipeline = LbWorker::new(datapath, pool.clone(), clock);
         pipeline.big_pool = big_pool.clone();
         pipeline.room = cfg.mbuf_data_room() as usize - crate::config::MBUF_HEADROOM;
@@ -491,6 +520,10 @@ fn run_lb(
             if let Some(ctl) = lat_ctl {
                 worker = worker.with_latency_control(ctl);
             }
+            if let Some(t) = twin_link {
+                worker = worker.with_twin(t);
+            }
+            worker = worker.with_idle_sleep(idle_sleep);
             worker.run(&flag);
             if let (Some(h), Ok(mut slot)) = (worker.latency(), lat.lock()) {
                 *slot = Some(BurstLatency::from_histogram(h));
@@ -528,6 +561,7 @@ fn run_lb(
         conn_capacity: cfg.lb.connections,
         listener: Arc::new(ListenerStats::default()),
         latency: lat_controls,
+        twin: twins.as_ref().map(|t| t.stats.clone()),
     };
     let listener_stats = runtime.listener.clone();
     let handler = Arc::new(Mutex::new(RulesHandler::new(rules, runtime)));
@@ -558,8 +592,15 @@ fn run_lb(
 
     let started_at = std::time::Instant::now();
     let mut last_estimate = started_at;
+    let mut last_twin_sync = started_at;
     wait(opts, started_at, || {
         let t = now();
+        if let Some(tw) = twins.as_mut() {
+            if last_twin_sync.elapsed() >= twins::SYNC_EVERY {
+                last_twin_sync = std::time::Instant::now();
+                tw.sync();
+            }
+        }
         neigh.apply(&learn_rx, 4096, t);
         neigh.expire(t);
         if neigh.is_dirty() {
@@ -574,8 +615,14 @@ fn run_lb(
         // A control thread that ended failed: nobody could configure rvsd.
         !control.ended()
     });
+    // Routing daemons withdraw the VIPs while the ports still carry
+    // their updates.
+    if let Some(tw) = twins.as_mut() {
+        tw.withdraw();
+    }
     let control_result = control.stop();
     let mut s = finish(started_at, &run_flag, handles, &stats, started.ports)?;
+    drop(twins);
     // Reported once the workers are stopped and the ports closed.
     control_result?;
     s.latency = collect_latency(&lat_slots);
@@ -664,6 +711,7 @@ impl Summary {
                 "handoff_out": c.tally.handoff_out, "handoff_in": c.tally.handoff_in,
                 "originated": c.tally.originated, "held": c.tally.held,
                 "reassembled": c.tally.reassembled,
+                "to_kernel": c.tally.to_kernel, "from_kernel": c.tally.from_kernel,
                 "dropped": c.tally.drops.total(), "balanced": c.tally.balanced(),
                 "loops": c.loops, "idle_loops": c.idle_loops,
                 "drops": c.tally.drops.iter()
@@ -692,14 +740,16 @@ fn tally_line(t: &Tally) -> String {
         .map(|(r, n)| format!("{} {n}", r.name()))
         .collect();
     format!(
-        "rx {} pkts, handed in {}, made {}; tx {} pkts, handed off {}, held {}, reassembled {}, dropped {}{}; {}",
+        "rx {} pkts, handed in {}, made {}, from the kernel {}; tx {} pkts, handed off {}, held {}, reassembled {}, to the kernel {}, dropped {}{}; {}",
         t.rx,
         t.handoff_in,
         t.originated,
+        t.from_kernel,
         t.tx,
         t.handoff_out,
         t.held,
         t.reassembled,
+        t.to_kernel,
         t.drops.total(),
         if drops.is_empty() {
             String::new()

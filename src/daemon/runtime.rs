@@ -15,6 +15,7 @@ use crate::control::listener::ListenerStats;
 use crate::control::proto::{ConnEntry, ConnProtocol, LcoreInfo, PortInfo, WorkerLatency};
 use crate::control::server::ConnIter;
 use crate::datapath::{ConnPage, Gauges, WorkerCmd};
+use crate::dataplane::twin::TwinStats;
 use crate::dataplane::worker::{LatencyControl, WorkerStats};
 use crate::dataplane::{LcoreId, Port};
 use crate::lb::engine::ConnInfo;
@@ -32,6 +33,8 @@ pub(super) struct DaemonRuntime {
     pub listener: Arc<ListenerStats>,
     /// One per worker when rvsd measures latency, else empty.
     pub latency: Vec<Arc<LatencyControl>>,
+    /// The kernel twins' frame mover, when ports have twins.
+    pub twin: Option<Arc<TwinStats>>,
 }
 
 /// How long the control thread waits for a worker's answer.
@@ -119,6 +122,8 @@ impl Runtime for DaemonRuntime {
         m.insert("worker.handoff_out".into(), t.handoff_out);
         m.insert("worker.held".into(), t.held);
         m.insert("worker.reassembled".into(), t.reassembled);
+        m.insert("worker.to_kernel".into(), t.to_kernel);
+        m.insert("worker.from_kernel".into(), t.from_kernel);
         m.insert("worker.dropped".into(), t.drops.total());
         for (r, n) in t.drops.iter() {
             m.insert(format!("drop.{}", r.name()), n);
@@ -143,6 +148,17 @@ impl Runtime for DaemonRuntime {
             gauge(|g| &g.port_unreachable_limited),
         );
         m.insert("neigh.learn_dropped".into(), gauge(|g| &g.learn_dropped));
+        if let Some(t) = &self.twin {
+            let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            m.insert("twin.to_kernel".into(), ld(&t.to_kernel));
+            m.insert("twin.to_kernel_dropped".into(), ld(&t.to_kernel_dropped));
+            m.insert("twin.from_kernel".into(), ld(&t.from_kernel));
+            m.insert(
+                "twin.from_kernel_dropped".into(),
+                ld(&t.from_kernel_dropped),
+            );
+            m.insert("twin.bad_source".into(), ld(&t.bad_source));
+        }
         let l = &self.listener;
         m.insert(
             "control.accepted".into(),

@@ -156,7 +156,8 @@ impl<B: PacketBuf> Datapath<B> {
                     .unwrap_or(Outcome::Drop(DropReason::ArpNotOurs))
             }
             L3::Ipv4 | L3::Ipv6 => {}
-            _ => return Outcome::Drop(DropReason::NotIp),
+            // LLDP, LACP and the like are the host's.
+            _ => return self.kernel_or(port, DropReason::NotIp),
         }
         let icmp = h.protocol == IpProtocol::ICMP || h.protocol == IpProtocol::ICMPV6;
         if h.is_icmp_error() {
@@ -232,6 +233,22 @@ impl<B: PacketBuf> Datapath<B> {
                 }
                 Some(Outcome::Drop(r))
             }
+            net::Action::Kernel => {
+                if grown {
+                    buf.trim(buf.len() - len);
+                }
+                Some(Outcome::Kernel)
+            }
+        }
+    }
+
+    /// [`Outcome::Kernel`] when interface `port` has a kernel twin, else
+    /// the drop.
+    #[inline]
+    pub(super) fn kernel_or(&self, port: PortIndex, r: DropReason) -> Outcome {
+        match self.net.port(port) {
+            Some(i) if i.has_twin() => Outcome::Kernel,
+            _ => Outcome::Drop(r),
         }
     }
 
@@ -269,6 +286,10 @@ impl<B: PacketBuf> Datapath<B> {
         };
         match self.engine.lookup(&key, now) {
             Some(f) => self.forward(port, buf, h, &f, dir),
+            // About the host's own traffic (a BGP session's frag needed).
+            None if self.net.port(port).is_some_and(|i| i.is_own(&h.dst)) => {
+                self.kernel_or(port, DropReason::NoConnection)
+            }
             None => Outcome::Drop(DropReason::NoConnection),
         }
     }

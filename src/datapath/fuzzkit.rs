@@ -113,6 +113,11 @@ fn cidr(s: &str) -> IpCidr {
 /// 10.1.0.12; only 10.1.0.11's MAC is known. One worker, no control
 /// thread: what the unit tests drive.
 pub fn datapath() -> Datapath<VecBuf> {
+    datapath_with_twin(false)
+}
+
+/// [`datapath`], with a kernel twin on the client port when `twin`.
+pub fn datapath_with_twin(twin: bool) -> Datapath<VecBuf> {
     let mut rules = Rules::new(1);
     let tcp = Protocol::Tcp;
     rules
@@ -134,7 +139,14 @@ pub fn datapath() -> Datapath<VecBuf> {
         )
         .unwrap();
     let mut net = NetConfig::new();
-    net.set(Iface::new(0, CLI_MAC).with_addr(cidr("10.0.0.254/24")));
+    let client = Iface::new(0, CLI_MAC).with_addr(cidr("10.0.0.254/24"));
+    net.set(match twin {
+        true => client
+            .with_addr(cidr("2001:db8::254/64"))
+            .with_link_local()
+            .with_twin(),
+        false => client,
+    });
     net.set(Iface::new(1, SRV_MAC).with_addr(cidr("10.1.0.254/24")));
     let routes = RouteTable::from_config(&net);
     let mut neigh = NeighTable::new(NeighConfig::default());
@@ -499,6 +511,7 @@ impl Sim {
                     away.push((to.get(), port, b));
                 }
                 Outcome::Drop(r) => self.tallies[w].drops.bump(r),
+                Outcome::Kernel => self.tallies[w].to_kernel += 1,
             }
         }
         away

@@ -112,6 +112,9 @@ impl<B: PacketBuf> Datapath<B> {
         if let Some(n) = self.links.as_ref().and_then(|l| l.neighs.latest()) {
             self.set_neighbours(n, out, tally);
         }
+        if let Some(o) = self.owners_rx.as_ref().and_then(|r| r.latest()) {
+            self.set_vip_owners(o);
+        }
         self.report_learned(now);
         let due = now >= self.next_housekeeping;
         if due {

@@ -37,7 +37,7 @@ use crate::net::reassembly::{Reassembly, ReassemblyConfig};
 use crate::net::{self, AddrSet, Learned, NeighSnapshot, NetConfig, Pending, Resolved, RouteTable};
 use crate::rss::OwnerMap;
 use crate::wire::buf::PacketBuf;
-use crate::wire::parse::{parse_frame_into, Headers};
+use crate::wire::parse::{parse_frame_into, Headers, L3};
 
 mod classify;
 mod fragments;
@@ -54,6 +54,8 @@ mod route;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod twin_tests;
 
 pub use hops::{Hop, HopCache};
 pub use housekeeping::{ConnPage, Gauges, Links, WorkerCmd};
@@ -74,6 +76,9 @@ pub enum Outcome {
     Hold,
     /// Free it; count it under this reason.
     Drop(DropReason),
+    /// Give it, untouched, to the kernel twin of the port it came in on:
+    /// the host's own traffic.
+    Kernel,
 }
 
 /// New connections a worker refused because no real server could take
@@ -118,6 +123,23 @@ impl HoldFor {
         port: PortIndex(0),
         next_hop: UNSPECIFIED,
     };
+}
+
+/// Which VIPs each port answers ARP/ND for: every VIP of the
+/// configuration (`None`, the default), or only those in the set (the
+/// addresses on the port's kernel twin, when the twin decides; see
+/// `config::VipOwner`). Indexed by port; VLANs follow their port.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VipOwners(pub Vec<Option<ahash::AHashSet<IpAddr>>>);
+
+impl VipOwners {
+    /// Whether port `link` answers for `vip`.
+    pub fn answers(&self, link: PortIndex, vip: &IpAddr) -> bool {
+        match self.0.get(link.get()) {
+            Some(Some(set)) => set.contains(vip),
+            _ => true,
+        }
+    }
 }
 
 /// What every frame needs: the engine, the ports' addresses, routes and
@@ -178,6 +200,9 @@ pub struct Datapath<B> {
     learned: Vec<Learned>,
     /// The control thread's channels (absent in tests that need none).
     links: Option<Links>,
+    /// Which VIPs each port answers for, and where new owners come from.
+    vip_owners: Arc<VipOwners>,
+    owners_rx: Option<net::SnapshotRx<VipOwners>>,
     next_housekeeping: Timestamp,
     next_publish: Timestamp,
     /// The ICMP errors this worker may send.
@@ -232,6 +257,8 @@ impl<B: PacketBuf> Datapath<B> {
             resolved: Vec::with_capacity(256),
             learned: Vec::with_capacity(64),
             links: None,
+            vip_owners: Arc::new(VipOwners::default()),
+            owners_rx: None,
             next_housekeeping: Timestamp::ZERO,
             next_publish: Timestamp::ZERO,
             icmp_limit: net::IcmpLimiter::new(net::IcmpLimitConfig::default()),
@@ -275,6 +302,30 @@ impl<B: PacketBuf> Datapath<B> {
     pub fn with_icmp_limit(mut self, cfg: net::IcmpLimitConfig) -> Self {
         self.icmp_limit = net::IcmpLimiter::new(cfg);
         self
+    }
+
+    /// Answer ARP/ND for the VIPs `owners` allows, and for those of each
+    /// new `VipOwners` published on `rx` (picked up between bursts).
+    pub fn with_vip_owners(
+        mut self,
+        owners: Arc<VipOwners>,
+        rx: Option<net::SnapshotRx<VipOwners>>,
+    ) -> Self {
+        self.owners_rx = rx;
+        self.set_vip_owners(owners);
+        self
+    }
+
+    /// New VIP owners: the ports' VIPs change (and new ones are announced
+    /// at the next tick).
+    pub fn set_vip_owners(&mut self, owners: Arc<VipOwners>) {
+        if *owners == *self.vip_owners {
+            return;
+        }
+        self.vip_owners = owners;
+        let snap = self.engine.snapshot().clone();
+        self.update_vips(&snap);
+        self.announce_due = true;
     }
 
     /// Connect to the control thread (snapshots, learning, queries).
@@ -329,11 +380,18 @@ impl<B: PacketBuf> Datapath<B> {
         // theirs is announced, the network is routed to us.
         let new: ahash::AHashSet<IpAddr> = snap.vip_addrs().collect();
         for &p in &self.vip_ports {
+            let link = self.net.link(p).0;
+            let owners = &self.vip_owners;
             if let Some(iface) = self.net.port_mut(p) {
-                for old in self.vips.difference(&new) {
+                let stale: Vec<IpAddr> = iface
+                    .vips()
+                    .filter(|v| !new.contains(*v) || !owners.answers(link, v))
+                    .copied()
+                    .collect();
+                for old in &stale {
                     iface.remove_vip(old);
                 }
-                for v in new.difference(&self.vips) {
+                for v in new.iter().filter(|v| owners.answers(link, v)) {
                     iface.add_vip(*v);
                 }
             }
@@ -492,8 +550,29 @@ impl<B: PacketBuf> Datapath<B> {
         host: &net::policy::Host<'_>,
     ) -> Option<Outcome> {
         match net::policy::admit(data, h, host) {
-            Err(r) => Some(Outcome::Drop(r)),
+            Err(r) => Some(self.refused(iface, data, h, r)),
             Ok(()) => self.foreign_owner(iface, h).map(Outcome::Handoff),
+        }
+    }
+
+    /// A frame the input checks refused: multicast and broadcast (VRRP,
+    /// OSPF, DHCP, LLDP) are the kernel twin's, when there is one.
+    #[cold]
+    fn refused(&self, iface: PortIndex, data: &[u8], h: &Headers, r: DropReason) -> Outcome {
+        let group_mac = data.first().is_some_and(|b| b & 1 == 1);
+        let group_ip = match h.dst {
+            IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+            IpAddr::V6(a) => a.is_multicast(),
+        };
+        let host_s = match r {
+            DropReason::NotForUs => group_mac && (group_ip || !matches!(h.l3, L3::Ipv4 | L3::Ipv6)),
+            DropReason::MartianDestination => group_ip,
+            _ => false,
+        };
+        if host_s {
+            self.kernel_or(iface, r)
+        } else {
+            Outcome::Drop(r)
         }
     }
 

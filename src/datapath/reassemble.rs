@@ -73,6 +73,9 @@ impl<B: PacketBuf> Datapath<B> {
                 Outcome::Hold => self.hold(0, b, now, tally),
                 Outcome::Handoff(w) => self.handoffs.push((w, port, b)),
                 Outcome::Drop(r) => tally.drops.bump(r),
+                // The twin's fragments go to it unassembled (the own
+                // addresses are decided before reassembly): none gets here.
+                Outcome::Kernel => tally.drops.bump(crate::drops::DropReason::Local),
             }
         }
     }

@@ -343,6 +343,7 @@ impl Lab {
             Outcome::Hold => self.workers[at].hold(0, buf, self.now, &mut self.tallies[at]),
             Outcome::Drop(r) => self.tallies[at].drops.bump(r),
             Outcome::Handoff(_) => panic!("handed off twice"),
+            Outcome::Kernel => self.tallies[at].to_kernel += 1,
         }
         let mut diff = DropCounts::default();
         for (t, b) in self.tallies.iter().zip(&before) {

@@ -29,6 +29,7 @@ pub mod mempool;
 pub mod port;
 pub mod replay;
 pub mod ring;
+pub mod twin;
 pub mod worker;
 
 pub use eal::Eal;

@@ -650,6 +650,13 @@ impl Port {
         Ok(a.addr_bytes)
     }
 
+    /// Set the device's MTU (for `net_tap`, the kernel interface's).
+    pub fn set_mtu(&self, mtu: u16) -> Result<()> {
+        // SAFETY: a control call on a port we hold; no pointers.
+        let ret = unsafe { sys::rte_eth_dev_set_mtu(self.id().0, mtu) };
+        check(ret, || format!("rte_eth_dev_set_mtu({}, {mtu})", self.id()))
+    }
+
     pub fn link(&self) -> Result<LinkStatus> {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: l is a valid out-struct; the nowait variant never blocks.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::handoff::Handoff;
 use super::mbuf::{Burst, Mbuf, BURST_SIZE};
 use super::port::{RxQueue, TxQueue};
+use super::ring::Ring;
 use crate::datapath::Outcome;
 use crate::drops::{DropReason, Tally};
 use crate::ids::{PortIndex, WorkerIndex};
@@ -87,6 +88,8 @@ pub struct WorkerStats {
     pub handoff_out: AtomicU64,
     pub held: AtomicU64,
     pub reassembled: AtomicU64,
+    pub to_kernel: AtomicU64,
+    pub from_kernel: AtomicU64,
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
@@ -102,6 +105,8 @@ impl Default for WorkerStats {
             handoff_out: AtomicU64::new(0),
             held: AtomicU64::new(0),
             reassembled: AtomicU64::new(0),
+            to_kernel: AtomicU64::new(0),
+            from_kernel: AtomicU64::new(0),
             loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -128,6 +133,8 @@ impl WorkerStats {
             handoff_out: ld(&self.handoff_out),
             held: ld(&self.held),
             reassembled: ld(&self.reassembled),
+            to_kernel: ld(&self.to_kernel),
+            from_kernel: ld(&self.from_kernel),
             ..Default::default()
         };
         for (d, a) in tally.drops.0.iter_mut().zip(&self.drops) {
@@ -150,6 +157,8 @@ impl WorkerStats {
         st(&self.handoff_out, t.handoff_out);
         st(&self.held, t.held);
         st(&self.reassembled, t.reassembled);
+        st(&self.to_kernel, t.to_kernel);
+        st(&self.from_kernel, t.from_kernel);
         for (a, v) in self.drops.iter().zip(t.drops.0.iter()) {
             st(a, *v);
         }
@@ -260,6 +269,16 @@ impl LatencyControl {
     }
 }
 
+/// A worker's way to the ports' kernel twins (served by
+/// [`super::twin::serve`], off the workers' cores).
+pub struct TwinLink {
+    /// Frames for the kernel (each names its port in `in_port`).
+    pub to_kernel: Ring,
+    /// Frames the kernel sent on a twin, to transmit on the port named in
+    /// `in_port`: taken by one worker only.
+    pub from_kernel: Option<Ring>,
+}
+
 /// One worker's queues: rx and tx queue `i` belong to port index `i`.
 pub struct Worker<P: Pipeline> {
     pub rx: Vec<RxQueue>,
@@ -280,7 +299,19 @@ pub struct Worker<P: Pipeline> {
     /// measuring: recording is a few instructions, no allocation.
     latency: Option<hdrhistogram::Histogram<u64>>,
     latency_control: Option<Arc<LatencyControl>>,
+    twin: Option<TwinLink>,
+    /// Frames for the kernel since the last flush.
+    kernel_out: Burst,
+    /// Sleep this long after [`IDLE_POLLS`] empty loops in a row (zero:
+    /// never).
+    idle_sleep: Duration,
+    idle_run: u32,
 }
+
+/// Empty loops in a row before an idle worker sleeps (see
+/// [`Worker::with_idle_sleep`]): a few microseconds of polling first, so
+/// that a burst arriving right after the last is not delayed.
+pub const IDLE_POLLS: u32 = 256;
 
 /// How many times a full tx queue is retried before its packets are dropped.
 const TX_RETRIES: usize = 4;
@@ -301,7 +332,27 @@ impl<P: Pipeline> Worker<P> {
             tick_handoffs: Vec::new(),
             latency: None,
             latency_control: None,
+            twin: None,
+            kernel_out: Burst::new(),
+            idle_sleep: Duration::ZERO,
+            idle_run: 0,
         }
+    }
+
+    /// Pass frames for the kernel to the twin thread (and, with
+    /// `from_kernel`, send the kernel's frames out).
+    pub fn with_twin(mut self, link: TwinLink) -> Self {
+        self.twin = Some(link);
+        self
+    }
+
+    /// Sleep `d` whenever the queues stayed empty for [`IDLE_POLLS`] loops,
+    /// so that idle workers leave the core to others (several rvsd, routing
+    /// daemons, test tools on a small machine). A frame arriving during
+    /// the sleep waits up to `d` plus the scheduler's wake-up latency.
+    pub fn with_idle_sleep(mut self, d: Duration) -> Self {
+        self.idle_sleep = d;
+        self
     }
 
     /// Measure per-burst processing time (see [`Worker::latency`]).
@@ -338,13 +389,30 @@ impl<P: Pipeline> Worker<P> {
     /// Poll until `stop` is set, then flush and return.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            self.poll_once(super::tsc());
+            let n = self.poll_once(super::tsc());
+            if !self.idle_sleep.is_zero() {
+                self.idle(n);
+            }
         }
         for p in 0..self.pending.len() {
             self.flush(p);
         }
         self.flush_handoff();
+        self.flush_kernel();
         self.stats.publish(&self.tally);
+    }
+
+    /// Count empty loops; sleep after [`IDLE_POLLS`] of them.
+    #[cold]
+    fn idle(&mut self, received: usize) {
+        if received > 0 {
+            self.idle_run = 0;
+            return;
+        }
+        self.idle_run += 1;
+        if self.idle_run >= IDLE_POLLS {
+            std::thread::sleep(self.idle_sleep);
+        }
     }
 
     /// One pass over every rx queue and the incoming hand-off rings.
@@ -386,6 +454,17 @@ impl<P: Pipeline> Worker<P> {
             }
         }
         self.flush_handoff();
+        let from_kernel = match self.twin.as_ref().and_then(|t| t.from_kernel.as_ref()) {
+            Some(r) => r.dequeue(&mut burst),
+            None => 0,
+        };
+        if from_kernel > 0 {
+            self.send_from_kernel(&mut burst);
+        }
+        if !self.kernel_out.is_empty() {
+            self.flush_kernel();
+        }
+        let received = received + from_kernel;
         bump(&self.stats.loops, 1);
         if received + handed_in == 0 {
             bump(&self.stats.idle_loops, 1);
@@ -422,7 +501,59 @@ impl<P: Pipeline> Worker<P> {
 
     fn signature(&self) -> (u64, u64, u64, u64) {
         let t = &self.tally;
-        (t.rx, t.handoff_in, t.originated, t.held + t.reassembled)
+        (
+            t.rx,
+            t.handoff_in + t.from_kernel,
+            t.originated,
+            t.held + t.reassembled,
+        )
+    }
+
+    /// The kernel's frames, each to leave on the port its `in_port` names.
+    #[cold]
+    fn send_from_kernel(&mut self, burst: &mut Burst) {
+        self.tally.from_kernel += burst.len() as u64;
+        for m in burst.drain() {
+            match self.tx.iter().position(|q| q.port().0 == m.in_port()) {
+                Some(p) => self.enqueue(PortIndex(p as u16), m),
+                None => self.tally.drops.bump(DropReason::NoPort),
+            }
+        }
+        for p in 0..self.pending.len() {
+            self.flush(p);
+        }
+    }
+
+    /// Queue a frame for the kernel twin of the port it came in on.
+    #[inline]
+    fn pass_to_kernel(&mut self, m: Mbuf) {
+        if self.twin.is_none() {
+            self.tally.drops.bump(DropReason::NoPort);
+            return;
+        }
+        if self.kernel_out.is_full() {
+            self.flush_kernel();
+        }
+        if self.kernel_out.push(m).is_err() {
+            self.tally.drops.bump(DropReason::TwinFull);
+        }
+    }
+
+    /// Pass the frames for the kernel to the twin thread; a full ring
+    /// drops.
+    fn flush_kernel(&mut self) {
+        let Some(t) = self.twin.as_ref() else {
+            return;
+        };
+        let n = self.kernel_out.len();
+        if n == 0 {
+            return;
+        }
+        let sent = t.to_kernel.enqueue(&mut self.kernel_out);
+        self.tally.to_kernel += sent as u64;
+        let dropped = self.kernel_out.len() as u64;
+        self.kernel_out.drain().for_each(drop);
+        self.tally.drops.add(DropReason::TwinFull, dropped);
     }
 
     /// Send what was queued for other workers; a full ring drops.
@@ -497,6 +628,7 @@ impl<P: Pipeline> Worker<P> {
                 Outcome::Hold => self.pipeline.hold(i, m, &mut self.tally),
                 Outcome::Handoff(to) => self.hand_off(to, in_port, m),
                 Outcome::Drop(r) => self.tally.drops.bump(r),
+                Outcome::Kernel => self.pass_to_kernel(m),
             }
         }
         // Transmit before the next rx: the mbufs freed by tx go back to

@@ -16,7 +16,7 @@ use crate::wire::arp::{self as warp, Operation};
 use crate::wire::parse::Headers;
 use crate::wire::{ethernet, EtherType, EthernetAddress};
 
-use super::iface::Iface;
+use super::iface::{AddrKind, Iface};
 use super::learn::{Evidence, Learned};
 use super::{BuildError, DropReason, Outcome};
 
@@ -52,7 +52,8 @@ pub fn process(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
     if iface.lookup(&spa.into()).is_some() {
         return Outcome::drop(DropReason::ArpConflict);
     }
-    let for_us = iface.lookup(&tpa.into()).is_some();
+    let target = iface.lookup(&tpa.into());
+    let for_us = target.is_some();
     let learned = if !spa.is_unspecified() && iface.is_connected(&spa.into()) {
         let evidence = match (for_us, req.operation) {
             (true, Operation::REQUEST) => Evidence::Request,
@@ -69,15 +70,19 @@ pub fn process(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
         None
     };
     if !for_us {
-        let r = if req.operation == Operation::REQUEST && spa != tpa {
-            DropReason::ArpNotOurs
+        return if req.operation == Operation::REQUEST && spa != tpa {
+            Outcome::drop(DropReason::ArpNotOurs).with(learned)
         } else {
-            DropReason::ArpHandled
+            // A reply or an announcement: the kernel twin learns from it too.
+            Outcome::kernel_or(iface, DropReason::ArpHandled).with(learned)
         };
-        return Outcome::drop(r).with(learned);
     }
     if req.operation != Operation::REQUEST {
-        return Outcome::drop(DropReason::ArpHandled).with(learned);
+        return Outcome::kernel_or(iface, DropReason::ArpHandled).with(learned);
+    }
+    if target == Some(AddrKind::Own) && iface.has_twin() {
+        // The kernel twin has the own addresses and answers for them.
+        return Outcome::kernel_or(iface, DropReason::ArpHandled).with(learned);
     }
     // The reply, in place: to the requester, from us.
     let reply = req.reply(iface.mac());

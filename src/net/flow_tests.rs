@@ -46,7 +46,7 @@ impl Worker {
         match o.action {
             Action::Reply { len } => self.tx.push((0, buf[..len].to_vec())),
             Action::Drop(r) => self.drops.bump(r),
-            Action::Pass => {}
+            Action::Pass | Action::Kernel => {}
         }
         o.action
     }

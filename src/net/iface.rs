@@ -51,6 +51,9 @@ pub struct Iface {
     addrs: Vec<IpCidr>,
     /// VIPs (possibly many; hashed).
     vips: AHashSet<IpAddr>,
+    /// A kernel twin takes this interface's own traffic (see
+    /// [`Iface::with_twin`]).
+    twin: bool,
 }
 
 impl Iface {
@@ -65,7 +68,24 @@ impl Iface {
             mtu: DEFAULT_MTU,
             addrs: Vec::new(),
             vips: AHashSet::new(),
+            twin: false,
         }
+    }
+
+    /// The port has a kernel twin: traffic to the own addresses (ARP and
+    /// neighbour discovery for them, ping, everything else), router
+    /// discovery and MLD, and neighbour replies once learned from go to
+    /// the kernel ([`super::Action::Kernel`]) instead of being answered or
+    /// dropped here. VIPs stay rvsd's.
+    pub fn with_twin(mut self) -> Self {
+        self.twin = true;
+        self
+    }
+
+    /// True when a kernel twin takes the own traffic.
+    #[inline]
+    pub fn has_twin(&self) -> bool {
+        self.twin
     }
 
     /// Makes this interface VLAN `vid` on port `link`.

@@ -82,6 +82,9 @@ pub enum Action {
     Reply { len: usize },
     /// Free it and count the reason.
     Drop(DropReason),
+    /// The host's own traffic: give it, untouched, to the port's kernel
+    /// twin (only on an interface [`Iface::with_twin`]).
+    Kernel,
 }
 
 /// [`classify`]'s verdict.
@@ -111,6 +114,20 @@ impl Outcome {
     pub const fn reply(len: usize) -> Outcome {
         Outcome {
             action: Action::Reply { len },
+            learned: None,
+        }
+    }
+
+    /// For the kernel twin when the interface has one, else dropped for
+    /// `r`.
+    #[inline]
+    pub fn kernel_or(iface: &Iface, r: DropReason) -> Outcome {
+        Outcome {
+            action: if iface.has_twin() {
+                Action::Kernel
+            } else {
+                Action::Drop(r)
+            },
             learned: None,
         }
     }
@@ -160,10 +177,7 @@ pub fn classify(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
                 && h.l4_parsed
                 && h.icmp_type == icmpv4::Message::ECHO_REQUEST.0
             {
-                return match iface.lookup(&h.dst) {
-                    Some(_) => echo::reply_in_place(buf, h, iface),
-                    None => Outcome::PASS,
-                };
+                return echo(buf, h, iface);
             }
             local_or_pass(h, iface)
         }
@@ -173,15 +187,10 @@ pub fn classify(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
                     icmpv6::Message::NEIGHBOR_SOLICIT | icmpv6::Message::NEIGHBOR_ADVERT => {
                         return nd::process(buf, h, iface)
                     }
-                    icmpv6::Message::ECHO_REQUEST => {
-                        return match iface.lookup(&h.dst) {
-                            Some(_) => echo::reply_in_place(buf, h, iface),
-                            None => Outcome::PASS,
-                        };
-                    }
+                    icmpv6::Message::ECHO_REQUEST => return echo(buf, h, iface),
                     // RS, RA, redirect; MLD query/report/done, MLDv2 report.
                     icmpv6::Message(133..=137 | 130..=132 | 143) => {
-                        return Outcome::drop(DropReason::Icmpv6Control)
+                        return Outcome::kernel_or(iface, DropReason::Icmpv6Control)
                     }
                     _ => {}
                 }
@@ -192,10 +201,21 @@ pub fn classify(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
     }
 }
 
+/// An echo request: answered here for a VIP, and for an own address
+/// unless the kernel twin has it.
+#[inline]
+fn echo(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
+    match iface.lookup(&h.dst) {
+        Some(AddrKind::Own) if iface.has_twin() => Outcome::kernel_or(iface, DropReason::Local),
+        Some(_) => echo::reply_in_place(buf, h, iface),
+        None => Outcome::PASS,
+    }
+}
+
 #[inline]
 fn local_or_pass(h: &Headers, iface: &Iface) -> Outcome {
     if iface.is_own(&h.dst) && !iface.is_vip(&h.dst) {
-        Outcome::drop(DropReason::Local)
+        Outcome::kernel_or(iface, DropReason::Local)
     } else {
         Outcome::PASS
     }
@@ -279,6 +299,7 @@ mod tests {
             let got = match run(&f).action {
                 Action::Pass => "pass",
                 Action::Reply { .. } => "reply",
+                Action::Kernel => "kernel",
                 Action::Drop(r) => r.name(),
             };
             assert_eq!(got, want, "{desc}");

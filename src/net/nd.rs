@@ -24,7 +24,7 @@ use crate::wire::parse::{Headers, L3};
 use crate::wire::{ethernet, ipv6, ChecksumMode, EtherType, EthernetAddress, IpProtocol};
 
 use super::addr::{ipv6_multicast_mac, solicited_node, ALL_NODES};
-use super::iface::Iface;
+use super::iface::{AddrKind, Iface};
 use super::learn::{Evidence, Learned};
 use super::{BuildError, DropReason, Outcome};
 
@@ -80,13 +80,18 @@ pub fn process(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
             if dad && (!is_solicited_node(&dst) || lladdr.is_some()) {
                 return invalid;
             }
-            if iface.lookup(&IpAddr::V6(target)).is_none() {
+            let kind = iface.lookup(&IpAddr::V6(target));
+            if kind.is_none() {
                 return Outcome::drop(DropReason::NdNotOurs);
             }
             let learned = match lladdr {
                 Some(mac) if !dad => learn(src, mac, Evidence::Request),
                 _ => None,
             };
+            if kind == Some(AddrKind::Own) && iface.has_twin() {
+                // The kernel twin has the own addresses and answers for them.
+                return Outcome::kernel_or(iface, DropReason::NdHandled).with(learned);
+            }
             let peer_mac = match buf.get(6..).and_then(EthernetAddress::from_bytes) {
                 Some(m) => m,
                 None => return invalid,
@@ -122,7 +127,7 @@ pub fn process(buf: &mut [u8], h: &Headers, iface: &Iface) -> Outcome {
                 (Some(mac), Some(e)) => learn(target, mac, e),
                 _ => None,
             };
-            Outcome::drop(DropReason::NdHandled).with(learned)
+            Outcome::kernel_or(iface, DropReason::NdHandled).with(learned)
         }
         _ => invalid,
     }
