@@ -81,6 +81,8 @@ rvs_deps() {
         || ! command -v dpdk-testpmd >/dev/null 2>&1 || ! command -v ethtool >/dev/null 2>&1 \
         || ! command -v socat >/dev/null 2>&1 || ! command -v tshark >/dev/null 2>&1 \
         || ! command -v hadolint >/dev/null 2>&1 \
+        || ! command -v bird >/dev/null 2>&1 || ! command -v tcpdump >/dev/null 2>&1 \
+        || ! command -v ipvsadm >/dev/null 2>&1 \
         || ! /usr/bin/python3 -c "import scapy" >/dev/null 2>&1; then
         "$RVS_ROOT/scripts/deps"
     fi
