@@ -1186,4 +1186,39 @@ mod limit_tests {
         let e = Config::parse(&format!("{PORT}mtu = 9500\n")).unwrap_err();
         assert!(e.0.contains("mtu 9500"), "{e:?}");
     }
+
+    #[test]
+    fn twins_and_idle_sleep() {
+        let c = Config::parse(&format!(
+            "[workers]\nidle_sleep_us = 50\n{PORT}[port.twin]\nvips = \"twin\"\nannounce = true\n[[port]]\nname = \"a-very-long-port\"\ndevice = \"net_null1\"\n[port.twin]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.workers.idle_sleep_us, 50);
+        let t = c.ports[0].twin.as_ref().unwrap();
+        assert_eq!(
+            (t.vips, t.announce, t.addresses, t.withdraw_ms),
+            (VipOwner::Twin, true, true, 1000)
+        );
+        assert_eq!(t.iface_name("p"), "rvs-p");
+        let u = c.ports[1].twin.as_ref().unwrap();
+        assert_eq!(u.iface_name(&c.ports[1].name), "rvs-a-very-long");
+        assert_eq!(u.vips, VipOwner::Always);
+        for (bad, want) in [
+            ("[port.twin]\nname = \"a/b\"\n", "interface name"),
+            (
+                "[port.twin]\nname = \"sixteen-bytes-xx\"\n",
+                "interface name",
+            ),
+            ("[port.twin]\nvips = \"sometimes\"\n", "unknown variant"),
+            ("[port.twin]\nwithdraw_ms = 100000\n", "at most 60000"),
+            ("[port.twin]\ncolour = 1\n", "unknown field"),
+        ] {
+            let e = Config::parse(&format!("{PORT}{bad}")).unwrap_err();
+            assert!(e.0.contains(want), "{bad:?} gave {e}");
+        }
+        let two = format!("{PORT}[port.twin]\nname = \"x\"\n[[port]]\nname = \"q\"\ndevice = \"net_null1\"\n[port.twin]\nname = \"x\"\n");
+        assert!(Config::parse(&two).unwrap_err().0.contains("used twice"));
+        let e = Config::parse(&format!("[workers]\nidle_sleep_us = 200000\n{PORT}")).unwrap_err();
+        assert!(e.0.contains("idle_sleep_us"), "{e}");
+    }
 }

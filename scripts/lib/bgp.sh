@@ -39,7 +39,7 @@ declare -gA BGP_PID=()
 # dead node must stop getting traffic at once. With the router left at
 # BIRD's default ("aware"), a node announcing itself restart-capable
 # ("graceful restart on") would keep its routes as stale for 120 s after
-# its bird died (bgp-selftest's check 4 fails so with a GR-able node).
+# its bird died.
 _bgp_session_opts() {
     cat <<'EOF'
     hold time 3;

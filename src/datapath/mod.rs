@@ -203,6 +203,8 @@ pub struct Datapath<B> {
     /// Which VIPs each port answers for, and where new owners come from.
     vip_owners: Arc<VipOwners>,
     owners_rx: Option<net::SnapshotRx<VipOwners>>,
+    /// Some port has a kernel twin.
+    twin_ports: bool,
     next_housekeeping: Timestamp,
     next_publish: Timestamp,
     /// The ICMP errors this worker may send.
@@ -259,6 +261,7 @@ impl<B: PacketBuf> Datapath<B> {
             links: None,
             vip_owners: Arc::new(VipOwners::default()),
             owners_rx: None,
+            twin_ports: false,
             next_housekeeping: Timestamp::ZERO,
             next_publish: Timestamp::ZERO,
             icmp_limit: net::IcmpLimiter::new(net::IcmpLimitConfig::default()),
@@ -270,6 +273,7 @@ impl<B: PacketBuf> Datapath<B> {
             announce_due: false,
         };
         d.own_set = own_addrs(&d.net);
+        d.twin_ports = d.net.iter().any(|i| i.has_twin());
         let snap = d.engine.snapshot().clone();
         d.update_vips(&snap);
         d
@@ -475,6 +479,9 @@ impl<B: PacketBuf> Datapath<B> {
             };
         }
         self.decide_burst(port, bufs, &heads[..n], &todo[..n], now, out);
+        if self.twin_ports && self.has_twin(port) {
+            self.to_twin(bufs, &heads[..n], out);
+        }
         tagged
     }
 
@@ -530,6 +537,9 @@ impl<B: PacketBuf> Datapath<B> {
             }
             self.decide_burst(l, bufs, &heads[..n], &mine[..n], now, out);
         }
+        if self.twin_ports && self.has_twin(port) {
+            self.to_twin(bufs, &heads[..n], out);
+        }
     }
 
     /// A tagged frame on a port without VLANs: only a priority tag (VLAN
@@ -550,30 +560,42 @@ impl<B: PacketBuf> Datapath<B> {
         host: &net::policy::Host<'_>,
     ) -> Option<Outcome> {
         match net::policy::admit(data, h, host) {
-            Err(r) => Some(self.refused(iface, data, h, r)),
+            Err(r) => Some(Outcome::Drop(r)),
             Ok(()) => self.foreign_owner(iface, h).map(Outcome::Handoff),
         }
     }
 
-    /// A frame the input checks refused: multicast and broadcast (VRRP,
-    /// OSPF, DHCP, LLDP) are the kernel twin's, when there is one.
+    /// After a burst was decided on a port with a kernel twin: the frames
+    /// the input checks refused as not for us that are the host's
+    /// (multicast and broadcast: VRRP, OSPF, DHCP, LLDP) go to the twin.
+    /// A pass of its own, so that ports without a twin pay nothing.
     #[cold]
-    fn refused(&self, iface: PortIndex, data: &[u8], h: &Headers, r: DropReason) -> Outcome {
-        let group_mac = data.first().is_some_and(|b| b & 1 == 1);
-        let group_ip = match h.dst {
-            IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
-            IpAddr::V6(a) => a.is_multicast(),
-        };
-        let host_s = match r {
-            DropReason::NotForUs => group_mac && (group_ip || !matches!(h.l3, L3::Ipv4 | L3::Ipv6)),
-            DropReason::MartianDestination => group_ip,
-            _ => false,
-        };
-        if host_s {
-            self.kernel_or(iface, r)
-        } else {
-            Outcome::Drop(r)
+    #[inline(never)]
+    fn to_twin(&self, bufs: &[B], heads: &[Headers], out: &mut [Outcome]) {
+        for ((b, h), o) in bufs.iter().zip(heads).zip(out.iter_mut()) {
+            let Outcome::Drop(r) = *o else { continue };
+            let group_mac = b.data().first().is_some_and(|m| m & 1 == 1);
+            let group_ip = match h.dst {
+                IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+                IpAddr::V6(a) => a.is_multicast(),
+            };
+            let host_s = match r {
+                DropReason::NotForUs => {
+                    group_mac && (group_ip || !matches!(h.l3, L3::Ipv4 | L3::Ipv6))
+                }
+                DropReason::MartianDestination => group_ip,
+                _ => false,
+            };
+            if host_s {
+                *o = Outcome::Kernel;
+            }
         }
+    }
+
+    /// True when port `port` has a kernel twin.
+    #[inline]
+    fn has_twin(&self, port: PortIndex) -> bool {
+        self.net.port(port).is_some_and(|i| i.has_twin())
     }
 
     /// Frames decided for interfaces leave by their ports, tagged as each

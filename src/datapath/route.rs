@@ -236,23 +236,34 @@ fn hop_of<'a>(
     dir: Direction,
 ) -> Option<&'a Hop> {
     let target = target_of(h, f, dir);
-    let resolve = |with_local: bool| {
-        let nh = routes.lookup(&target)?;
-        let local = with_local.then(|| {
-            net.port(nh.port)
-                .map_or(NO_ADDRS, |i| addrs_for(i, &target))
-        });
-        Some(Hop {
-            port: nh.port,
-            next_hop: nh.addr,
-            mac: neigh.lookup(nh.port, &nh.addr),
-            local,
-        })
-    };
     match dir {
-        Direction::In => hops.dest(f.dest, target, || resolve(true)),
-        Direction::Out => hops.addr(target, || resolve(false)),
+        Direction::In => hops.dest(f.dest, target, || resolve(routes, neigh, net, target, true)),
+        Direction::Out => hops.addr(target, || resolve(routes, neigh, net, target, false)),
     }
+}
+
+/// A hop cache miss: the route and neighbour toward `target`. Out of line:
+/// as a closure over them, what it needs was gathered for every packet.
+#[cold]
+#[inline(never)]
+fn resolve(
+    routes: &RouteTable,
+    neigh: &NeighSnapshot,
+    net: &NetConfig,
+    target: IpAddr,
+    with_local: bool,
+) -> Option<Hop> {
+    let nh = routes.lookup(&target)?;
+    let local = with_local.then(|| {
+        net.port(nh.port)
+            .map_or(NO_ADDRS, |i| addrs_for(i, &target))
+    });
+    Some(Hop {
+        port: nh.port,
+        next_hop: nh.addr,
+        mac: neigh.lookup(nh.port, &nh.addr),
+        local,
+    })
 }
 
 /// Where a forwarded packet goes: the real server inbound, the client

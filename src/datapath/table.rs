@@ -492,6 +492,10 @@ const NOT_FROM_A_FRAME: &[(DropReason, &str)] = &[
         "the worker loop's: its hand-off ring",
     ),
     (
+        DropReason::TwinFull,
+        "the worker loop's: its ring to the kernel twin",
+    ),
+    (
         DropReason::NoScheduler,
         "the rules refuse an unknown scheduler before a snapshot has it",
     ),

@@ -184,8 +184,12 @@ fn fuzz_datapath() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let start = std::time::Instant::now();
+    let half = std::time::Duration::from_secs(secs) / 2;
+    // The first half without a kernel twin, the second with one on the
+    // client port.
     let mut b = datapath();
+    let mut twin = false;
     let seeds = [
         eth(
             CLI_MAC.0,
@@ -233,7 +237,11 @@ fn fuzz_datapath() {
     ];
     let mut rng = XorShift::new(0x5eed);
     let (mut runs, mut sent) = (0u64, 0u64);
-    while std::time::Instant::now() < deadline {
+    while start.elapsed() < 2 * half {
+        if !twin && start.elapsed() >= half {
+            twin = true;
+            b = super::fuzzkit::datapath_with_twin(true);
+        }
         for _ in 0..256 {
             let mut f = seeds[rng.below(seeds.len())].clone();
             for _ in 0..1 + rng.below(4) {
