@@ -31,6 +31,18 @@ struct Twin {
     withdraw: Duration,
     addrs: TwinAddrs,
     device: Arc<Port>,
+    /// The last failure reported, so that one that persists is reported
+    /// once, not at every sync.
+    last_error: Option<String>,
+}
+
+impl Twin {
+    fn report(&mut self, what: String) {
+        if self.last_error.as_ref() != Some(&what) {
+            eprintln!("rvsd: twin {}: {what}", self.name);
+            self.last_error = Some(what);
+        }
+    }
 }
 
 /// Every twin of the daemon.
@@ -140,6 +152,7 @@ impl Twins {
                 withdraw: Duration::from_millis(tc.withdraw_ms as u64),
                 addrs: TwinAddrs::new(own, tc.announce),
                 device: Arc::new(device),
+                last_error: None,
             });
         }
         let to_kernel = Ring::new(eal, "rvs_twin_in", TWIN_RING_SIZE).map_err(|e| e.to_string())?;
@@ -204,7 +217,7 @@ impl Twins {
             let present = match self.rtnl.addresses(t.index) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("rvsd: twin {}: reading its addresses: {e}", t.name);
+                    t.report(format!("reading its addresses: {e}"));
                     continue;
                 }
             };
@@ -275,7 +288,7 @@ fn apply(rtnl: &mut Rtnl, t: &mut Twin, plan: &Plan, mut present: Vec<IpCidr>) -
                 t.addrs.done(*c, true);
                 present.push(*c);
             }
-            Err(e) => eprintln!("rvsd: twin {}: adding {c}: {e}", t.name),
+            Err(e) => t.report(format!("adding {c}: {e}")),
         }
     }
     for c in &plan.remove {
@@ -284,7 +297,7 @@ fn apply(rtnl: &mut Rtnl, t: &mut Twin, plan: &Plan, mut present: Vec<IpCidr>) -
                 t.addrs.done(*c, false);
                 present.retain(|p| p.addr() != c.addr());
             }
-            Err(e) => eprintln!("rvsd: twin {}: removing {c}: {e}", t.name),
+            Err(e) => t.report(format!("removing {c}: {e}")),
         }
     }
     present
