@@ -12,9 +12,10 @@ use crate::wire::buf::VecBuf;
 use crate::wire::fuzz::{mutate, XorShift};
 use crate::wire::parse::parse_frame;
 
-const PEER: [u8; 6] = [2, 0, 0, 0, 0, 1];
+pub(super) const PEER: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
-fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+/// An Ethernet frame from `PEER`.
+pub(super) fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst);
     f.extend_from_slice(&PEER);

@@ -8,16 +8,7 @@ use super::fuzzkit::{datapath_with_twin, vip, CLI_MAC};
 use super::*;
 use crate::wire::buf::VecBuf;
 
-const PEER: [u8; 6] = [2, 0, 0, 0, 0, 1];
-
-fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&PEER);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
+use super::tests::{eth, PEER};
 
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
     let total = (20 + l4.len()) as u16;
