@@ -424,6 +424,80 @@ fn dpdk_layer_on_virtual_devices() {
         assert_eq!(ring_in.count(), 2);
     }
 
+    // --- The kernel twins' frame mover (a ring port stands for the tap):
+    // frames for the kernel reach their port's twin, the kernel's frames
+    // come back naming the port, foreign sources and unknown ports are
+    // counted, not sent.
+    {
+        use rvs::dataplane::twin::{self, TwinPort, TwinStats};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let tw_in = Ring::new(&eal, "tw_in", 256).unwrap();
+        let tw_out = Ring::new(&eal, "tw_out", 256).unwrap();
+        let mut tap = Port::from_rings(&eal, "net_ring_tw", &[&tw_in], &[&tw_out]).unwrap();
+        let (mut rx, mut tx) = tap.start(&PortConfig::default(), &pool).unwrap();
+        let to_kernel = Ring::new(&eal, "tw_to_kernel", 256).unwrap();
+        let from_kernel = Ring::new(&eal, "tw_from_kernel", 256).unwrap();
+        let mac = [2, 0, 0, 0, 0, 1];
+        let phys = pa.id();
+        let twins = vec![TwinPort {
+            port: phys,
+            mac,
+            rx: rx.pop().unwrap(),
+            tx: tx.pop().unwrap(),
+        }];
+        let stats = std::sync::Arc::new(TwinStats::default());
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let mover = {
+            let (i, o, st, stop) = (
+                to_kernel.clone(),
+                from_kernel.clone(),
+                stats.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || twin::serve(twins, i, o, &st, &stop))
+        };
+        let mut b = Burst::new();
+        for (i, port) in [(0, phys.0), (1, phys.0), (2, phys.0), (3, 77)] {
+            let mut m = Mbuf::from_bytes(&pool, &frame(i, 64)).unwrap();
+            m.set_in_port(port);
+            b.push(m).ok().unwrap();
+        }
+        assert_eq!(to_kernel.enqueue(&mut b), 4);
+        // frame() is from 02:00:00:00:00:01 (the port's MAC here); one
+        // from elsewhere.
+        let mut foreign = frame(11, 64);
+        foreign[6..12].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+        for f in [frame(10, 64), foreign, frame(12, 80)] {
+            b.push(Mbuf::from_bytes(&pool, &f).unwrap()).ok().unwrap();
+        }
+        assert_eq!(tw_in.enqueue(&mut b), 3);
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
+        while (ld(&stats.to_kernel) < 3 || ld(&stats.from_kernel) < 2)
+            && t0.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        stop.store(true, Ordering::Relaxed);
+        mover.join().unwrap();
+        assert_eq!(
+            (ld(&stats.to_kernel), ld(&stats.to_kernel_dropped)),
+            (3, 1),
+            "three to the twin, one for a port without one"
+        );
+        assert_eq!((ld(&stats.from_kernel), ld(&stats.bad_source)), (2, 1));
+        let mut got = Burst::new();
+        assert_eq!(tw_out.dequeue(&mut got), 3, "written to the twin");
+        let firsts: Vec<u8> = got.drain().map(|m| m.data()[17]).collect();
+        assert_eq!(firsts, vec![0, 1, 2]);
+        assert_eq!(from_kernel.dequeue(&mut got), 2);
+        for m in got.drain() {
+            assert_eq!(m.in_port(), phys.0, "the kernel's frame names its port");
+            assert_eq!(&m.data()[6..12], &mac);
+        }
+        drop(tap);
+    }
+
     // --- Nothing leaked: every mbuf is back in the pool.
     for mut p in [pa, pb] {
         p.stop().unwrap();
