@@ -44,7 +44,11 @@ still_works() {
     check "after $what: TCP/IPv4 answered ($got)" is_rs "$got"
     got=$(http_get "$(url "$TOPO_VIP6")" | awk '{ print $1 }')
     check "after $what: TCP/IPv6 answered ($got)" is_rs "$got"
+    # UDP has no retransmission: one query lost on the veths (net_af_packet
+    # does not report its ring losses; seen once in a CI run) is asked
+    # again, a service that stopped answering still fails.
     got=$(udp_names 1 "$TOPO_VIP4" 53)
+    is_rs "$got" || got=$(udp_names 1 "$TOPO_VIP4" 53)
     check "after $what: UDP/IPv4 answered ($got)" is_rs "$got"
 }
 
