@@ -429,8 +429,8 @@ fn dpdk_layer_on_virtual_devices() {
     // come back naming the port, foreign sources and unknown ports are
     // counted, not sent.
     {
-        use rvs::dataplane::twin::{self, TwinPort, TwinStats};
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use rvs::dataplane::twin::{self, TwinPort};
+        use std::sync::atomic::Ordering;
         let tw_in = Ring::new(&eal, "tw_in", 256).unwrap();
         let tw_out = Ring::new(&eal, "tw_out", 256).unwrap();
         let mut tap = Port::from_rings(&eal, "net_ring_tw", &[&tw_in], &[&tw_out]).unwrap();
@@ -445,17 +445,8 @@ fn dpdk_layer_on_virtual_devices() {
             rx: rx.pop().unwrap(),
             tx: tx.pop().unwrap(),
         }];
-        let stats = std::sync::Arc::new(TwinStats::default());
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let mover = {
-            let (i, o, st, stop) = (
-                to_kernel.clone(),
-                from_kernel.clone(),
-                stats.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || twin::serve(twins, i, o, &st, &stop))
-        };
+        let mover = twin::Mover::spawn(twins, to_kernel.clone(), from_kernel.clone()).unwrap();
+        let stats = mover.stats.clone();
         let mut b = Burst::new();
         for (i, port) in [(0, phys.0), (1, phys.0), (2, phys.0), (3, 77)] {
             let mut m = Mbuf::from_bytes(&pool, &frame(i, 64)).unwrap();
@@ -478,8 +469,7 @@ fn dpdk_layer_on_virtual_devices() {
         {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        stop.store(true, Ordering::Relaxed);
-        mover.join().unwrap();
+        drop(mover);
         assert_eq!(
             (ld(&stats.to_kernel), ld(&stats.to_kernel_dropped)),
             (3, 1),

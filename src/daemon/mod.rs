@@ -561,7 +561,7 @@ fn run_lb(
         conn_capacity: cfg.lb.connections,
         listener: Arc::new(ListenerStats::default()),
         latency: lat_controls,
-        twin: twins.as_ref().map(|t| t.stats.clone()),
+        twin: twins.as_ref().and_then(|t| t.stats()),
     };
     let listener_stats = runtime.listener.clone();
     let handler = Arc::new(Mutex::new(RulesHandler::new(rules, runtime)));

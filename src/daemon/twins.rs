@@ -3,7 +3,6 @@
 //! frame mover's thread, and the VIP owners the workers answer ARP/ND for.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,15 +48,15 @@ impl Twin {
 pub(super) struct Twins {
     twins: Vec<Twin>,
     rtnl: Rtnl,
-    pub stats: Arc<TwinStats>,
     to_kernel: Ring,
     from_kernel: Ring,
     owners_tx: SnapshotTx<VipOwners>,
     owners: Arc<VipOwners>,
     snaps: SnapshotRx<Snapshot>,
     vips: Vec<IpAddr>,
-    stop: Arc<AtomicBool>,
-    mover: Option<std::thread::JoinHandle<()>>,
+    /// Declared last of the frame's users: dropped (stopped) before the
+    /// twins' devices close in `Drop`.
+    mover: Option<twin::Mover>,
     ports: usize,
 }
 
@@ -99,11 +98,7 @@ impl Twins {
                 Some(m) => crate::config::parse_mac(m).map_err(|e| at(e.to_string()))?,
                 None => macs[i],
             };
-            let mac_s = mac
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":");
+            let mac_s = crate::wire::EthernetAddress(mac).to_string();
             let spec = format!("net_tap_twin{i},iface={name},mac={mac_s}");
             let mut device = Port::attach_vdev(eal, &spec).map_err(|e| at(e.to_string()))?;
             let mtu = pc.mtu.unwrap_or(crate::net::iface::DEFAULT_MTU);
@@ -158,36 +153,27 @@ impl Twins {
         let to_kernel = Ring::new(eal, "rvs_twin_in", TWIN_RING_SIZE).map_err(|e| e.to_string())?;
         let from_kernel =
             Ring::new(eal, "rvs_twin_out", TWIN_RING_SIZE).map_err(|e| e.to_string())?;
-        let stats = Arc::new(TwinStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let mover = {
-            let (i, o, st, stop) = (
-                to_kernel.clone(),
-                from_kernel.clone(),
-                stats.clone(),
-                stop.clone(),
-            );
-            std::thread::Builder::new()
-                .name("rvs-twin".into())
-                .spawn(move || twin::serve(movers, i, o, &st, &stop))
-                .map_err(|e| format!("twin thread: {e}"))?
-        };
+        let mover = twin::Mover::spawn(movers, to_kernel.clone(), from_kernel.clone())
+            .map_err(|e| format!("twin thread: {e}"))?;
         let mut t = Twins {
             twins,
             rtnl,
-            stats,
             to_kernel,
             from_kernel,
             owners_tx,
             owners: Arc::new(VipOwners::default()),
             snaps,
             vips: Vec::new(),
-            stop,
             mover: Some(mover),
             ports: cfg.ports.len(),
         };
         t.sync();
         Ok(Some(t))
+    }
+
+    /// The frame mover's counters.
+    pub fn stats(&self) -> Option<Arc<TwinStats>> {
+        self.mover.as_ref().map(|m| m.stats.clone())
     }
 
     /// Worker `w`'s link to the twins: worker 0 also sends the kernel's
@@ -265,10 +251,8 @@ impl Drop for Twins {
     /// Stop the frame mover (after the workers) and close the twins, on
     /// every way out of the daemon (before the pool goes).
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.mover.take() {
-            let _ = h.join();
-        }
+        // The mover holds the twins' queues: stopped first.
+        drop(self.mover.take());
         for t in self.twins.drain(..) {
             if let Ok(p) = Arc::try_unwrap(t.device) {
                 if let Err(e) = p.close() {

@@ -246,9 +246,10 @@ impl<B: PacketBuf> Datapath<B> {
     /// the drop.
     #[inline]
     pub(super) fn kernel_or(&self, port: PortIndex, r: DropReason) -> Outcome {
-        match self.net.port(port) {
-            Some(i) if i.has_twin() => Outcome::Kernel,
-            _ => Outcome::Drop(r),
+        if self.has_twin(port) {
+            Outcome::Kernel
+        } else {
+            Outcome::Drop(r)
         }
     }
 

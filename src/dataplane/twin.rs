@@ -8,6 +8,7 @@
 //! sleeps, backing off to [`MAX_NAP`], while nothing moves.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::mbuf::{Burst, Mbuf};
@@ -53,6 +54,43 @@ pub struct TwinStats {
 fn add(a: &AtomicU64, n: u64) {
     if n != 0 {
         a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+/// [`serve`] on a thread of its own (`rvs-twin`), stopped and joined when
+/// dropped.
+pub struct Mover {
+    pub stats: Arc<TwinStats>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Mover {
+    pub fn spawn(
+        twins: Vec<TwinPort>,
+        to_kernel: Ring,
+        from_kernel: Ring,
+    ) -> std::io::Result<Mover> {
+        let stats = Arc::new(TwinStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (stats.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("rvs-twin".into())
+            .spawn(move || serve(twins, to_kernel, from_kernel, &st, &sp))?;
+        Ok(Mover {
+            stats,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Mover {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
